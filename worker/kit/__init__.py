@@ -1,0 +1,1 @@
+"""Small helpers shared by the worker's domains (crypto, time, locks)."""

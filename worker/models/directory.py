@@ -1,0 +1,115 @@
+"""Zoom's directory as aggregated: users, groups, roles and memberships.
+
+Each row keeps first/last seen and ``deleted_at``: an account missing from a complete pull is
+marked deleted, never removed, so access reviews can still see what existed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import Index, String, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from worker.models.base import BigIntPK, JsonField, TenantScoped, TimestampField, utcnow
+from worker.models.tenancy import source_fk, tenant_fk
+
+
+class _Seen(SQLModel):
+    first_seen_at: datetime = TimestampField(nullable=False, default_factory=utcnow)
+    last_seen_at: datetime = TimestampField(nullable=False, default_factory=utcnow)
+    deleted_at: datetime | None = TimestampField()
+
+
+class ZoomUser(_Seen, TenantScoped, table=True):
+    __tablename__ = "zoom_user"
+    __table_args__ = (
+        UniqueConstraint("source_id", "zoom_id", name="uq_zoom_user_source_zoom_id"),
+        Index("ix_zoom_user_source_email", "source_id", "email"),
+        Index("ix_zoom_user_source_employee", "source_id", "employee_unique_id"),
+    )
+
+    id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)  # type: ignore[call-overload]
+    tenant_id: uuid.UUID = Field(sa_column=tenant_fk())
+    source_id: uuid.UUID = Field(sa_column=source_fk())
+    zoom_id: str = Field(sa_type=String(64))  # type: ignore[call-overload]
+    email: str = Field(default="", sa_type=String(320))  # type: ignore[call-overload]
+    first_name: str = Field(default="", sa_type=String(200))  # type: ignore[call-overload]
+    last_name: str = Field(default="", sa_type=String(200))  # type: ignore[call-overload]
+    display_name: str = Field(default="", sa_type=String(400))  # type: ignore[call-overload]
+    type: int | None = None  # 1 Basic, 2 Licensed, 99 None
+    status: str = Field(default="", sa_type=String(16))  # type: ignore[call-overload]
+    role_id: str | None = Field(default=None, sa_type=String(64))  # type: ignore[call-overload]
+    dept: str | None = Field(default=None, sa_type=String(200))  # type: ignore[call-overload]
+    employee_unique_id: str | None = Field(default=None, sa_type=String(200))  # type: ignore[call-overload]
+    group_ids: list = JsonField(list)  # type: ignore[type-arg]
+    timezone: str | None = Field(default=None, sa_type=String(64))  # type: ignore[call-overload]
+    verified: int | None = None
+    last_client_version: str | None = Field(default=None, sa_type=String(100))  # type: ignore[call-overload]
+    zoom_created_at: datetime | None = TimestampField()
+    last_login_time: datetime | None = TimestampField()
+    custom_attributes: list = JsonField(list)  # type: ignore[type-arg]
+    # Hash of the fields above as Zoom sent them: tells "updated" from "unchanged" cheaply.
+    content_hash: str = Field(default="", sa_type=String(64))  # type: ignore[call-overload]
+
+
+class ZoomGroup(_Seen, TenantScoped, table=True):
+    __tablename__ = "zoom_group"
+    __table_args__ = (UniqueConstraint("source_id", "zoom_id", name="uq_zoom_group_source_zoom_id"),)
+
+    id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)  # type: ignore[call-overload]
+    tenant_id: uuid.UUID = Field(sa_column=tenant_fk())
+    source_id: uuid.UUID = Field(sa_column=source_fk())
+    zoom_id: str = Field(sa_type=String(64))  # type: ignore[call-overload]
+    name: str = Field(default="", sa_type=String(400))  # type: ignore[call-overload]
+    total_members: int | None = None
+    content_hash: str = Field(default="", sa_type=String(64))  # type: ignore[call-overload]
+
+
+class ZoomRole(_Seen, TenantScoped, table=True):
+    __tablename__ = "zoom_role"
+    __table_args__ = (UniqueConstraint("source_id", "zoom_id", name="uq_zoom_role_source_zoom_id"),)
+
+    id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)  # type: ignore[call-overload]
+    tenant_id: uuid.UUID = Field(sa_column=tenant_fk())
+    source_id: uuid.UUID = Field(sa_column=source_fk())
+    zoom_id: str = Field(sa_type=String(64))  # type: ignore[call-overload]
+    name: str = Field(default="", sa_type=String(400))  # type: ignore[call-overload]
+    description: str | None = Field(default=None, sa_type=String(2000))  # type: ignore[call-overload]
+    total_members: int | None = None
+    # Roles can be known only from users' role_id when the app lacks role:read:admin.
+    from_users_only: bool = False
+    content_hash: str = Field(default="", sa_type=String(64))  # type: ignore[call-overload]
+
+
+class ZoomGroupMember(_Seen, TenantScoped, table=True):
+    __tablename__ = "zoom_group_member"
+    __table_args__ = (
+        UniqueConstraint(
+            "source_id", "group_zoom_id", "user_zoom_id", name="uq_zoom_group_member"
+        ),
+        Index("ix_zoom_group_member_user", "source_id", "user_zoom_id"),
+    )
+
+    id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)  # type: ignore[call-overload]
+    tenant_id: uuid.UUID = Field(sa_column=tenant_fk())
+    source_id: uuid.UUID = Field(sa_column=source_fk())
+    group_zoom_id: str = Field(sa_type=String(64))  # type: ignore[call-overload]
+    user_zoom_id: str = Field(sa_type=String(64))  # type: ignore[call-overload]
+    email: str = Field(default="", sa_type=String(320))  # type: ignore[call-overload]
+
+
+class ZoomRoleMember(_Seen, TenantScoped, table=True):
+    __tablename__ = "zoom_role_member"
+    __table_args__ = (
+        UniqueConstraint("source_id", "role_zoom_id", "user_zoom_id", name="uq_zoom_role_member"),
+        Index("ix_zoom_role_member_user", "source_id", "user_zoom_id"),
+    )
+
+    id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)  # type: ignore[call-overload]
+    tenant_id: uuid.UUID = Field(sa_column=tenant_fk())
+    source_id: uuid.UUID = Field(sa_column=source_fk())
+    role_zoom_id: str = Field(sa_type=String(64))  # type: ignore[call-overload]
+    user_zoom_id: str = Field(sa_type=String(64))  # type: ignore[call-overload]
+    email: str = Field(default="", sa_type=String(320))  # type: ignore[call-overload]

@@ -1,0 +1,140 @@
+"""The one settings object.
+
+Every knob is an environment variable with the ``AI_`` prefix (``.env.example`` documents each).
+``DATABASE_URL`` and ``REDIS_URL`` are honoured without the prefix too, because that is what
+hosting platforms and our Makefile set.
+"""
+
+from __future__ import annotations
+
+import sys
+from functools import lru_cache
+
+from cryptography.fernet import Fernet
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Values that appear in docs and examples; a deployment that still uses one is misconfigured.
+_PLACEHOLDERS = {"changeme", "change-me", "secret", "password", ""}
+
+
+class SettingsError(RuntimeError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="AI_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    database_url: str = Field(
+        default="postgresql+psycopg://postgres@127.0.0.1:5432/activity_insights",
+        validation_alias=AliasChoices("AI_DATABASE_URL", "DATABASE_URL"),
+    )
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        validation_alias=AliasChoices("AI_REDIS_URL", "REDIS_URL"),
+    )
+    # Empty means "same as redis_url": one Redis is the normal deployment.
+    broker_url: str = ""
+    result_backend: str = ""
+
+    zoom_oauth_url: str = "https://zoom.us/oauth/token"
+    zoom_api_url: str = "https://api.zoom.us/v2"
+    zoom_timeout_seconds: float = Field(default=30.0, gt=0)
+    zoom_max_retries: int = Field(default=5, ge=0)
+    zoom_deadline_seconds: float = Field(default=300.0, gt=0)
+    # A cached token is treated as expired this long before Zoom's own expiry.
+    token_refresh_margin_seconds: int = Field(default=300, ge=0)
+    # Share of the Zoom account's rate limits this deployment may use: other apps of the same
+    # account draw from the same buckets.
+    rate_limit_share: float = Field(default=0.8, gt=0, le=1)
+
+    encryption_key: str = Field(default="", description="Fernet key for stored credentials")
+    admin_api_key: str = ""
+    flower_user: str = ""
+    flower_password: str = ""
+
+    activity_backfill_days: int = Field(default=90, ge=1, le=180)
+    activity_lookback_hours: int = Field(default=48, ge=0)
+    tenant_max_concurrent_tasks: int = Field(default=4, ge=1)
+    log_level: str = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_scheme(cls, value: str) -> str:
+        if not value.startswith(("postgresql", "sqlite")):
+            raise ValueError("must be a postgresql:// or sqlite:// URL")
+        if value.startswith("postgresql://"):
+            # psycopg 3 is the driver we ship; plain postgresql:// would pick psycopg2.
+            value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
+        return value
+
+    @field_validator("redis_url", "broker_url", "result_backend")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis:// URL")
+        return value
+
+    @field_validator("encryption_key")
+    @classmethod
+    def _fernet_key(cls, value: str) -> str:
+        if value:
+            try:
+                Fernet(value.encode())
+            except (ValueError, TypeError) as exc:
+                raise ValueError(
+                    "must be a Fernet key (generate one with "
+                    "`python -c 'from cryptography.fernet import Fernet; "
+                    "print(Fernet.generate_key().decode())'`)"
+                ) from exc
+        return value
+
+    @model_validator(mode="after")
+    def _defaults(self) -> Settings:
+        if not self.broker_url:
+            self.broker_url = self.redis_url
+        if not self.result_backend:
+            self.result_backend = self.redis_url
+        return self
+
+    def require(self, *names: str) -> None:
+        """Refuse placeholder or empty values for settings this process cannot run without."""
+        for name in names:
+            if str(getattr(self, name)).strip().lower() in _PLACEHOLDERS:
+                raise SettingsError(f"AI_{name.upper()} is not set (see .env.example)")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        field = str(err["loc"][0]) if err["loc"] else "?"
+        lines.append(f"AI_{field.upper()}: {err['msg']}")
+    return "; ".join(lines)
+
+
+def load_settings() -> Settings:
+    """Build settings from the environment, turning validation errors into one readable line."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsError(f"invalid settings: {_describe(exc)}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()
+
+
+def settings_or_exit() -> Settings:
+    """For entry points: one clear line on stderr and exit 2 instead of a traceback."""
+    try:
+        return get_settings()
+    except SettingsError as exc:
+        print(f"activity-insights: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
