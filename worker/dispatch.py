@@ -1,0 +1,52 @@
+"""Enqueueing work by task name, with ids only.
+
+The API and beat use these functions and never import task bodies. Callers must commit the row
+first (enqueue after commit): a fast worker would otherwise look for a row that does not exist.
+Every message carries the tenant and source in its headers, which Flower shows, so an operator
+can filter one tenant's tasks; arguments are ids, never credentials.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from worker.queues import TASK_ROUTES
+
+
+def send(
+    task_name: str,
+    record_id: uuid.UUID,
+    *,
+    tenant_id: uuid.UUID,
+    source_id: uuid.UUID,
+    countdown: float | None = None,
+) -> str:
+    from worker.celery_app import celery_app
+
+    options: dict[str, Any] = {
+        "queue": str(TASK_ROUTES[task_name]),
+        "headers": {"tenant_id": str(tenant_id), "source_id": str(source_id)},
+        # Flower lists tasks by name and args; the short tenant prefix makes them filterable.
+        "shadow": f"{task_name}[tenant={str(tenant_id)[:8]}]",
+    }
+    if countdown:
+        options["countdown"] = countdown
+    result = celery_app.send_task(task_name, args=[str(record_id)], **options)
+    return str(result.id)
+
+
+def enqueue_connection_test(test_id: uuid.UUID, *, tenant_id: uuid.UUID, source_id: uuid.UUID) -> str:
+    return send("zoom.test_connection", test_id, tenant_id=tenant_id, source_id=source_id)
+
+
+def enqueue_aggregation(run_id: uuid.UUID, *, tenant_id: uuid.UUID, source_id: uuid.UUID) -> str:
+    return send("zoom.aggregate", run_id, tenant_id=tenant_id, source_id=source_id)
+
+
+def enqueue_correlation(run_id: uuid.UUID, *, tenant_id: uuid.UUID, source_id: uuid.UUID) -> str:
+    return send("zoom.correlate", run_id, tenant_id=tenant_id, source_id=source_id)
+
+
+def enqueue_activity_sync(run_id: uuid.UUID, *, tenant_id: uuid.UUID, source_id: uuid.UUID) -> str:
+    return send("zoom.sync_activity", run_id, tenant_id=tenant_id, source_id=source_id)

@@ -1,0 +1,21 @@
+"""Queue names. Connection tests have their own queue so a test never waits behind a backfill."""
+
+from enum import StrEnum
+
+
+class Queue(StrEnum):
+    CONNECTION_TESTS = "connection_tests"
+    AGGREGATION = "aggregation"
+    ACTIVITY = "activity"
+    SCHEDULING = "scheduling"
+
+
+# Task name -> queue. Celery routes by this table; the API and beat enqueue by name only.
+TASK_ROUTES = {
+    "zoom.test_connection": Queue.CONNECTION_TESTS,
+    "zoom.aggregate": Queue.AGGREGATION,
+    "zoom.correlate": Queue.AGGREGATION,
+    "zoom.sync_activity": Queue.ACTIVITY,
+    "zoom.sync_activity_chunk": Queue.ACTIVITY,
+    "scheduling.dispatch_due": Queue.SCHEDULING,
+}
