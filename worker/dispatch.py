@@ -36,17 +36,25 @@ def send(
     return str(result.id)
 
 
-def enqueue_connection_test(test_id: uuid.UUID, *, tenant_id: uuid.UUID, source_id: uuid.UUID) -> str:
+def enqueue_connection_test(
+    test_id: uuid.UUID, *, tenant_id: uuid.UUID, source_id: uuid.UUID
+) -> str:
     return send("zoom.test_connection", test_id, tenant_id=tenant_id, source_id=source_id)
 
 
-def enqueue_aggregation(run_id: uuid.UUID, *, tenant_id: uuid.UUID, source_id: uuid.UUID) -> str:
+def enqueue_aggregation(
+    run_id: uuid.UUID, *, tenant_id: uuid.UUID, source_id: uuid.UUID
+) -> str:
     return send("zoom.aggregate", run_id, tenant_id=tenant_id, source_id=source_id)
 
 
-def enqueue_correlation(run_id: uuid.UUID, *, tenant_id: uuid.UUID, source_id: uuid.UUID) -> str:
+def enqueue_correlation(
+    run_id: uuid.UUID, *, tenant_id: uuid.UUID, source_id: uuid.UUID
+) -> str:
     return send("zoom.correlate", run_id, tenant_id=tenant_id, source_id=source_id)
 
 
-def enqueue_activity_sync(run_id: uuid.UUID, *, tenant_id: uuid.UUID, source_id: uuid.UUID) -> str:
+def enqueue_activity_sync(
+    run_id: uuid.UUID, *, tenant_id: uuid.UUID, source_id: uuid.UUID
+) -> str:
     return send("zoom.sync_activity", run_id, tenant_id=tenant_id, source_id=source_id)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from uuid import UUID
 from datetime import date, datetime
+from uuid import UUID
 
 from sqlalchemy import Date, Index, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -23,16 +23,16 @@ class ActivityEvent(SQLModel, TenantScoped, table=True):
         Index("ix_activity_event_source_email_time", "source_id", "email", "time"),
     )
 
-    id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)  # type: ignore[call-overload]
+    id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
     tenant_id: UUID = Field(sa_column=tenant_fk())
     source_id: UUID = Field(sa_column=source_fk())
-    event_key: str = Field(sa_type=String(64))  # type: ignore[call-overload]
-    email: str = Field(default="", sa_type=String(320))  # type: ignore[call-overload]  # lower-cased
+    event_key: str = Field(sa_type=String(64))
+    email: str = Field(default="", sa_type=String(320))  # lower-cased
     time: datetime = TimestampField(nullable=False)
-    type: str = Field(default="", sa_type=String(32))  # type: ignore[call-overload]
-    ip_address: str | None = Field(default=None, sa_type=String(64))  # type: ignore[call-overload]
-    client_type: str | None = Field(default=None, sa_type=String(64))  # type: ignore[call-overload]
-    version: str | None = Field(default=None, sa_type=String(100))  # type: ignore[call-overload]
+    type: str = Field(default="", sa_type=String(32))
+    ip_address: str | None = Field(default=None, sa_type=String(64))
+    client_type: str | None = Field(default=None, sa_type=String(64))
+    version: str | None = Field(default=None, sa_type=String(100))
 
 
 class Meeting(SQLModel, TenantScoped, table=True):
@@ -42,14 +42,14 @@ class Meeting(SQLModel, TenantScoped, table=True):
         Index("ix_meeting_source_host", "source_id", "host_zoom_id"),
     )
 
-    id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)  # type: ignore[call-overload]
+    id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
     tenant_id: UUID = Field(sa_column=tenant_fk())
     source_id: UUID = Field(sa_column=source_fk())
-    uuid: str = Field(sa_type=String(128))  # type: ignore[call-overload]
-    meeting_id: str = Field(default="", sa_type=String(32))  # type: ignore[call-overload]
-    host_zoom_id: str = Field(default="", sa_type=String(64))  # type: ignore[call-overload]
-    host_email: str = Field(default="", sa_type=String(320))  # type: ignore[call-overload]
-    topic: str = Field(default="", sa_type=String(500))  # type: ignore[call-overload]
+    uuid: str = Field(sa_type=String(128))
+    meeting_id: str = Field(default="", sa_type=String(32))
+    host_zoom_id: str = Field(default="", sa_type=String(64))
+    host_email: str = Field(default="", sa_type=String(320))
+    topic: str = Field(default="", sa_type=String(500))
     type: int | None = None
     start_time: datetime | None = TimestampField()
     end_time: datetime | None = TimestampField()
@@ -57,7 +57,7 @@ class Meeting(SQLModel, TenantScoped, table=True):
     total_minutes: int | None = None
     participants_count: int | None = None
     # "fetched" | "gone" (3001/12702/HTML 403: counted, not fatal) | "pending"
-    participants_status: str = Field(default="pending", sa_type=String(16))  # type: ignore[call-overload]
+    participants_status: str = Field(default="pending", sa_type=String(16))
 
 
 class MeetingParticipant(SQLModel, TenantScoped, table=True):
@@ -70,19 +70,19 @@ class MeetingParticipant(SQLModel, TenantScoped, table=True):
         Index("ix_meeting_participant_email", "source_id", "user_email"),
     )
 
-    id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)  # type: ignore[call-overload]
+    id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
     tenant_id: UUID = Field(sa_column=tenant_fk())
     source_id: UUID = Field(sa_column=source_fk())
-    participant_key: str = Field(sa_type=String(64))  # type: ignore[call-overload]
-    meeting_uuid: str = Field(sa_type=String(128))  # type: ignore[call-overload]
-    participant_id: str | None = Field(default=None, sa_type=String(64))  # type: ignore[call-overload]
-    user_id: str | None = Field(default=None, sa_type=String(64))  # type: ignore[call-overload]
-    name: str = Field(default="", sa_type=String(400))  # type: ignore[call-overload]
-    user_email: str = Field(default="", sa_type=String(320))  # type: ignore[call-overload]
+    participant_key: str = Field(sa_type=String(64))
+    meeting_uuid: str = Field(sa_type=String(128))
+    participant_id: str | None = Field(default=None, sa_type=String(64))
+    user_id: str | None = Field(default=None, sa_type=String(64))
+    name: str = Field(default="", sa_type=String(400))
+    user_email: str = Field(default="", sa_type=String(320))
     join_time: datetime | None = TimestampField()
     leave_time: datetime | None = TimestampField()
     duration: int | None = None  # seconds
-    status: str | None = Field(default=None, sa_type=String(32))  # type: ignore[call-overload]
+    status: str | None = Field(default=None, sa_type=String(32))
 
 
 class HostUsage(SQLModel, TenantScoped, table=True):
@@ -93,17 +93,17 @@ class HostUsage(SQLModel, TenantScoped, table=True):
         UniqueConstraint("source_id", "user_zoom_id", "period_start", name="uq_host_usage"),
     )
 
-    id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)  # type: ignore[call-overload]
+    id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
     tenant_id: UUID = Field(sa_column=tenant_fk())
     source_id: UUID = Field(sa_column=source_fk())
-    user_zoom_id: str = Field(sa_type=String(64))  # type: ignore[call-overload]
-    email: str = Field(default="", sa_type=String(320))  # type: ignore[call-overload]
-    period_start: date = Field(sa_type=Date)  # type: ignore[call-overload]
-    period_end: date = Field(sa_type=Date)  # type: ignore[call-overload]
+    user_zoom_id: str = Field(sa_type=String(64))
+    email: str = Field(default="", sa_type=String(320))
+    period_start: date = Field(sa_type=Date)
+    period_end: date = Field(sa_type=Date)
     meetings: int = 0
     participants: int = 0
     meeting_minutes: int = 0
-    last_client_version: str | None = Field(default=None, sa_type=String(100))  # type: ignore[call-overload]
+    last_client_version: str | None = Field(default=None, sa_type=String(100))
 
 
 class DailyUsage(SQLModel, TenantScoped, table=True):
@@ -112,10 +112,10 @@ class DailyUsage(SQLModel, TenantScoped, table=True):
     __tablename__ = "daily_usage"
     __table_args__ = (UniqueConstraint("source_id", "day", name="uq_daily_usage"),)
 
-    id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)  # type: ignore[call-overload]
+    id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
     tenant_id: UUID = Field(sa_column=tenant_fk())
     source_id: UUID = Field(sa_column=source_fk())
-    day: date = Field(sa_type=Date)  # type: ignore[call-overload]
+    day: date = Field(sa_type=Date)
     new_users: int = 0
     meetings: int = 0
     participants: int = 0
@@ -131,15 +131,15 @@ class OperationLog(SQLModel, TenantScoped, table=True):
         Index("ix_operation_log_source_time", "source_id", "time"),
     )
 
-    id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)  # type: ignore[call-overload]
+    id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
     tenant_id: UUID = Field(sa_column=tenant_fk())
     source_id: UUID = Field(sa_column=source_fk())
-    log_key: str = Field(sa_type=String(64))  # type: ignore[call-overload]
+    log_key: str = Field(sa_type=String(64))
     time: datetime = TimestampField(nullable=False)
-    operator: str = Field(default="", sa_type=String(320))  # type: ignore[call-overload]
-    category_type: str = Field(default="", sa_type=String(100))  # type: ignore[call-overload]
-    action: str = Field(default="", sa_type=String(200))  # type: ignore[call-overload]
-    operation_detail: str = Field(default="", sa_type=String(4000))  # type: ignore[call-overload]
+    operator: str = Field(default="", sa_type=String(320))
+    category_type: str = Field(default="", sa_type=String(100))
+    action: str = Field(default="", sa_type=String(200))
+    operation_detail: str = Field(default="", sa_type=String(4000))
 
 
 class UserDailySummary(SQLModel, TenantScoped, table=True):
@@ -152,15 +152,15 @@ class UserDailySummary(SQLModel, TenantScoped, table=True):
         Index("ix_user_daily_summary_source_day", "source_id", "day"),
     )
 
-    id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)  # type: ignore[call-overload]
+    id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
     tenant_id: UUID = Field(sa_column=tenant_fk())
     source_id: UUID = Field(sa_column=source_fk())
-    email: str = Field(sa_type=String(320))  # type: ignore[call-overload]  # lower-cased
-    day: date = Field(sa_type=Date)  # type: ignore[call-overload]
+    email: str = Field(sa_type=String(320))  # lower-cased
+    day: date = Field(sa_type=Date)
     sign_ins: int = 0
     meetings_hosted: int = 0
     meetings_attended: int = 0
     meeting_minutes: int = 0
     last_activity_at: datetime | None = TimestampField()
     updated_at: datetime = TimestampField(nullable=False, default_factory=utcnow)
-    details: dict = JsonField(dict)  # type: ignore[type-arg]
+    details: dict = JsonField(dict)

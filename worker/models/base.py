@@ -24,19 +24,19 @@ def as_utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC)
 
 
-def TimestampField(*, nullable: bool = True, index: bool = False, **kw: Any) -> Any:  # noqa: N802
+def TimestampField(*, nullable: bool = True, index: bool = False, **kw: Any) -> Any:
     if "default_factory" not in kw:
         kw.setdefault("default", None)
     return Field(
-        sa_type=DateTime(timezone=True),  # type: ignore[call-overload]
+        sa_type=DateTime(timezone=True),
         nullable=nullable,
         index=index,
         **kw,
     )
 
 
-def JsonField(default_factory: Any = dict) -> Any:  # noqa: N802
-    return Field(default_factory=default_factory, sa_type=JSON)  # type: ignore[call-overload]
+def JsonField(default_factory: Any = dict) -> Any:
+    return Field(default_factory=default_factory, sa_type=JSON)
 
 
 class TenantScoped:

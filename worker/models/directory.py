@@ -30,57 +30,59 @@ class ZoomUser(_Seen, TenantScoped, table=True):
         Index("ix_zoom_user_source_employee", "source_id", "employee_unique_id"),
     )
 
-    id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)  # type: ignore[call-overload]
+    id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
     tenant_id: uuid.UUID = Field(sa_column=tenant_fk())
     source_id: uuid.UUID = Field(sa_column=source_fk())
-    zoom_id: str = Field(sa_type=String(64))  # type: ignore[call-overload]
-    email: str = Field(default="", sa_type=String(320))  # type: ignore[call-overload]
-    first_name: str = Field(default="", sa_type=String(200))  # type: ignore[call-overload]
-    last_name: str = Field(default="", sa_type=String(200))  # type: ignore[call-overload]
-    display_name: str = Field(default="", sa_type=String(400))  # type: ignore[call-overload]
+    zoom_id: str = Field(sa_type=String(64))
+    email: str = Field(default="", sa_type=String(320))
+    first_name: str = Field(default="", sa_type=String(200))
+    last_name: str = Field(default="", sa_type=String(200))
+    display_name: str = Field(default="", sa_type=String(400))
     type: int | None = None  # 1 Basic, 2 Licensed, 99 None
-    status: str = Field(default="", sa_type=String(16))  # type: ignore[call-overload]
-    role_id: str | None = Field(default=None, sa_type=String(64))  # type: ignore[call-overload]
-    dept: str | None = Field(default=None, sa_type=String(200))  # type: ignore[call-overload]
-    employee_unique_id: str | None = Field(default=None, sa_type=String(200))  # type: ignore[call-overload]
-    group_ids: list = JsonField(list)  # type: ignore[type-arg]
-    timezone: str | None = Field(default=None, sa_type=String(64))  # type: ignore[call-overload]
+    status: str = Field(default="", sa_type=String(16))
+    role_id: str | None = Field(default=None, sa_type=String(64))
+    dept: str | None = Field(default=None, sa_type=String(200))
+    employee_unique_id: str | None = Field(default=None, sa_type=String(200))
+    group_ids: list = JsonField(list)
+    timezone: str | None = Field(default=None, sa_type=String(64))
     verified: int | None = None
-    last_client_version: str | None = Field(default=None, sa_type=String(100))  # type: ignore[call-overload]
+    last_client_version: str | None = Field(default=None, sa_type=String(100))
     zoom_created_at: datetime | None = TimestampField()
     last_login_time: datetime | None = TimestampField()
-    custom_attributes: list = JsonField(list)  # type: ignore[type-arg]
+    custom_attributes: list = JsonField(list)
     # Hash of the fields above as Zoom sent them: tells "updated" from "unchanged" cheaply.
-    content_hash: str = Field(default="", sa_type=String(64))  # type: ignore[call-overload]
+    content_hash: str = Field(default="", sa_type=String(64))
 
 
 class ZoomGroup(_Seen, TenantScoped, table=True):
     __tablename__ = "zoom_group"
-    __table_args__ = (UniqueConstraint("source_id", "zoom_id", name="uq_zoom_group_source_zoom_id"),)
+    __table_args__ = (
+        UniqueConstraint("source_id", "zoom_id", name="uq_zoom_group_source_zoom_id"),
+    )
 
-    id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)  # type: ignore[call-overload]
+    id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
     tenant_id: uuid.UUID = Field(sa_column=tenant_fk())
     source_id: uuid.UUID = Field(sa_column=source_fk())
-    zoom_id: str = Field(sa_type=String(64))  # type: ignore[call-overload]
-    name: str = Field(default="", sa_type=String(400))  # type: ignore[call-overload]
+    zoom_id: str = Field(sa_type=String(64))
+    name: str = Field(default="", sa_type=String(400))
     total_members: int | None = None
-    content_hash: str = Field(default="", sa_type=String(64))  # type: ignore[call-overload]
+    content_hash: str = Field(default="", sa_type=String(64))
 
 
 class ZoomRole(_Seen, TenantScoped, table=True):
     __tablename__ = "zoom_role"
     __table_args__ = (UniqueConstraint("source_id", "zoom_id", name="uq_zoom_role_source_zoom_id"),)
 
-    id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)  # type: ignore[call-overload]
+    id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
     tenant_id: uuid.UUID = Field(sa_column=tenant_fk())
     source_id: uuid.UUID = Field(sa_column=source_fk())
-    zoom_id: str = Field(sa_type=String(64))  # type: ignore[call-overload]
-    name: str = Field(default="", sa_type=String(400))  # type: ignore[call-overload]
-    description: str | None = Field(default=None, sa_type=String(2000))  # type: ignore[call-overload]
+    zoom_id: str = Field(sa_type=String(64))
+    name: str = Field(default="", sa_type=String(400))
+    description: str | None = Field(default=None, sa_type=String(2000))
     total_members: int | None = None
     # Roles can be known only from users' role_id when the app lacks role:read:admin.
     from_users_only: bool = False
-    content_hash: str = Field(default="", sa_type=String(64))  # type: ignore[call-overload]
+    content_hash: str = Field(default="", sa_type=String(64))
 
 
 class ZoomGroupMember(_Seen, TenantScoped, table=True):
@@ -92,12 +94,12 @@ class ZoomGroupMember(_Seen, TenantScoped, table=True):
         Index("ix_zoom_group_member_user", "source_id", "user_zoom_id"),
     )
 
-    id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)  # type: ignore[call-overload]
+    id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
     tenant_id: uuid.UUID = Field(sa_column=tenant_fk())
     source_id: uuid.UUID = Field(sa_column=source_fk())
-    group_zoom_id: str = Field(sa_type=String(64))  # type: ignore[call-overload]
-    user_zoom_id: str = Field(sa_type=String(64))  # type: ignore[call-overload]
-    email: str = Field(default="", sa_type=String(320))  # type: ignore[call-overload]
+    group_zoom_id: str = Field(sa_type=String(64))
+    user_zoom_id: str = Field(sa_type=String(64))
+    email: str = Field(default="", sa_type=String(320))
 
 
 class ZoomRoleMember(_Seen, TenantScoped, table=True):
@@ -107,9 +109,9 @@ class ZoomRoleMember(_Seen, TenantScoped, table=True):
         Index("ix_zoom_role_member_user", "source_id", "user_zoom_id"),
     )
 
-    id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)  # type: ignore[call-overload]
+    id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
     tenant_id: uuid.UUID = Field(sa_column=tenant_fk())
     source_id: uuid.UUID = Field(sa_column=source_fk())
-    role_zoom_id: str = Field(sa_type=String(64))  # type: ignore[call-overload]
-    user_zoom_id: str = Field(sa_type=String(64))  # type: ignore[call-overload]
-    email: str = Field(default="", sa_type=String(320))  # type: ignore[call-overload]
+    role_zoom_id: str = Field(sa_type=String(64))
+    user_zoom_id: str = Field(sa_type=String(64))
+    email: str = Field(default="", sa_type=String(320))

@@ -20,12 +20,12 @@ class Identity(SQLModel, TenantScoped, table=True):
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     tenant_id: uuid.UUID = Field(sa_column=tenant_fk())
-    external_id: str = Field(sa_type=String(200))  # type: ignore[call-overload]
-    email: str = Field(default="", sa_type=String(320))  # type: ignore[call-overload]
+    external_id: str = Field(sa_type=String(200))
+    email: str = Field(default="", sa_type=String(320))
     # Lower-cased email: correlation is case-insensitive and must use an index.
-    email_normalized: str = Field(default="", sa_type=String(320))  # type: ignore[call-overload]
-    display_name: str = Field(default="", sa_type=String(400))  # type: ignore[call-overload]
-    attributes: dict = JsonField(dict)  # type: ignore[type-arg]
+    email_normalized: str = Field(default="", sa_type=String(320))
+    display_name: str = Field(default="", sa_type=String(400))
+    attributes: dict = JsonField(dict)
     created_at: datetime = TimestampField(nullable=False, default_factory=utcnow)
     updated_at: datetime = TimestampField(nullable=False, default_factory=utcnow)
 
@@ -42,9 +42,9 @@ class AccountCorrelation(SQLModel, TenantScoped, table=True):
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     tenant_id: uuid.UUID = Field(sa_column=tenant_fk())
     source_id: uuid.UUID = Field(sa_column=source_fk())
-    user_zoom_id: str = Field(sa_type=String(64))  # type: ignore[call-overload]
+    user_zoom_id: str = Field(sa_type=String(64))
     identity_id: uuid.UUID = Field(
         sa_column=Column(Uuid, ForeignKey("identity.id", ondelete="CASCADE"), nullable=False)
     )
-    method: str = Field(sa_type=String(32))  # type: ignore[call-overload]  # "email" | "employee_unique_id"
+    method: str = Field(sa_type=String(32))  # "email" | "employee_unique_id"
     correlated_at: datetime = TimestampField(nullable=False, default_factory=utcnow)

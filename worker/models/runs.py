@@ -20,17 +20,17 @@ class ConnectionTest(SQLModel, TenantScoped, table=True):
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     tenant_id: uuid.UUID = Field(sa_column=tenant_fk())
     source_id: uuid.UUID = Field(sa_column=source_fk())
-    status: str = Field(default=TestStatus.QUEUED, sa_type=String(16))  # type: ignore[call-overload]
+    status: str = Field(default=TestStatus.QUEUED, sa_type=String(16))
     created_at: datetime = TimestampField(nullable=False, default_factory=utcnow)
     started_at: datetime | None = TimestampField()
     finished_at: datetime | None = TimestampField()
     token_ms: int | None = None  # time to get a token (cache hit or OAuth round trip)
     call_ms: int | None = None  # time of the probe API call
-    granted_scopes: list = JsonField(list)  # type: ignore[type-arg]
-    missing_scopes: list = JsonField(list)  # type: ignore[type-arg]
-    missing_optional_scopes: list = JsonField(list)  # type: ignore[type-arg]
-    zoom_error_code: str | None = Field(default=None, sa_type=String(64))  # type: ignore[call-overload]
-    message: str = Field(default="", sa_type=Text)  # type: ignore[call-overload]
+    granted_scopes: list = JsonField(list)
+    missing_scopes: list = JsonField(list)
+    missing_optional_scopes: list = JsonField(list)
+    zoom_error_code: str | None = Field(default=None, sa_type=String(64))
+    message: str = Field(default="", sa_type=Text)
 
 
 class SyncRun(SQLModel, TenantScoped, table=True):
@@ -50,10 +50,10 @@ class SyncRun(SQLModel, TenantScoped, table=True):
         default=None,
         sa_column=Column(Uuid, ForeignKey("sync_run.id", ondelete="CASCADE"), index=True),
     )
-    kind: str = Field(sa_type=String(16))  # type: ignore[call-overload]
-    stream: str | None = Field(default=None, sa_type=String(32))  # type: ignore[call-overload]
-    trigger: str = Field(default=RunTrigger.API, sa_type=String(16))  # type: ignore[call-overload]
-    status: str = Field(default=RunStatus.QUEUED, sa_type=String(16))  # type: ignore[call-overload]
+    kind: str = Field(sa_type=String(16))
+    stream: str | None = Field(default=None, sa_type=String(32))
+    trigger: str = Field(default=RunTrigger.API, sa_type=String(16))
+    status: str = Field(default=RunStatus.QUEUED, sa_type=String(16))
     window_start: datetime | None = TimestampField()
     window_end: datetime | None = TimestampField()
     pages: int = 0
@@ -64,10 +64,10 @@ class SyncRun(SQLModel, TenantScoped, table=True):
     deleted: int = 0
     skipped: int = 0  # items Zoom would not give (gone meetings) or duplicates of a run
     # Resumable position: e.g. {"stream": ..., "next_day": ...} for a deferred chunk.
-    checkpoint: dict = JsonField(dict)  # type: ignore[type-arg]
-    details: dict = JsonField(dict)  # type: ignore[type-arg]
-    error_code: str | None = Field(default=None, sa_type=String(64))  # type: ignore[call-overload]
-    error_message: str | None = Field(default=None, sa_type=Text)  # type: ignore[call-overload]
+    checkpoint: dict = JsonField(dict)
+    details: dict = JsonField(dict)
+    error_code: str | None = Field(default=None, sa_type=String(64))
+    error_message: str | None = Field(default=None, sa_type=Text)
     created_at: datetime = TimestampField(nullable=False, default_factory=utcnow)
     started_at: datetime | None = TimestampField()
     finished_at: datetime | None = TimestampField()
@@ -83,7 +83,7 @@ class StreamCursor(SQLModel, TenantScoped, table=True):
             Uuid, ForeignKey("source.id", ondelete="CASCADE"), primary_key=True
         )
     )
-    stream: str = Field(sa_type=String(32), primary_key=True)  # type: ignore[call-overload]
+    stream: str = Field(sa_type=String(32), primary_key=True)
     tenant_id: uuid.UUID = Field(sa_column=tenant_fk())
     watermark: datetime | None = TimestampField()
     updated_at: datetime = TimestampField(nullable=False, default_factory=utcnow)

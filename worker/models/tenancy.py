@@ -12,19 +12,19 @@ from worker.models.base import JsonField, TenantScoped, TimestampField, utcnow
 from worker.models.enums import GrantType, SourceStatus, ZoomPlan
 
 
-def tenant_fk() -> Column:  # type: ignore[type-arg]
+def tenant_fk() -> Column:
     return Column(
         Uuid, ForeignKey("tenant.id", ondelete="CASCADE"), nullable=False, index=True
     )
 
 
-def source_fk() -> Column:  # type: ignore[type-arg]
+def source_fk() -> Column:
     return Column(Uuid, ForeignKey("source.id", ondelete="CASCADE"), nullable=False)
 
 
 class Tenant(SQLModel, table=True):
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    name: str = Field(sa_type=String(200), unique=True)  # type: ignore[call-overload]
+    name: str = Field(sa_type=String(200), unique=True)
     created_at: datetime = TimestampField(nullable=False, default_factory=utcnow)
 
 
@@ -39,9 +39,9 @@ class ApiKey(SQLModel, TenantScoped, table=True):
         sa_column=Column(Uuid, ForeignKey("tenant.id", ondelete="CASCADE"), index=True),
     )
     is_admin: bool = False
-    name: str = Field(default="", sa_type=String(200))  # type: ignore[call-overload]
-    prefix: str = Field(sa_type=String(16))  # type: ignore[call-overload]
-    key_hash: str = Field(sa_type=String(64), unique=True)  # type: ignore[call-overload]
+    name: str = Field(default="", sa_type=String(200))
+    prefix: str = Field(sa_type=String(16))
+    key_hash: str = Field(sa_type=String(64), unique=True)
     created_at: datetime = TimestampField(nullable=False, default_factory=utcnow)
     last_used_at: datetime | None = TimestampField()
     revoked_at: datetime | None = TimestampField()
@@ -57,25 +57,25 @@ class Source(SQLModel, TenantScoped, table=True):
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     tenant_id: uuid.UUID = Field(sa_column=tenant_fk())
-    name: str = Field(sa_type=String(200))  # type: ignore[call-overload]
-    description: str = Field(default="", sa_type=Text)  # type: ignore[call-overload]
-    owner: str = Field(default="", sa_type=String(320))  # type: ignore[call-overload]
-    governance_group: str | None = Field(default=None, sa_type=String(200))  # type: ignore[call-overload]
+    name: str = Field(sa_type=String(200))
+    description: str = Field(default="", sa_type=Text)
+    owner: str = Field(default="", sa_type=String(320))
+    governance_group: str | None = Field(default=None, sa_type=String(200))
     authoritative: bool = False
 
-    grant_type: str = Field(default=GrantType.ACCOUNT_CREDENTIALS, sa_type=String(32))  # type: ignore[call-overload]
+    grant_type: str = Field(default=GrantType.ACCOUNT_CREDENTIALS, sa_type=String(32))
     # Known up front for S2S apps; learnt from GET /users/me for refresh-token apps. Keys the
     # rate limiter, because Zoom counts limits per account over all its apps.
-    zoom_account_id: str | None = Field(default=None, sa_type=String(64), index=True)  # type: ignore[call-overload]
+    zoom_account_id: str | None = Field(default=None, sa_type=String(64), index=True)
     # Fernet(JSON{client_id, client_secret, account_id?, refresh_token?}). Never in clear.
-    credentials_ciphertext: str = Field(default="", sa_type=Text)  # type: ignore[call-overload]
+    credentials_ciphertext: str = Field(default="", sa_type=Text)
     # Bumped on every write of the credentials (rotation included): compare-and-set guard.
     credentials_version: int = 0
     credentials_updated_at: datetime | None = TimestampField()
 
-    status: str = Field(default=SourceStatus.NEW, sa_type=String(32))  # type: ignore[call-overload]
-    status_message: str = Field(default="", sa_type=Text)  # type: ignore[call-overload]
-    plan: str = Field(default=ZoomPlan.PRO, sa_type=String(16))  # type: ignore[call-overload]
+    status: str = Field(default=SourceStatus.NEW, sa_type=String(32))
+    status_message: str = Field(default="", sa_type=Text)
+    plan: str = Field(default=ZoomPlan.PRO, sa_type=String(16))
     # Share of the account's Zoom rate limits this source may use; None = settings default.
     rate_share: float | None = None
 
@@ -87,12 +87,12 @@ class Source(SQLModel, TenantScoped, table=True):
         default=None,
         sa_column=Column(Uuid, ForeignKey("source.id", ondelete="SET NULL"), nullable=True),
     )
-    correlation_config: dict = JsonField(lambda: dict(DEFAULT_CORRELATION))  # type: ignore[type-arg]
+    correlation_config: dict = JsonField(lambda: dict(DEFAULT_CORRELATION))
 
     # Cron expressions evaluated in ``timezone``; empty means the default spread by source id.
-    aggregation_cron: str = Field(default="", sa_type=String(100))  # type: ignore[call-overload]
-    activity_cron: str = Field(default="", sa_type=String(100))  # type: ignore[call-overload]
-    timezone: str = Field(default="UTC", sa_type=String(64))  # type: ignore[call-overload]
+    aggregation_cron: str = Field(default="", sa_type=String(100))
+    activity_cron: str = Field(default="", sa_type=String(100))
+    timezone: str = Field(default="UTC", sa_type=String(64))
     next_aggregation_at: datetime | None = TimestampField(index=True)
     next_activity_at: datetime | None = TimestampField(index=True)
 
