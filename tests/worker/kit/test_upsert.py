@@ -1,0 +1,81 @@
+"""The bulk upsert gives the same rows on every path: Postgres COPY, Postgres and SQLite INSERT."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlmodel import Session, SQLModel, create_engine, func, select
+
+from tests.factories import make_source, make_tenant
+from worker.kit.upsert import upsert
+from worker.models import ZoomUser
+
+
+def _rows(source_id, tenant_id, n: int, name: str = "A") -> list[dict]:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    return [
+        {
+            "tenant_id": tenant_id,
+            "source_id": source_id,
+            "zoom_id": f"u{i}",
+            "email": f"u{i}@example.com",
+            "first_name": name,
+            "group_ids": ["g1", f"g{i}"],
+            "first_seen_at": now,
+            "last_seen_at": now + timedelta(seconds=i),
+        }
+        for i in range(n)
+    ]
+
+
+@pytest.mark.parametrize("threshold", [1, 10_000], ids=["copy", "insert"])
+def test_postgres_upsert_inserts_then_updates_without_duplicates(
+    session: Session, threshold: int
+) -> None:
+    tenant = make_tenant(session)
+    source = make_source(session, tenant)
+    rows = _rows(source.id, tenant.id, 700)
+    assert upsert(session, ZoomUser, rows, conflict=("source_id", "zoom_id"),
+                  copy_threshold=threshold) == 700
+    later = [dict(r, first_name="B", first_seen_at=datetime(2030, 1, 1, tzinfo=UTC))
+             for r in rows]
+    upsert(session, ZoomUser, later, conflict=("source_id", "zoom_id"),
+           insert_only=("first_seen_at",), copy_threshold=threshold)
+    count = session.exec(select(func.count()).select_from(ZoomUser)
+                         .where(ZoomUser.source_id == source.id)).one()
+    assert count == 700
+    user = session.exec(select(ZoomUser).where(ZoomUser.source_id == source.id,
+                                               ZoomUser.zoom_id == "u5")).one()
+    assert user.first_name == "B"
+    assert user.group_ids == ["g1", "g5"]
+    assert user.first_seen_at.year == 2026
+
+
+def test_duplicate_keys_within_one_page_keep_the_last_row(session: Session) -> None:
+    tenant = make_tenant(session)
+    source = make_source(session, tenant)
+    rows = _rows(source.id, tenant.id, 3)
+    rows.append(dict(rows[0], first_name="Z"))
+    upsert(session, ZoomUser, rows, conflict=("source_id", "zoom_id"))
+    names = session.exec(select(ZoomUser.first_name).where(
+        ZoomUser.source_id == source.id, ZoomUser.zoom_id == "u0")).all()
+    assert names == ["Z"]
+
+
+def test_sqlite_upsert_gives_the_same_rows(tmp_path) -> None:
+    import worker.models  # noqa: F401
+
+    engine = create_engine(f"sqlite:///{tmp_path}/t.db")
+    SQLModel.metadata.create_all(engine)
+    with Session(engine) as session:
+        tenant = make_tenant(session)
+        source = make_source(session, tenant)
+        rows = _rows(source.id, tenant.id, 1200)
+        upsert(session, ZoomUser, rows, conflict=("source_id", "zoom_id"))
+        upsert(session, ZoomUser, [dict(r, first_name="B") for r in rows],
+               conflict=("source_id", "zoom_id"), insert_only=("first_seen_at",))
+        session.commit()
+        assert session.exec(select(func.count()).select_from(ZoomUser)).one() == 1200
+        assert set(session.exec(select(ZoomUser.first_name)).all()) == {"B"}
+    engine.dispose()
