@@ -101,7 +101,8 @@ return 0
 # Extend only a slot we still hold (XX): a slot that expired is gone, and renewing must not
 # resurrect it over the limit.
 _RENEW_SLOT = """
-if redis.call('ZSCORE', KEYS[1], ARGV[3]) then
+local expires = redis.call('ZSCORE', KEYS[1], ARGV[3])
+if expires and tonumber(expires) > tonumber(ARGV[1]) then
   redis.call('ZADD', KEYS[1], 'XX', ARGV[1] + ARGV[2], ARGV[3])
   redis.call('PEXPIRE', KEYS[1], ARGV[2] * 2)
   return 1
