@@ -1,0 +1,58 @@
+"""The ASGI application: routers, error handlers and middleware, nothing else.
+
+Run it with ``uvicorn --factory api.main:create_app``.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers, install_problem_openapi
+from api.middleware import MAX_BODY_BYTES, BodySizeLimit
+from api.ratelimit import RateLimit
+from api.routes import (
+    accounts,
+    activity,
+    connection_tests,
+    groups,
+    health,
+    identities,
+    insights,
+    keys,
+    meetings,
+    roles,
+    runs,
+    sources,
+    tenants,
+)
+
+DESCRIPTION = """\
+Activity Insights for Zoom: tenants, Zoom sources, connection tests, runs, and the accounts,
+activity and insights the workers collect.
+
+Authenticate with `Authorization: Bearer <key>` or `X-API-Key: <key>`. Tenant keys see only
+their tenant; the admin key manages tenants and keys. Errors are RFC 9457 problem details.
+"""
+
+
+def create_app(
+    *, rate_limit: RateLimit | None = None, max_body_bytes: int = MAX_BODY_BYTES
+) -> FastAPI:
+    app = FastAPI(
+        title="Activity Insights for Zoom",
+        version="1.0.0",
+        description=DESCRIPTION,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+        redoc_url=None,
+    )
+    app.state.rate_limit = rate_limit
+    for module in (
+        health, tenants, keys, sources, connection_tests, runs, identities,
+        accounts, groups, roles, activity, meetings, insights,
+    ):
+        app.include_router(module.router)
+    install_error_handlers(app)
+    install_problem_openapi(app)
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    return app

@@ -1,0 +1,111 @@
+"""Connection tests: queued here, run by the worker (which calls Zoom), polled here."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+from sqlmodel import Session, col
+
+from api.deps import SessionDep, TenantDep, get_or_404
+from api.errors import PROBLEM_RESPONSES, Conflict
+from api.queueing import enqueue_committed
+from api.schemas.common import Limit, Page, decode_cursor, encode_cursor
+from api.schemas.runs import ConnectionTestPublic
+from api.schemas.sources import Accepted
+from worker import dispatch
+from worker.db import tenant_query
+from worker.models import ConnectionTest, Source, SourceStatus, TestStatus
+
+router = APIRouter(prefix="/v1", tags=["connection tests"], responses=PROBLEM_RESPONSES)
+
+
+def _links(test: ConnectionTest) -> dict[str, str]:
+    return {"self": f"/v1/connection-tests/{test.id}", "source": f"/v1/sources/{test.source_id}"}
+
+
+def to_public(test: ConnectionTest) -> ConnectionTestPublic:
+    return ConnectionTestPublic(
+        id=test.id,
+        source_id=test.source_id,
+        status=test.status,
+        created_at=test.created_at,
+        started_at=test.started_at,
+        finished_at=test.finished_at,
+        token_ms=test.token_ms,
+        call_ms=test.call_ms,
+        granted_scopes=[str(s) for s in test.granted_scopes or []],
+        missing_scopes=[str(s) for s in test.missing_scopes or []],
+        missing_optional_scopes=[str(s) for s in test.missing_optional_scopes or []],
+        zoom_error_code=test.zoom_error_code,
+        message=test.message,
+        links=_links(test),
+    )
+
+
+def _active_source(session: Session, tenant_id: uuid.UUID, source_id: uuid.UUID) -> Source:
+    source = get_or_404(session, Source, tenant_id, source_id, "source")
+    if source.status == SourceStatus.DISABLED:
+        raise Conflict("the source is disabled: enable it first")
+    return source
+
+
+@router.post(
+    "/sources/{source_id}/connection-tests",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Accepted,
+)
+def start_connection_test(
+    source_id: uuid.UUID, tenant_id: TenantDep, session: SessionDep, response: Response
+) -> Accepted:
+    """Queue a connection test of the source's credentials and scopes; poll links.self."""
+    source = _active_source(session, tenant_id, source_id)
+    test = ConnectionTest(tenant_id=tenant_id, source_id=source.id, status=TestStatus.QUEUED)
+    session.add(test)
+    session.commit()
+    enqueue_committed(session, test, dispatch.enqueue_connection_test)
+    response.headers["Location"] = _links(test)["self"]
+    return Accepted(id=test.id, kind="connection_test", status=test.status, links=_links(test))
+
+
+@router.get("/connection-tests/{test_id}", response_model=ConnectionTestPublic)
+def get_connection_test(
+    test_id: uuid.UUID, tenant_id: TenantDep, session: SessionDep
+) -> ConnectionTestPublic:
+    """Read a connection test: status, latency, scopes and a message an admin can act on."""
+    return to_public(get_or_404(session, ConnectionTest, tenant_id, test_id, "connection test"))
+
+
+@router.get("/sources/{source_id}/connection-tests", response_model=Page[ConnectionTestPublic])
+def list_connection_tests(
+    source_id: uuid.UUID,
+    tenant_id: TenantDep,
+    session: SessionDep,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    limit: Annotated[Limit, Query()] = 20,
+) -> Page[ConnectionTestPublic]:
+    """List a source's connection tests, newest first."""
+    get_or_404(session, Source, tenant_id, source_id, "source")
+    query = tenant_query(ConnectionTest, tenant_id).where(ConnectionTest.source_id == source_id)
+    after = decode_cursor(cursor, datetime, uuid.UUID)
+    if after is not None:
+        created, last_id = after
+        query = query.where(
+            (col(ConnectionTest.created_at) < created)
+            | ((col(ConnectionTest.created_at) == created) & (col(ConnectionTest.id) < last_id))
+        )
+    rows = list(
+        session.exec(
+            query.order_by(col(ConnectionTest.created_at).desc(), col(ConnectionTest.id).desc())
+            .limit(limit + 1)
+        )
+    )
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = encode_cursor(last.created_at, str(last.id))
+    return Page[ConnectionTestPublic](
+        items=[to_public(t) for t in rows[:limit]], next_cursor=next_cursor
+    )

@@ -1,0 +1,208 @@
+"""Sync runs: aggregation, correlation and activity sync are queued here and read here."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Body, Query, Response, status
+from sqlmodel import Session, col
+
+from api.deps import SessionDep, TenantDep, get_or_404
+from api.errors import PROBLEM_RESPONSES, Conflict, Unprocessable
+from api.queueing import Enqueue, enqueue_committed
+from api.schemas.common import Limit, Page, decode_cursor, encode_cursor
+from api.schemas.runs import ActivitySyncRequest, RunDetail, RunPublic
+from api.schemas.sources import Accepted
+from worker import dispatch
+from worker.db import tenant_query
+from worker.models import RunKind, RunStatus, RunTrigger, Source, SourceStatus, SyncRun, utcnow
+
+router = APIRouter(prefix="/v1", tags=["runs"], responses=PROBLEM_RESPONSES)
+
+# Zoom keeps report data for about six months; asking for older data only wastes its quota.
+MAX_BACKFILL = timedelta(days=183)
+# Clocks differ: a "to" a little in the future is read as "now".
+_CLOCK_SKEW = timedelta(minutes=5)
+
+
+def _links(run: SyncRun) -> dict[str, str]:
+    return {"self": f"/v1/runs/{run.id}", "source": f"/v1/sources/{run.source_id}"}
+
+
+def to_public(run: SyncRun) -> RunPublic:
+    return RunPublic(
+        id=run.id,
+        source_id=run.source_id,
+        parent_id=run.parent_id,
+        kind=run.kind,
+        stream=run.stream,
+        trigger=run.trigger,
+        status=run.status,
+        window_start=run.window_start,
+        window_end=run.window_end,
+        pages=run.pages,
+        seen=run.seen,
+        inserted=run.inserted,
+        updated=run.updated,
+        unchanged=run.unchanged,
+        deleted=run.deleted,
+        skipped=run.skipped,
+        checkpoint=dict(run.checkpoint or {}),
+        details=dict(run.details or {}),
+        error_code=run.error_code,
+        error_message=run.error_message,
+        created_at=run.created_at,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        links=_links(run),
+    )
+
+
+def _startable(session: Session, tenant_id: uuid.UUID, source_id: uuid.UUID) -> Source:
+    source = get_or_404(session, Source, tenant_id, source_id, "source")
+    if source.status == SourceStatus.DISABLED:
+        raise Conflict("the source is disabled: enable it first")
+    return source
+
+
+def _start(
+    session: Session,
+    source: Source,
+    kind: RunKind,
+    enqueue: Enqueue,
+    response: Response,
+    window: tuple[datetime | None, datetime | None] = (None, None),
+) -> Accepted:
+    run = SyncRun(
+        tenant_id=source.tenant_id,
+        source_id=source.id,
+        kind=kind,
+        trigger=RunTrigger.API,
+        status=RunStatus.QUEUED,
+        window_start=window[0],
+        window_end=window[1],
+    )
+    session.add(run)
+    session.commit()
+    enqueue_committed(session, run, enqueue)
+    response.headers["Location"] = _links(run)["self"]
+    kind_name: Literal["aggregation", "correlation", "activity"] = kind.value
+    return Accepted(id=run.id, kind=kind_name, status=run.status, links=_links(run))
+
+
+@router.post("/sources/{source_id}/aggregations", status_code=status.HTTP_202_ACCEPTED,
+             response_model=Accepted)
+def start_aggregation(
+    source_id: uuid.UUID, tenant_id: TenantDep, session: SessionDep, response: Response
+) -> Accepted:
+    """Queue an aggregation of the source's users, groups and roles."""
+    source = _startable(session, tenant_id, source_id)
+    if not source.aggregation_enabled:
+        raise Conflict("aggregation is switched off for this source (aggregation_enabled)")
+    return _start(session, source, RunKind.AGGREGATION, dispatch.enqueue_aggregation, response)
+
+
+@router.post("/sources/{source_id}/correlations", status_code=status.HTTP_202_ACCEPTED,
+             response_model=Accepted)
+def start_correlation(
+    source_id: uuid.UUID, tenant_id: TenantDep, session: SessionDep, response: Response
+) -> Accepted:
+    """Queue a correlation of the source's Zoom accounts with the tenant's identities."""
+    source = _startable(session, tenant_id, source_id)
+    return _start(session, source, RunKind.CORRELATION, dispatch.enqueue_correlation, response)
+
+
+@router.post("/sources/{source_id}/activity-syncs", status_code=status.HTTP_202_ACCEPTED,
+             response_model=Accepted)
+def start_activity_sync(
+    source_id: uuid.UUID,
+    tenant_id: TenantDep,
+    session: SessionDep,
+    response: Response,
+    body: Annotated[ActivitySyncRequest | None, Body()] = None,
+) -> Accepted:
+    """Queue an activity sync: incremental, or a backfill of [from, to) within six months."""
+    source = _startable(session, tenant_id, source_id)
+    if not source.activity_enabled:
+        raise Conflict("activity sync is switched off for this source (activity_enabled)")
+    window = _backfill_window(body)
+    return _start(
+        session, source, RunKind.ACTIVITY, dispatch.enqueue_activity_sync, response, window
+    )
+
+
+def _backfill_window(
+    body: ActivitySyncRequest | None,
+) -> tuple[datetime | None, datetime | None]:
+    if body is None or (body.from_ is None and body.to is None):
+        return None, None
+    now = utcnow()
+    start, end = body.from_, body.to
+    if start is None:
+        raise Unprocessable("is required when to is given", field="from")
+    if end is None or end > now:
+        if end is not None and end > now + _CLOCK_SKEW:
+            raise Unprocessable("must not be in the future", field="to")
+        end = now
+    if end <= start:
+        raise Unprocessable("must be after from", field="to")
+    if start < now - MAX_BACKFILL:
+        raise Unprocessable(
+            "must be within the last six months (Zoom keeps report data that long)",
+            field="from",
+        )
+    return start, end
+
+
+@router.get("/runs/{run_id}", response_model=RunDetail)
+def get_run(run_id: uuid.UUID, tenant_id: TenantDep, session: SessionDep) -> RunDetail:
+    """Read a run: status, counts and errors; an activity sync lists its chunk runs."""
+    run = get_or_404(session, SyncRun, tenant_id, run_id, "run")
+    children = session.exec(
+        tenant_query(SyncRun, tenant_id)
+        .where(SyncRun.parent_id == run.id)
+        .order_by(col(SyncRun.window_start), col(SyncRun.created_at))
+        .limit(1000)
+    ).all()
+    return RunDetail(**to_public(run).model_dump(), children=[to_public(c) for c in children])
+
+
+@router.get("/sources/{source_id}/runs", response_model=Page[RunPublic])
+def list_runs(
+    source_id: uuid.UUID,
+    tenant_id: TenantDep,
+    session: SessionDep,
+    kind: Annotated[RunKind | None, Query()] = None,
+    run_status: Annotated[RunStatus | None, Query(alias="status")] = None,
+    include_chunks: Annotated[bool, Query(description="Also list activity chunk runs")] = False,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    limit: Annotated[Limit, Query()] = 50,
+) -> Page[RunPublic]:
+    """List a source's runs, newest first."""
+    get_or_404(session, Source, tenant_id, source_id, "source")
+    query = tenant_query(SyncRun, tenant_id).where(SyncRun.source_id == source_id)
+    if kind is not None:
+        query = query.where(SyncRun.kind == kind)
+    if run_status is not None:
+        query = query.where(SyncRun.status == run_status)
+    if not include_chunks:
+        query = query.where(col(SyncRun.parent_id).is_(None))
+    after = decode_cursor(cursor, datetime, uuid.UUID)
+    if after is not None:
+        created, last_id = after
+        query = query.where(
+            (col(SyncRun.created_at) < created)
+            | ((col(SyncRun.created_at) == created) & (col(SyncRun.id) < last_id))
+        )
+    rows = list(
+        session.exec(
+            query.order_by(col(SyncRun.created_at).desc(), col(SyncRun.id).desc()).limit(limit + 1)
+        )
+    )
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = encode_cursor(last.created_at, str(last.id))
+    return Page[RunPublic](items=[to_public(r) for r in rows[:limit]], next_cursor=next_cursor)

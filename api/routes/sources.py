@@ -1,0 +1,303 @@
+"""Sources: create, read, update (credential rotation), disable/enable, delete, list."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response, status
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col
+
+from api.deps import RedisDep, SessionDep, TenantDep, get_or_404
+from api.errors import PROBLEM_RESPONSES, BadRequest, Conflict, Unprocessable
+from api.schemas.common import Limit, Page, decode_cursor, encode_cursor
+from api.schemas.sources import (
+    CREDENTIAL_FIELDS,
+    REQUIRED_CREDENTIALS,
+    CredentialsPresence,
+    SourceCreate,
+    SourcePublic,
+    SourceUpdate,
+    missing_credentials,
+)
+from api.shims import compute_next_runs, invalidate_cached_token
+from worker.db import get_for_tenant, tenant_query
+from worker.kit.crypto import CredentialsUnreadable, decrypt_json, encrypt_json
+from worker.models import GrantType, Source, SourceStatus, utcnow
+
+router = APIRouter(prefix="/v1/sources", tags=["sources"], responses=PROBLEM_RESPONSES)
+
+_SCHEDULE_FIELDS = {"aggregation_cron", "activity_cron", "timezone"}
+_NULLABLE_FIELDS = {"governance_group", "rate_share", "governance_source_id"}
+
+
+def _stored_credentials(source: Source) -> dict[str, Any]:
+    if not source.credentials_ciphertext:
+        return {}
+    try:
+        return decrypt_json(source.credentials_ciphertext)
+    except CredentialsUnreadable:
+        # Treated as "nothing stored": the admin can paste the credentials again.
+        return {}
+
+
+def to_public(source: Source) -> SourcePublic:
+    stored = _stored_credentials(source)
+    presence = CredentialsPresence(**{name: bool(stored.get(name)) for name in CREDENTIAL_FIELDS})
+    base = f"/v1/sources/{source.id}"
+    return SourcePublic(
+        id=source.id,
+        name=source.name,
+        description=source.description,
+        owner=source.owner,
+        governance_group=source.governance_group,
+        authoritative=source.authoritative,
+        grant_type=source.grant_type,
+        zoom_account_id=source.zoom_account_id,
+        credentials=presence,
+        credentials_version=source.credentials_version,
+        credentials_updated_at=source.credentials_updated_at,
+        status=source.status,
+        status_message=source.status_message,
+        plan=source.plan,
+        rate_share=source.rate_share,
+        aggregation_enabled=source.aggregation_enabled,
+        activity_enabled=source.activity_enabled,
+        governance_source_id=source.governance_source_id,
+        correlation_config={k: bool(v) for k, v in (source.correlation_config or {}).items()},
+        aggregation_cron=source.aggregation_cron,
+        activity_cron=source.activity_cron,
+        timezone=source.timezone,
+        next_aggregation_at=source.next_aggregation_at,
+        next_activity_at=source.next_activity_at,
+        last_test_at=source.last_test_at,
+        last_test_ok_at=source.last_test_ok_at,
+        created_at=source.created_at,
+        updated_at=source.updated_at,
+        links={
+            "self": base,
+            "connection_tests": f"{base}/connection-tests",
+            "runs": f"{base}/runs",
+        },
+    )
+
+
+def _ensure_unique_name(
+    session: Session, tenant_id: uuid.UUID, name: str, exclude: uuid.UUID | None = None
+) -> None:
+    query = tenant_query(Source, tenant_id).where(Source.name == name)
+    if exclude is not None:
+        query = query.where(Source.id != exclude)
+    if session.exec(query).first() is not None:
+        raise Conflict(f"a source named {name!r} already exists in this tenant")
+
+
+def _check_governance_source(
+    session: Session, tenant_id: uuid.UUID, governance_id: uuid.UUID | None, self_id: uuid.UUID
+) -> None:
+    if governance_id is None:
+        return
+    if governance_id == self_id:
+        raise Unprocessable(
+            "a source cannot be its own governance source", field="governance_source_id"
+        )
+    if get_for_tenant(session, Source, tenant_id, governance_id) is None:
+        raise Unprocessable("no such source in this tenant", field="governance_source_id")
+
+
+def _commit(session: Session, name: str) -> None:
+    try:
+        session.commit()
+    except IntegrityError:
+        # Lost a race with a concurrent create/rename of the same name.
+        session.rollback()
+        raise Conflict(f"a source named {name!r} already exists in this tenant") from None
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=SourcePublic)
+def create_source(body: SourceCreate, tenant_id: TenantDep, session: SessionDep,
+                  response: Response) -> SourcePublic:
+    """Create a source (a Zoom app) with its credentials; they are stored encrypted."""
+    _ensure_unique_name(session, tenant_id, body.name)
+    source_id = uuid.uuid4()
+    _check_governance_source(session, tenant_id, body.governance_source_id, source_id)
+    credentials = body.credentials.plain()
+    keep = set(REQUIRED_CREDENTIALS[body.grant_type])
+    credentials = {k: v for k, v in credentials.items() if k in keep}
+    now = utcnow()
+    source = Source(
+        id=source_id,
+        tenant_id=tenant_id,
+        name=body.name,
+        description=body.description,
+        owner=body.owner,
+        governance_group=body.governance_group,
+        authoritative=body.authoritative,
+        grant_type=body.grant_type,
+        zoom_account_id=credentials.get("account_id"),
+        credentials_ciphertext=encrypt_json(credentials),
+        credentials_version=1,
+        credentials_updated_at=now,
+        status=SourceStatus.NEW,
+        status_message="run a connection test to start syncing",
+        plan=body.plan,
+        rate_share=body.rate_share,
+        aggregation_enabled=body.aggregation_enabled,
+        activity_enabled=body.activity_enabled,
+        governance_source_id=body.governance_source_id,
+        correlation_config=body.correlation_config.model_dump(),
+        aggregation_cron=body.aggregation_cron,
+        activity_cron=body.activity_cron,
+        timezone=body.timezone,
+        created_at=now,
+        updated_at=now,
+    )
+    compute_next_runs(source, now)
+    session.add(source)
+    _commit(session, body.name)
+    response.headers["Location"] = f"/v1/sources/{source.id}"
+    return to_public(source)
+
+
+@router.get("", response_model=Page[SourcePublic])
+def list_sources(
+    tenant_id: TenantDep,
+    session: SessionDep,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    limit: Annotated[Limit, Query()] = 50,
+) -> Page[SourcePublic]:
+    """List the tenant's sources, oldest first."""
+    query = tenant_query(Source, tenant_id)
+    after = decode_cursor(cursor, uuid.UUID)
+    if after is not None:
+        query = query.where(col(Source.id) > after[0])
+    rows = list(session.exec(query.order_by(col(Source.id)).limit(limit + 1)))
+    next_cursor = encode_cursor(str(rows[limit - 1].id)) if len(rows) > limit else None
+    return Page[SourcePublic](items=[to_public(s) for s in rows[:limit]], next_cursor=next_cursor)
+
+
+@router.get("/{source_id}", response_model=SourcePublic)
+def get_source(source_id: uuid.UUID, tenant_id: TenantDep, session: SessionDep) -> SourcePublic:
+    """Read a source; credentials show only which fields are set."""
+    return to_public(get_or_404(session, Source, tenant_id, source_id, "source"))
+
+
+@router.patch("/{source_id}", response_model=SourcePublic)
+def update_source(
+    source_id: uuid.UUID, body: SourceUpdate, tenant_id: TenantDep, session: SessionDep,
+    redis: RedisDep,
+) -> SourcePublic:
+    """Update a source; new credentials are merged, bump the version and drop cached tokens."""
+    source = get_or_404(session, Source, tenant_id, source_id, "source")
+    changes = body.model_dump(exclude_unset=True)
+    for name, value in changes.items():
+        if value is None and name not in _NULLABLE_FIELDS:
+            raise Unprocessable("may not be null", field=name)
+    if "name" in changes and changes["name"] != source.name:
+        _ensure_unique_name(session, tenant_id, changes["name"], exclude=source.id)
+    if "governance_source_id" in changes:
+        _check_governance_source(session, tenant_id, changes["governance_source_id"], source.id)
+
+    rotated = _apply_credentials(source, body)
+    now = utcnow()
+    for name, value in changes.items():
+        if name in {"credentials", "grant_type"}:
+            continue
+        setattr(source, name, value)
+    if _SCHEDULE_FIELDS & changes.keys():
+        compute_next_runs(source, now)
+    source.updated_at = now
+    session.add(source)
+    _commit(session, source.name)
+    if rotated:
+        invalidate_cached_token(redis, source)
+    return to_public(source)
+
+
+def _apply_credentials(source: Source, body: SourceUpdate) -> bool:
+    """Merge new credentials / grant type into the source; True when they changed."""
+    if body.credentials is None and body.grant_type is None:
+        return False
+    grant_type = body.grant_type or GrantType(source.grant_type)
+    stored = _stored_credentials(source)
+    merged = dict(stored)
+    if body.credentials is not None:
+        merged.update(body.credentials.plain())
+    # Fields another grant type needed are dropped, so no stale secret lingers.
+    merged = {k: v for k, v in merged.items() if k in REQUIRED_CREDENTIALS[grant_type]}
+    missing = missing_credentials(grant_type, merged)
+    if missing:
+        raise Unprocessable(
+            f"credentials for grant type {grant_type.value} need: {', '.join(missing)}",
+            field="credentials",
+        )
+    if merged == stored and grant_type == source.grant_type:
+        return False
+    source.credentials_ciphertext = encrypt_json(merged)
+    source.credentials_version += 1
+    source.credentials_updated_at = utcnow()
+    # S2S apps name their account; refresh-token apps learn it again from Zoom.
+    if grant_type == GrantType.ACCOUNT_CREDENTIALS:
+        source.zoom_account_id = merged.get("account_id")
+    elif grant_type != source.grant_type:
+        source.zoom_account_id = None
+    source.grant_type = grant_type
+    if source.status in {SourceStatus.FAILING, SourceStatus.REAUTHORIZE}:
+        source.status = SourceStatus.NEW
+        source.status_message = "credentials changed: run a connection test to resume syncing"
+    return True
+
+
+@router.post("/{source_id}/disable", response_model=SourcePublic)
+def disable_source(source_id: uuid.UUID, tenant_id: TenantDep, session: SessionDep) -> SourcePublic:
+    """Disable a source: no scheduled or manual runs until it is enabled again."""
+    source = get_or_404(session, Source, tenant_id, source_id, "source")
+    source.status = SourceStatus.DISABLED
+    source.status_message = "disabled by an admin"
+    source.next_aggregation_at = None
+    source.next_activity_at = None
+    source.updated_at = utcnow()
+    session.add(source)
+    session.commit()
+    return to_public(source)
+
+
+@router.post("/{source_id}/enable", response_model=SourcePublic)
+def enable_source(source_id: uuid.UUID, tenant_id: TenantDep, session: SessionDep) -> SourcePublic:
+    """Enable a disabled source; schedules resume after its next successful connection test."""
+    source = get_or_404(session, Source, tenant_id, source_id, "source")
+    if source.status == SourceStatus.DISABLED:
+        source.status = SourceStatus.NEW
+        source.status_message = "enabled: run a connection test to resume syncing"
+        now = utcnow()
+        source.updated_at = now
+        compute_next_runs(source, now)
+        session.add(source)
+        session.commit()
+    return to_public(source)
+
+
+@router.delete("/{source_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_source(
+    source_id: uuid.UUID,
+    tenant_id: TenantDep,
+    session: SessionDep,
+    redis: RedisDep,
+    confirm: Annotated[
+        str | None, Query(max_length=200, description="The source's name, to confirm")
+    ] = None,
+) -> Response:
+    """Delete a source and all its data; ``?confirm=<source name>`` is required."""
+    source = get_or_404(session, Source, tenant_id, source_id, "source")
+    if confirm != source.name:
+        raise BadRequest(
+            "deleting a source removes all its data: pass ?confirm=<the source's name>",
+            field="confirm",
+            location="query",
+        )
+    session.delete(source)  # ON DELETE CASCADE removes its Zoom data, runs and tests
+    session.commit()
+    invalidate_cached_token(redis, source)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
