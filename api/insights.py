@@ -1,0 +1,207 @@
+"""Activity Insights figures, computed from the rows the worker keeps.
+
+Sources of activity for a Zoom account (a source and a lower-cased email):
+``UserDailySummary`` (per-day figures the worker derives), ``ActivityEvent`` (sign-ins and
+sign-outs) and ``MeetingParticipant`` (meetings attended). Days are UTC days. The summaries
+and the events describe the same sign-ins; the larger count wins, so a summary that lags its
+events (or events pruned after summarising) never hides sign-ins.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import ColumnElement, and_, exists, func, or_
+from sqlmodel import Session, col, select
+
+from api.schemas.activity import ActivityFigures
+from worker.models import ActivityEvent, MeetingParticipant, UserDailySummary, ZoomUser
+
+WINDOW_DAYS = 90
+SIGN_IN_TYPES = ("sign in", "signin", "sign_in")
+
+Account = tuple[uuid.UUID, str]  # (source_id, lower-cased email)
+
+
+def account_key(user: ZoomUser) -> Account:
+    return user.source_id, user.email.lower()
+
+
+def _match(model: type, email_column: str, accounts: Sequence[Account]) -> ColumnElement[bool]:
+    return or_(*[
+        and_(model.source_id == source_id, getattr(model, email_column) == email)  # type: ignore[attr-defined]
+        for source_id, email in accounts
+    ])
+
+
+def _day(value: datetime) -> date:
+    return value.astimezone(UTC).date()
+
+
+def _latest(*values: datetime | None) -> datetime | None:
+    present = [v.astimezone(UTC) for v in values if v is not None]
+    return max(present) if present else None
+
+
+def figures(
+    session: Session,
+    tenant_id: uuid.UUID,
+    users: Sequence[ZoomUser],
+    now: datetime,
+    window_days: int = WINDOW_DAYS,
+) -> ActivityFigures:
+    accounts = sorted({account_key(u) for u in users if u.email})
+    since = now - timedelta(days=window_days)
+    since_day = _day(since)
+    zoom_login = _latest(*(u.last_login_time for u in users))
+    average = tenant_average_sign_ins(session, tenant_id, since)
+    if not accounts:
+        return ActivityFigures(
+            window_days=window_days, last_activity_at=None, zoom_last_login_at=zoom_login,
+            days_active=0, sign_ins=0, tenant_average_sign_ins=average,
+            sign_ins_vs_average=None, meetings_hosted=0, meetings_attended=0, meeting_minutes=0,
+        )
+
+    days: set[date] = set()
+    summary_sign_ins = hosted = attended = minutes = 0
+    for row in session.exec(
+        select(UserDailySummary).where(
+            col(UserDailySummary.tenant_id) == tenant_id,
+            _match(UserDailySummary, "email", accounts),
+            col(UserDailySummary.day) >= since_day,
+        )
+    ):
+        summary_sign_ins += row.sign_ins
+        hosted += row.meetings_hosted
+        attended += row.meetings_attended
+        minutes += row.meeting_minutes
+        if row.sign_ins or row.meetings_hosted or row.meetings_attended or row.meeting_minutes \
+                or row.last_activity_at is not None:
+            days.add(row.day)
+
+    event_sign_ins = 0
+    for time, kind in session.exec(
+        select(ActivityEvent.time, ActivityEvent.type).where(
+            col(ActivityEvent.tenant_id) == tenant_id,
+            _match(ActivityEvent, "email", accounts),
+            col(ActivityEvent.time) >= since,
+        )
+    ):
+        days.add(_day(time))
+        if kind.strip().lower() in SIGN_IN_TYPES:
+            event_sign_ins += 1
+
+    for joined in session.exec(
+        select(MeetingParticipant.join_time).where(
+            col(MeetingParticipant.tenant_id) == tenant_id,
+            _match(MeetingParticipant, "user_email", accounts),
+            col(MeetingParticipant.join_time) >= since,
+        )
+    ):
+        if joined is not None:
+            days.add(_day(joined))
+
+    last = last_activity(session, tenant_id, accounts).get("all")
+    sign_ins = max(summary_sign_ins, event_sign_ins)
+    ratio = round(sign_ins / average, 3) if average else None
+    return ActivityFigures(
+        window_days=window_days,
+        last_activity_at=last,
+        zoom_last_login_at=zoom_login,
+        days_active=len({d for d in days if d >= since_day}),
+        sign_ins=sign_ins,
+        tenant_average_sign_ins=average,
+        sign_ins_vs_average=ratio,
+        meetings_hosted=hosted,
+        meetings_attended=attended,
+        meeting_minutes=minutes,
+    )
+
+
+def last_activity(
+    session: Session, tenant_id: uuid.UUID, accounts: Sequence[Account]
+) -> dict[Account | str, datetime | None]:
+    """Latest activity per account (and under "all", over all of them), all time."""
+    out: dict[Account | str, datetime | None] = {}
+    if not accounts:
+        return out
+    queries = [
+        select(UserDailySummary.source_id, UserDailySummary.email,
+               func.max(col(UserDailySummary.last_activity_at)))
+        .where(UserDailySummary.tenant_id == tenant_id,
+               _match(UserDailySummary, "email", accounts))
+        .group_by(col(UserDailySummary.source_id), col(UserDailySummary.email)),
+        select(ActivityEvent.source_id, ActivityEvent.email, func.max(col(ActivityEvent.time)))
+        .where(ActivityEvent.tenant_id == tenant_id, _match(ActivityEvent, "email", accounts))
+        .group_by(col(ActivityEvent.source_id), col(ActivityEvent.email)),
+        select(MeetingParticipant.source_id, MeetingParticipant.user_email,
+               func.max(func.coalesce(MeetingParticipant.leave_time,
+                                      MeetingParticipant.join_time)))
+        .where(MeetingParticipant.tenant_id == tenant_id,
+               _match(MeetingParticipant, "user_email", accounts))
+        .group_by(col(MeetingParticipant.source_id), col(MeetingParticipant.user_email)),
+    ]
+    for query in queries:
+        for source_id, email, latest in session.exec(query):
+            key = (source_id, email)
+            out[key] = _latest(out.get(key), latest)
+            out["all"] = _latest(out.get("all"), latest)
+    return out
+
+
+def tenant_average_sign_ins(
+    session: Session, tenant_id: uuid.UUID, since: datetime
+) -> float | None:
+    """Sign-ins per (non-deleted) Zoom account of the tenant since ``since``."""
+    accounts = session.exec(
+        select(func.count()).select_from(ZoomUser).where(
+            col(ZoomUser.tenant_id) == tenant_id, col(ZoomUser.deleted_at).is_(None)
+        )
+    ).one()
+    if not accounts:
+        return None
+    events = session.exec(
+        select(func.count()).select_from(ActivityEvent).where(
+            col(ActivityEvent.tenant_id) == tenant_id,
+            col(ActivityEvent.time) >= since,
+            func.lower(ActivityEvent.type).in_(SIGN_IN_TYPES),
+        )
+    ).one()
+    summarised = session.exec(
+        select(func.coalesce(func.sum(UserDailySummary.sign_ins), 0)).where(
+            col(UserDailySummary.tenant_id) == tenant_id,
+            col(UserDailySummary.day) >= _day(since),
+        )
+    ).one()
+    return round(max(int(events), int(summarised)) / int(accounts), 3)
+
+
+def inactive_condition(tenant_id: uuid.UUID, cutoff: datetime) -> ColumnElement[bool]:
+    """True for a ZoomUser row with no activity of any kind at or after ``cutoff``."""
+    email = func.lower(ZoomUser.email)
+    recent_summary = exists().where(
+        col(UserDailySummary.tenant_id) == tenant_id,
+        col(UserDailySummary.source_id) == ZoomUser.source_id,
+        col(UserDailySummary.email) == email,
+        or_(col(UserDailySummary.last_activity_at) >= cutoff,
+            and_(col(UserDailySummary.day) >= _day(cutoff),
+                 (UserDailySummary.sign_ins + col(UserDailySummary.meetings_hosted)
+                  + UserDailySummary.meetings_attended) > 0)),
+    )
+    recent_event = exists().where(
+        col(ActivityEvent.tenant_id) == tenant_id,
+        col(ActivityEvent.source_id) == ZoomUser.source_id,
+        col(ActivityEvent.email) == email,
+        col(ActivityEvent.time) >= cutoff,
+    )
+    recent_meeting = exists().where(
+        col(MeetingParticipant.tenant_id) == tenant_id,
+        col(MeetingParticipant.source_id) == ZoomUser.source_id,
+        col(MeetingParticipant.user_email) == email,
+        col(MeetingParticipant.join_time) >= cutoff,
+    )
+    recent_login = and_(col(ZoomUser.last_login_time).is_not(None),
+                        col(ZoomUser.last_login_time) >= cutoff)
+    return ~or_(recent_summary, recent_event, recent_meeting, recent_login)
