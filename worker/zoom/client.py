@@ -50,7 +50,8 @@ DEFAULT_RETRY_AFTER_SECONDS = 1.0
 
 
 class TokenLike(Protocol):
-    access_token: str
+    @property
+    def access_token(self) -> str: ...
 
 
 class TokenSource(Protocol):
