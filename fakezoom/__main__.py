@@ -85,10 +85,13 @@ def main(argv: list[str] | None = None) -> int:
     fake = FakeZoom(build_config(args))
     server = FakeZoomServer(fake, host=args.host, port=args.port, log_level=args.log_level)
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps({
+        out = Path(args.json_out)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(json.dumps({
             "base_url": server.base_url, "oauth_token_url": server.oauth_token_url,
             "api_url": server.api_url, "accounts": fake.credentials(),
         }, indent=2))
+        tmp.replace(out)  # atomic, so a poller never reads half a file
     print(describe(server), flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()

@@ -63,3 +63,43 @@ def api_client(server: FakeZoomServer, app: App, **kwargs: Any) -> httpx.Client:
     token = get_token(server, app)["access_token"]
     return httpx.Client(base_url=server.api_url,
                         headers={"Authorization": f"Bearer {token}"}, **kwargs)
+
+
+@contextlib.contextmanager
+def subprocess_fakezoom(*args: str, timeout: float = 20.0) -> Iterator[dict[str, Any]]:
+    """Run `python -m fakezoom --port 0 ARGS` in its own process; yield its --json-out data.
+
+    For benchmarks and multi-process tests that must not share the test process's GIL. The
+    data has base_url, oauth_token_url, api_url and accounts (credentials).
+    """
+    import json
+    import subprocess
+    import sys
+    import tempfile
+    import time
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "fakezoom.json"
+        # stderr to a file, not a pipe: a chatty server must never block on a full pipe.
+        log = (Path(tmp) / "stderr.log").open("wb")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fakezoom", "--port", "0", "--json-out", str(out), *args],
+            stdout=subprocess.DEVNULL, stderr=log,
+        )
+        try:
+            deadline = time.monotonic() + timeout
+            while not out.exists() or not out.read_text().strip().endswith("}"):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    err = (Path(tmp) / "stderr.log").read_text(errors="replace")
+                    raise RuntimeError(f"fakezoom subprocess did not start: {err}")
+                time.sleep(0.05)
+            yield json.loads(out.read_text())
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            log.close()
