@@ -637,7 +637,12 @@ class FakeZoom:
     def page_token(self, query_key: str, offset: int) -> str:
         body = struct.pack(">II", offset, int(self.clock.now()))
         mac = hmac.new(self._secret, body + query_key.encode(), hashlib.sha256).digest()[:16]
-        return _b64url(body + mac)
+        # Masked so tokens look opaque like Zoom's rather than leaking a readable offset.
+        return _b64url(self._mask(body, mac) + mac)
+
+    def _mask(self, body: bytes, mac: bytes) -> bytes:
+        pad = hashlib.sha256(self._secret + mac).digest()
+        return bytes(a ^ b for a, b in zip(body, pad, strict=False))
 
     def read_page_token(self, token: str, query_key: str) -> int | None:
         """Offset of a valid page token for this query, None when invalid or expired."""
@@ -647,7 +652,8 @@ class FakeZoom:
             return None
         if len(raw) != 24:
             return None
-        body, mac = raw[:8], raw[8:]
+        mac = raw[8:]
+        body = self._mask(raw[:8], mac)
         want = hmac.new(self._secret, body + query_key.encode(), hashlib.sha256).digest()[:16]
         if not hmac.compare_digest(mac, want):
             return None
