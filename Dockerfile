@@ -1,0 +1,37 @@
+# One image for every service: api, workers, beat, flower, migrate and (demo profile) fakezoom.
+# The service is chosen by the command, e.g. `activity-insights worker --queues connection_tests`.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    # Sources under /app win over anything installed, so Alembic finds migrations/ next to them.
+    PYTHONPATH=/app
+
+WORKDIR /app
+
+# Dependencies first: they change less often than the code, so this layer stays cached.
+COPY pyproject.toml README.md ./
+RUN mkdir -p worker api fakezoom migrations \
+    && touch worker/__init__.py api/__init__.py fakezoom/__init__.py migrations/__init__.py \
+    && pip install . \
+    && pip uninstall -y activity-insights-zoom
+
+COPY alembic.ini ./
+COPY migrations ./migrations
+COPY worker ./worker
+COPY api ./api
+COPY fakezoom ./fakezoom
+# Editable: the console script imports the code in /app (with its migrations), not a copy.
+RUN pip install --no-deps -e . \
+    && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin app \
+    && mkdir -p /data && chown app /data
+
+USER app
+# Flower's persistent state and beat's state file, when enabled, live here.
+VOLUME ["/data"]
+EXPOSE 8000 5555
+
+ENTRYPOINT []
+CMD ["activity-insights", "--help"]

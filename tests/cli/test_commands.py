@@ -1,0 +1,323 @@
+"""`activity-insights` data commands through typer's runner, on real Postgres and Redis.
+
+No worker runs here: the tests read what the CLI enqueued from the broker, and play the worker's
+part (writing the records) from a thread when a command waits for a result.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from click.testing import Result
+from sqlmodel import select
+
+from api.keys import hash_key
+from tests.cli.conftest import queued_messages
+from worker.db import session_scope
+from worker.kit.crypto import decrypt_json
+from worker.models import (
+    ApiKey,
+    ConnectionTest,
+    RunKind,
+    RunStatus,
+    Source,
+    SourceStatus,
+    SyncRun,
+    Tenant,
+)
+from worker.models import (
+    TestStatus as TS,
+)
+
+Cli = Callable[..., Result]
+SECRET = "s3cr3t-" + uuid.uuid4().hex
+
+
+def _one_line_error(result: Result, code: int, *needles: str) -> None:
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    err = result.stderr.strip()
+    assert err.count("\n") == 0, err
+    assert err.startswith("activity-insights:"), err
+    for needle in needles:
+        assert needle in err, err
+
+
+def _tenant(cli: Cli, name: str = "acme") -> uuid.UUID:
+    result = cli("tenant", "create", name)
+    assert result.exit_code == 0, result.output
+    return uuid.UUID(result.stdout.strip().rsplit(" ", 1)[1])
+
+
+def _s2s_source(cli: Cli, tenant: str = "acme", name: str = "zoom") -> uuid.UUID:
+    result = cli(
+        "source", "add", "--tenant", tenant, "--name", name, "--account-id", "acc-1",
+        "--client-id", "cid-1", "--client-secret", SECRET,
+    )
+    assert result.exit_code == 0, result.output
+    return uuid.UUID(result.stdout.strip().rsplit(" ", 1)[1])
+
+
+def test_tenant_create_stores_the_tenant_and_refuses_a_duplicate_in_one_line(cli: Cli) -> None:
+    tenant_id = _tenant(cli)
+    with session_scope() as session:
+        assert session.get(Tenant, tenant_id) is not None
+    _one_line_error(cli("tenant", "create", "acme"), 2, "already exists")
+
+
+def test_key_create_prints_the_key_once_and_stores_only_its_hash(cli: Cli) -> None:
+    tenant_id = _tenant(cli)
+    result = cli("key", "create", "--tenant", "acme", "--name", "ci")
+    assert result.exit_code == 0, result.output
+    key = result.stdout.strip()
+    assert key.startswith("ai_")
+    with session_scope() as session:
+        row = session.exec(select(ApiKey).where(ApiKey.tenant_id == tenant_id)).one()
+    assert row.key_hash == hash_key(key) and key not in row.key_hash
+    _one_line_error(cli("key", "create", "--tenant", "acme", "--admin"), 2, "either")
+    _one_line_error(cli("key", "create", "--tenant", "nobody"), 2, "no tenant 'nobody'")
+
+
+def test_source_add_encrypts_credentials_and_never_prints_the_secret(cli: Cli) -> None:
+    _tenant(cli)
+    source_id = _s2s_source(cli)
+    with session_scope() as session:
+        source = session.get(Source, source_id)
+        assert source is not None
+    assert SECRET not in source.credentials_ciphertext
+    assert decrypt_json(source.credentials_ciphertext) == {
+        "account_id": "acc-1", "client_id": "cid-1", "client_secret": SECRET,
+    }
+    assert source.zoom_account_id == "acc-1" and source.status == SourceStatus.NEW
+
+    for args in (("source", "list"), ("source", "show", "zoom"), ("source", "show", "acme/zoom"),
+                 ("source", "show", str(source_id)[:8], "--json"), ("status",)):
+        result = cli(*args)
+        assert result.exit_code == 0, result.output
+        assert SECRET not in result.output
+    shown = cli("source", "show", "zoom", "--json").stdout
+    assert '"client_secret"' in shown and "acc-1" in shown
+
+
+def test_source_add_names_the_missing_credential_and_bad_schedule(cli: Cli) -> None:
+    _tenant(cli)
+    result = cli("source", "add", "-t", "acme", "-n", "z", "--client-id", "c",
+                 "--client-secret", "x")
+    _one_line_error(result, 2, "--account-id")
+    result = cli("source", "add", "-t", "acme", "-n", "z", "-g", "refresh_token",
+                 "--client-id", "c", "--client-secret", "x")
+    _one_line_error(result, 2, "--refresh-token")
+    result = cli("source", "add", "-t", "acme", "-n", "z", "--account-id", "a", "--client-id",
+                 "c", "--client-secret", "x", "--activity-cron", "every day")
+    _one_line_error(result, 2, "cron")
+    result = cli("source", "add", "-t", "acme", "-n", "z", "--account-id", "a", "--client-id",
+                 "c", "--client-secret", "x", "--timezone", "Mars/Olympus")
+    _one_line_error(result, 2, "time zone")
+
+
+def test_secrets_can_come_from_the_environment_instead_of_argv(cli: Cli) -> None:
+    _tenant(cli)
+    result = cli("source", "add", "-t", "acme", "-n", "rt", "-g", "refresh_token",
+                 "--client-id", "c", env={"AI_SOURCE_CLIENT_SECRET": SECRET,
+                                          "AI_SOURCE_REFRESH_TOKEN": "rt-" + SECRET})
+    assert result.exit_code == 0, result.output
+    with session_scope() as session:
+        source = session.exec(select(Source).where(Source.name == "rt")).one()
+    assert decrypt_json(source.credentials_ciphertext)["refresh_token"] == "rt-" + SECRET
+
+
+def test_unknown_and_ambiguous_sources_are_one_line_errors(cli: Cli) -> None:
+    _tenant(cli, "acme")
+    _tenant(cli, "globex")
+    _s2s_source(cli, "acme", "zoom")
+    _s2s_source(cli, "globex", "zoom")
+    _one_line_error(cli("source", "show", "nope"), 2, "no source 'nope'")
+    _one_line_error(cli("test-connection", "zoom"), 2, "TENANT/NAME")
+    assert cli("source", "show", "globex/zoom").exit_code == 0
+
+
+def test_test_connection_enqueues_ids_only_on_its_own_queue(cli: Cli, redis_client: Any) -> None:
+    tenant_id = _tenant(cli)
+    source_id = _s2s_source(cli)
+    result = cli("test-connection", "zoom", "--no-wait")
+    assert result.exit_code == 0, result.output
+    with session_scope() as session:
+        test = session.exec(select(ConnectionTest)).one()
+    assert test.status == TS.QUEUED and test.source_id == source_id
+    (message,) = queued_messages(redis_client, "connection_tests")
+    assert message["headers"]["task"] == "zoom.test_connection"
+    assert message["decoded_body"][0] == [str(test.id)]
+    assert message["headers"]["tenant_id"] == str(tenant_id)
+    assert SECRET not in str(message)
+
+
+def _later(fn: Callable[[], None], delay: float = 0.6) -> threading.Thread:
+    def run() -> None:
+        time.sleep(delay)
+        fn()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_test_connection_wait_shows_the_missing_scope_and_what_to_fix(cli: Cli) -> None:
+    _tenant(cli)
+    _s2s_source(cli)
+
+    def worker_says_scope_missing() -> None:
+        with session_scope() as session:
+            test = session.exec(select(ConnectionTest)).one()
+            test.status = TS.FAILED
+            test.granted_scopes = ["user:read:admin"]
+            test.missing_scopes = ["report:read:admin"]
+            test.zoom_error_code = "missing_scope"
+            test.message = "scope report:read:admin missing: add it and re-activate"
+            test.finished_at = datetime.now(UTC)
+
+    thread = _later(worker_says_scope_missing)
+    result = cli("test-connection", "zoom", "--wait", "--timeout", "20")
+    thread.join()
+    assert result.exit_code == 1, result.output
+    assert "connection failed" in result.stdout
+    assert "report:read:admin" in result.stdout
+    assert "what to fix" in result.stdout and "Scopes page" in result.stdout
+
+
+def test_test_connection_wait_times_out_with_a_hint_about_workers(cli: Cli) -> None:
+    _tenant(cli)
+    _s2s_source(cli)
+    result = cli("test-connection", "zoom", "--wait", "--timeout", "1")
+    _one_line_error(result, 1, "activity-insights worker")
+
+
+def test_aggregate_wait_follows_the_run_record_to_the_end(cli: Cli) -> None:
+    _tenant(cli)
+    _s2s_source(cli)
+
+    def worker_aggregates() -> None:
+        with session_scope() as session:
+            run = session.exec(select(SyncRun)).one()
+            assert run.kind == RunKind.AGGREGATION and run.trigger == "cli"
+            run.status, run.seen, run.inserted, run.pages = RunStatus.SUCCEEDED, 42, 40, 2
+            run.finished_at = datetime.now(UTC)
+
+    thread = _later(worker_aggregates)
+    result = cli("aggregate", "zoom", "--wait", "--timeout", "20")
+    thread.join()
+    assert result.exit_code == 0, result.output
+    assert "seen 42" in result.stdout
+
+
+def test_a_failed_run_exits_non_zero_with_its_message(cli: Cli) -> None:
+    _tenant(cli)
+    _s2s_source(cli)
+
+    def worker_fails() -> None:
+        with session_scope() as session:
+            run = session.exec(select(SyncRun)).one()
+            run.status, run.error_message = RunStatus.FAILED, "client secret rejected by Zoom"
+
+    thread = _later(worker_fails)
+    result = cli("aggregate", "zoom", "--wait", "--timeout", "20")
+    thread.join()
+    _one_line_error(result, 1, "client secret rejected by Zoom")
+
+
+def test_sync_activity_passes_the_window_and_shows_chunk_progress(cli: Cli) -> None:
+    _tenant(cli)
+    _s2s_source(cli)
+
+    def worker_plans_and_runs_chunks() -> None:
+        with session_scope() as session:
+            plan = session.exec(select(SyncRun)).one()
+            assert plan.window_start == datetime(2026, 9, 1, tzinfo=UTC)
+            # --to is inclusive of its day
+            assert plan.window_end == datetime(2026, 10, 16, tzinfo=UTC)
+            plan.status = RunStatus.SUCCEEDED
+            for stream in ("signins", "meetings"):
+                for month in (0, 1):
+                    start = datetime(2026, 9, 1, tzinfo=UTC) + timedelta(days=30 * month)
+                    session.add(SyncRun(
+                        tenant_id=plan.tenant_id, source_id=plan.source_id, parent_id=plan.id,
+                        kind=RunKind.ACTIVITY, stream=stream, status=RunStatus.SUCCEEDED,
+                        window_start=start, window_end=start + timedelta(days=30),
+                        inserted=10, pages=1,
+                    ))
+
+    thread = _later(worker_plans_and_runs_chunks)
+    result = cli("sync-activity", "zoom", "--from", "2026-09-01", "--to", "2026-10-15",
+                 "--wait", "--timeout", "20")
+    thread.join()
+    assert result.exit_code == 0, result.output
+    assert "4 chunks, 40 new rows, 0 not succeeded" in result.stdout
+    assert "signins" in result.stdout and "meetings" in result.stdout
+
+
+def test_sync_activity_rejects_bad_dates(cli: Cli) -> None:
+    _tenant(cli)
+    _s2s_source(cli)
+    _one_line_error(cli("sync-activity", "zoom", "--from", "yesterday"), 2, "--from")
+    _one_line_error(cli("sync-activity", "zoom", "--to", "2026-01-01"), 2, "--to needs --from")
+    _one_line_error(
+        cli("sync-activity", "zoom", "--from", "2026-02-01", "--to", "2026-01-01"), 2, "before"
+    )
+
+
+def test_disabled_sources_start_nothing(cli: Cli, redis_client: Any) -> None:
+    _tenant(cli)
+    _s2s_source(cli)
+    assert cli("source", "disable", "zoom").exit_code == 0
+    _one_line_error(cli("aggregate", "zoom"), 2, "disabled")
+    assert queued_messages(redis_client, "aggregation") == []
+
+
+def test_status_shows_tests_runs_counts_and_failures(cli: Cli) -> None:
+    _tenant(cli)
+    source_id = _s2s_source(cli)
+    with session_scope() as session:
+        source = session.get(Source, source_id)
+        assert source is not None
+        now = datetime.now(UTC)
+        session.add(ConnectionTest(tenant_id=source.tenant_id, source_id=source.id,
+                                   status=TS.SUCCEEDED, finished_at=now))
+        session.add(SyncRun(tenant_id=source.tenant_id, source_id=source.id,
+                            kind=RunKind.AGGREGATION, status=RunStatus.SUCCEEDED, seen=61,
+                            inserted=61, finished_at=now))
+        session.add(SyncRun(tenant_id=source.tenant_id, source_id=source.id,
+                            kind=RunKind.ACTIVITY, status=RunStatus.FAILED,
+                            error_message="Zoom said no", finished_at=now))
+        source.next_activity_at = now + timedelta(hours=3)
+        session.add(source)
+    result = cli("status")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    for needle in ("acme", "zoom", "ok", "seen 61", "failed", "Zoom said no", "act "):
+        assert needle in out, needle
+
+
+def test_bad_settings_are_one_line(cli: Cli) -> None:
+    result = cli("status", env={"AI_DATABASE_URL": "mysql://nope"})
+    assert result.exit_code == 2
+    assert "AI_DATABASE_URL" in result.stderr and "Traceback" not in result.output
+
+
+def test_an_unreachable_database_is_one_line(cli: Cli) -> None:
+    result = cli("status", env={"AI_DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:1/x"})
+    _one_line_error(result, 3, "cannot use the database")
+
+
+def test_an_unmigrated_database_says_to_run_db_upgrade(cli: Cli, tmp_path: Any) -> None:
+    url = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+    result = cli("tenant", "create", "x", env={"AI_DATABASE_URL": url})
+    _one_line_error(result, 2, "db upgrade")
+
+
+def test_db_current_reports_head(cli: Cli) -> None:
+    result = cli("db", "current")
+    assert result.exit_code == 0 and "up to date" in result.stdout

@@ -1,0 +1,608 @@
+"""The operator CLI: ``activity-insights`` (also ``python -m worker.cli``).
+
+Data commands work on the database directly (create rows, commit, enqueue by name with ids
+only), the way the API does; launchers `exec` the long-running processes. Expected failures are
+one line on stderr and a non-zero exit (see `worker.cli.errors`).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from worker.cli import launch as launchers
+from worker.cli import ops
+from worker.cli.errors import EXIT_FAILED, CliError, friendly
+from worker.models import GrantType, RunKind, RunStatus, TestStatus, ZoomPlan
+from worker.models.base import as_utc
+from worker.settings import get_settings, settings_or_exit
+
+app = typer.Typer(
+    name="activity-insights",
+    help="Activity Insights for Zoom: operate the worker, the API and the database.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
+tenant_app = typer.Typer(help="Tenants (customer organisations).", no_args_is_help=True)
+key_app = typer.Typer(help="API keys.", no_args_is_help=True)
+source_app = typer.Typer(help="Sources: one Zoom app of one tenant.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(tenant_app, name="tenant")
+app.add_typer(key_app, name="key")
+app.add_typer(source_app, name="source")
+
+
+def _console() -> Console:
+    # Wide enough for tables when output is captured (tests, pipes into less).
+    return Console(width=None if Console().is_terminal else 160, highlight=False)
+
+
+def _when(value: datetime | None) -> str:
+    value = as_utc(value)
+    if value is None:
+        return "-"
+    delta = datetime.now(UTC) - value
+    stamp = value.strftime("%Y-%m-%d %H:%M")
+    if timedelta(0) <= delta < timedelta(days=1):
+        minutes = int(delta.total_seconds() // 60)
+        return f"{stamp} ({minutes // 60}h{minutes % 60:02d} ago)" if minutes >= 60 else (
+            f"{stamp} ({minutes}m ago)"
+        )
+    return stamp
+
+
+# --- db -----------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+@friendly
+def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    settings = settings_or_exit()
+    from worker import migrate
+
+    migrate.upgrade(settings.database_url, revision)
+    typer.echo(f"database at {migrate.current(settings.database_url)}")
+
+
+@db_app.command("current")
+@friendly
+def db_current() -> None:
+    """Show the revision the database is at, and whether it is the newest."""
+    settings = settings_or_exit()
+    from worker import migrate
+
+    current, head = migrate.current(settings.database_url), migrate.head()
+    state = "up to date" if current == head else f"behind (head is {head})"
+    typer.echo(f"{current or 'empty'}: {state}")
+
+
+# --- tenants and keys ---------------------------------------------------------------------
+
+
+@tenant_app.command("create")
+@friendly
+def tenant_create(name: Annotated[str, typer.Argument(help="Unique tenant name.")]) -> None:
+    """Create a tenant; prints its id."""
+    settings_or_exit()
+    from worker.db import session_scope
+
+    with session_scope() as session:
+        tenant = ops.create_tenant(session, name)
+    typer.echo(f"tenant {tenant.name} created: {tenant.id}")
+
+
+@tenant_app.command("list")
+@friendly
+def tenant_list() -> None:
+    """List tenants."""
+    settings_or_exit()
+    from sqlmodel import col, select
+
+    from worker.db import session_scope
+    from worker.models import Tenant
+
+    with session_scope() as session:
+        for tenant in session.exec(select(Tenant).order_by(col(Tenant.name))):
+            typer.echo(f"{tenant.id}  {tenant.name}")
+
+
+@key_app.command("create")
+@friendly
+def key_create(
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", "-t", help="Tenant name or id (a tenant key).")
+    ] = None,
+    admin: Annotated[bool, typer.Option("--admin", help="An admin key (creates tenants).")] = False,
+    name: Annotated[str, typer.Option("--name", help="What the key is for.")] = "",
+) -> None:
+    """Create an API key. It is printed once; only its hash is stored."""
+    settings_or_exit()
+    from worker.db import session_scope
+
+    with session_scope() as session:
+        row, plain = ops.create_key(session, tenant, name, admin)
+    scope = "admin" if row.is_admin else f"tenant {row.tenant_id}"
+    typer.echo(f"key {row.prefix}… for {scope} (id {row.id}); store it now, it is not shown again:",
+               err=True)
+    typer.echo(plain)
+
+
+# --- sources ------------------------------------------------------------------------------
+
+
+class GrantChoice(StrEnum):
+    s2s = "s2s"
+    account_credentials = "account_credentials"
+    refresh_token = "refresh_token"
+
+
+@source_app.command("add")
+@friendly
+def source_add(
+    tenant: Annotated[str, typer.Option("--tenant", "-t", help="Tenant name or id.")],
+    name: Annotated[str, typer.Option("--name", "-n", help="Unique within the tenant.")],
+    grant_type: Annotated[
+        GrantChoice,
+        typer.Option("--grant-type", "-g", help="s2s (Server-to-Server OAuth) or refresh_token."),
+    ] = GrantChoice.s2s,
+    account_id: Annotated[str, typer.Option(help="Zoom account id (s2s).")] = "",
+    client_id: Annotated[str, typer.Option(help="The Zoom app's client id.")] = "",
+    client_secret: Annotated[
+        str,
+        typer.Option(
+            envvar="AI_SOURCE_CLIENT_SECRET",
+            help="Client secret; prompted for (hidden) when omitted. Prefer the prompt or the "
+            "env variable: command-line arguments are visible to other users.",
+        ),
+    ] = "",
+    refresh_token: Annotated[
+        str,
+        typer.Option(envvar="AI_SOURCE_REFRESH_TOKEN",
+                     help="Refresh token (refresh_token apps); prompted for when omitted."),
+    ] = "",
+    plan: Annotated[ZoomPlan, typer.Option(help="The account's Zoom plan (rate limits).")] = (
+        ZoomPlan.PRO
+    ),
+    rate_share: Annotated[
+        float | None, typer.Option(help="Share of the account's Zoom limits (0-1].")
+    ] = None,
+    description: Annotated[str, typer.Option()] = "",
+    owner: Annotated[str, typer.Option(help="Who to ask about this source.")] = "",
+    aggregation_cron: Annotated[str, typer.Option(help="Empty: daily, spread by source.")] = "",
+    activity_cron: Annotated[str, typer.Option(help="Empty: daily, spread by source.")] = "",
+    timezone: Annotated[str, typer.Option(help="IANA zone the crons run in.")] = "UTC",
+) -> None:
+    """Add a source (a Zoom app) with its credentials, stored encrypted."""
+    settings_or_exit()
+    from worker.db import session_scope
+
+    grant = (
+        GrantType.REFRESH_TOKEN
+        if grant_type == GrantChoice.refresh_token
+        else GrantType.ACCOUNT_CREDENTIALS
+    )
+    interactive = _stdin_is_tty()
+    if not client_secret and interactive:
+        client_secret = typer.prompt("client secret", hide_input=True)
+    if grant == GrantType.REFRESH_TOKEN and not refresh_token and interactive:
+        refresh_token = typer.prompt("refresh token", hide_input=True)
+    spec = ops.NewSource(
+        tenant=tenant,
+        name=name,
+        grant_type=grant,
+        credentials={
+            "account_id": account_id,
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "refresh_token": refresh_token,
+        },
+        plan=plan,
+        rate_share=rate_share,
+        description=description,
+        owner=owner,
+        aggregation_cron=aggregation_cron,
+        activity_cron=activity_cron,
+        timezone=timezone,
+    )
+    with session_scope() as session:
+        source = ops.add_source(session, spec)
+    typer.echo(f"source {source.name} added: {source.id}")
+    typer.echo(f"next: activity-insights test-connection {source.id} --wait", err=True)
+
+
+def _stdin_is_tty() -> bool:
+    import sys
+
+    return sys.stdin.isatty()
+
+
+@source_app.command("list")
+@friendly
+def source_list(
+    tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="Only this tenant.")] = None,
+) -> None:
+    """List sources with their status."""
+    settings_or_exit()
+    from worker.db import session_scope
+
+    table = Table("tenant", "source", "id", "grant", "status", "last test ok", box=None)
+    with session_scope() as session:
+        for t, s in ops.list_sources(session, tenant):
+            table.add_row(t.name, s.name, str(s.id), s.grant_type, _status_text(s.status),
+                          _when(s.last_test_ok_at))
+    _console().print(table)
+
+
+def _status_text(status: str) -> str:
+    colour = {"active": "green", "failing": "red", "reauthorize": "red", "disabled": "dim"}
+    return f"[{colour[status]}]{status}[/]" if status in colour else status
+
+
+@source_app.command("show")
+@friendly
+def source_show(
+    source: Annotated[str, typer.Argument(help="Source id, id prefix, name or TENANT/NAME.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
+) -> None:
+    """Show a source; credentials only as which fields are set."""
+    settings_or_exit()
+    from worker.db import session_scope
+    from worker.kit.crypto import decrypt_json
+    from worker.models import Tenant
+
+    with session_scope() as session:
+        row = ops.resolve_source(session, source)
+        tenant = session.get(Tenant, row.tenant_id)
+        stored = decrypt_json(row.credentials_ciphertext) if row.credentials_ciphertext else {}
+    info = {
+        "id": str(row.id),
+        "tenant": tenant.name if tenant else str(row.tenant_id),
+        "name": row.name,
+        "grant_type": row.grant_type,
+        "zoom_account_id": row.zoom_account_id,
+        "credentials_set": sorted(k for k, v in stored.items() if v),
+        "credentials_version": row.credentials_version,
+        "credentials_updated_at": _iso(row.credentials_updated_at),
+        "status": row.status,
+        "status_message": row.status_message,
+        "plan": row.plan,
+        "rate_share": row.rate_share,
+        "aggregation_cron": row.aggregation_cron or "(default: daily, spread)",
+        "activity_cron": row.activity_cron or "(default: daily, spread)",
+        "timezone": row.timezone,
+        "next_aggregation_at": _iso(row.next_aggregation_at),
+        "next_activity_at": _iso(row.next_activity_at),
+        "last_test_at": _iso(row.last_test_at),
+        "last_test_ok_at": _iso(row.last_test_ok_at),
+    }
+    del stored
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+        return
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="dim")
+    table.add_column()
+    for key, value in info.items():
+        shown = ", ".join(value) if isinstance(value, list) else ("-" if value is None else value)
+        table.add_row(key, str(shown))
+    _console().print(table)
+
+
+def _iso(value: datetime | None) -> str | None:
+    value = as_utc(value)
+    return value.isoformat() if value else None
+
+
+@source_app.command("disable")
+@friendly
+def source_disable(
+    source: Annotated[str, typer.Argument(help="Source id, id prefix, name or TENANT/NAME.")],
+) -> None:
+    """Disable a source: no scheduled or manual runs until it is enabled again."""
+    settings_or_exit()
+    from worker.db import session_scope
+
+    with session_scope() as session:
+        row = ops.disable_source(session, ops.resolve_source(session, source))
+    typer.echo(f"source {row.name} disabled")
+
+
+# --- work ---------------------------------------------------------------------------------
+
+
+@app.command("test-connection")
+@friendly
+def test_connection(
+    source: Annotated[str, typer.Argument(help="Source id, id prefix, name or TENANT/NAME.")],
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the result.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait.")] = 120.0,
+) -> None:
+    """Queue a connection test; with --wait, show the result and what to fix."""
+    settings_or_exit()
+    from worker.cli.watch import render_connection_test, wait_connection_test
+    from worker.db import session_scope
+
+    with session_scope() as session:
+        row = ops.resolve_source(session, source)
+        test = ops.start_connection_test(session, row)
+    if not wait:
+        typer.echo(f"connection test {test.id} queued")
+        return
+    console = _console()
+    result = wait_connection_test(test.id, console, timeout)
+    with session_scope() as session:
+        fresh = ops.resolve_source(session, str(row.id))
+    render_connection_test(result, fresh, console)
+    if result.status != TestStatus.SUCCEEDED:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command("aggregate")
+@friendly
+def aggregate(
+    source: Annotated[str, typer.Argument(help="Source id, id prefix, name or TENANT/NAME.")],
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Follow the run.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait.")] = 1800.0,
+) -> None:
+    """Queue an aggregation (users, groups, roles and memberships)."""
+    _start_and_follow(source, RunKind.AGGREGATION, wait, timeout)
+
+
+@app.command("correlate")
+@friendly
+def correlate(
+    source: Annotated[str, typer.Argument(help="Source id, id prefix, name or TENANT/NAME.")],
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Follow the run.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait.")] = 600.0,
+) -> None:
+    """Queue a correlation of Zoom accounts to the tenant's identities."""
+    _start_and_follow(source, RunKind.CORRELATION, wait, timeout)
+
+
+def _start_and_follow(source: str, kind: RunKind, wait: bool, timeout: float) -> None:
+    settings_or_exit()
+    from worker.cli.watch import wait_run
+    from worker.db import session_scope
+
+    with session_scope() as session:
+        run = ops.start_run(session, ops.resolve_source(session, source), kind)
+    if not wait:
+        typer.echo(f"{kind} run {run.id} queued")
+        return
+    final = wait_run(run.id, _console(), timeout)
+    _finish(final.status, final.error_message)
+
+
+def _finish(status: str, error: str | None) -> None:
+    if status == RunStatus.SUCCEEDED:
+        return
+    if status == RunStatus.DEFERRED:
+        typer.echo(f"deferred: {error or 'Zoom rate cap reached'}; it resumes on its own", err=True)
+        return
+    raise CliError(f"run {status}: {error or 'no message'}", EXIT_FAILED)
+
+
+def _parse_day(value: str | None, option: str, end: bool = False) -> datetime | None:
+    if not value:
+        return None
+    try:
+        if "T" in value or " " in value.strip():
+            parsed = datetime.fromisoformat(value)
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise CliError(f"{option}: {value!r} is not a date (YYYY-MM-DD)") from None
+    # --to is inclusive of its day for a human; run windows are half-open.
+    return datetime.combine(day + timedelta(days=1) if end else day, time(), tzinfo=UTC)
+
+
+@app.command("sync-activity")
+@friendly
+def sync_activity(
+    source: Annotated[str, typer.Argument(help="Source id, id prefix, name or TENANT/NAME.")],
+    from_: Annotated[
+        str | None, typer.Option("--from", help="Backfill from this day (YYYY-MM-DD, UTC).")
+    ] = None,
+    to: Annotated[str | None, typer.Option("--to", help="Up to this day, inclusive.")] = None,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Show progress bars.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait.")] = 3600.0,
+) -> None:
+    """Queue an activity sync: incremental from the watermark, or the --from/--to window."""
+    settings_or_exit()
+    from worker.cli.watch import wait_activity
+    from worker.db import session_scope
+
+    start = _parse_day(from_, "--from")
+    end = _parse_day(to, "--to", end=True)
+    if end is not None and start is None:
+        raise CliError("--to needs --from")
+    if start is not None and end is None:
+        end = datetime.now(UTC)
+    with session_scope() as session:
+        run = ops.start_run(
+            session, ops.resolve_source(session, source), RunKind.ACTIVITY,
+            window_start=start, window_end=end,
+        )
+    if not wait:
+        typer.echo(f"activity sync {run.id} queued")
+        return
+    console = _console()
+    plan, chunks = wait_activity(run.id, console, timeout)
+    bad = [c for c in chunks if c.status not in (RunStatus.SUCCEEDED, RunStatus.DEFERRED)]
+    rows = sum(c.inserted for c in chunks)
+    console.print(f"{len(chunks)} chunks, {rows} new rows, {len(bad)} not succeeded")
+    if bad:
+        first = bad[0]
+        raise CliError(
+            f"{len(bad)} chunk(s) {first.status}: {first.error_message or 'no message'}",
+            EXIT_FAILED,
+        )
+    _finish(plan.status, plan.error_message)
+
+
+# --- status -------------------------------------------------------------------------------
+
+
+@app.command("status")
+@friendly
+def status(
+    tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="Only this tenant.")] = None,
+) -> None:
+    """One table: every tenant's sources, last test, last runs, next runs and failures."""
+    settings_or_exit()
+    from worker.db import session_scope
+
+    table = Table(
+        "tenant", "source", "status", "last test", "aggregation", "correlation", "activity",
+        "next runs", "failures 24h", title="Activity Insights for Zoom", show_lines=True,
+    )
+    with session_scope() as session:
+        rows = ops.status_rows(session, tenant)
+        for row in rows:
+            runs = {}
+            for kind, run in row.last_runs.items():
+                runs[kind] = _run_cell(session, run)
+            failures = str(row.failures_24h)
+            if row.last_failure is not None:
+                failures += f"\n{(row.last_failure.error_message or row.last_failure.status)[:60]}"
+            s = row.source
+            table.add_row(
+                row.tenant.name,
+                f"{s.name}\n[dim]{str(s.id)[:8]} {s.grant_type}[/]",
+                _status_text(s.status) + (f"\n[dim]{s.status_message[:50]}[/]"
+                                          if s.status_message else ""),
+                _test_cell(row.last_test),
+                runs[RunKind.AGGREGATION],
+                runs[RunKind.CORRELATION],
+                runs[RunKind.ACTIVITY],
+                f"agg {_when(s.next_aggregation_at)}\nact {_when(s.next_activity_at)}",
+                failures,
+            )
+    if not rows:
+        typer.echo("no sources yet: `activity-insights source add --help`")
+        return
+    _console().print(table)
+
+
+def _test_cell(test: object) -> str:
+    from worker.models import ConnectionTest
+
+    if not isinstance(test, ConnectionTest):
+        return "never"
+    mark = {"succeeded": "[green]ok[/]", "failed": "[red]failed[/]"}.get(test.status, test.status)
+    cell = f"{mark} {_when(test.finished_at or test.created_at)}"
+    if test.status == TestStatus.FAILED and test.message:
+        cell += f"\n{test.message[:60]}"
+    return cell
+
+
+def _run_cell(session: object, run: object) -> str:
+    from sqlmodel import Session
+
+    from worker.models import SyncRun
+
+    if not isinstance(run, SyncRun) or not isinstance(session, Session):
+        return "never"
+    totals = ops.run_totals(session, run)
+    colour = {"succeeded": "green", "failed": "red", "retryable": "yellow", "deferred": "yellow"}
+    state = f"[{colour[run.status]}]{run.status}[/]" if run.status in colour else run.status
+    return (
+        f"{state} {_when(run.finished_at or run.created_at)}\n"
+        f"seen {totals['seen']} new {totals['inserted']} upd {totals['updated']} "
+        f"del {totals['deleted']}"
+    )
+
+
+# --- launchers ----------------------------------------------------------------------------
+
+
+@app.command("worker")
+@friendly
+def worker(
+    queues: Annotated[
+        str,
+        typer.Option("--queues", "-Q", help="Comma-separated: " + ",".join(launchers.ALL_QUEUES)),
+    ] = ",".join(launchers.ALL_QUEUES),
+    concurrency: Annotated[
+        int | None,
+        typer.Option("--concurrency", "-c", help="Processes (default: 2 per CPU, at most 8)."),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Node name (default from the queues).")] = None,
+    loglevel: Annotated[str | None, typer.Option(help="Default AI_LOG_LEVEL.")] = None,
+) -> None:
+    """Run a Celery worker on some or all queues."""
+    settings = settings_or_exit()
+    settings.require("encryption_key")
+    launchers.exec_launch(
+        launchers.worker_command(settings, launchers.parse_queues(queues), concurrency, name,
+                                 loglevel)
+    )
+
+
+@app.command("beat")
+@friendly
+def beat(
+    schedule_file: Annotated[
+        str | None, typer.Option(help="Beat's state file (schedules themselves live in the db).")
+    ] = None,
+    loglevel: Annotated[str | None, typer.Option(help="Default AI_LOG_LEVEL.")] = None,
+) -> None:
+    """Run beat: exactly one per deployment (a second one is harmless but useless)."""
+    settings = settings_or_exit()
+    launchers.exec_launch(launchers.beat_command(settings, schedule_file, loglevel))
+
+
+@app.command("api")
+@friendly
+def api(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "0.0.0.0",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Uvicorn worker processes.")] = 1,
+    reload: Annotated[bool, typer.Option(help="Reload on code changes (development).")] = False,
+) -> None:
+    """Run the HTTP API (uvicorn); OpenAPI docs at /docs."""
+    settings = settings_or_exit()
+    settings.require("encryption_key", "admin_api_key")
+    launchers.exec_launch(launchers.api_command(settings, host, port, workers, reload))
+
+
+@app.command("flower")
+@friendly
+def flower(
+    port: Annotated[int, typer.Option(help="Port.")] = 5555,
+    host: Annotated[str | None, typer.Option(help="Address (default 0.0.0.0; --local: 127.0.0.1).")]
+    = None,
+    local: Annotated[
+        bool, typer.Option("--local", help="Allow running without basic auth, on loopback only.")
+    ] = False,
+    persistent_db: Annotated[
+        str | None, typer.Option(help="Keep Flower's task history in this file across restarts.")
+    ] = None,
+    url_prefix: Annotated[str | None, typer.Option(help="When served under a path.")] = None,
+) -> None:
+    """Run Flower with basic auth from AI_FLOWER_USER / AI_FLOWER_PASSWORD."""
+    settings = settings_or_exit()
+    launchers.exec_launch(
+        launchers.flower_command(
+            settings, host=host, port=port, local=local, persistent_db=persistent_db,
+            url_prefix=url_prefix,
+        )
+    )
+
+
+def _settings_for_tests() -> None:
+    """Tests change the environment between invocations; drop the cached settings."""
+    get_settings.cache_clear()
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,229 @@
+"""Waiting for work with something to look at: a spinner for a connection test, progress bars
+fed by the run records (the worker writes counts as it goes) for aggregation and activity.
+
+Every poll opens a fresh session so it sees what the worker has committed since.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from worker.cli.errors import CliError
+from worker.cli.ops import FINAL_RUN, FINAL_TEST, children
+from worker.db import session_scope
+from worker.models import ConnectionTest, RunStatus, Source, SourceStatus, SyncRun, TestStatus
+
+POLL_SECONDS = 0.3
+
+
+class WaitTimeout(CliError):
+    pass
+
+
+def _deadline(timeout: float) -> Callable[[], bool]:
+    end = time.monotonic() + timeout
+    return lambda: time.monotonic() > end
+
+
+def wait_connection_test(
+    test_id: uuid.UUID, console: Console, timeout: float = 120.0
+) -> ConnectionTest:
+    expired = _deadline(timeout)
+    with console.status("testing the connection to Zoom…", spinner="dots") as spinner:
+        while True:
+            with session_scope() as session:
+                test = session.get(ConnectionTest, test_id)
+                if test is None:
+                    raise CliError(f"connection test {test_id} disappeared (source deleted?)")
+                if test.status in FINAL_TEST:
+                    return test
+                if test.status == TestStatus.RUNNING:
+                    spinner.update("asking Zoom for a token and probing the API…")
+            if expired():
+                raise WaitTimeout(
+                    f"connection test {test_id} still {test.status} after {timeout:.0f}s: "
+                    "is a worker consuming the connection_tests queue? "
+                    "(`activity-insights worker`)",
+                    1,
+                )
+            time.sleep(POLL_SECONDS)
+
+
+def render_connection_test(test: ConnectionTest, source: Source, console: Console) -> None:
+    ok = test.status == TestStatus.SUCCEEDED
+    mark = "[green]✓ connection OK[/]" if ok else "[red]✗ connection failed[/]"
+    console.print(f"{mark}  source [bold]{source.name}[/] ({source.grant_type})")
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="dim")
+    table.add_column()
+    if test.token_ms is not None:
+        table.add_row("token", f"{test.token_ms} ms")
+    if test.call_ms is not None:
+        table.add_row("API call", f"{test.call_ms} ms")
+    if test.granted_scopes:
+        table.add_row("granted scopes", ", ".join(sorted(test.granted_scopes)))
+    if test.missing_scopes:
+        table.add_row("missing scopes", "[red]" + ", ".join(sorted(test.missing_scopes)) + "[/]")
+    if test.missing_optional_scopes:
+        table.add_row(
+            "missing optional", "[yellow]" + ", ".join(sorted(test.missing_optional_scopes)) + "[/]"
+        )
+    if test.zoom_error_code:
+        table.add_row("Zoom code", str(test.zoom_error_code))
+    if test.message:
+        table.add_row("message", test.message)
+    console.print(table)
+    fix = what_to_fix(test, source)
+    if fix:
+        console.print(f"[bold]what to fix:[/] {fix}")
+
+
+def what_to_fix(test: ConnectionTest, source: Source) -> str:
+    """The next step for the admin; the worker's message says what happened, this says where."""
+    if test.status == TestStatus.SUCCEEDED:
+        if test.missing_optional_scopes:
+            return (
+                "optional scopes are missing, so some data (e.g. roles) is skipped: add them in "
+                "the Zoom app's Scopes page if you want it"
+            )
+        return ""
+    if test.missing_scopes:
+        return (
+            "add " + ", ".join(sorted(test.missing_scopes)) + " in the Zoom app's Scopes page "
+            f"(marketplace.zoom.us), re-activate the app, then `activity-insights test-connection "
+            f"{source.id} --wait`"
+        )
+    if source.status == SourceStatus.REAUTHORIZE:
+        return (
+            "the refresh token was revoked or rotated elsewhere: re-authorise the app in Zoom and "
+            f"PATCH /v1/sources/{source.id} with the new credentials.refresh_token"
+        )
+    code = (test.zoom_error_code or "").lower()
+    if code in {"invalid_client", "124", "invalid_grant", "4700", "auth"}:
+        return (
+            "check the client id / secret (and account id for Server-to-Server apps) in the Zoom "
+            f"app's App Credentials page, update them with PATCH /v1/sources/{source.id}"
+        )
+    return "see the message above; run the test again once it is fixed"
+
+
+@dataclass
+class _Bars:
+    progress: Progress
+    overall: TaskID
+    streams: dict[str, TaskID]
+
+
+def _run_line(run: SyncRun) -> str:
+    return (
+        f"pages {run.pages}  seen {run.seen}  new {run.inserted}  updated {run.updated}  "
+        f"unchanged {run.unchanged}  deleted {run.deleted}  skipped {run.skipped}"
+    )
+
+
+def wait_run(run_id: uuid.UUID, console: Console, timeout: float = 1800.0) -> SyncRun:
+    """Wait for an aggregation or correlation run, showing its counts as the worker writes them."""
+    expired = _deadline(timeout)
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.fields[line]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+    with progress:
+        task = progress.add_task("queued", total=None, line="")
+        while True:
+            with session_scope() as session:
+                run = session.get(SyncRun, run_id)
+                if run is None:
+                    raise CliError(f"run {run_id} disappeared (source deleted?)")
+                progress.update(task, description=f"{run.kind} {run.status}", line=_run_line(run))
+                if run.status in FINAL_RUN:
+                    progress.update(task, total=1, completed=1)
+                    return run
+            if expired():
+                raise WaitTimeout(
+                    f"run {run_id} still {run.status} after {timeout:.0f}s: is a worker consuming "
+                    "its queue? (`activity-insights worker`)",
+                    1,
+                )
+            time.sleep(POLL_SECONDS)
+
+
+def wait_activity(
+    run_id: uuid.UUID, console: Console, timeout: float = 3600.0
+) -> tuple[SyncRun, list[SyncRun]]:
+    """Wait for an activity sync: one bar over all chunks, one per stream, fed by chunk runs."""
+    expired = _deadline(timeout)
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description:<14}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[line]}"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+    with progress:
+        bars = _Bars(progress, progress.add_task("planning", total=None, line=""), {})
+        while True:
+            with session_scope() as session:
+                plan = session.get(SyncRun, run_id)
+                if plan is None:
+                    raise CliError(f"run {run_id} disappeared (source deleted?)")
+                chunks = children(session, run_id)
+            _update_bars(bars, plan, chunks)
+            if plan.status in FINAL_RUN and all(c.status in FINAL_RUN for c in chunks):
+                return plan, chunks
+            if expired():
+                raise WaitTimeout(
+                    f"activity sync {run_id} not finished after {timeout:.0f}s; it continues in "
+                    "the background (`activity-insights status`)",
+                    1,
+                )
+            time.sleep(POLL_SECONDS)
+
+
+def _update_bars(bars: _Bars, plan: SyncRun, chunks: list[SyncRun]) -> None:
+    done = [c for c in chunks if c.status in FINAL_RUN]
+    inserted = sum(c.inserted for c in chunks)
+    bars.progress.update(
+        bars.overall,
+        description="all chunks" if chunks else f"plan {plan.status}",
+        total=len(chunks) or None,
+        completed=len(done),
+        line=f"rows {inserted}  pages {sum(c.pages for c in chunks)}",
+    )
+    by_stream: dict[str, list[SyncRun]] = {}
+    for c in chunks:
+        by_stream.setdefault(c.stream or "?", []).append(c)
+    for stream, runs in sorted(by_stream.items()):
+        if stream not in bars.streams:
+            bars.streams[stream] = bars.progress.add_task(stream, total=len(runs), line="")
+        failed = sum(
+            1 for r in runs if r.status in FINAL_RUN and r.status != RunStatus.SUCCEEDED
+        )
+        bars.progress.update(
+            bars.streams[stream],
+            total=len(runs),
+            completed=sum(1 for r in runs if r.status in FINAL_RUN),
+            line=f"rows {sum(r.inserted for r in runs)}"
+            + (f"  [red]{failed} not ok[/]" if failed else ""),
+        )
