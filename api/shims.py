@@ -1,75 +1,45 @@
-"""Worker-side behaviour the API needs before the worker's own modules land.
+"""Worker-side behaviour the API triggers when an admin changes a source.
 
-Each function first uses the worker's implementation when it exists and falls back to a
-minimal one here. The lead can delete the fallbacks once ``worker.tokens.cache`` and
-``worker.scheduling.service`` are merged (see the report on issue 6).
+``compute_next_runs`` is imported lazily because ``worker.scheduling`` was not committed when
+this was written; once it is, the lead can call ``compute_next`` directly.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Callable
 from datetime import datetime
-from typing import Any
-from zoneinfo import ZoneInfo
 
 import redis
-from croniter import croniter
 
 from worker.models import Source
+from worker.tokens.cache import error_key, token_key
+from worker.tokens.credentials import pending_key
 
 log = logging.getLogger("api.shims")
 
-# Names the token cache module may give its "forget this source's token" function.
-_INVALIDATE_NAMES = ("invalidate", "invalidate_source", "invalidate_token", "forget")
-
-
-def _worker_function(module: str, names: tuple[str, ...]) -> Callable[..., Any] | None:
-    try:
-        mod = importlib.import_module(module)
-    except ImportError:
-        return None
-    for name in names:
-        fn = getattr(mod, name, None)
-        if callable(fn):
-            return fn
-    return None
-
 
 def invalidate_cached_token(client: redis.Redis, source: Source) -> None:
-    """After credentials change, the cached access token (and any pending rotated refresh
-    token) of this source must not be used again: the next task fetches a fresh token."""
-    fn = _worker_function("worker.tokens.cache", _INVALIDATE_NAMES)
-    if fn is not None:
-        fn(source.id)
-        return
-    # Fallback: every token-cache key names the source id; lock keys are left to their
-    # owners' leases (deleting a held lock would let two refreshes run at once).
+    """After credentials change, drop the source's cached access token, its remembered auth
+    refusal and any pending rotated refresh token, so the next task starts from the new
+    credentials. The refresh lock is left to its lease: deleting a held lock would let two
+    refreshes run at once."""
+    sid = str(source.id)
     try:
-        for key in client.scan_iter(match=f"*{source.id}*", count=500):
-            name = key.decode() if isinstance(key, bytes) else str(key)
-            if "token" in name and "lock" not in name:
-                client.delete(key)
+        client.delete(token_key(sid), error_key(sid), pending_key(sid))
     except redis.RedisError:
-        # The new credentials_version already makes a stale cache entry detectable.
-        log.warning("could not clear the token cache of source %s", source.id, exc_info=True)
+        # The bumped credentials_version still makes a stale pending token detectable, and a
+        # stale access token fails with 401, which evicts it.
+        log.warning("could not clear the token cache of source=%s", sid, exc_info=True)
 
 
 def compute_next_runs(source: Source, now: datetime) -> None:
-    """Set ``next_aggregation_at`` / ``next_activity_at`` after a schedule change."""
-    fn = _worker_function("worker.scheduling.service", ("compute_next",))
-    if fn is not None:
-        fn(source, now)
+    """Set ``next_aggregation_at`` / ``next_activity_at`` after a change of schedule, status or
+    enabled flags: the worker's ``compute_next`` (None unless the source is active)."""
+    try:
+        service = importlib.import_module("worker.scheduling.service")
+    except ImportError:
+        # Without the scheduler there is nothing to fire; beat recomputes when it lands.
+        source.next_aggregation_at = source.next_activity_at = None
         return
-    tz = ZoneInfo(source.timezone or "UTC")
-    local_now = now.astimezone(tz)
-    for cron, attr in (
-        (source.aggregation_cron, "next_aggregation_at"),
-        (source.activity_cron, "next_activity_at"),
-    ):
-        if cron:
-            setattr(source, attr, croniter(cron, local_now).get_next(datetime))
-        else:
-            # Empty means "the worker's default spread": beat fills it in on its next tick.
-            setattr(source, attr, None)
+    service.compute_next(source, now)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
@@ -21,15 +22,25 @@ from api.schemas.sources import (
     SourceUpdate,
     missing_credentials,
 )
-from api.shims import compute_next_runs, invalidate_cached_token
+from api.shims import compute_next_runs as _compute_next_runs
+from api.shims import invalidate_cached_token
 from worker.db import get_for_tenant, tenant_query
 from worker.kit.crypto import CredentialsUnreadable, decrypt_json, encrypt_json
 from worker.models import GrantType, Source, SourceStatus, utcnow
 
 router = APIRouter(prefix="/v1/sources", tags=["sources"], responses=PROBLEM_RESPONSES)
 
-_SCHEDULE_FIELDS = {"aggregation_cron", "activity_cron", "timezone"}
 _NULLABLE_FIELDS = {"governance_group", "rate_share", "governance_source_id"}
+
+
+def compute_next_runs(source: Source, now: datetime) -> None:
+    try:
+        _compute_next_runs(source, now)
+    except Exception:
+        # Validation already ran croniter; this guards the pairs it cannot see (cron x zone).
+        raise Unprocessable(
+            "the schedule cannot be evaluated in this time zone", field="timezone"
+        ) from None
 
 
 def _stored_credentials(source: Source) -> dict[str, Any]:
@@ -205,8 +216,7 @@ def update_source(
         if name in {"credentials", "grant_type"}:
             continue
         setattr(source, name, value)
-    if _SCHEDULE_FIELDS & changes.keys():
-        compute_next_runs(source, now)
+    compute_next_runs(source, now)
     source.updated_at = now
     session.add(source)
     _commit(session, source.name)
@@ -255,9 +265,8 @@ def disable_source(source_id: uuid.UUID, tenant_id: TenantDep, session: SessionD
     source = get_or_404(session, Source, tenant_id, source_id, "source")
     source.status = SourceStatus.DISABLED
     source.status_message = "disabled by an admin"
-    source.next_aggregation_at = None
-    source.next_activity_at = None
     source.updated_at = utcnow()
+    compute_next_runs(source, source.updated_at)
     session.add(source)
     session.commit()
     return to_public(source)

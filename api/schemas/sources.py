@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
-from pydantic import AfterValidator, BaseModel, Field, SecretStr, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+)
 
 from api.schemas.common import Name, Schema, Str64, Str100, Str200, Str320, Text
 from worker.models import GrantType, ZoomPlan
@@ -29,11 +36,14 @@ def _cron(value: str) -> str:
     if len(value.split()) != 5:
         raise ValueError("must be a five-field cron expression, e.g. '15 2 * * *'")
     try:
+        # is_valid alone accepts dates that never come ("0 0 31 2 *"); ask for a firing.
         valid = croniter.is_valid(value)
+        if valid:
+            croniter(value, datetime(2026, 1, 1, tzinfo=UTC)).get_next(datetime)
     except Exception:  # croniter raises assorted types on odd input
         valid = False
     if not valid:
-        raise ValueError("is not a valid cron expression")
+        raise ValueError("is not a valid cron expression, or never fires")
     return value
 
 
@@ -119,14 +129,20 @@ class SourceCreate(_SourceFields):
     grant_type: GrantType
     credentials: SourceCredentials
 
-    @model_validator(mode="after")
-    def _credentials_match_grant(self) -> SourceCreate:
-        missing = missing_credentials(self.grant_type, self.credentials.plain())
+    @field_validator("credentials")
+    @classmethod
+    def _credentials_match_grant(
+        cls, value: SourceCredentials, info: ValidationInfo
+    ) -> SourceCredentials:
+        grant_type = info.data.get("grant_type")
+        if grant_type is None:  # already reported as a grant_type error
+            return value
+        missing = missing_credentials(grant_type, value.plain())
         if missing:
             raise ValueError(
-                f"credentials for grant type {self.grant_type.value} need: {', '.join(missing)}"
+                f"credentials for grant type {grant_type.value} need: {', '.join(missing)}"
             )
-        return self
+        return value
 
 
 class SourceUpdate(Schema):
