@@ -793,6 +793,9 @@ def create_app(fake: FakeZoom) -> Starlette:
     async def not_found(request: Request, exc: Exception) -> Response:
         return _json(404, {"code": 404, "message": "Not Found"})
 
-    app = Starlette(routes=routes, exception_handlers={404: not_found})
+    async def not_allowed(request: Request, exc: Exception) -> Response:
+        return _json(405, {"code": 405, "message": "Method Not Allowed"})
+
+    app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})
     app.state.fake = fake
     return app
