@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 from celery import Celery
+from celery.signals import worker_process_init
 
 from worker.queues import TASK_ROUTES, Queue
 from worker.settings import get_settings
 
+# Beat's only entry: the dispatcher reads due schedules from Postgres (scheduling/service.py).
+DISPATCH_INTERVAL_SECONDS = 30.0
+
+
+def _env_seconds(name: str, default: float) -> float:
+    # Tests shorten redelivery (kill a worker, see its task again) through the environment.
+    return float(os.environ.get(name, default))
+
 
 def create_celery_app() -> Celery:
     settings = get_settings()
-    app = Celery("activity_insights")
+    visibility = _env_seconds("AI_BROKER_VISIBILITY_TIMEOUT", 4 * 3600)
+    soft_limit = _env_seconds("AI_TASK_SOFT_TIME_LIMIT", 3 * 3600)
+    app = Celery("activity_insights", include=["worker.tasks"])
     app.conf.update(
         broker_url=settings.broker_url,
         result_backend=settings.result_backend,
@@ -24,10 +38,10 @@ def create_celery_app() -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         # Redelivery of an unacked message waits this long: well above the longest task.
-        broker_transport_options={"visibility_timeout": 4 * 3600},
-        result_backend_transport_options={"visibility_timeout": 4 * 3600},
-        task_soft_time_limit=3 * 3600,
-        task_time_limit=3 * 3600 + 300,
+        broker_transport_options={"visibility_timeout": visibility},
+        result_backend_transport_options={"visibility_timeout": visibility},
+        task_soft_time_limit=soft_limit,
+        task_time_limit=soft_limit + 300,
         result_expires=7 * 24 * 3600,
         task_send_sent_event=True,
         worker_send_task_events=True,
@@ -35,8 +49,25 @@ def create_celery_app() -> Celery:
         broker_connection_retry_on_startup=True,
         timezone="UTC",
         enable_utc=True,
+        beat_schedule={
+            "dispatch-due-schedules": {
+                "task": "scheduling.dispatch_due",
+                "schedule": DISPATCH_INTERVAL_SECONDS,
+                # A tick not picked up before the next one is useless: drop it.
+                "options": {"queue": str(Queue.SCHEDULING),
+                            "expires": DISPATCH_INTERVAL_SECONDS},
+            }
+        },
     )
     return app
+
+
+@worker_process_init.connect
+def _fresh_connections_after_fork(**_: Any) -> None:
+    # A prefork child must not share the parent's database sockets.
+    from worker.db import dispose_engines
+
+    dispose_engines()
 
 
 celery_app = create_celery_app()

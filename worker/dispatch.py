@@ -58,3 +58,35 @@ def enqueue_activity_sync(
     run_id: uuid.UUID, *, tenant_id: uuid.UUID, source_id: uuid.UUID
 ) -> str:
     return send("zoom.sync_activity", run_id, tenant_id=tenant_id, source_id=source_id)
+
+
+def enqueue_activity_chunk(
+    run_id: uuid.UUID, *, tenant_id: uuid.UUID, source_id: uuid.UUID, countdown: float | None = None
+) -> str:
+    return send("zoom.sync_activity_chunk", run_id, tenant_id=tenant_id, source_id=source_id,
+                countdown=countdown)
+
+
+def task_for_run(run: Any) -> str:
+    """The task that executes a SyncRun row: by kind; an activity run with a parent is a chunk."""
+    kind = str(run.kind)
+    if kind == "aggregation":
+        return "zoom.aggregate"
+    if kind == "correlation":
+        return "zoom.correlate"
+    if kind == "activity":
+        return "zoom.sync_activity_chunk" if run.parent_id else "zoom.sync_activity"
+    raise ValueError(f"no task runs {kind!r} runs")
+
+
+def enqueue_run(run: Any, *, countdown: float | None = None) -> str:
+    """Enqueue the task of a committed SyncRun row (ids only)."""
+    return send(task_for_run(run), run.id, tenant_id=run.tenant_id, source_id=run.source_id,
+                countdown=countdown)
+
+
+def enqueue_dispatch_due() -> str:
+    from worker.celery_app import celery_app
+
+    return str(celery_app.send_task("scheduling.dispatch_due",
+                                    queue=str(TASK_ROUTES["scheduling.dispatch_due"])).id)

@@ -1,0 +1,160 @@
+"""Aggregation against fakezoom as a real server: rows equal the fake's directory, deltas show,
+and a failed pull deletes nothing."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlmodel import select
+
+from tests.worker.helpers import (
+    add_source,
+    count,
+    row_counts,
+    stored_pairs,
+    stored_users,
+    truth_group_members,
+    truth_role_members,
+    truth_users,
+    zoom,
+)
+from worker.aggregation.service import run_aggregation
+from worker.db import session_scope
+from worker.models import (
+    RunKind,
+    RunStatus,
+    Source,
+    SyncRun,
+    ZoomGroupMember,
+    ZoomRole,
+    ZoomRoleMember,
+    ZoomUser,
+)
+from worker.zoom.errors import ZoomBadResponse
+
+__all__ = ["zoom"]
+
+
+def new_run(source_id: uuid.UUID, kind: str = RunKind.AGGREGATION) -> uuid.UUID:
+    with session_scope() as session:
+        source = session.get_one(Source, source_id)
+        run = SyncRun(tenant_id=source.tenant_id, source_id=source_id, kind=kind)
+        session.add(run)
+        return run.id
+
+
+def get_run(run_id: uuid.UUID) -> SyncRun:
+    with session_scope() as session:
+        return session.get_one(SyncRun, run_id)
+
+
+def test_aggregation_stores_the_fakes_directory_and_queues_correlation(zoom) -> None:
+    account = zoom.fake.account(0)
+    source_id = add_source(account, account.s2s_app)
+    run = run_aggregation(new_run(source_id), enqueue=False)
+
+    assert run.status == RunStatus.SUCCEEDED
+    assert stored_users(source_id) == truth_users(account)
+    assert stored_pairs(ZoomGroupMember, "group_zoom_id", source_id) == \
+        truth_group_members(account)
+    # The S2S app lacks role:read:admin: roles come from the users and the gap is reported.
+    assert stored_pairs(ZoomRoleMember, "role_zoom_id", source_id) == \
+        truth_role_members(account, with_scope=False)
+    assert run.details["missing_optional_scopes"] == ["role:read:admin"]
+    assert run.details["roles_from_users_only"] is True
+    assert run.inserted == len(truth_users(account)) and run.deleted == 0
+    with session_scope() as session:
+        correlation = session.exec(select(SyncRun).where(
+            SyncRun.source_id == source_id, SyncRun.kind == RunKind.CORRELATION)).one()
+        assert correlation.status == RunStatus.QUEUED
+        assert all(r.from_users_only for r in session.exec(
+            select(ZoomRole).where(ZoomRole.source_id == source_id)))
+
+
+def test_with_the_roles_scope_roles_and_members_come_from_zoom(zoom) -> None:
+    account = zoom.fake.account(1)
+    source_id = add_source(account, account.general_app)
+    run = run_aggregation(new_run(source_id), enqueue=False)
+    assert run.status == RunStatus.SUCCEEDED
+    assert run.details["missing_optional_scopes"] == []
+    assert stored_pairs(ZoomRoleMember, "role_zoom_id", source_id) == \
+        truth_role_members(account, with_scope=True)
+
+
+def test_deltas_between_two_aggregations_are_reflected(zoom) -> None:
+    account = zoom.fake.account(0)
+    source_id = add_source(account, account.s2s_app)
+    run_aggregation(new_run(source_id), enqueue=False)
+
+    users = [u for u in account.all_users("active")]
+    renamed, deactivated, deleted = users[1]["id"], users[2]["id"], users[3]["id"]
+    groups = account.groups()
+    added = account.add_user(email="new.person@example.com", first_name="New",
+                             last_name="Person")
+    account.rename_user(renamed, "Renamed", "Person")
+    account.deactivate_user(deactivated)
+    account.delete_user(deleted)
+    account.move_user_group(users[4]["id"], None, groups[0]["id"])
+
+    run = run_aggregation(new_run(source_id), enqueue=False)
+    assert run.status == RunStatus.SUCCEEDED
+    assert (run.inserted, run.deleted) == (1, 1)
+    assert run.updated >= 2  # renamed and deactivated (a moved user's group_ids change too)
+    assert stored_users(source_id) == truth_users(account)
+    assert stored_pairs(ZoomGroupMember, "group_zoom_id", source_id) == \
+        truth_group_members(account)
+    with session_scope() as session:
+        gone = session.exec(select(ZoomUser).where(ZoomUser.source_id == source_id,
+                                                   ZoomUser.zoom_id == deleted)).one()
+        assert gone.deleted_at is not None  # kept for access reviews, marked deleted
+        assert session.exec(select(ZoomUser.first_name).where(
+            ZoomUser.zoom_id == renamed)).one() == "Renamed"
+    assert added["id"] in {u[0] for u in stored_users(source_id)}
+
+
+def test_a_failed_aggregation_deletes_nothing_and_records_the_error(zoom) -> None:
+    account = zoom.fake.account(0)
+    source_id = add_source(account, account.s2s_app)
+    run_aggregation(new_run(source_id), enqueue=False)
+    before = count(ZoomUser, source_id, live=True)
+    account.delete_user(account.all_users("active")[5]["id"])
+    # The second page of users comes back truncated (after page one succeeded).
+    zoom.fake.set_faults(malformed_json_next=1, malformed_json_endpoint="/users")
+
+    run_id = new_run(source_id)
+    with pytest.raises(ZoomBadResponse):
+        run_aggregation(run_id, enqueue=False)
+    run = get_run(run_id)
+    assert run.status == RunStatus.FAILED
+    assert "malformed" in (run.error_message or "")
+    assert str(source_id) in (run.error_message or "")
+    assert count(ZoomUser, source_id, live=True) == before
+
+
+def test_rerunning_aggregation_changes_no_row_count(zoom) -> None:
+    account = zoom.fake.account(0)
+    source_id = add_source(account, account.s2s_app)
+    run_aggregation(new_run(source_id), enqueue=False)
+    first = row_counts(source_id)
+    again = run_aggregation(new_run(source_id), enqueue=False)
+    assert row_counts(source_id) == first
+    assert (again.inserted, again.updated, again.deleted) == (0, 0, 0)
+    assert again.unchanged == len(truth_users(account))
+
+
+def test_a_second_aggregation_while_one_holds_the_lock_is_skipped_and_says_so(
+    zoom, redis_client
+) -> None:
+    from worker.kit.locks import LeaseLock
+
+    account = zoom.fake.account(0)
+    source_id = add_source(account, account.s2s_app)
+    holder = LeaseLock(redis_client, f"ai:lock:aggregate:{source_id}", owner="other-run",
+                       lease=30)
+    assert holder.acquire()
+    run = run_aggregation(new_run(source_id), enqueue=False)
+    holder.release()
+    assert run.status == RunStatus.SKIPPED
+    assert "other-run" in (run.error_message or "")
+    assert count(ZoomUser, source_id) == 0

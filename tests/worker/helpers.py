@@ -1,0 +1,260 @@
+"""Shared pieces of the worker's integration tests: a fakezoom server, settings pointing at it,
+sources made from the fake's apps, and the fake's ground truth shaped like our tables.
+
+Import the fixtures you use into the test module (`from tests.worker.helpers import zoom`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import func
+from sqlmodel import Session, SQLModel, col, select
+
+from fakezoom.config import CLASSIC_SCOPES, AccountSpec, AppSpec, FakeZoomConfig
+from fakezoom.core import Account, App
+from fakezoom.server import FakeZoomServer
+from tests.factories import make_source, make_tenant
+from worker.activity.service import event_key, participant_key
+from worker.db import session_scope
+from worker.models import (
+    ActivityEvent,
+    ConnectionTest,
+    GrantType,
+    MeetingParticipant,
+    Source,
+    UserDailySummary,
+    ZoomGroupMember,
+    ZoomPlan,
+    ZoomRoleMember,
+    ZoomUser,
+)
+
+ROLE_SCOPES = [*CLASSIC_SCOPES, "role:read:admin"]
+BACKFILL_DAYS = 12
+
+
+def fake_config(*, users: int = 40, days: int = 10, accounts: int = 2, seed: int = 11,
+                **settings: Any) -> FakeZoomConfig:
+    """Small accounts; the general app of each has the roles scope, the S2S app has not."""
+    specs = [
+        AccountSpec(users=users, days=days, events_per_user_per_day=1.0,
+                    meetings_per_host_per_day=0.3, max_participants=5, groups=3,
+                    apps=[AppSpec(kind="s2s"), AppSpec(kind="general", scopes=ROLE_SCOPES)])
+        for _ in range(accounts)
+    ]
+    settings.setdefault("rate_limits_enabled", False)
+    return FakeZoomConfig(seed=seed, plan="business", accounts=specs, **settings)
+
+
+def worker_env(server: FakeZoomServer) -> dict[str, str]:
+    """Settings that point the worker (this process or a subprocess) at the fake."""
+    return {
+        "AI_ZOOM_API_URL": server.api_url,
+        "AI_ZOOM_OAUTH_URL": server.oauth_token_url,
+        "AI_ACTIVITY_BACKFILL_DAYS": str(BACKFILL_DAYS),
+        "AI_ZOOM_MAX_RETRIES": "2",
+        "AI_ZOOM_DEADLINE_SECONDS": "30",
+    }
+
+
+def reset_process_state() -> None:
+    from worker.kit.redis import reset_redis
+    from worker.settings import get_settings
+    from worker.zoom import factory
+
+    get_settings.cache_clear()
+    factory.reset()
+    reset_redis()
+
+
+@pytest.fixture
+def zoom(clean_db: Any, redis_client: Any) -> Iterator[FakeZoomServer]:
+    """A running fakezoom, with this process's settings pointing at it."""
+    with FakeZoomServer(fake_config()) as server:
+        saved = {k: os.environ.get(k) for k in worker_env(server)}
+        os.environ.update(worker_env(server))
+        reset_process_state()
+        try:
+            yield server
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+            reset_process_state()
+
+
+def add_source(account: Account, app: App, *, name: str | None = None,
+               **fields: Any) -> uuid.UUID:
+    """A tenant with one source for `app`, committed; returns the source id."""
+    creds: dict[str, Any] = {"client_id": app.client_id, "client_secret": app.client_secret}
+    if app.kind == "s2s":
+        creds["account_id"] = app.account_id
+        grant = GrantType.ACCOUNT_CREDENTIALS
+    else:
+        creds["refresh_token"] = app.refresh_token
+        grant = GrantType.REFRESH_TOKEN
+    fields.setdefault("plan", ZoomPlan.BUSINESS)
+    with session_scope() as session:
+        tenant = make_tenant(session)
+        source = make_source(session, tenant, name=name, grant_type=grant, credentials=creds,
+                             **fields)
+        return source.id
+
+
+def new_test(source_id: uuid.UUID) -> uuid.UUID:
+    with session_scope() as session:
+        source = session.get_one(Source, source_id)
+        test = ConnectionTest(tenant_id=source.tenant_id, source_id=source_id)
+        session.add(test)
+        return test.id
+
+
+def count(model: type[SQLModel], source_id: uuid.UUID, *, live: bool = False) -> int:
+    with session_scope() as session:
+        table: Any = model
+        stmt = select(func.count()).select_from(model).where(table.source_id == source_id)
+        if live:
+            stmt = stmt.where(col(table.deleted_at).is_(None))
+        return int(session.exec(stmt).one())
+
+
+def row_counts(source_id: uuid.UUID) -> dict[str, int]:
+    """Every table a sync writes, counted: re-runs must leave these unchanged."""
+    from worker.models import (
+        AccountCorrelation,
+        DailyUsage,
+        HostUsage,
+        Meeting,
+        OperationLog,
+        ZoomGroup,
+        ZoomRole,
+    )
+
+    models: list[type[SQLModel]] = [
+        ZoomUser, ZoomGroup, ZoomGroupMember, ZoomRole, ZoomRoleMember, AccountCorrelation,
+        ActivityEvent, Meeting, MeetingParticipant, HostUsage, DailyUsage, OperationLog,
+        UserDailySummary,
+    ]
+    return {m.__name__: count(m, source_id) for m in models}
+
+
+# -- ground truth --------------------------------------------------------------------------
+
+
+def window(today: dt.date | None = None) -> tuple[dt.date, dt.date]:
+    today = today or dt.datetime.now(dt.UTC).date()
+    return today - dt.timedelta(days=BACKFILL_DAYS), today
+
+
+def truth_users(account: Account) -> set[tuple[str, str, str, str]]:
+    return {(u["id"], u["email"], u["first_name"], u["status"]) for u in account.all_users()}
+
+
+def stored_users(source_id: uuid.UUID) -> set[tuple[str, str, str, str]]:
+    with session_scope() as session:
+        rows = session.exec(select(ZoomUser).where(ZoomUser.source_id == source_id,
+                                                   col(ZoomUser.deleted_at).is_(None))).all()
+        return {(u.zoom_id, u.email, u.first_name, u.status) for u in rows}
+
+
+def truth_group_members(account: Account) -> set[tuple[str, str]]:
+    return {(g["id"], m["id"]) for g in account.groups() for m in account.group_members(g["id"])}
+
+
+def truth_role_members(account: Account, with_scope: bool) -> set[tuple[str, str]]:
+    if with_scope:
+        return {(r["id"], m["id"]) for r in account.roles() for m in account.role_members(r["id"])}
+    return {(u["role_id"], u["id"]) for u in account.all_users() if u.get("role_id")}
+
+
+def stored_pairs(model: Any, first: str, source_id: uuid.UUID) -> set[tuple[str, str]]:
+    with session_scope() as session:
+        rows = session.exec(select(getattr(model, first), model.user_zoom_id).where(
+            model.source_id == source_id, col(model.deleted_at).is_(None))).all()
+        return {(a, b) for a, b in rows}
+
+
+def truth_event_keys(account: Account, source_id: uuid.UUID) -> set[str]:
+    start, end = window()
+    return {event_key(source_id, e) for e in account.events(start, end)}
+
+
+def stored_event_keys(source_id: uuid.UUID) -> set[str]:
+    with session_scope() as session:
+        return set(session.exec(select(ActivityEvent.event_key).where(
+            ActivityEvent.source_id == source_id)).all())
+
+
+def truth_participant_keys(account: Account, source_id: uuid.UUID) -> set[str]:
+    start, end = window()
+    keys = set()
+    for meeting in account.meetings(start, end):
+        for p in account.participants(meeting["uuid"]):
+            keys.add(participant_key(source_id, meeting["uuid"], p))
+    return keys
+
+
+def stored_participant_keys(source_id: uuid.UUID) -> set[str]:
+    with session_scope() as session:
+        return set(session.exec(select(MeetingParticipant.participant_key).where(
+            MeetingParticipant.source_id == source_id)).all())
+
+
+def _iso(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def truth_summaries(account: Account) -> dict[tuple[str, dt.date], tuple[int, int, int, int]]:
+    """(email, day) -> (sign_ins, hosted, attended, minutes), computed independently of our
+    SQL from the fake's own lists, with the definitions in worker/activity/summaries.py."""
+    start, end = window()
+    out: dict[tuple[str, dt.date], list[Any]] = {}
+
+    def slot(email: str, day: dt.date) -> list[Any]:
+        return out.setdefault((email.lower(), day), [0, 0, set(), 0])
+
+    for e in account.events(start, end):
+        s = slot(e["email"], _iso(e["time"]).date())
+        s[0] += e["type"] == "Sign in"
+    for m in account.meetings(start, end):
+        slot(m["user_email"], _iso(m["start_time"]).date())[1] += 1
+        for p in account.participants(m["uuid"]):
+            if not p.get("user_email"):
+                continue
+            s = slot(p["user_email"], _iso(p["join_time"]).date())
+            s[2].add(m["uuid"])
+            s[3] += int(p.get("duration") or 0)
+    return {k: (v[0], v[1], len(v[2]), v[3] // 60) for k, v in out.items()
+            if start <= k[1] <= end}
+
+
+def stored_summaries(source_id: uuid.UUID) -> dict[tuple[str, dt.date], tuple[int, int, int, int]]:
+    with session_scope() as session:
+        rows = session.exec(select(UserDailySummary).where(
+            UserDailySummary.source_id == source_id)).all()
+        return {(r.email, r.day): (r.sign_ins, r.meetings_hosted, r.meetings_attended,
+                                   r.meeting_minutes) for r in rows}
+
+
+def digest(values: Any) -> str:
+    return hashlib.sha256(repr(sorted(values)).encode()).hexdigest()
+
+
+def source_row(source_id: uuid.UUID) -> Source:
+    with session_scope() as session:
+        return session.get_one(Source, source_id)
+
+
+def session_for_test() -> Session:
+    from worker.db import get_engine
+
+    return Session(get_engine())

@@ -1,0 +1,391 @@
+"""Aggregation: Zoom's directory (users of every status, groups, roles, memberships) into Postgres.
+
+Each page is upserted and committed on its own, so a killed worker loses at most a page and a
+re-run rewrites the same rows. Rows carry `last_seen_at`; only after a *complete, successful*
+pull are rows not seen since this attempt began marked deleted. A failed or partial pull deletes
+nothing; a user who reappears gets `deleted_at` cleared. One aggregation per source at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+import redis
+from sqlalchemy import update
+from sqlmodel import Session, SQLModel, col, select
+
+from worker.db import session_scope
+from worker.kit import runs
+from worker.kit.locks import LeaseLock, renewing
+from worker.kit.upsert import upsert
+from worker.models import (
+    RunKind,
+    RunStatus,
+    Source,
+    SyncRun,
+    ZoomGroup,
+    ZoomGroupMember,
+    ZoomRole,
+    ZoomRoleMember,
+    ZoomUser,
+    utcnow,
+)
+from worker.zoom.errors import ZoomNotFound, ZoomScopeError
+
+log = logging.getLogger(__name__)
+
+USER_STATUSES = ("active", "inactive", "pending")
+ROLE_SCOPE = "role:read:admin"
+
+
+class PageLike(Protocol):
+    items: list[dict[str, Any]]
+
+
+class ZoomApi(Protocol):
+    def get(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]: ...
+
+    def iter_pages(
+        self, path: str, params: dict[str, Any] | None, items_key: str
+    ) -> Iterator[Any]: ...
+
+
+@dataclass
+class Tally:
+    seen: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    pages: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Pull:
+    """State of one attempt: its start (the deletion cut-off) and its counts."""
+
+    run_id: uuid.UUID
+    tenant_id: uuid.UUID
+    source_id: uuid.UUID
+    since: datetime
+    check: Callable[[], None]
+    tallies: dict[str, Tally] = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def tally(self, name: str) -> Tally:
+        return self.tallies.setdefault(name, Tally())
+
+
+def content_hash(item: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(item, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _s(value: Any, limit: int) -> str:
+    return ("" if value is None else str(value))[:limit]
+
+
+def user_row(item: dict[str, Any]) -> dict[str, Any]:
+    first, last = _s(item.get("first_name"), 200), _s(item.get("last_name"), 200)
+    return {
+        "zoom_id": str(item["id"]),
+        "email": _s(item.get("email"), 320),
+        "first_name": first,
+        "last_name": last,
+        "display_name": _s(item.get("display_name") or f"{first} {last}".strip(), 400),
+        "type": item.get("type"),
+        "status": _s(item.get("status"), 16),
+        "role_id": None if item.get("role_id") in (None, "") else _s(item["role_id"], 64),
+        "dept": item.get("dept") or None,
+        "employee_unique_id": item.get("employee_unique_id") or None,
+        "group_ids": list(item.get("group_ids") or []),
+        "timezone": item.get("timezone") or None,
+        "verified": item.get("verified"),
+        "last_client_version": item.get("last_client_version") or None,
+        "zoom_created_at": parse_time(item.get("created_at")),
+        "last_login_time": parse_time(item.get("last_login_time")),
+        "custom_attributes": list(item.get("custom_attributes") or []),
+        "content_hash": content_hash(item),
+    }
+
+
+def _store(
+    session: Session,
+    pull: Pull,
+    model: type[SQLModel],
+    rows: list[dict[str, Any]],
+    key: tuple[str, ...],
+    tally: Tally,
+) -> None:
+    """Upsert one page and count new / updated / unchanged against what is stored."""
+    if not rows:
+        return
+    now = utcnow()
+    table: Any = model
+    lookup = {tuple(r[k] for k in key): r for r in rows}
+    # Filter on the most selective key column (the user id of a membership).
+    last = key[-1]
+    stored = session.exec(
+        select(table).where(
+            table.source_id == pull.source_id,
+            col(getattr(table, last)).in_({k[-1] for k in lookup}),
+        )
+    ).all()
+    existing = {tuple(getattr(row, k) for k in key): row for row in stored}
+    for k, row in lookup.items():
+        tally.seen += 1
+        old = existing.get(k)
+        if old is None:
+            tally.inserted += 1
+        elif old.deleted_at is not None or getattr(old, "content_hash", "") != row.get(
+            "content_hash", ""
+        ):
+            tally.updated += 1
+        else:
+            tally.unchanged += 1
+    full = [
+        {**row, "tenant_id": pull.tenant_id, "source_id": pull.source_id,
+         "first_seen_at": now, "last_seen_at": now, "deleted_at": None}
+        for row in lookup.values()
+    ]
+    upsert(session, model, full, conflict=("source_id", *key), insert_only=("first_seen_at",))
+    tally.pages += 1
+
+
+def _pages(pages: Iterable[Any]) -> Iterator[list[dict[str, Any]]]:
+    for page in pages:
+        yield list(page.items)
+
+
+def pull_users(session: Session, client: ZoomApi, pull: Pull) -> None:
+    tally = pull.tally("users")
+    for status in USER_STATUSES:
+        for items in _pages(client.iter_pages("/users", {"status": status}, "users")):
+            pull.check()
+            _store(session, pull, ZoomUser, [user_row(i) for i in items], ("zoom_id",), tally)
+            session.commit()
+
+
+def pull_groups(session: Session, client: ZoomApi, pull: Pull) -> None:
+    body = client.get("/groups", {"page_size": 300})
+    groups = body.get("groups") or []
+    rows = [
+        {"zoom_id": str(g["id"]), "name": _s(g.get("name"), 400),
+         "total_members": g.get("total_members"), "content_hash": content_hash(g)}
+        for g in groups
+    ]
+    _store(session, pull, ZoomGroup, rows, ("zoom_id",), pull.tally("groups"))
+    session.commit()
+    members = pull.tally("group_members")
+    for group in rows:
+        path = f"/groups/{group['zoom_id']}/members"
+        try:
+            for items in _pages(client.iter_pages(path, {}, "members")):
+                pull.check()
+                page = [{"group_zoom_id": group["zoom_id"], "user_zoom_id": str(m["id"]),
+                         "email": _s(m.get("email"), 320)} for m in items]
+                _store(session, pull, ZoomGroupMember, page, ("group_zoom_id", "user_zoom_id"),
+                       members)
+                session.commit()
+        except ZoomNotFound:
+            # Deleted between the list and this call: its memberships were not pulled, so they
+            # are left as they are (the next aggregation marks them deleted with the group).
+            pull.notes.setdefault("groups_gone", []).append(group["zoom_id"])
+
+
+def pull_roles(session: Session, client: ZoomApi, pull: Pull) -> None:
+    try:
+        body = client.get("/roles")
+    except ZoomScopeError:
+        pull.notes["missing_optional_scopes"] = [ROLE_SCOPE]
+        pull.notes["roles_from_users_only"] = True
+        _roles_from_users(session, pull)
+        return
+    roles = body.get("roles") or []
+    rows = [
+        {"zoom_id": str(r["id"]), "name": _s(r.get("name"), 400),
+         "description": r.get("description"), "total_members": r.get("total_members"),
+         "from_users_only": False, "content_hash": content_hash(r)}
+        for r in roles
+    ]
+    _store(session, pull, ZoomRole, rows, ("zoom_id",), pull.tally("roles"))
+    session.commit()
+    members = pull.tally("role_members")
+    for role in rows:
+        path = f"/roles/{role['zoom_id']}/members"
+        for items in _pages(client.iter_pages(path, {}, "members")):
+            pull.check()
+            page = [{"role_zoom_id": role["zoom_id"], "user_zoom_id": str(m["id"]),
+                     "email": _s(m.get("email"), 320)} for m in items]
+            _store(session, pull, ZoomRoleMember, page, ("role_zoom_id", "user_zoom_id"),
+                   members)
+            session.commit()
+
+
+def _roles_from_users(session: Session, pull: Pull) -> None:
+    """Without role:read:admin, every user's role_id still names their role."""
+    users = session.exec(
+        select(ZoomUser.zoom_id, ZoomUser.email, ZoomUser.role_id).where(
+            ZoomUser.source_id == pull.source_id,
+            col(ZoomUser.last_seen_at) >= pull.since,
+            col(ZoomUser.role_id).is_not(None),
+        )
+    ).all()
+    role_ids = sorted({str(r) for _, _, r in users})
+    named = dict(
+        session.exec(
+            select(ZoomRole.zoom_id, ZoomRole.name).where(ZoomRole.source_id == pull.source_id)
+        ).all()
+    )
+    rows = [
+        {"zoom_id": rid, "name": named.get(rid, ""), "from_users_only": True,
+         "content_hash": content_hash({"id": rid, "from_users_only": True})}
+        for rid in role_ids
+    ]
+    _store(session, pull, ZoomRole, rows, ("zoom_id",), pull.tally("roles"))
+    members = [{"role_zoom_id": str(r), "user_zoom_id": z, "email": e} for z, e, r in users]
+    for start in range(0, len(members), 1000):
+        _store(session, pull, ZoomRoleMember, members[start : start + 1000],
+               ("role_zoom_id", "user_zoom_id"), pull.tally("role_members"))
+    session.commit()
+
+
+def mark_deleted(session: Session, pull: Pull) -> None:
+    """Only after a complete pull: whatever this attempt did not see is gone from Zoom."""
+    now = utcnow()
+    names: list[tuple[str, Any]] = [
+        ("users", ZoomUser), ("groups", ZoomGroup), ("group_members", ZoomGroupMember),
+        ("roles", ZoomRole), ("role_members", ZoomRoleMember),
+    ]
+    gone = pull.notes.get("groups_gone", [])
+    for name, model in names:
+        stmt = (
+            update(model)
+            .where(
+                model.source_id == pull.source_id,
+                model.deleted_at.is_(None),
+                model.last_seen_at < pull.since,
+            )
+            .values(deleted_at=now)
+        )
+        if name == "group_members" and gone:
+            stmt = stmt.where(model.group_zoom_id.not_in(gone))
+        result = session.execute(stmt)
+        pull.tally(name).deleted += max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
+
+
+def _default_client(source_id: uuid.UUID) -> ZoomApi:
+    from worker.zoom.factory import client_for_source
+
+    return client_for_source(source_id)
+
+
+def _default_redis() -> redis.Redis:
+    from worker.kit.redis import get_redis
+
+    return get_redis()
+
+
+def run_aggregation(
+    run_id: uuid.UUID,
+    *,
+    client: ZoomApi | None = None,
+    redis_client: redis.Redis | None = None,
+    enqueue: bool = True,
+) -> SyncRun:
+    """Aggregate one source. Records the outcome on the run (and re-raises on failure)."""
+    with session_scope() as session:
+        run = session.get(SyncRun, run_id)
+        if run is None:
+            raise LookupError(f"sync run {run_id} does not exist")
+        if run.status in runs.TERMINAL:
+            return run
+        source_id, tenant_id = run.source_id, run.tenant_id
+    lock = LeaseLock(redis_client or _default_redis(), f"ai:lock:aggregate:{source_id}",
+                     owner=str(run_id))
+    if not lock.acquire():
+        holder = lock.holder()
+        if holder == str(run_id):
+            raise runs.AlreadyRunning(f"aggregation run {run_id} is held by another delivery")
+        runs.skip_duplicate(
+            run_id, f"skipped: aggregation run {holder} of this source is already in progress"
+        )
+        with session_scope() as session:
+            return session.get_one(SyncRun, run_id)
+    try:
+        with renewing(lock) as renewer:
+
+            def check() -> None:
+                if renewer.lost.is_set():
+                    raise runs.LeaseLost("the aggregation lock's lease was lost; will retry")
+
+            return _aggregate(run_id, tenant_id, source_id, client, check, enqueue)
+    except BaseException as exc:
+        if not isinstance(exc, runs.AlreadyRunning):
+            runs.record_failure(run_id, exc)
+        raise
+
+
+def _aggregate(
+    run_id: uuid.UUID,
+    tenant_id: uuid.UUID,
+    source_id: uuid.UUID,
+    client: ZoomApi | None,
+    check: Callable[[], None],
+    enqueue: bool,
+) -> SyncRun:
+    with session_scope() as session:
+        run = session.get_one(SyncRun, run_id)
+        runs.begin(session, run)
+    pull = Pull(run_id=run_id, tenant_id=tenant_id, source_id=source_id, since=utcnow(),
+                check=check)
+    client = client or _default_client(source_id)
+    with session_scope() as session:
+        pull_users(session, client, pull)
+        pull_groups(session, client, pull)
+        pull_roles(session, client, pull)
+        check()
+        mark_deleted(session, pull)
+        run = session.get_one(SyncRun, run_id, with_for_update=True)
+        users = pull.tally("users")
+        run.seen, run.inserted, run.updated = users.seen, users.inserted, users.updated
+        run.unchanged, run.deleted = users.unchanged, users.deleted
+        run.pages = sum(t.pages for t in pull.tallies.values())
+        runs.finish(
+            run,
+            RunStatus.SUCCEEDED,
+            counts={name: t.as_dict() for name, t in pull.tallies.items()},
+            missing_optional_scopes=pull.notes.get("missing_optional_scopes", []),
+            roles_from_users_only=bool(pull.notes.get("roles_from_users_only")),
+            groups_gone=pull.notes.get("groups_gone", []),
+        )
+        source = session.get_one(Source, source_id)
+        correlation = SyncRun(tenant_id=tenant_id, source_id=source_id,
+                              kind=RunKind.CORRELATION, trigger=run.trigger,
+                              details={"after_aggregation": str(run_id)})
+        session.add(correlation)
+        log.info("aggregation %s of %s succeeded: %s", run_id, runs.where(source),
+                 {n: t.as_dict() for n, t in pull.tallies.items()})
+    if enqueue:
+        from worker.dispatch import enqueue_run
+
+        enqueue_run(correlation)
+    return run

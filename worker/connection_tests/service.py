@@ -1,0 +1,245 @@
+"""Connection test: can this source's app get a token, call Zoom, and read what we need?
+
+The test is the gate of a source's life: success makes it `active` and schedules it (and, the
+first time, starts aggregation then correlation, and activity sync at once); failure makes it
+`failing` (or `reauthorize` for a revoked refresh token) and stops its schedules until a good test.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol
+
+from worker.db import session_scope
+from worker.models import (
+    ConnectionTest,
+    RunKind,
+    RunTrigger,
+    Source,
+    SourceStatus,
+    SyncRun,
+    TestStatus,
+    utcnow,
+)
+from worker.zoom.endpoints import has_scope_for, scopes_for
+from worker.zoom.errors import ZoomAuthError, ZoomError, ZoomScopeError
+
+log = logging.getLogger(__name__)
+
+# What aggregation and activity sync call. Each path is satisfied by its classic or any of its
+# granular scope names (worker.zoom.endpoints); a missing one is reported by its classic name.
+REQUIRED_PATHS = (
+    "/users",
+    "/groups",
+    "/groups/{id}/members",
+    "/report/activities",
+    "/report/users",
+    "/report/users/{id}/meetings",
+    "/report/meetings/{id}/participants",
+    "/report/daily",
+    "/report/operationlogs",
+)
+# Roles degrade gracefully: aggregation takes role ids from the users instead.
+OPTIONAL_PATHS = ("/roles", "/roles/{id}/members")
+
+
+class Token(Protocol):
+    @property
+    def scopes(self) -> list[str]: ...
+
+
+class Probe(Protocol):
+    def get(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]: ...
+
+
+def missing_scopes(granted: list[str], paths: tuple[str, ...]) -> list[str]:
+    missing: list[str] = []
+    for path in paths:
+        if not has_scope_for(path, granted):
+            name = scopes_for(path)[0]
+            if name not in missing:
+                missing.append(name)
+    return missing
+
+
+def scope_message(missing: list[str]) -> str:
+    names = ", ".join(missing)
+    noun = "scope" if len(missing) == 1 else "scopes"
+    return (
+        f"{noun} {names} missing: add {'it' if len(missing) == 1 else 'them'} in the Zoom "
+        "app's Scopes page and re-activate the app"
+    )
+
+
+def auth_message(exc: ZoomAuthError) -> str:
+    code = str(exc.code or "")
+    if exc.reauthorize or code in ("invalid_grant", "4711"):
+        return (
+            "refresh token rejected by Zoom (revoked or superseded): paste a new refresh token "
+            "in the source and test again"
+        )
+    if code in ("invalid_client", "4702", "4704") or "client" in exc.message.lower():
+        return "client secret rejected by Zoom: check the client ID and secret in the source"
+    if code in ("4717",):
+        return "the Zoom app is disabled: re-activate it in the Zoom App Marketplace"
+    return f"Zoom refused the credentials: {exc.admin_message}"
+
+
+def _default_token(source_id: uuid.UUID) -> Token:
+    from worker.zoom.factory import token_for_source
+
+    return token_for_source(source_id)
+
+
+def _default_client(source_id: uuid.UUID) -> Probe:
+    from worker.zoom.factory import client_for_source
+
+    return client_for_source(source_id)
+
+
+def run_connection_test(
+    test_id: uuid.UUID,
+    *,
+    get_token: Callable[[uuid.UUID], Token] | None = None,
+    get_client: Callable[[uuid.UUID], Probe] | None = None,
+    now: datetime | None = None,
+    enqueue: bool = True,
+) -> ConnectionTest:
+    """Run one test and record it; returns the finished record (detached)."""
+    get_token = get_token or _default_token
+    get_client = get_client or _default_client
+    with session_scope() as session:
+        test = session.get(ConnectionTest, test_id)
+        if test is None:
+            raise LookupError(f"connection test {test_id} does not exist")
+        if test.status in (TestStatus.SUCCEEDED, TestStatus.FAILED):
+            return test  # a redelivered task: the result is already recorded
+        test.status = TestStatus.RUNNING
+        test.started_at = utcnow()
+        source_id = test.source_id
+
+    result: dict[str, Any] = {"granted_scopes": [], "missing_scopes": [],
+                              "missing_optional_scopes": [], "zoom_error_code": None}
+    account_id: str | None = None
+    auth_error: ZoomAuthError | None = None
+    started = time.perf_counter()
+    try:
+        token = get_token(source_id)
+        result["token_ms"] = int((time.perf_counter() - started) * 1000)
+        granted = sorted(set(token.scopes or []))
+        result["granted_scopes"] = granted
+        result["missing_scopes"] = missing_scopes(granted, REQUIRED_PATHS)
+        result["missing_optional_scopes"] = missing_scopes(granted, OPTIONAL_PATHS)
+        call_started = time.perf_counter()
+        client = get_client(source_id)
+        try:
+            me = client.get("/users/me")
+            account_id = me.get("account_id") or None
+        except ZoomAuthError:
+            raise
+        except ZoomError as exc:
+            # `me` is not a user for some S2S apps; the cheapest list call proves the rest.
+            log.info("GET /users/me failed (%s); falling back to GET /users", exc)
+            client.get("/users", {"page_size": 1})
+        result["call_ms"] = int((time.perf_counter() - call_started) * 1000)
+        if result["missing_scopes"]:
+            result["zoom_error_code"] = "4711"
+            result["message"] = scope_message(result["missing_scopes"])
+            ok = False
+        else:
+            ok = True
+            result["message"] = "connected" + (
+                f"; optional {scope_message(result['missing_optional_scopes'])}"
+                if result["missing_optional_scopes"] else ""
+            )
+    except ZoomAuthError as exc:
+        auth_error = exc
+        ok = False
+        result["zoom_error_code"] = None if exc.code is None else str(exc.code)
+        result["message"] = auth_message(exc)
+    except ZoomScopeError as exc:
+        ok = False
+        missing = exc.missing or result["missing_scopes"] or ["user:read:admin"]
+        result["missing_scopes"] = missing
+        result["zoom_error_code"] = str(exc.code or "4711")
+        result["message"] = scope_message(missing)
+    except ZoomError as exc:
+        ok = False
+        result["zoom_error_code"] = None if exc.code is None else str(exc.code)
+        result["message"] = f"Zoom call failed: {exc.admin_message}"
+        result["transient"] = exc.retryable
+    return _record(test_id, ok, result, account_id, auth_error, now=now, enqueue=enqueue)
+
+
+def _record(
+    test_id: uuid.UUID,
+    ok: bool,
+    result: dict[str, Any],
+    account_id: str | None,
+    auth_error: ZoomAuthError | None,
+    *,
+    now: datetime | None,
+    enqueue: bool,
+) -> ConnectionTest:
+    from worker.scheduling.service import compute_next
+
+    now = now or utcnow()
+    to_enqueue: list[SyncRun] = []
+    with session_scope() as session:
+        test = session.get(ConnectionTest, test_id, with_for_update=True)
+        assert test is not None
+        source = session.get(Source, test.source_id, with_for_update=True)
+        assert source is not None
+        test.status = TestStatus.SUCCEEDED if ok else TestStatus.FAILED
+        test.finished_at = utcnow()
+        test.token_ms = result.get("token_ms")
+        test.call_ms = result.get("call_ms")
+        test.granted_scopes = list(result["granted_scopes"])
+        test.missing_scopes = list(result["missing_scopes"])
+        test.missing_optional_scopes = list(result["missing_optional_scopes"])
+        test.zoom_error_code = result["zoom_error_code"]
+        test.message = str(result.get("message", ""))
+
+        source.last_test_at = now
+        if account_id and not source.zoom_account_id:
+            source.zoom_account_id = account_id
+        first_success = ok and source.last_test_ok_at is None
+        if ok:
+            source.last_test_ok_at = now
+            if source.status != SourceStatus.DISABLED:
+                source.status = SourceStatus.ACTIVE
+                source.status_message = test.message
+        elif result.get("transient"):
+            # Zoom was down, not the source: keep its state and schedules as they were.
+            pass
+        elif source.status != SourceStatus.DISABLED:
+            reauth = auth_error is not None and (
+                auth_error.reauthorize or str(auth_error.code) == "invalid_grant"
+            )
+            source.status = SourceStatus.REAUTHORIZE if reauth else SourceStatus.FAILING
+            source.status_message = f"{test.message} (scheduling stopped until a good test)"
+        source.updated_at = utcnow()
+        compute_next(source, now)
+
+        if first_success and source.status == SourceStatus.ACTIVE:
+            if source.aggregation_enabled:
+                to_enqueue.append(SyncRun(tenant_id=source.tenant_id, source_id=source.id,
+                                          kind=RunKind.AGGREGATION,
+                                          trigger=RunTrigger.AFTER_TEST))
+            if source.activity_enabled:
+                to_enqueue.append(SyncRun(tenant_id=source.tenant_id, source_id=source.id,
+                                          kind=RunKind.ACTIVITY, trigger=RunTrigger.AFTER_TEST))
+            for run in to_enqueue:
+                session.add(run)
+        log.info("connection test %s of source %s: %s (%s)", test_id, source.id,
+                 test.status, test.zoom_error_code or "ok")
+    if enqueue:
+        from worker.dispatch import enqueue_run
+
+        for run in to_enqueue:
+            enqueue_run(run)
+    return test

@@ -1,0 +1,158 @@
+"""Run records: starting a run, and turning any failure into the run's final status and message.
+
+One place decides what an error means for a run, so every domain words failures the same way:
+permanent Zoom errors (credentials, scope, malformed data) fail at once with Zoom's code and the
+admin message; transient ones (5xx, timeouts, Redis or Postgres briefly gone) end `retryable`;
+rate limits end `deferred` with the time the run may resume. Messages name the tenant, the
+source and the Zoom code, never a secret.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import redis
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlmodel import Session
+
+from worker.db import session_scope
+from worker.models import RunStatus, Source, SourceStatus, SyncRun, utcnow
+from worker.zoom.errors import ZoomAuthError, ZoomError, ZoomRateLimited
+
+log = logging.getLogger(__name__)
+
+# A run in one of these states is finished: delivering its task again does nothing.
+TERMINAL = frozenset(
+    {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.RETRYABLE, RunStatus.SKIPPED}
+)
+# After a per-second 429 storm outlasted the client's retries, wait this long before resuming.
+STORM_PAUSE = timedelta(minutes=5)
+
+
+class LeaseLost(RuntimeError):
+    """Our lock's lease ran out mid-run (Redis gone, process stalled): stop, retry later."""
+
+
+class AlreadyRunning(RuntimeError):
+    """The same run is held by another delivery (a redelivery while the first is alive, or a
+    killed worker's lease not yet expired): the task re-queues itself and tries again."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: RunStatus
+    code: str | None
+    message: str
+    not_before: datetime | None = None
+
+
+def next_utc_midnight(now: datetime) -> datetime:
+    return (now.astimezone(UTC) + timedelta(days=1)).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+
+
+def classify(exc: BaseException, now: datetime | None = None) -> Outcome:
+    """What an exception means for a run."""
+    now = now or utcnow()
+    if isinstance(exc, ZoomRateLimited):
+        if exc.daily:
+            resume = next_utc_midnight(now) + timedelta(minutes=5)
+        else:
+            resume = now + max(STORM_PAUSE, timedelta(seconds=exc.retry_after or 0))
+        return Outcome(RunStatus.DEFERRED, str(exc.code or 429), exc.admin_message, resume)
+    if isinstance(exc, ZoomError):
+        status = RunStatus.RETRYABLE if exc.retryable else RunStatus.FAILED
+        code = None if exc.code is None else str(exc.code)
+        return Outcome(status, code, exc.admin_message)
+    if isinstance(exc, LeaseLost | AlreadyRunning):
+        return Outcome(RunStatus.RETRYABLE, None, str(exc))
+    if isinstance(exc, redis.RedisError):
+        return Outcome(RunStatus.RETRYABLE, None, "Redis was unavailable; the run will retry")
+    if isinstance(exc, OperationalError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    ):
+        return Outcome(RunStatus.RETRYABLE, None, "the database was unavailable; will retry")
+    return Outcome(RunStatus.FAILED, None, f"internal error ({type(exc).__name__})")
+
+
+def is_transient(exc: BaseException) -> bool:
+    return classify(exc).status == RunStatus.RETRYABLE
+
+
+def where(source: Source | None, tenant_id: uuid.UUID | None = None) -> str:
+    """The context every error message carries: tenant and source, by id and name."""
+    if source is None:
+        return f"tenant {tenant_id}"
+    return f"tenant {source.tenant_id}, source {source.name!r} ({source.id})"
+
+
+def error_text(outcome: Outcome, source: Source | None) -> str:
+    code = f", Zoom code {outcome.code}" if outcome.code else ""
+    return f"{outcome.message} [{where(source)}{code}]"
+
+
+def record_failure(run_id: uuid.UUID, exc: BaseException) -> Outcome:
+    """Write the final status of a failed run (in its own transaction) and return it."""
+    outcome = classify(exc)
+    with session_scope() as session:
+        run = session.get(SyncRun, run_id, with_for_update=True)
+        if run is None:
+            return outcome
+        source = session.get(Source, run.source_id)
+        run.status = outcome.status
+        run.error_code = outcome.code
+        run.error_message = error_text(outcome, source)
+        run.finished_at = utcnow()
+        if outcome.not_before is not None:
+            run.checkpoint = {**run.checkpoint, "not_before": outcome.not_before.isoformat()}
+        if isinstance(exc, ZoomAuthError) and exc.reauthorize and source is not None:
+            # A revoked refresh token needs an admin; scheduling stops until a good test.
+            source.status = SourceStatus.REAUTHORIZE
+            source.status_message = exc.admin_message
+            source.next_aggregation_at = None
+            source.next_activity_at = None
+        log.warning(
+            "run %s (%s%s) ended %s: %s [%s, Zoom code %s]",
+            run.id, run.kind, f"/{run.stream}" if run.stream else "", outcome.status,
+            type(exc).__name__, where(source), outcome.code,
+        )
+        if run.parent_id is not None:
+            from worker.activity.planner import roll_up
+
+            roll_up(session, run.parent_id)
+    return outcome
+
+
+def begin(session: Session, run: SyncRun) -> None:
+    """Mark a run running. `started_at` keeps the first attempt's time (retry deadlines)."""
+    run.status = RunStatus.RUNNING
+    run.started_at = run.started_at or utcnow()
+    run.finished_at = None
+    run.error_code = None
+    run.error_message = None
+    attempts = int(run.details.get("attempts", 0)) + 1
+    run.details = {**run.details, "attempts": attempts}
+
+
+def finish(run: SyncRun, status: RunStatus = RunStatus.SUCCEEDED, **details: Any) -> None:
+    run.status = status
+    run.finished_at = utcnow()
+    if details:
+        run.details = {**run.details, **details}
+
+
+def skip_duplicate(run_id: uuid.UUID, reason: str) -> None:
+    with session_scope() as session:
+        run = session.get(SyncRun, run_id)
+        if run is None:
+            return
+        run.status = RunStatus.SKIPPED
+        run.finished_at = utcnow()
+        run.error_message = reason
+        run.details = {**run.details, "skipped_reason": reason}
+        log.info("run %s skipped: %s", run_id, reason)
