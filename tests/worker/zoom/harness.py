@@ -1,0 +1,236 @@
+"""Shared set-up for the integration tests: fakezoom as a real server, sources committed to
+Postgres, 'spawn' worker processes, a Redis start barrier and a secret-catching log handler.
+
+Child-process entry points live here (not in test modules) so that spawned interpreters import
+them without importing pytest fixtures.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import redis
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from fakezoom.core import App
+from fakezoom.server import FakeZoomServer
+from tests.factories import make_source, make_tenant
+from worker.models import GrantType
+
+BARRIER_TIMEOUT = 60.0
+
+
+# -- parent side -------------------------------------------------------------------------
+
+@contextmanager
+def zoom_env(server: FakeZoomServer) -> Iterator[None]:
+    """Point settings (here and in children spawned meanwhile) at the fake."""
+    from worker.settings import get_settings
+    from worker.zoom import factory
+
+    saved = {k: os.environ.get(k) for k in ("AI_ZOOM_OAUTH_URL", "AI_ZOOM_API_URL")}
+    os.environ["AI_ZOOM_OAUTH_URL"] = server.oauth_token_url
+    os.environ["AI_ZOOM_API_URL"] = server.api_url
+    get_settings.cache_clear()
+    factory.reset()
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        get_settings.cache_clear()
+        factory.reset()
+
+
+def add_source(engine: Engine, app: App, **fields: Any) -> uuid.UUID:
+    """A committed source for a fake app (children read it from Postgres)."""
+    creds: dict[str, Any] = {"client_id": app.client_id, "client_secret": app.client_secret,
+                             "account_id": app.account_id}
+    grant = GrantType.ACCOUNT_CREDENTIALS
+    if app.kind == "general":
+        creds["refresh_token"] = app.refresh_token
+        grant = GrantType.REFRESH_TOKEN
+    with Session(engine) as session:
+        tenant = make_tenant(session)
+        source = make_source(session, tenant, grant_type=grant, credentials=creds, **fields)
+        session.commit()
+        return source.id
+
+
+def token_requests(server: FakeZoomServer, client_id: str | None = None) -> dict[str, int]:
+    """Token requests by status (all apps, or one app)."""
+    stats = server.fake.stats()["token_requests"]
+    out: dict[str, int] = {}
+    for cid, entry in stats.items():
+        if client_id is None or cid == client_id:
+            for status, n in entry["statuses"].items():
+                out[status] = out.get(status, 0) + n
+    return out
+
+
+def known_secrets(server: FakeZoomServer) -> set[str]:
+    fake = server.fake
+    with fake.lock:
+        found = {a.client_secret for a in fake.apps.values()}
+        found |= {a.refresh_token for a in fake.apps.values() if a.refresh_token}
+        found |= set(fake.tokens)
+    return found
+
+
+class CollectingHandler(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.texts: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+        except Exception:  # a broken format string is still worth scanning
+            text = f"{record.msg} {record.args}"
+        if record.exc_info and record.exc_info[1] is not None:
+            text += f" {record.exc_info[1]!r} {record.exc_info[1]}"
+        self.texts.append(f"{record.name}: {text}")
+
+
+@contextmanager
+def catching_logs() -> Iterator[CollectingHandler]:
+    root = logging.getLogger()
+    handler = CollectingHandler()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+
+
+def assert_no_secret_logged(handler: CollectingHandler, secrets: set[str]) -> None:
+    leaks = [(s[:6], t[:120]) for t in handler.texts for s in secrets if s and s in t]
+    assert not leaks, f"secrets in log records: {leaks[:3]}"
+
+
+# -- child side --------------------------------------------------------------------------
+
+def redis_barrier(name: str, parties: int) -> None:
+    """All `parties` processes return from here within a few milliseconds of each other."""
+    client = redis.Redis.from_url(os.environ["AI_REDIS_URL"])
+    client.incr(name)
+    deadline = time.monotonic() + BARRIER_TIMEOUT
+    while int(client.get(name) or 0) < parties:
+        if time.monotonic() > deadline:
+            raise TimeoutError("barrier")
+        time.sleep(0.002)
+    client.close()
+
+
+def warm_up() -> int:
+    """Import everything and open pools before the timed part of a test."""
+    from worker.zoom import factory
+
+    factory.get_token_cache()
+    return os.getpid()
+
+
+def stampede_child(barrier: str, parties: int, source_ids: list[str], threads: int
+                   ) -> list[tuple[str, str]]:
+    """`threads` threads each ask for the token of every source, all at the same moment."""
+    from worker.zoom import factory
+
+    results: list[tuple[str, str]] = []
+    lock = threading.Lock()
+    start = threading.Barrier(threads)
+
+    def run(offset: int) -> None:
+        start.wait()
+        order = source_ids[offset % len(source_ids):] + source_ids[:offset % len(source_ids)]
+        for sid in order:
+            token = factory.token_for_source(uuid.UUID(sid))
+            with lock:
+                results.append((sid, token.access_token))
+
+    redis_barrier(barrier, parties)
+    pool = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return results
+
+
+def rotation_child(source_id: str, counter: str, target: int) -> int:
+    """Force refreshes (invalidate the current token) until `target` succeeded overall."""
+    from worker.zoom import factory
+
+    cache = factory.get_token_cache()
+    client = redis.Redis.from_url(os.environ["AI_REDIS_URL"])
+    done = 0
+    for _ in range(target * 4):
+        if int(client.get(counter) or 0) >= target:
+            break
+        token = cache.get_token(source_id)
+        if cache.invalidate(source_id, token):
+            client.incr(counter)
+            done += 1
+    cache.get_token(source_id)
+    client.close()
+    return done
+
+
+def crash_child(source_id: str, point: str, lease: float | None = None) -> None:
+    """Refresh the source's token and die by SIGKILL at `point`."""
+    from worker.tokens import faults
+    from worker.zoom import factory
+
+    faults.FAULT_POINT = point
+    cache = factory.get_token_cache()
+    if lease is not None:
+        cache.lease = lease
+    cache.get_token(source_id)
+    raise SystemExit(3)  # not reached when the fault point fired
+
+
+def pager_child(barrier: str, parties: int, source_id: str, per_second: float, share: float,
+                seconds: float) -> tuple[int, int]:
+    """Page GET /users for `seconds` under an account limiter scaled down to `per_second`."""
+    from worker.kit.redis import get_redis
+    from worker.ratelimit.bucket import AccountLimiter, CategoryLimit
+    from worker.settings import get_settings
+    from worker.zoom import factory
+    from worker.zoom.client import ZoomClient
+    from worker.zoom.endpoints import Category
+    from worker.zoom.errors import ZoomRateLimited
+
+    cache = factory.get_token_cache()
+    limits = factory._source_limits(uuid.UUID(source_id))
+    limiter = AccountLimiter(
+        get_redis(), limits.account_key, share=share,
+        limits={c: CategoryLimit(per_second) for c in Category},
+    )
+    client = ZoomClient(source_id, cache.for_source(source_id), limiter, factory.get_http(),
+                        get_settings().zoom_api_url)
+    cache.get_token(source_id)
+    redis_barrier(barrier, parties)
+    stop = time.monotonic() + seconds
+    pages = limited = 0
+    while time.monotonic() < stop:
+        try:
+            for _page in client.iter_pages("/users", {"page_size": 5}, "users"):
+                pages += 1
+                if time.monotonic() >= stop:
+                    break
+        except ZoomRateLimited:
+            limited += 1
+    return pages, limited
