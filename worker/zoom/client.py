@@ -132,14 +132,17 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 
 
 _SCOPES_RE = re.compile(r"scopes?\s*:?\s*\[([^\]]*)\]", re.IGNORECASE)
+_ONE_SCOPE_RE = re.compile(r"does not contain\s+([\w:.-]+:[\w:.-]+)\s+scope", re.IGNORECASE)
 
 
 def parse_missing_scopes(message: str) -> list[str]:
-    """``"... does not contain scopes:[a, b]"`` -> ``["a", "b"]`` (empty when not named)."""
+    """``"... does not contain scopes:[a, b]"`` -> ``["a", "b"]``; the older 4700 wording
+    ``"... does not contain a:b scope."`` -> ``["a:b"]``; empty when no scope is named."""
     match = _SCOPES_RE.search(message or "")
-    if not match:
-        return []
-    return [s for s in re.split(r"[,\s]+", match.group(1)) if s]
+    if match:
+        return [s for s in re.split(r"[,\s]+", match.group(1)) if s]
+    single = _ONE_SCOPE_RE.search(message or "")
+    return [single.group(1)] if single else []
 
 
 def _is_daily(response: httpx.Response, message: str) -> bool:

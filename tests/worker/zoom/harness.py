@@ -203,8 +203,9 @@ def crash_child(source_id: str, point: str, lease: float | None = None) -> None:
 
 
 def pager_child(barrier: str, parties: int, source_id: str, per_second: float, share: float,
-                seconds: float) -> tuple[int, int]:
-    """Page GET /users for `seconds` under an account limiter scaled down to `per_second`."""
+                seconds: float) -> tuple[int, int, float, float]:
+    """Page GET /users for `seconds` under an account limiter scaled down to `per_second`.
+    Returns (pages, rate-limit errors, wall time of the first and of the last answer)."""
     from worker.kit.redis import get_redis
     from worker.ratelimit.bucket import AccountLimiter, CategoryLimit
     from worker.settings import get_settings
@@ -225,12 +226,15 @@ def pager_child(barrier: str, parties: int, source_id: str, per_second: float, s
     redis_barrier(barrier, parties)
     stop = time.monotonic() + seconds
     pages = limited = 0
+    first = last = 0.0
     while time.monotonic() < stop:
         try:
             for _page in client.iter_pages("/users", {"page_size": 5}, "users"):
+                last = time.time()
+                first = first or last
                 pages += 1
                 if time.monotonic() >= stop:
                     break
         except ZoomRateLimited:
             limited += 1
-    return pages, limited
+    return pages, limited, first, last

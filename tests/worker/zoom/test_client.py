@@ -358,6 +358,8 @@ def test_parse_retry_after_seconds_http_date_and_iso() -> None:
 def test_parse_missing_scopes() -> None:
     assert parse_missing_scopes("does not contain scopes:[a:b, c:d]") == ["a:b", "c:d"]
     assert parse_missing_scopes("does not contain scopes") == []
+    assert parse_missing_scopes("Invalid access token, does not contain role:read:admin "
+                                "scope.") == ["role:read:admin"]
 
 
 def test_no_limiter_waits_after_drain() -> None:
