@@ -114,3 +114,44 @@ def broker_messages(redis_client: Any, queue: str) -> list[dict[str, Any]]:
 def assert_no_secret(text: str) -> None:
     for secret in SECRETS:
         assert secret not in text
+
+
+@dataclass
+class World:
+    """Two tenants with one seeded source each, shared by a module's read-only tests."""
+
+    client: TestClient
+    a: TenantCtx
+    b: TenantCtx
+    source_a: dict[str, Any]
+    source_b: dict[str, Any]
+    seed_a: Any
+    seed_b: Any
+
+
+@pytest.fixture(scope="module")
+def world(engine: Engine, redis_url: str, admin_key: str) -> Iterator[World]:
+    """Seeded once per module (truncating per test would dominate the suite's run time);
+    tests using it must not write."""
+    import redis
+
+    from tests.api.seed import seed_directory_and_activity
+    from tests.conftest import truncate_all
+
+    truncate_all(engine)
+    flush = redis.Redis.from_url(redis_url)
+    flush.flushdb()
+    admin = {"Authorization": f"Bearer {admin_key}"}
+    with TestClient(create_app()) as test_client:
+        a = new_tenant(test_client, admin, "acme")
+        b = new_tenant(test_client, admin, "globex")
+        source_a = create_source(test_client, a, "zoom-a")
+        source_b = create_source(test_client, b, "zoom-b")
+        yield World(
+            client=test_client, a=a, b=b, source_a=source_a, source_b=source_b,
+            seed_a=seed_directory_and_activity(a.id, source_a["id"]),
+            seed_b=seed_directory_and_activity(b.id, source_b["id"]),
+        )
+    truncate_all(engine)
+    flush.flushdb()
+    flush.close()
