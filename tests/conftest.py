@@ -20,8 +20,10 @@ from sqlmodel import Session, SQLModel
 
 from tests.services import Services, ServiceUnavailable, discover
 
-# Redis database reserved for the test suite (0 is the usual application default).
-TEST_REDIS_DB = int(os.environ.get("AI_TEST_REDIS_DB", "13"))
+# Redis databases the suite may use (0 is the usual application default). Each run leases one
+# so that two runs at once (two developers' terminals, a helper and CI) never flush each other.
+TEST_REDIS_DBS = range(1, 16)
+LEASE_SECONDS = 3 * 3600
 ADMIN_KEY = "ai_admin_" + secrets.token_hex(16)
 
 _services: Services | None = None
@@ -37,7 +39,7 @@ def pytest_configure(config: pytest.Config) -> None:
     server = make_url(_services.postgres_url)
     name = f"ai_test_{os.getpid()}_{secrets.token_hex(3)}"
     _test_db_url = server.set(database=name).render_as_string(hide_password=False)
-    redis_url = f"{_services.redis_url}/{TEST_REDIS_DB}"
+    redis_url = f"{_services.redis_url}/{_lease_redis_db(_services.redis_url)}"
     os.environ.update(
         {
             "AI_DATABASE_URL": _test_db_url,
@@ -55,10 +57,47 @@ def pytest_configure(config: pytest.Config) -> None:
     get_settings.cache_clear()
 
 
+_lease: tuple[str, str] | None = None
+
+
+def _lease_redis_db(base_url: str) -> int:
+    global _lease
+    import redis
+
+    forced = os.environ.get("AI_TEST_REDIS_DB")
+    if forced:
+        return int(forced)
+    client = redis.Redis.from_url(f"{base_url}/0")
+    try:
+        for number in TEST_REDIS_DBS:
+            key = f"ai-test-redis-db-lease:{number}"
+            if client.set(key, str(os.getpid()), nx=True, ex=LEASE_SECONDS):
+                _lease = (key, str(os.getpid()))
+                return number
+    finally:
+        client.close()
+    raise pytest.UsageError("every test Redis database (1-15) is leased by another test run")
+
+
+def _release_redis_db() -> None:
+    global _lease
+    if _lease is None or _services is None:
+        return
+    import redis
+
+    client = redis.Redis.from_url(f"{_services.redis_url}/0")
+    key, owner = _lease
+    if client.get(key) == owner.encode():
+        client.delete(key)
+    client.close()
+    _lease = None
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     global _services
     if _services is None:
         return
+    _release_redis_db()
     from worker.db import dispose_engines
 
     dispose_engines()
