@@ -247,7 +247,7 @@ def test_sync_activity_passes_the_window_and_shows_chunk_progress(cli: Cli) -> N
                         tenant_id=plan.tenant_id, source_id=plan.source_id, parent_id=plan.id,
                         kind=RunKind.ACTIVITY, stream=stream, status=RunStatus.SUCCEEDED,
                         window_start=start, window_end=start + timedelta(days=30),
-                        inserted=10, pages=1,
+                        seen=10, pages=1,
                     ))
 
     thread = _later(worker_plans_and_runs_chunks)
@@ -255,7 +255,7 @@ def test_sync_activity_passes_the_window_and_shows_chunk_progress(cli: Cli) -> N
                  "--wait", "--timeout", "20")
     thread.join()
     assert result.exit_code == 0, result.output
-    assert "4 chunks, 40 new rows, 0 not succeeded" in result.stdout
+    assert "4 chunks, 40 records read, 0 not succeeded" in result.stdout
     assert "signins" in result.stdout and "meetings" in result.stdout
 
 

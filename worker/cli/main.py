@@ -438,8 +438,8 @@ def sync_activity(
     console = _console()
     plan, chunks = wait_activity(run.id, console, timeout)
     bad = [c for c in chunks if c.status not in (RunStatus.SUCCEEDED, RunStatus.DEFERRED)]
-    rows = sum(c.inserted for c in chunks)
-    console.print(f"{len(chunks)} chunks, {rows} new rows, {len(bad)} not succeeded")
+    records = sum(c.seen for c in chunks)
+    console.print(f"{len(chunks)} chunks, {records} records read, {len(bad)} not succeeded")
     if bad:
         first = bad[0]
         raise CliError(

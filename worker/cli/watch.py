@@ -203,13 +203,14 @@ def wait_activity(
 
 def _update_bars(bars: _Bars, plan: SyncRun, chunks: list[SyncRun]) -> None:
     done = [c for c in chunks if c.status in FINAL_RUN]
-    inserted = sum(c.inserted for c in chunks)
+    # Chunks count what they read (`seen`); their upserts do not tell new from re-read rows.
+    seen = sum(c.seen for c in chunks)
     bars.progress.update(
         bars.overall,
         description="all chunks" if chunks else f"plan {plan.status}",
         total=len(chunks) or None,
         completed=len(done),
-        line=f"rows {inserted}  pages {sum(c.pages for c in chunks)}",
+        line=f"records {seen}  pages {sum(c.pages for c in chunks)}",
     )
     by_stream: dict[str, list[SyncRun]] = {}
     for c in chunks:
@@ -224,6 +225,6 @@ def _update_bars(bars: _Bars, plan: SyncRun, chunks: list[SyncRun]) -> None:
             bars.streams[stream],
             total=len(runs),
             completed=sum(1 for r in runs if r.status in FINAL_RUN),
-            line=f"rows {sum(r.inserted for r in runs)}"
+            line=f"records {sum(r.seen for r in runs)}"
             + (f"  [red]{failed} not ok[/]" if failed else ""),
         )
