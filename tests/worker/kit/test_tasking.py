@@ -1,0 +1,111 @@
+"""The task shell: a full tenant re-queues without a retry, transient errors retry with the run
+queued again, permanent ones end the run at once."""
+
+from __future__ import annotations
+
+import uuid
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from celery.exceptions import Retry
+
+from tests.factories import make_source, make_tenant
+from worker.db import session_scope
+from worker.kit import runs
+from worker.kit.locks import TenantSlot
+from worker.kit.tasking import execute
+from worker.models import RunKind, RunStatus, SyncRun
+from worker.settings import get_settings
+from worker.zoom.errors import ZoomAuthError, ZoomServerError
+
+
+class StubTask:
+    """Enough of a bound Celery task for `execute`."""
+
+    name = "zoom.aggregate"
+    max_retries = 3
+
+    def __init__(self) -> None:
+        self.request = SimpleNamespace(id=str(uuid.uuid4()), retries=0)
+        self.retried: list[dict[str, Any]] = []
+
+    def retry(self, exc: BaseException, countdown: float) -> Retry:
+        self.retried.append({"exc": exc, "countdown": countdown})
+        return Retry(exc=exc, when=countdown)
+
+
+def new_run() -> SyncRun:
+    with session_scope() as session:
+        source = make_source(session, make_tenant(session))
+        run = SyncRun(tenant_id=source.tenant_id, source_id=source.id,
+                      kind=RunKind.AGGREGATION)
+        session.add(run)
+        return run
+
+
+def status(run_id: uuid.UUID) -> SyncRun:
+    with session_scope() as session:
+        return session.get_one(SyncRun, run_id)
+
+
+def test_a_tenant_at_its_limit_requeues_the_task_without_running_it(clean_db,
+                                                                    redis_client) -> None:
+    run = new_run()
+    limit = get_settings().tenant_max_concurrent_tasks
+    busy = [TenantSlot(redis_client, str(run.tenant_id), holder=f"other-{i}", limit=limit,
+                       lease=30) for i in range(limit)]
+    assert all(s.acquire() for s in busy)
+    called: list[uuid.UUID] = []
+    task = StubTask()
+    assert execute(task, str(run.id), called.append).startswith("requeued")
+    assert called == [] and task.retried == []
+    assert redis_client.llen("aggregation") == 1  # the same task, sent again with a countdown
+    assert status(run.id).status == RunStatus.QUEUED
+
+    busy[0].release()
+    assert execute(StubTask(), str(run.id), called.append) == "done"
+    assert called == [run.id]
+    # Its slot was given back.
+    assert TenantSlot(redis_client, str(run.tenant_id), holder="x", limit=limit).in_use() == \
+        limit - 1
+
+
+def test_a_transient_failure_retries_with_the_run_queued_again(clean_db, redis_client) -> None:
+    run = new_run()
+
+    def flaky(run_id: uuid.UUID) -> None:
+        exc = ZoomServerError("GET /users: 503", None, 503)
+        runs.record_failure(run_id, exc)
+        raise exc
+
+    task = StubTask()
+    with pytest.raises(Retry):
+        execute(task, str(run.id), flaky)
+    assert len(task.retried) == 1
+    assert status(run.id).status == RunStatus.QUEUED
+    # Out of retries: the run stays retryable.
+    task.request.retries = task.max_retries
+    with pytest.raises(ZoomServerError):
+        execute(task, str(run.id), flaky)
+    assert status(run.id).status == RunStatus.RETRYABLE
+
+
+def test_a_permanent_failure_ends_the_run_with_the_zoom_code(clean_db, redis_client) -> None:
+    run = new_run()
+
+    def revoked(run_id: uuid.UUID) -> None:
+        exc = ZoomAuthError("invalid_grant", "invalid_grant", 400, reauthorize=True,
+                            admin_message="paste a new refresh token")
+        runs.record_failure(run_id, exc)
+        raise exc
+
+    task = StubTask()
+    with pytest.raises(ZoomAuthError):
+        execute(task, str(run.id), revoked)
+    assert task.retried == []
+    done = status(run.id)
+    assert done.status == RunStatus.FAILED and done.error_code == "invalid_grant"
+    assert str(run.source_id) in (done.error_message or "")
+    # A finished run ignores another delivery.
+    assert execute(StubTask(), str(run.id), revoked).startswith("noop")
