@@ -378,7 +378,16 @@ def _start_and_follow(source: str, kind: RunKind, wait: bool, timeout: float) ->
     if not wait:
         typer.echo(f"{kind} run {run.id} queued")
         return
-    final = wait_run(run.id, _console(), timeout)
+    console = _console()
+    final = wait_run(run.id, console, timeout)
+    if final.status == RunStatus.SKIPPED:
+        # Another run of this kind was already working on the source (e.g. the one a first
+        # connection test starts): its result is the one the operator is waiting for.
+        with session_scope() as session:
+            other = ops.in_progress_run(session, final)
+        if other is not None:
+            console.print(f"a {kind} run was already in progress: following {other.id}")
+            final = wait_run(other.id, console, timeout)
     _finish(final.status, final.error_message)
 
 

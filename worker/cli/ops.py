@@ -334,6 +334,21 @@ def start_run(
     return run
 
 
+def in_progress_run(session: Session, skipped: SyncRun) -> SyncRun | None:
+    """The run of the same source and kind that made ``skipped`` a duplicate, if any."""
+    return session.exec(
+        select(SyncRun)
+        .where(
+            SyncRun.source_id == skipped.source_id,
+            SyncRun.kind == skipped.kind,
+            col(SyncRun.parent_id).is_(None),
+            SyncRun.id != skipped.id,
+            col(SyncRun.status).in_((RunStatus.QUEUED, RunStatus.RUNNING)),
+        )
+        .order_by(col(SyncRun.created_at).desc())
+    ).first()
+
+
 # --- reading progress and status ----------------------------------------------------------
 
 

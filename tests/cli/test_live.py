@@ -1,0 +1,138 @@
+"""The CLI with real processes: Flower and a Celery worker (started by the CLI's own launchers)
+on the test Redis and Postgres, fakezoom as Zoom. Proves that `test-connection --wait` and
+`aggregate --wait` work end to end, and that nothing Flower's API returns about those tasks
+contains a source's secret."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from click.testing import Result
+
+from fakezoom.server import FakeZoomServer
+from fakezoom.testing import small_config
+from worker.cli import launch as launchers
+from worker.settings import get_settings
+
+pytestmark = pytest.mark.slow
+Cli = Callable[..., Result]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def _process(launch: launchers.Launch, env: dict[str, str], log: Path) -> Iterator[
+        subprocess.Popen[bytes]]:
+    with log.open("wb") as out:
+        proc = subprocess.Popen(launch.argv, env={**env, **launch.env}, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            yield proc
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+
+
+def _wait_for(check: Callable[[], bool], what: str, log: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not ready:\n{log.read_text(errors='replace')[-3000:]}")
+        time.sleep(0.2)
+
+
+def test_flower_shows_the_tasks_but_never_a_secret(
+    cli: Cli, tmp_path: Path
+) -> None:
+    fake_config = small_config(users=12, days=3, seed=11)
+    with FakeZoomServer(fake_config) as zoom:
+        s2s = zoom.fake.account(0).s2s_app
+        env = {**os.environ, "AI_ZOOM_OAUTH_URL": zoom.oauth_token_url,
+               "AI_ZOOM_API_URL": zoom.api_url}
+        settings = get_settings()
+        port = _free_port()
+        flower_log, worker_log = tmp_path / "flower.log", tmp_path / "worker.log"
+        auth = (settings.flower_user, settings.flower_password)
+
+        # Flower must be listening before tasks run: it learns about them from their events.
+        with _process(launchers.flower_command(settings, host="127.0.0.1", port=port), env,
+                      flower_log):
+
+            def flower_up() -> bool:
+                try:
+                    return httpx.get(f"http://127.0.0.1:{port}/healthcheck", auth=auth,
+                                     timeout=1).status_code == 200
+                except httpx.HTTPError:
+                    return False
+
+            _wait_for(flower_up, "flower", flower_log)
+            # Basic auth is enforced.
+            assert httpx.get(f"http://127.0.0.1:{port}/api/tasks", timeout=5).status_code == 401
+
+            worker = launchers.worker_command(settings, launchers.ALL_QUEUES, 2, "live",
+                                              extra=("--without-gossip", "--without-mingle"))
+            with _process(worker, env, worker_log):
+                _wait_for(lambda: b" ready." in worker_log.read_bytes(), "worker", worker_log)
+                assert cli("tenant", "create", "acme").exit_code == 0
+                added = cli("source", "add", "-t", "acme", "-n", "zoom", "--account-id",
+                            s2s.account_id, "--client-id", s2s.client_id,
+                            env={"AI_SOURCE_CLIENT_SECRET": s2s.client_secret})
+                assert added.exit_code == 0, added.output
+
+                tested = cli("test-connection", "acme/zoom", "--wait", "--timeout", "60")
+                assert tested.exit_code == 0, tested.output + worker_log.read_text()
+                assert "connection OK" in tested.stdout
+
+                aggregated = cli("aggregate", "acme/zoom", "--wait", "--timeout", "60")
+                assert aggregated.exit_code == 0, aggregated.output
+                assert "seen 12" in aggregated.stdout
+
+                status = cli("status")
+                assert "succeeded" in status.stdout and "ok" in status.stdout
+
+                tasks: dict[str, Any] = {}
+
+                def flower_saw_them() -> bool:
+                    nonlocal tasks
+                    response = httpx.get(f"http://127.0.0.1:{port}/api/tasks", auth=auth,
+                                         timeout=5)
+                    tasks = response.json()
+                    names = {t.get("name") or "" for t in tasks.values()}
+                    return any("zoom.test_connection" in n for n in names) and any(
+                        "zoom.aggregate" in n for n in names)
+
+                _wait_for(flower_saw_them, "flower task list", flower_log)
+                details = [
+                    httpx.get(f"http://127.0.0.1:{port}/api/task/info/{task_id}", auth=auth,
+                              timeout=5).text
+                    for task_id in tasks
+                ]
+
+    everything = repr(tasks) + "".join(details)
+    assert s2s.client_secret not in everything
+    assert get_settings().encryption_key not in everything
+    # Once a worker has received a task, Flower lists it under its name with the tenant, so an
+    # operator can filter one tenant's tasks (the sent event alone carries the plain name).
+    received = [info for info in tasks.values() if info.get("received")]
+    assert received
+    for info in received:
+        assert "[tenant=" in (info.get("name") or ""), info
