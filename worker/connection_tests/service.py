@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from worker.db import session_scope
+from worker.kit.crypto import CredentialsUnreadable
 from worker.models import (
     ConnectionTest,
     RunKind,
@@ -172,6 +173,15 @@ def run_connection_test(
         result["zoom_error_code"] = None if exc.code is None else str(exc.code)
         result["message"] = f"Zoom call failed: {exc.admin_message}"
         result["transient"] = exc.retryable
+    except CredentialsUnreadable as exc:
+        ok = False
+        result["message"] = f"{exc}: re-enter the client secret (and refresh token) of the source"
+    except Exception as exc:
+        # A test must never stay "running": record the failure, then let the task log it.
+        log.exception("connection test %s of source %s crashed", test_id, source_id)
+        _record(test_id, False, {**result, "message": f"internal error ({type(exc).__name__})",
+                                 "transient": True}, None, None, now=now, enqueue=False)
+        raise
     return _record(test_id, ok, result, account_id, auth_error, now=now, enqueue=enqueue)
 
 
