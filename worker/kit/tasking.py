@@ -99,7 +99,7 @@ def execute(
             countdown *= random.uniform(0.5, 1.0)
             _back_to_queue(rid, exc, countdown)
             raise task.retry(exc=exc, countdown=countdown) from exc
-        if on_give_up is not None:
+        if on_give_up is not None and runs.is_transient(exc):
             on_give_up(rid)
         raise
 

@@ -115,27 +115,30 @@ def due_runs(session: Session, now: datetime) -> list[SyncRun]:
 
 
 def resumable_runs(session: Session, now: datetime, redis_client: redis.Redis) -> list[SyncRun]:
-    """Deferred chunks whose time has come, re-admitted against today's Heavy budget."""
-    stmt = select(SyncRun).where(SyncRun.status == RunStatus.DEFERRED,
-                                 col(SyncRun.parent_id).is_not(None)).limit(BATCH * 5)
+    """Deferred runs whose time has come: aggregations go again; activity chunks are
+    re-admitted against today's Heavy budget and their chains restarted. (A deferred plan run
+    is only the roll-up of its chunks: it has nothing to resume itself.)"""
+    stmt = select(SyncRun).where(SyncRun.status == RunStatus.DEFERRED).limit(BATCH * 5)
     deferred = session.exec(_lock(stmt, session)).all()
-    ready = []
-    for chunk in sorted(deferred, key=lambda c: (str(c.stream), c.window_start or now)):
-        not_before = chunk.checkpoint.get("not_before")
+    ready: list[SyncRun] = []
+    for run in sorted(deferred, key=lambda c: (str(c.stream), c.window_start or now)):
+        if run.kind == RunKind.ACTIVITY and run.parent_id is None:
+            continue
+        not_before = run.checkpoint.get("not_before")
         if not_before and datetime.fromisoformat(not_before) > now:
             continue
-        source = session.get(Source, chunk.source_id)
+        source = session.get(Source, run.source_id)
         if source is None or not schedulable(source):
             continue
-        cost = int(chunk.details.get("heavy_cost", 1))
-        if not reserve_heavy(redis_client, source, now.date(), cost):
+        if run.parent_id is not None and not reserve_heavy(
+            redis_client, source, now.date(), int(run.details.get("heavy_cost", 1))
+        ):
             continue
-        chunk.status = RunStatus.QUEUED
-        chunk.error_message = None
-        ready.append(chunk)
-    heads: list[SyncRun] = []
-    for parent_id in {c.parent_id for c in ready}:
-        assert parent_id is not None
+        run.status = RunStatus.QUEUED
+        run.error_message = None
+        ready.append(run)
+    heads: list[SyncRun] = [r for r in ready if r.parent_id is None]
+    for parent_id in {c.parent_id for c in ready if c.parent_id is not None}:
         siblings = session.exec(select(SyncRun).where(SyncRun.parent_id == parent_id)).all()
         heads.extend(chain_heads(siblings))
         roll_up(session, parent_id)

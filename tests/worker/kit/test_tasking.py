@@ -109,3 +109,17 @@ def test_a_permanent_failure_ends_the_run_with_the_zoom_code(clean_db, redis_cli
     assert str(run.source_id) in (done.error_message or "")
     # A finished run ignores another delivery.
     assert execute(StubTask(), str(run.id), revoked).startswith("noop")
+
+
+def test_rate_limits_defer_the_run_until_after_the_cap_or_the_storm() -> None:
+    from datetime import UTC, datetime
+
+    from worker.zoom.errors import ZoomRateLimited
+
+    now = datetime(2026, 3, 1, 15, 0, tzinfo=UTC)
+    daily = runs.classify(ZoomRateLimited("cap", daily=True), now)
+    assert daily.status == RunStatus.DEFERRED
+    assert daily.not_before is not None and daily.not_before.date() == now.date().replace(day=2)
+    storm = runs.classify(ZoomRateLimited("429s", retry_after=2), now)
+    assert storm.status == RunStatus.DEFERRED
+    assert storm.not_before is not None and now < storm.not_before < daily.not_before

@@ -145,3 +145,15 @@ def test_deferred_chunks_resume_when_their_time_has_come(clean_db, redis_client)
     with session_scope() as session:
         assert session.get_one(SyncRun, chunk.id).status == RunStatus.QUEUED
         assert session.get_one(SyncRun, plan.id).status == RunStatus.RUNNING
+
+
+def test_a_deferred_aggregation_goes_again_after_its_pause(clean_db, redis_client) -> None:
+    source_id = add(activity_cron="0 23 * * *", aggregation_cron="0 23 * * *")
+    with session_scope() as session:
+        source = session.get_one(Source, source_id)
+        run = SyncRun(tenant_id=source.tenant_id, source_id=source_id,
+                      kind=RunKind.AGGREGATION, status=RunStatus.DEFERRED,
+                      checkpoint={"not_before": (T0 + dt.timedelta(minutes=5)).isoformat()})
+        session.add(run)
+    assert dispatch_due(T0 + dt.timedelta(minutes=4), enqueue=False) == []
+    assert [r.id for r in dispatch_due(T0 + dt.timedelta(minutes=5), enqueue=False)] == [run.id]
