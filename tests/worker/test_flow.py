@@ -96,8 +96,11 @@ class Worker:
             except subprocess.TimeoutExpired:
                 self.kill()
 
+    def text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
     def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-6000:] if self.log.exists() else ""
+        return self.text()[-6000:]
 
 
 @pytest.fixture
@@ -208,6 +211,7 @@ def test_two_tenants_flow_from_connection_test_to_rows_equal_to_zoom(fake, worke
     w = worker()
     s2s = add_source(fake.fake.account(0), fake.fake.account(0).s2s_app)
     general = add_source(fake.fake.account(1), fake.fake.account(1).general_app)
+    initial_refresh_token = fake.fake.account(1).general_app.refresh_token
     emails = [u["email"] for u in fake.fake.account(0).all_users()[:10]]
     add_identities(s2s, emails)
     start_test(s2s)
@@ -223,6 +227,14 @@ def test_two_tenants_flow_from_connection_test_to_rows_equal_to_zoom(fake, worke
     assert_matches_truth(fake, 0, s2s, with_roles=False)
     assert_matches_truth(fake, 1, general, with_roles=True)
     assert count(AccountCorrelation, s2s) == 10
+
+    # No secret reached the worker's log or a run record.
+    apps = [fake.fake.account(0).s2s_app, fake.fake.account(1).general_app]
+    secrets = [a.client_secret for a in apps] + [initial_refresh_token]
+    records = repr([(r.error_message, r.details, r.checkpoint)
+                    for s in (s2s, general) for r in runs(s, top=False)])
+    for secret in secrets:
+        assert secret and secret not in w.text() and secret not in records
 
     # Every task again, twice at once: no row count changes.
     before = {s: row_counts(s) for s in (s2s, general)}
