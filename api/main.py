@@ -31,7 +31,12 @@ Activity Insights for Zoom: tenants, Zoom sources, connection tests, runs, and t
 activity and insights the workers collect.
 
 Authenticate with `Authorization: Bearer <key>` or `X-API-Key: <key>`. Tenant keys see only
-their tenant; the admin key manages tenants and keys. Errors are RFC 9457 problem details.
+their tenant (another tenant's ids answer 404); the admin key manages tenants and keys.
+Errors are RFC 9457 problem details (`application/problem+json`); bad input names its field.
+
+Limits: request bodies up to 8 MiB (413 beyond); up to 10,000 identities per JSON or CSV
+upload (413 beyond); 600 requests a minute per key (429 with `Retry-After` beyond).
+Connection tests and runs answer 202 at once; poll the `links.self` they return.
 """
 
 

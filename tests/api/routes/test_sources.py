@@ -317,3 +317,18 @@ def test_deleting_a_source_needs_its_name_and_removes_its_data(
         # Identities belong to the tenant, not to the source.
         assert conn.execute(text("SELECT count(*) FROM identity")).scalar() == 1
     assert redis_client.exists(token_key(source["id"])) == 0
+
+
+def test_no_secret_reaches_the_logs(
+    client: TestClient, tenant: TenantCtx, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    source = create_source(client, tenant)
+    client.patch(f"/v1/sources/{source['id']}",
+                 json={"credentials": {"client_secret": S2S_CREDENTIALS["client_secret"] + "2"}},
+                 headers=tenant.headers)
+    bad = source_payload("bad", timezone="Nowhere/Land")
+    client.post("/v1/sources", json=bad, headers=tenant.headers)
+    client.post(f"/v1/sources/{source['id']}/connection-tests", headers=tenant.headers)
+    assert_no_secret(caplog.text)
+    assert tenant.key not in caplog.text
