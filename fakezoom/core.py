@@ -109,7 +109,7 @@ class App:
         return "account_credentials" if self.kind == "s2s" else "refresh_token"
 
     def credentials(self) -> dict[str, Any]:
-        out = {
+        out: dict[str, Any] = {
             "kind": self.kind,
             "name": self.name,
             "grant_type": self.grant_type,

@@ -1,1 +1,1 @@
-"""Activity Insights for Zoom: the worker side (everything that talks to Zoom or writes Zoom data)."""
+"""Activity Insights for Zoom: everything that talks to Zoom or writes Zoom data."""

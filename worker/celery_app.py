@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from celery import Celery
@@ -15,15 +14,10 @@ from worker.settings import get_settings
 DISPATCH_INTERVAL_SECONDS = 30.0
 
 
-def _env_seconds(name: str, default: float) -> float:
-    # Tests shorten redelivery (kill a worker, see its task again) through the environment.
-    return float(os.environ.get(name, default))
-
-
 def create_celery_app() -> Celery:
     settings = get_settings()
-    visibility = _env_seconds("AI_BROKER_VISIBILITY_TIMEOUT", 4 * 3600)
-    soft_limit = _env_seconds("AI_TASK_SOFT_TIME_LIMIT", 3 * 3600)
+    visibility = settings.broker_visibility_timeout
+    soft_limit = settings.task_soft_time_limit
     app = Celery("activity_insights", include=["worker.tasks"])
     app.conf.update(
         broker_url=settings.broker_url,

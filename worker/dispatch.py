@@ -29,6 +29,10 @@ def send(
         "headers": {"tenant_id": str(tenant_id), "source_id": str(source_id)},
         # Flower lists tasks by name and args; the short tenant prefix makes them filterable.
         "shadow": f"{task_name}[tenant={str(tenant_id)[:8]}]",
+        # The task-sent event can carry the plain name, so the tenant also goes into what
+        # Flower shows as args (its search box matches it). Still ids only.
+        "argsrepr": f"['{record_id}']",
+        "kwargsrepr": f"{{'tenant': '{tenant_id}', 'source': '{source_id}'}}",
     }
     if countdown:
         options["countdown"] = countdown

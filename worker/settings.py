@@ -58,6 +58,16 @@ class Settings(BaseSettings):
     activity_backfill_days: int = Field(default=90, ge=1, le=180)
     activity_lookback_hours: int = Field(default=48, ge=0)
     tenant_max_concurrent_tasks: int = Field(default=4, ge=1)
+    # Unacknowledged broker messages are redelivered after this long: above the longest task.
+    broker_visibility_timeout: float = Field(default=4 * 3600, gt=0)
+    task_soft_time_limit: float = Field(default=3 * 3600, gt=0)
+    # Lease of the per-source run locks; renewed while the work goes on.
+    lock_lease_seconds: float = Field(default=60, gt=0)
+    # A task whose tenant is at its concurrency limit tries again after this long.
+    requeue_countdown_seconds: float = Field(default=3, gt=0)
+    # Transient failures: backoff base, and how long after a run started they are retried.
+    retry_base_seconds: float = Field(default=10, gt=0)
+    retry_deadline_seconds: float = Field(default=3600, gt=0)
     log_level: str = "INFO"
 
     @field_validator("database_url")

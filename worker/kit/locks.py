@@ -12,7 +12,6 @@ idempotent writes: a lost lease only means two workers may briefly write the sam
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,8 +24,9 @@ log = logging.getLogger(__name__)
 
 
 def default_lease_seconds() -> float:
-    # Read at call time so a test can shorten leases for a worker subprocess through the env.
-    return float(os.environ.get("AI_LOCK_LEASE_SECONDS", "60"))
+    from worker.settings import get_settings
+
+    return get_settings().lock_lease_seconds
 
 
 class Lease(Protocol):

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import random
 import uuid
 from collections.abc import Callable
@@ -31,12 +30,7 @@ from worker.settings import get_settings
 
 log = logging.getLogger(__name__)
 
-# Seconds before a task whose tenant is at its limit (or whose run is busy) tries again.
-REQUEUE_COUNTDOWN = float(os.environ.get("AI_REQUEUE_COUNTDOWN_SECONDS", "3"))
-RETRY_BASE_SECONDS = float(os.environ.get("AI_RETRY_BASE_SECONDS", "10"))
 RETRY_CAP_SECONDS = 600.0
-# Transient failures are retried until the run is this old, then left `retryable`.
-RETRY_DEADLINE = timedelta(seconds=float(os.environ.get("AI_RETRY_DEADLINE_SECONDS", "3600")))
 MAX_RETRIES = 8
 
 
@@ -81,7 +75,7 @@ def execute(
                           holder=f"{task.request.id or rid}",
                           limit=get_settings().tenant_max_concurrent_tasks)
         if not slot.acquire():
-            requeue(task.name, run, REQUEUE_COUNTDOWN)
+            requeue(task.name, run, get_settings().requeue_countdown_seconds)
             return "requeued: tenant at its concurrency limit"
     guard: AbstractContextManager[Any] = renewing(slot) if slot is not None else nullcontext()
     try:
@@ -90,12 +84,12 @@ def execute(
         return "done"
     except runs.AlreadyRunning as exc:
         log.info("%s %s: %s", task.name, rid, exc)
-        requeue(task.name, run, REQUEUE_COUNTDOWN)
+        requeue(task.name, run, get_settings().requeue_countdown_seconds)
         return "requeued: busy"
     except Exception as exc:
         if runs.is_transient(exc) and _may_retry(task, rid):
             countdown = min(RETRY_CAP_SECONDS,
-                            RETRY_BASE_SECONDS * 2 ** task.request.retries)
+                            get_settings().retry_base_seconds * 2 ** task.request.retries)
             countdown *= random.uniform(0.5, 1.0)
             _back_to_queue(rid, exc, countdown)
             raise task.retry(exc=exc, countdown=countdown) from exc
@@ -110,7 +104,8 @@ def _may_retry(task: Task, run_id: uuid.UUID) -> bool:
     with session_scope() as session:
         run = session.get(SyncRun, run_id)
         started = as_utc(run.started_at) if run is not None else None
-    return started is None or utcnow() - started < RETRY_DEADLINE
+    deadline = timedelta(seconds=get_settings().retry_deadline_seconds)
+    return started is None or utcnow() - started < deadline
 
 
 def _back_to_queue(run_id: uuid.UUID, exc: BaseException, countdown: float) -> None:
