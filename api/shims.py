@@ -1,18 +1,18 @@
-"""Worker-side behaviour the API triggers when an admin changes a source.
+"""Worker-side effects of an admin's change to a source: its cached token and its schedule.
 
-``compute_next_runs`` is imported lazily because ``worker.scheduling`` was not committed when
-this was written; once it is, the lead can call ``compute_next`` directly.
+The rules live in the worker (``worker.tokens``, ``worker.scheduling``); these wrappers only
+adapt them to the API (best effort on Redis, one call site per effect).
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 from datetime import datetime
 
 import redis
 
 from worker.models import Source
+from worker.scheduling.service import compute_next
 from worker.tokens.cache import error_key, token_key
 from worker.tokens.credentials import pending_key
 
@@ -35,11 +35,5 @@ def invalidate_cached_token(client: redis.Redis, source: Source) -> None:
 
 def compute_next_runs(source: Source, now: datetime) -> None:
     """Set ``next_aggregation_at`` / ``next_activity_at`` after a change of schedule, status or
-    enabled flags: the worker's ``compute_next`` (None unless the source is active)."""
-    try:
-        service = importlib.import_module("worker.scheduling.service")
-    except ImportError:
-        # Without the scheduler there is nothing to fire; beat recomputes when it lands.
-        source.next_aggregation_at = source.next_activity_at = None
-        return
-    service.compute_next(source, now)
+    enabled flags: the scheduler's own rule (None unless the source is active)."""
+    compute_next(source, now)
