@@ -22,7 +22,7 @@ from sqlmodel import Session, SQLModel, select
 
 from api.errors import Forbidden, NotFound, Unauthorized
 from api.keys import hash_key
-from api.ratelimit import DEFAULT_LIMIT, RateLimit
+from api.ratelimit import RateLimit
 from worker.db import get_engine, get_for_tenant, session_scope
 from worker.models import ApiKey, utcnow
 from worker.settings import Settings, SettingsError, get_settings
@@ -91,7 +91,7 @@ def _rate_limit(request: Request) -> RateLimit:
     configured = getattr(request.app.state, "rate_limit", None)
     if isinstance(configured, RateLimit):
         return configured
-    per_minute = getattr(get_settings(), "api_rate_limit_per_minute", DEFAULT_LIMIT)
+    per_minute = get_settings().api_rate_limit_per_minute
     return RateLimit(limit=int(per_minute))
 
 

@@ -4,7 +4,7 @@ A fixed window is enough here: it only has to stop a runaway script from hammeri
 not shape traffic precisely (Zoom's own limits are enforced in the worker's token bucket).
 Default 600 requests a minute per key (10/s sustained): far above what an admin or a sync
 job needs, since bulk endpoints take thousands of rows per call. Override with the setting
-``api_rate_limit_per_minute`` once it exists, or per app via ``create_app(rate_limit=...)``.
+``AI_API_RATE_LIMIT_PER_MINUTE``, or per app via ``create_app(rate_limit=...)``.
 
 When Redis is unreachable the guard lets requests through: being unable to count must not
 take the API down (``/readyz`` reports Redis separately).

@@ -36,7 +36,9 @@ def get_engine(url: str | None = None) -> Engine:
             engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
             event.listen(engine, "connect", _sqlite_pragmas)
         else:
-            engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+            # A bounded connect: /readyz and tasks must fail fast on an unreachable host.
+            engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10,
+                                   connect_args={"connect_timeout": 5})
         _engines[url] = engine
     return engine
 

@@ -22,11 +22,11 @@ from api.schemas.sources import (
     SourceUpdate,
     missing_credentials,
 )
-from api.shims import compute_next_runs as _compute_next_runs
-from api.shims import invalidate_cached_token
 from worker.db import get_for_tenant, tenant_query
 from worker.kit.crypto import CredentialsUnreadable, decrypt_json, encrypt_json
 from worker.models import GrantType, Source, SourceStatus, utcnow
+from worker.scheduling.service import compute_next
+from worker.tokens.credentials import forget_source_credentials
 
 router = APIRouter(prefix="/v1/sources", tags=["sources"], responses=PROBLEM_RESPONSES)
 
@@ -35,7 +35,7 @@ _NULLABLE_FIELDS = {"governance_group", "rate_share", "governance_source_id"}
 
 def compute_next_runs(source: Source, now: datetime) -> None:
     try:
-        _compute_next_runs(source, now)
+        compute_next(source, now)
     except Exception:
         # Validation already ran croniter; this guards the pairs it cannot see (cron x zone).
         raise Unprocessable(
@@ -221,7 +221,7 @@ def update_source(
     session.add(source)
     _commit(session, source.name)
     if rotated:
-        invalidate_cached_token(redis, source)
+        forget_source_credentials(redis, str(source.id))
     return to_public(source)
 
 
@@ -307,6 +307,6 @@ def delete_source(
         )
     session.delete(source)  # ON DELETE CASCADE removes its Zoom data, runs and tests
     session.commit()
-    invalidate_cached_token(redis, source)
+    forget_source_credentials(redis, str(source.id))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

@@ -59,7 +59,7 @@ from worker.kit.crypto import decrypt_json, encrypt_json, redact
 from worker.models.base import utcnow
 from worker.models.enums import GrantType, SourceStatus
 from worker.models.tenancy import Source
-from worker.tokens.cache import AccessToken
+from worker.tokens.cache import AccessToken, error_key, token_key
 from worker.tokens.faults import fault
 from worker.zoom.errors import (
     TokenCacheUnavailable,
@@ -86,6 +86,18 @@ REAUTHORIZE_MESSAGE = (
 
 def pending_key(source_id: str) -> str:
     return f"{PENDING_PREFIX}{source_id}"
+
+
+def forget_source_credentials(client: redis.Redis, source_id: str) -> None:
+    """After an admin changed a source's credentials: drop its cached access token, the
+    remembered auth refusal and any pending rotated refresh token, so the next task starts from
+    the new credentials. The refresh lock is left to its lease: deleting a held lock would let
+    two refreshes run at once. Best effort: a stale access token still fails with 401 (which
+    evicts it) and the bumped credentials_version makes a stale pending token detectable."""
+    try:
+        client.delete(token_key(source_id), error_key(source_id), pending_key(source_id))
+    except redis.RedisError:
+        log.warning("could not clear the token cache of source=%s", source_id, exc_info=True)
 
 
 @dataclass

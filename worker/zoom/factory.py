@@ -130,4 +130,6 @@ def account_id_for_source(source_id: uuid.UUID) -> str | None:
 def forget_source_tokens(source_id: uuid.UUID) -> None:
     """After an admin changed a source's credentials: drop its cached token and any remembered
     refusal, so the next call uses the new credentials at once (no Zoom call here)."""
-    get_token_cache().forget(str(source_id))
+    from worker.tokens.credentials import forget_source_credentials
+
+    forget_source_credentials(get_redis(), str(source_id))
