@@ -122,7 +122,8 @@ def format_table(figures: Sequence[Figure]) -> str:
     rows: list[tuple[str, ...]] = []
     for fig in figures:
         if fig.error:
-            rows.append((fig.key, "ERROR", fig.error.splitlines()[-1][:60], "", ""))
+            last = [line for line in fig.error.splitlines() if line.strip()][-1:] or ["?"]
+            rows.append((fig.key, "ERROR", last[0][:60], "", ""))
         for i, m in enumerate(fig.metrics):
             rows.append((fig.key if i == 0 else "", m.name, m.shown(), m.ideal, m.baseline))
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
