@@ -8,8 +8,10 @@ import importlib
 import sys
 import time
 import traceback
+from pathlib import Path
 
 from bench.harness import (
+    RESULTS_PATH,
     BenchEnv,
     Figure,
     format_table,
@@ -51,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the issue's full sizes even where they take long here "
                         "(1,000,000 events)")
     parser.add_argument("--repeats", type=int, help="repeats per measurement (median)")
+    parser.add_argument("--results", type=Path, default=RESULTS_PATH,
+                        help=f"where to write the JSON results (default {RESULTS_PATH.name})")
     args = parser.parse_args(argv)
     names = list(FIGURES)
     if args.only:
@@ -72,9 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     for fig in figures:
         for note in fig.notes:
             print(f"  {fig.key}: {note}")
-    path = write_results(figures, machine, quick=args.quick)
+    path = write_results(figures, machine, quick=args.quick, path=args.results)
     print(f"\n{len(figures)} figure(s) in {time.perf_counter() - started:.0f}s on "
-          f"{machine.get('nproc')} CPUs; details in {path.relative_to(path.parent.parent)}")
+          f"{machine.get('nproc')} CPUs; details in {path}")
     return 1 if any(f.error for f in figures) else 0
 
 
