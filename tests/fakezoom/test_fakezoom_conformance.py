@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Iterator
 from urllib.parse import quote
 
@@ -15,7 +16,12 @@ from fakezoom.server import FakeZoomServer
 from fakezoom.spec import load_spec, rate_limit_label, response_validator, spec_path
 from fakezoom.testing import get_token, running_fakezoom
 
-pytestmark = pytest.mark.skipif(spec_path() is None, reason="Zoom OpenAPI spec not available")
+# The spec lives in shared/ beside the repo (not vendored). A developer's checkout without it
+# skips these; under CI it must be there, so a missing spec fails instead of skipping.
+pytestmark = pytest.mark.skipif(
+    spec_path() is None and not os.environ.get("CI"),
+    reason="Zoom OpenAPI spec not available (set FAKEZOOM_SPEC or keep ../shared beside the repo)",
+)
 
 ALL_SCOPES = [
     "user:read:admin", "group:read:admin", "role:read:admin", "report:read:admin",
