@@ -27,7 +27,7 @@ from worker.aggregation.service import parse_time
 from worker.db import session_scope
 from worker.kit import runs
 from worker.kit.locks import LeaseLock, renewing
-from worker.kit.upsert import upsert
+from worker.kit.upsert import Written, upsert
 from worker.models import (
     ActivityEvent,
     DailyUsage,
@@ -102,6 +102,9 @@ class Chunk:
     pages: int = 0
     seen: int = 0
     skipped: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
     days: set[date] | None = None
 
     @property
@@ -112,10 +115,22 @@ class Chunk:
         self.pages += 1
         self.seen += items
 
+    def written(self, result: Written, *, immutable: bool = False) -> None:
+        """Count what a page's upsert did: new rows, and rows already there (re-written, or
+        left alone when immutable). SQLite cannot tell new from updated: nothing is counted."""
+        if result.inserted is None:
+            return
+        self.inserted += result.inserted
+        if immutable:
+            self.unchanged += result.rows - result.inserted
+        else:
+            self.updated += result.rows - result.inserted
+
     def commit(self) -> None:
         """Commit what is written so far (with the progress so far on the run record)."""
         run = self.session.get_one(SyncRun, self.run_id)
         run.pages, run.seen, run.skipped = self.pages, self.seen, self.skipped
+        run.inserted, run.updated, run.unchanged = self.inserted, self.updated, self.unchanged
         run.checkpoint = dict(self.checkpoint)
         self.session.commit()
         self.check()
@@ -142,7 +157,9 @@ def fetch_signins(chunk: Chunk) -> None:
                 "client_type": item.get("client_type") or None,
                 "version": item.get("version") or None,
             })
-        upsert(chunk.session, ActivityEvent, rows, conflict=("source_id", "event_key"))
+        chunk.written(upsert(chunk.session, ActivityEvent, rows,
+                             conflict=("source_id", "event_key"), immutable=True),
+                      immutable=True)
         chunk.page_done(len(page.items))
         pending = True
 
@@ -164,8 +181,8 @@ def fetch_host_usage(chunk: Chunk) -> None:
              "last_client_version": item.get("last_client_version") or None}
             for item in page.items if item.get("id")
         ]
-        upsert(chunk.session, HostUsage, rows,
-               conflict=("source_id", "user_zoom_id", "period_start"))
+        chunk.written(upsert(chunk.session, HostUsage, rows,
+                             conflict=("source_id", "user_zoom_id", "period_start")))
         chunk.page_done(len(page.items))
         pending = True
 
@@ -185,7 +202,7 @@ def fetch_daily_usage(chunk: Chunk) -> None:
                          "meetings": int(item.get("meetings") or 0),
                          "participants": int(item.get("participants") or 0),
                          "meeting_minutes": int(item.get("meeting_minutes") or 0)})
-    upsert(chunk.session, DailyUsage, rows, conflict=("source_id", "day"))
+    chunk.written(upsert(chunk.session, DailyUsage, rows, conflict=("source_id", "day")))
     chunk.page_done(len(rows))
 
 
@@ -204,7 +221,9 @@ def fetch_operation_logs(chunk: Chunk) -> None:
                          "category_type": _s(item.get("category_type"), 100),
                          "action": _s(item.get("action"), 200),
                          "operation_detail": _s(item.get("operation_detail"), 4000)})
-        upsert(chunk.session, OperationLog, rows, conflict=("source_id", "log_key"))
+        chunk.written(upsert(chunk.session, OperationLog, rows,
+                             conflict=("source_id", "log_key"), immutable=True),
+                      immutable=True)
         chunk.page_done(len(page.items))
         pending = True
 
@@ -234,7 +253,7 @@ def fetch_meetings(chunk: Chunk) -> None:
             chunk.skipped += 1  # the host was deleted since the host list was made
             meetings = []
         rows = [_meeting_row(chunk, host_id, m) for m in meetings if m.get("uuid")]
-        upsert(chunk.session, Meeting, rows, conflict=("source_id", "uuid"))
+        chunk.written(upsert(chunk.session, Meeting, rows, conflict=("source_id", "uuid")))
         for row in rows:
             row["participants_status"] = _fetch_participants(chunk, row["uuid"])
         if rows:
@@ -277,8 +296,8 @@ def _fetch_participants(chunk: Chunk, meeting_uuid: str) -> str:
                     "duration": item.get("duration"),
                     "status": item.get("status") or None,
                 })
-            upsert(chunk.session, MeetingParticipant, rows,
-                   conflict=("source_id", "participant_key"))
+            chunk.written(upsert(chunk.session, MeetingParticipant, rows,
+                                 conflict=("source_id", "participant_key")))
             chunk.page_done(len(page.items))
         return "fetched"
     except ZoomError as exc:
@@ -405,6 +424,7 @@ def _run(
             cursor.updated_at = utcnow()
         run = session.get_one(SyncRun, run_id, with_for_update=True)
         run.pages, run.seen, run.skipped = chunk.pages, chunk.seen, chunk.skipped
+        run.inserted, run.updated, run.unchanged = chunk.inserted, chunk.updated, chunk.unchanged
         run.checkpoint = {}
         runs.finish(run, RunStatus.SUCCEEDED, skipped_meetings=chunk.skipped)
         next_chunk = next_in_chain(session, run)
@@ -412,9 +432,9 @@ def _run(
             next_chunk.details = {**next_chunk.details, "enqueued_at": utcnow().isoformat()}
         if run.parent_id is not None:
             roll_up(session, run.parent_id)
-        log.info("activity chunk %s %s %s..%s of %s: %d items, %d pages, %d skipped",
-                 run_id, stream, first, last, runs.where(source), chunk.seen, chunk.pages,
-                 chunk.skipped)
+        log.info("activity chunk %s %s %s..%s of %s: %d items (%d new), %d pages, %d skipped",
+                 run_id, stream, first, last, runs.where(source), chunk.seen, chunk.inserted,
+                 chunk.pages, chunk.skipped)
     return run, next_chunk
 
 

@@ -9,14 +9,29 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import JSON, Table, text
+from sqlalchemy import JSON, Table, literal_column, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel
 
 # Below this many rows a multi-row INSERT is as fast as COPY and needs no temporary table.
 COPY_THRESHOLD = 500
+
+
+@dataclass(frozen=True)
+class Written:
+    """What one upsert did. ``inserted`` is None where the database cannot tell (SQLite's
+    ON CONFLICT DO UPDATE); otherwise the rest of ``rows`` were updated (DO UPDATE) or already
+    there and left alone (DO NOTHING, immutable rows such as sign-in events)."""
+
+    rows: int
+    inserted: int | None
+
+    @property
+    def existing(self) -> int | None:
+        return None if self.inserted is None else self.rows - self.inserted
 
 
 def _table(model: type[SQLModel] | Table) -> Table:
@@ -55,23 +70,31 @@ def upsert(
     *,
     conflict: Sequence[str],
     insert_only: Sequence[str] = (),
+    immutable: bool = False,
     copy_threshold: int = COPY_THRESHOLD,
-) -> int:
+) -> Written:
     """Insert `rows` or update them on `conflict`; columns in `insert_only` keep their first
-    value (e.g. first_seen_at). All rows must have the same keys. Returns the number of distinct
-    rows written (drivers do not report a usable rowcount for multi-row VALUES)."""
+    value (e.g. first_seen_at). ``immutable`` rows (whose key hashes their whole content, such
+    as sign-in events) are never rewritten: DO NOTHING spares Postgres a dead tuple per
+    re-ingested row. All rows must have the same keys. Returns how many distinct rows
+    were written and, where the database can say, how many of them were new (drivers report no
+    usable rowcount for multi-row VALUES, so RETURNING tells: on Postgres ``xmax = 0`` marks a
+    row this statement inserted rather than updated)."""
     if not rows:
-        return 0
+        return Written(0, 0)
     table = _table(model)
     rows = _with_defaults(table, dedupe(rows, conflict))
     columns = list(rows[0].keys())
-    updates = [c for c in columns if c not in conflict and c not in insert_only]
+    updates = [] if immutable else [
+        c for c in columns if c not in conflict and c not in insert_only
+    ]
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql" and len(rows) >= copy_threshold:
         return _copy_upsert(session, table, rows, columns, conflict, updates)
     insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
     # Bind parameters per statement are capped (SQLite 32766, Postgres 65535).
     batch = max(1, 30000 // max(1, len(columns)))
+    inserted: int | None = 0
     for start in range(0, len(rows), batch):
         stmt = insert(table).values(rows[start : start + batch])
         if updates:
@@ -81,8 +104,18 @@ def upsert(
             )
         else:
             stmt = stmt.on_conflict_do_nothing(index_elements=list(conflict))
-        session.connection().execute(stmt)
-    return len(rows)
+        if dialect == "postgresql":
+            flags = session.connection().execute(stmt.returning(literal_column("xmax = 0")))
+            new = sum(1 for (flag,) in flags if flag)
+        elif not updates:  # SQLite returns only the rows DO NOTHING actually inserted
+            new = len(session.connection().execute(stmt.returning(literal_column("1"))).all())
+        else:
+            session.connection().execute(stmt)
+            inserted = None
+            continue
+        if inserted is not None:
+            inserted += new
+    return Written(len(rows), inserted)
 
 
 def _copy_upsert(
@@ -92,7 +125,7 @@ def _copy_upsert(
     columns: list[str],
     conflict: Sequence[str],
     updates: list[str],
-) -> int:
+) -> Written:
     from psycopg.types.json import Json
 
     tmp = f"tmp_upsert_{uuid.uuid4().hex[:12]}"
@@ -120,12 +153,13 @@ def _copy_upsert(
     else:
         action = "DO NOTHING"
     keys = ", ".join(f'"{c}"' for c in conflict)
-    session.connection().execute(
+    flags = session.connection().execute(
         text(
             f'INSERT INTO "{table.name}" ({cols}) SELECT {cols} FROM {tmp} '
-            f"ON CONFLICT ({keys}) {action}"
+            f"ON CONFLICT ({keys}) {action} RETURNING (xmax = 0)"
         )
     )
+    inserted = sum(1 for (flag,) in flags if flag)
     # ON COMMIT DROP alone would keep the name busy for the rest of this transaction.
     session.execute(text(f"DROP TABLE {tmp}"))
-    return len(rows)
+    return Written(len(rows), inserted)

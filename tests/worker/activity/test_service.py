@@ -103,6 +103,8 @@ def test_rerunning_a_sync_or_a_chunk_changes_no_row_count(zoom) -> None:
     plan_id = sync(source_id)
     first = row_counts(source_id)
     assert first["ActivityEvent"] > 0 and first["MeetingParticipant"] > 0
+    signin_chunks = [c for c in children(plan_id) if c.stream == Stream.SIGNINS]
+    assert sum(c.inserted for c in signin_chunks) == first["ActivityEvent"]
 
     # The same chunk again (as after a redelivery of a finished chunk's message).
     for chunk in children(plan_id):
@@ -110,6 +112,10 @@ def test_rerunning_a_sync_or_a_chunk_changes_no_row_count(zoom) -> None:
             session.get_one(SyncRun, chunk.id).status = RunStatus.QUEUED
         run_chunk(chunk.id, enqueue=False)
     assert row_counts(source_id) == first
+    # ...and its run record says so: nothing new, every sign-in already there.
+    rerun = [c for c in children(plan_id) if c.stream == Stream.SIGNINS]
+    assert sum(c.inserted for c in rerun) == 0
+    assert sum(c.unchanged for c in rerun) == first["ActivityEvent"]
     # And a whole incremental sync (its windows overlap through the look-back).
     second = sync(source_id)
     assert get_run(second).status == RunStatus.SUCCEEDED

@@ -9,7 +9,7 @@ from sqlmodel import Session, SQLModel, create_engine, func, select
 
 from tests.factories import make_source, make_tenant
 from worker.kit.upsert import upsert
-from worker.models import ZoomUser
+from worker.models import ActivityEvent, ZoomUser
 
 
 def _rows(source_id, tenant_id, n: int, name: str = "A") -> list[dict]:
@@ -36,15 +36,18 @@ def test_postgres_upsert_inserts_then_updates_without_duplicates(
     tenant = make_tenant(session)
     source = make_source(session, tenant)
     rows = _rows(source.id, tenant.id, 700)
-    assert upsert(session, ZoomUser, rows, conflict=("source_id", "zoom_id"),
-                  copy_threshold=threshold) == 700
+    first = upsert(session, ZoomUser, rows, conflict=("source_id", "zoom_id"),
+                   copy_threshold=threshold)
+    assert (first.rows, first.inserted) == (700, 700)
     later = [dict(r, first_name="B", first_seen_at=datetime(2030, 1, 1, tzinfo=UTC))
              for r in rows]
-    upsert(session, ZoomUser, later, conflict=("source_id", "zoom_id"),
-           insert_only=("first_seen_at",), copy_threshold=threshold)
+    more = _rows(source.id, tenant.id, 710)[700:]
+    again = upsert(session, ZoomUser, later + more, conflict=("source_id", "zoom_id"),
+                   insert_only=("first_seen_at",), copy_threshold=threshold)
+    assert (again.rows, again.inserted, again.existing) == (710, 10, 700)
     count = session.exec(select(func.count()).select_from(ZoomUser)
                          .where(ZoomUser.source_id == source.id)).one()
-    assert count == 700
+    assert count == 710
     user = session.exec(select(ZoomUser).where(ZoomUser.source_id == source.id,
                                                ZoomUser.zoom_id == "u5")).one()
     assert user.first_name == "B"
@@ -79,3 +82,45 @@ def test_sqlite_upsert_gives_the_same_rows(tmp_path) -> None:
         assert session.exec(select(func.count()).select_from(ZoomUser)).one() == 1200
         assert set(session.exec(select(ZoomUser.first_name)).all()) == {"B"}
     engine.dispose()
+
+
+def _events(source_id, tenant_id, n: int) -> list[dict]:
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    return [
+        {"tenant_id": tenant_id, "source_id": source_id, "event_key": f"{i:064d}",
+         "email": f"u{i}@example.com", "time": when + timedelta(minutes=i), "type": "Sign in"}
+        for i in range(n)
+    ]
+
+
+@pytest.mark.parametrize("threshold", [1, 10_000], ids=["copy", "insert"])
+def test_re_ingesting_immutable_rows_counts_them_as_existing_on_postgres(
+    session: Session, threshold: int
+) -> None:
+    tenant = make_tenant(session)
+    source = make_source(session, tenant)
+    first = upsert(session, ActivityEvent, _events(source.id, tenant.id, 40),
+                   conflict=("source_id", "event_key"), immutable=True,
+                   copy_threshold=threshold)
+    again = upsert(session, ActivityEvent, _events(source.id, tenant.id, 50),
+                   conflict=("source_id", "event_key"), immutable=True,
+                   copy_threshold=threshold)
+    assert (first.inserted, again.inserted, again.existing) == (40, 10, 40)
+
+
+def test_sqlite_counts_new_immutable_rows_and_admits_it_cannot_split_updates(tmp_path) -> None:
+    import worker.models  # noqa: F401
+
+    engine = create_engine(f"sqlite:///{tmp_path}/t.db")
+    SQLModel.metadata.create_all(engine)
+    with Session(engine) as session:
+        tenant = make_tenant(session)
+        source = make_source(session, tenant)
+        upsert(session, ActivityEvent, _events(source.id, tenant.id, 5),
+               conflict=("source_id", "event_key"), immutable=True)
+        again = upsert(session, ActivityEvent, _events(source.id, tenant.id, 7),
+                       conflict=("source_id", "event_key"), immutable=True)
+        assert (again.rows, again.inserted) == (7, 2)
+        users = upsert(session, ZoomUser, _rows(source.id, tenant.id, 3),
+                       conflict=("source_id", "zoom_id"))
+        assert (users.rows, users.inserted) == (3, None)
