@@ -72,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
             figure = run_figure(name, env)
             figures.append(figure)
             print(f"[bench] {name}: {figure.seconds:.0f}s", file=sys.stderr, flush=True)
+            # Written after every figure: a long run that is interrupted keeps what it measured.
+            write_results(figures, machine, quick=args.quick, path=args.results)
     print(format_table(figures))
     for fig in figures:
         for note in fig.notes:
