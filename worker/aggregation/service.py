@@ -378,9 +378,8 @@ def _aggregate(
             groups_gone=pull.notes.get("groups_gone", []),
         )
         source = session.get_one(Source, source_id)
-        correlation = SyncRun(tenant_id=tenant_id, source_id=source_id,
-                              kind=RunKind.CORRELATION, trigger=run.trigger,
-                              details={"after_aggregation": str(run_id)})
+        correlation = runs.new_run(source, RunKind.CORRELATION, run.trigger,
+                                   details={"after_aggregation": str(run_id)})
         session.add(correlation)
         log.info("aggregation %s of %s succeeded: %s", run_id, runs.where(source),
                  {n: t.as_dict() for n, t in pull.tallies.items()})

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from worker.db import session_scope
 from worker.kit.crypto import CredentialsUnreadable
+from worker.kit.runs import new_run
 from worker.models import (
     ConnectionTest,
     RunKind,
@@ -237,12 +238,9 @@ def _record(
 
         if first_success and source.status == SourceStatus.ACTIVE:
             if source.aggregation_enabled:
-                to_enqueue.append(SyncRun(tenant_id=source.tenant_id, source_id=source.id,
-                                          kind=RunKind.AGGREGATION,
-                                          trigger=RunTrigger.AFTER_TEST))
+                to_enqueue.append(new_run(source, RunKind.AGGREGATION, RunTrigger.AFTER_TEST))
             if source.activity_enabled:
-                to_enqueue.append(SyncRun(tenant_id=source.tenant_id, source_id=source.id,
-                                          kind=RunKind.ACTIVITY, trigger=RunTrigger.AFTER_TEST))
+                to_enqueue.append(new_run(source, RunKind.ACTIVITY, RunTrigger.AFTER_TEST))
             for run in to_enqueue:
                 session.add(run)
         log.info("connection test %s of source %s: %s (%s)", test_id, source.id,

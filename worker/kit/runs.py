@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session
 
 from worker.db import session_scope
-from worker.models import RunStatus, Source, SourceStatus, SyncRun, utcnow
+from worker.models import RunKind, RunStatus, RunTrigger, Source, SourceStatus, SyncRun, utcnow
 from worker.zoom.errors import ZoomAuthError, ZoomError, ZoomRateLimited
 
 log = logging.getLogger(__name__)
@@ -126,6 +126,21 @@ def record_failure(run_id: uuid.UUID, exc: BaseException) -> Outcome:
 
             roll_up(session, run.parent_id)
     return outcome
+
+
+def new_run(
+    source: Source,
+    kind: RunKind,
+    trigger: RunTrigger | str,
+    *,
+    window: tuple[datetime | None, datetime | None] = (None, None),
+    **fields: Any,
+) -> SyncRun:
+    """A queued run of a source (not added to a session). The caller commits it, then enqueues
+    it: a fast worker must never look for a row that is not committed yet."""
+    return SyncRun(tenant_id=source.tenant_id, source_id=source.id, kind=kind, trigger=trigger,
+                   status=RunStatus.QUEUED, window_start=window[0], window_end=window[1],
+                   **fields)
 
 
 def begin(session: Session, run: SyncRun) -> None:

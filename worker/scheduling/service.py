@@ -99,11 +99,9 @@ def due_runs(session: Session, now: datetime) -> list[SyncRun]:
         agg_due = source.aggregation_enabled and next_agg is not None and next_agg <= now
         act_due = source.activity_enabled and next_act is not None and next_act <= now
         if agg_due:
-            created.append(SyncRun(tenant_id=source.tenant_id, source_id=source.id,
-                                   kind=RunKind.AGGREGATION, trigger=RunTrigger.SCHEDULE))
+            created.append(runs.new_run(source, RunKind.AGGREGATION, RunTrigger.SCHEDULE))
         if act_due:
-            created.append(SyncRun(tenant_id=source.tenant_id, source_id=source.id,
-                                   kind=RunKind.ACTIVITY, trigger=RunTrigger.SCHEDULE))
+            created.append(runs.new_run(source, RunKind.ACTIVITY, RunTrigger.SCHEDULE))
         # From `now`, not from the missed slot: a source down for three days fires once.
         if agg_due:
             source.next_aggregation_at = next_fire(aggregation_cron(source), source.timezone, now)
