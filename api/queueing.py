@@ -1,48 +1,32 @@
-"""Enqueue after commit, and never leave a row queued forever when the broker is down."""
+"""Starting work from the API: the sources service's refusals, answered as problems.
+
+The service (`worker.sources.service`) creates and commits the row, enqueues it, and marks it
+when the broker refuses; here a disabled source becomes 409 and an unreachable broker 503.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from sqlmodel import Session
-
-from api.errors import ServiceUnavailable
-from worker.models import ConnectionTest, RunStatus, SyncRun, TestStatus, utcnow
+from api.errors import Conflict, ServiceUnavailable
+from worker.sources.service import QueueUnavailable, SourceDisabled
 
 log = logging.getLogger("api.queueing")
 
-Enqueue = Callable[..., str]
 
-
-def enqueue_committed(session: Session, row: ConnectionTest | SyncRun, enqueue: Enqueue) -> None:
-    """Send the task for a row the caller has just committed. If the broker refuses, mark the
-    row failed (so nobody polls a test that will never run) and answer 503."""
+@contextmanager
+def starting_work() -> Iterator[None]:
+    """Map the service's refusals to start a connection test or a run to problems."""
     try:
-        enqueue(row.id, tenant_id=row.tenant_id, source_id=row.source_id)
-    except Exception:
-        log.warning("broker unavailable; %s %s not enqueued", type(row).__name__, row.id,
-                    exc_info=True)
-        _mark_unsent(session, row)
+        yield
+    except SourceDisabled:
+        raise Conflict("the source is disabled: enable it first") from None
+    except QueueUnavailable as exc:
+        log.warning("broker unavailable; %s %s not enqueued", type(exc.row).__name__,
+                    exc.row.id, exc_info=exc.cause)
         raise ServiceUnavailable(
             "the task queue is unreachable; nothing was started, try again shortly",
             checks={"broker": "unreachable"},
         ) from None
-
-
-def _mark_unsent(session: Session, row: ConnectionTest | SyncRun) -> None:
-    now = utcnow()
-    if isinstance(row, ConnectionTest):
-        row.status = TestStatus.FAILED
-        row.message = "the task queue was unreachable; run the test again"
-    else:
-        row.status = RunStatus.RETRYABLE
-        row.error_code = "broker_unavailable"
-        row.error_message = "the task queue was unreachable; start the run again"
-    row.finished_at = now
-    session.add(row)
-    try:
-        session.commit()
-    except Exception:
-        session.rollback()
-        log.warning("could not mark unsent row %s", row.id, exc_info=True)

@@ -7,17 +7,17 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
-from sqlmodel import Session, col
+from sqlmodel import col
 
 from api.deps import SessionDep, TenantDep, get_or_404
-from api.errors import PROBLEM_RESPONSES, Conflict
-from api.queueing import enqueue_committed
+from api.errors import PROBLEM_RESPONSES
+from api.queueing import starting_work
 from api.schemas.common import Limit, Page, decode_cursor, encode_cursor
 from api.schemas.runs import ConnectionTestPublic
 from api.schemas.sources import Accepted
-from worker import dispatch
 from worker.db import tenant_query
-from worker.models import ConnectionTest, Source, SourceStatus, TestStatus
+from worker.models import ConnectionTest, Source
+from worker.sources import service as sources
 
 router = APIRouter(prefix="/v1", tags=["connection tests"], responses=PROBLEM_RESPONSES)
 
@@ -45,13 +45,6 @@ def to_public(test: ConnectionTest) -> ConnectionTestPublic:
     )
 
 
-def _active_source(session: Session, tenant_id: uuid.UUID, source_id: uuid.UUID) -> Source:
-    source = get_or_404(session, Source, tenant_id, source_id, "source")
-    if source.status == SourceStatus.DISABLED:
-        raise Conflict("the source is disabled: enable it first")
-    return source
-
-
 @router.post(
     "/sources/{source_id}/connection-tests",
     status_code=status.HTTP_202_ACCEPTED,
@@ -61,11 +54,9 @@ def start_connection_test(
     source_id: uuid.UUID, tenant_id: TenantDep, session: SessionDep, response: Response
 ) -> Accepted:
     """Queue a connection test of the source's credentials and scopes; poll links.self."""
-    source = _active_source(session, tenant_id, source_id)
-    test = ConnectionTest(tenant_id=tenant_id, source_id=source.id, status=TestStatus.QUEUED)
-    session.add(test)
-    session.commit()
-    enqueue_committed(session, test, dispatch.enqueue_connection_test)
+    source = get_or_404(session, Source, tenant_id, source_id, "source")
+    with starting_work():
+        test = sources.start_connection_test(session, source)
     response.headers["Location"] = _links(test)["self"]
     return Accepted(id=test.id, kind="connection_test", status=test.status, links=_links(test))
 

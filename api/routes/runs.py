@@ -11,13 +11,13 @@ from sqlmodel import Session, col
 
 from api.deps import SessionDep, TenantDep, get_or_404
 from api.errors import PROBLEM_RESPONSES, Conflict, Unprocessable
-from api.queueing import Enqueue, enqueue_committed
+from api.queueing import starting_work
 from api.schemas.common import Limit, Page, decode_cursor, encode_cursor
 from api.schemas.runs import ActivitySyncRequest, RunDetail, RunPublic
 from api.schemas.sources import Accepted
-from worker import dispatch
 from worker.db import tenant_query
-from worker.models import RunKind, RunStatus, RunTrigger, Source, SourceStatus, SyncRun, utcnow
+from worker.models import RunKind, RunStatus, RunTrigger, Source, SyncRun, utcnow
+from worker.sources import service as sources
 
 router = APIRouter(prefix="/v1", tags=["runs"], responses=PROBLEM_RESPONSES)
 
@@ -62,8 +62,8 @@ def to_public(run: SyncRun) -> RunPublic:
 
 def _startable(session: Session, tenant_id: uuid.UUID, source_id: uuid.UUID) -> Source:
     source = get_or_404(session, Source, tenant_id, source_id, "source")
-    if source.status == SourceStatus.DISABLED:
-        raise Conflict("the source is disabled: enable it first")
+    with starting_work():
+        sources.refuse_disabled(source)
     return source
 
 
@@ -71,22 +71,11 @@ def _start(
     session: Session,
     source: Source,
     kind: RunKind,
-    enqueue: Enqueue,
     response: Response,
     window: tuple[datetime | None, datetime | None] = (None, None),
 ) -> Accepted:
-    run = SyncRun(
-        tenant_id=source.tenant_id,
-        source_id=source.id,
-        kind=kind,
-        trigger=RunTrigger.API,
-        status=RunStatus.QUEUED,
-        window_start=window[0],
-        window_end=window[1],
-    )
-    session.add(run)
-    session.commit()
-    enqueue_committed(session, run, enqueue)
+    with starting_work():
+        run = sources.start_run(session, source, kind, RunTrigger.API, window)
     response.headers["Location"] = _links(run)["self"]
     kind_name: Literal["aggregation", "correlation", "activity"] = kind.value
     return Accepted(id=run.id, kind=kind_name, status=run.status, links=_links(run))
@@ -101,7 +90,7 @@ def start_aggregation(
     source = _startable(session, tenant_id, source_id)
     if not source.aggregation_enabled:
         raise Conflict("aggregation is switched off for this source (aggregation_enabled)")
-    return _start(session, source, RunKind.AGGREGATION, dispatch.enqueue_aggregation, response)
+    return _start(session, source, RunKind.AGGREGATION, response)
 
 
 @router.post("/sources/{source_id}/correlations", status_code=status.HTTP_202_ACCEPTED,
@@ -111,7 +100,7 @@ def start_correlation(
 ) -> Accepted:
     """Queue a correlation of the source's Zoom accounts with the tenant's identities."""
     source = _startable(session, tenant_id, source_id)
-    return _start(session, source, RunKind.CORRELATION, dispatch.enqueue_correlation, response)
+    return _start(session, source, RunKind.CORRELATION, response)
 
 
 @router.post("/sources/{source_id}/activity-syncs", status_code=status.HTTP_202_ACCEPTED,
@@ -128,9 +117,7 @@ def start_activity_sync(
     if not source.activity_enabled:
         raise Conflict("activity sync is switched off for this source (activity_enabled)")
     window = _backfill_window(body)
-    return _start(
-        session, source, RunKind.ACTIVITY, dispatch.enqueue_activity_sync, response, window
-    )
+    return _start(session, source, RunKind.ACTIVITY, response, window)
 
 
 def _backfill_window(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 from sqlalchemy.exc import IntegrityError
@@ -15,17 +17,15 @@ from api.errors import PROBLEM_RESPONSES, BadRequest, Conflict, Unprocessable
 from api.schemas.common import Limit, Page, decode_cursor, encode_cursor
 from api.schemas.sources import (
     CREDENTIAL_FIELDS,
-    REQUIRED_CREDENTIALS,
     CredentialsPresence,
     SourceCreate,
     SourcePublic,
     SourceUpdate,
-    missing_credentials,
 )
 from worker.db import get_for_tenant, tenant_query
-from worker.kit.crypto import CredentialsUnreadable, decrypt_json, encrypt_json
-from worker.models import GrantType, Source, SourceStatus, utcnow
-from worker.scheduling.service import compute_next
+from worker.models import Source, SourceStatus, utcnow
+from worker.sources import service as sources
+from worker.sources.service import SourceInvalid
 from worker.tokens.credentials import forget_source_credentials
 
 router = APIRouter(prefix="/v1/sources", tags=["sources"], responses=PROBLEM_RESPONSES)
@@ -33,28 +33,22 @@ router = APIRouter(prefix="/v1/sources", tags=["sources"], responses=PROBLEM_RES
 _NULLABLE_FIELDS = {"governance_group", "rate_share", "governance_source_id"}
 
 
+@contextmanager
+def _as_problems() -> Iterator[None]:
+    """The sources service's refusals of input, as 422 problems on the field they name."""
+    try:
+        yield
+    except SourceInvalid as exc:
+        raise Unprocessable(str(exc), field=exc.field) from None
+
+
 def compute_next_runs(source: Source, now: datetime) -> None:
-    try:
-        compute_next(source, now)
-    except Exception:
-        # Validation already ran croniter; this guards the pairs it cannot see (cron x zone).
-        raise Unprocessable(
-            "the schedule cannot be evaluated in this time zone", field="timezone"
-        ) from None
-
-
-def _stored_credentials(source: Source) -> dict[str, Any]:
-    if not source.credentials_ciphertext:
-        return {}
-    try:
-        return decrypt_json(source.credentials_ciphertext)
-    except CredentialsUnreadable:
-        # Treated as "nothing stored": the admin can paste the credentials again.
-        return {}
+    with _as_problems():
+        sources.schedule(source, now)
 
 
 def to_public(source: Source) -> SourcePublic:
-    stored = _stored_credentials(source)
+    stored = sources.stored_credentials(source)
     presence = CredentialsPresence(**{name: bool(stored.get(name)) for name in CREDENTIAL_FIELDS})
     base = f"/v1/sources/{source.id}"
     return SourcePublic(
@@ -97,10 +91,7 @@ def to_public(source: Source) -> SourcePublic:
 def _ensure_unique_name(
     session: Session, tenant_id: uuid.UUID, name: str, exclude: uuid.UUID | None = None
 ) -> None:
-    query = tenant_query(Source, tenant_id).where(Source.name == name)
-    if exclude is not None:
-        query = query.where(Source.id != exclude)
-    if session.exec(query).first() is not None:
+    if sources.name_taken(session, tenant_id, name, exclude):
         raise Conflict(f"a source named {name!r} already exists in this tenant")
 
 
@@ -133,38 +124,27 @@ def create_source(body: SourceCreate, tenant_id: TenantDep, session: SessionDep,
     _ensure_unique_name(session, tenant_id, body.name)
     source_id = uuid.uuid4()
     _check_governance_source(session, tenant_id, body.governance_source_id, source_id)
-    credentials = body.credentials.plain()
-    keep = set(REQUIRED_CREDENTIALS[body.grant_type])
-    credentials = {k: v for k, v in credentials.items() if k in keep}
-    now = utcnow()
-    source = Source(
-        id=source_id,
-        tenant_id=tenant_id,
-        name=body.name,
-        description=body.description,
-        owner=body.owner,
-        governance_group=body.governance_group,
-        authoritative=body.authoritative,
-        grant_type=body.grant_type,
-        zoom_account_id=credentials.get("account_id"),
-        credentials_ciphertext=encrypt_json(credentials),
-        credentials_version=1,
-        credentials_updated_at=now,
-        status=SourceStatus.NEW,
-        status_message="run a connection test to start syncing",
-        plan=body.plan,
-        rate_share=body.rate_share,
-        aggregation_enabled=body.aggregation_enabled,
-        activity_enabled=body.activity_enabled,
-        governance_source_id=body.governance_source_id,
-        correlation_config=body.correlation_config.model_dump(),
-        aggregation_cron=body.aggregation_cron,
-        activity_cron=body.activity_cron,
-        timezone=body.timezone,
-        created_at=now,
-        updated_at=now,
-    )
-    compute_next_runs(source, now)
+    with _as_problems():
+        source = sources.new_source(
+            tenant_id,
+            source_id=source_id,
+            name=body.name,
+            grant_type=body.grant_type,
+            credentials=body.credentials.plain(),
+            description=body.description,
+            owner=body.owner,
+            governance_group=body.governance_group,
+            authoritative=body.authoritative,
+            plan=body.plan,
+            rate_share=body.rate_share,
+            aggregation_enabled=body.aggregation_enabled,
+            activity_enabled=body.activity_enabled,
+            governance_source_id=body.governance_source_id,
+            correlation_config=body.correlation_config.model_dump(),
+            aggregation_cron=body.aggregation_cron,
+            activity_cron=body.activity_cron,
+            timezone=body.timezone,
+        )
     session.add(source)
     _commit(session, body.name)
     response.headers["Location"] = f"/v1/sources/{source.id}"
@@ -210,7 +190,12 @@ def update_source(
     if "governance_source_id" in changes:
         _check_governance_source(session, tenant_id, changes["governance_source_id"], source.id)
 
-    rotated = _apply_credentials(source, body)
+    with _as_problems():
+        rotated = sources.rotate_credentials(
+            source,
+            grant_type=body.grant_type,
+            credentials=None if body.credentials is None else body.credentials.plain(),
+        )
     now = utcnow()
     for name, value in changes.items():
         if name in {"credentials", "grant_type"}:
@@ -223,40 +208,6 @@ def update_source(
     if rotated:
         forget_source_credentials(redis, str(source.id))
     return to_public(source)
-
-
-def _apply_credentials(source: Source, body: SourceUpdate) -> bool:
-    """Merge new credentials / grant type into the source; True when they changed."""
-    if body.credentials is None and body.grant_type is None:
-        return False
-    grant_type = body.grant_type or GrantType(source.grant_type)
-    stored = _stored_credentials(source)
-    merged = dict(stored)
-    if body.credentials is not None:
-        merged.update(body.credentials.plain())
-    # Fields another grant type needed are dropped, so no stale secret lingers.
-    merged = {k: v for k, v in merged.items() if k in REQUIRED_CREDENTIALS[grant_type]}
-    missing = missing_credentials(grant_type, merged)
-    if missing:
-        raise Unprocessable(
-            f"credentials for grant type {grant_type.value} need: {', '.join(missing)}",
-            field="credentials",
-        )
-    if merged == stored and grant_type == source.grant_type:
-        return False
-    source.credentials_ciphertext = encrypt_json(merged)
-    source.credentials_version += 1
-    source.credentials_updated_at = utcnow()
-    # S2S apps name their account; refresh-token apps learn it again from Zoom.
-    if grant_type == GrantType.ACCOUNT_CREDENTIALS:
-        source.zoom_account_id = merged.get("account_id")
-    elif grant_type != source.grant_type:
-        source.zoom_account_id = None
-    source.grant_type = grant_type
-    if source.status in {SourceStatus.FAILING, SourceStatus.REAUTHORIZE}:
-        source.status = SourceStatus.NEW
-        source.status_message = "credentials changed: run a connection test to resume syncing"
-    return True
 
 
 @router.post("/{source_id}/disable", response_model=SourcePublic)

@@ -1,15 +1,15 @@
 """What the CLI does to the database, as plain functions (tests call them without typer).
 
-Rows are created and committed first, then the task is enqueued by name with ids only
-(`worker.dispatch`): a fast worker must never look for a row that is not committed yet. If the
-broker refuses, the row is marked so nobody waits on it forever, and the caller gets a `CliError`.
+Sources are created and work is started by `worker.sources.service`, as the API does; here the
+operator's references are resolved and the service's errors become `CliError` lines (an
+unreachable broker exits with `EXIT_UNAVAILABLE`).
 """
 
 from __future__ import annotations
 
-import importlib
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,9 +19,7 @@ from croniter import croniter
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from worker import dispatch
 from worker.cli.errors import EXIT_UNAVAILABLE, CliError
-from worker.kit.crypto import encrypt_json
 from worker.models import (
     ApiKey,
     ConnectionTest,
@@ -37,11 +35,9 @@ from worker.models import (
     ZoomPlan,
     utcnow,
 )
+from worker.sources import service as sources
+from worker.sources.service import QueueUnavailable, SourceDisabled, SourceInvalid
 
-REQUIRED_CREDENTIALS: dict[GrantType, tuple[str, ...]] = {
-    GrantType.ACCOUNT_CREDENTIALS: ("account_id", "client_id", "client_secret"),
-    GrantType.REFRESH_TOKEN: ("client_id", "client_secret", "refresh_token"),
-}
 FINAL_TEST = {TestStatus.SUCCEEDED, TestStatus.FAILED}
 FINAL_RUN = {
     RunStatus.SUCCEEDED,
@@ -170,18 +166,6 @@ def _check_timezone(value: str) -> str:
     return value
 
 
-def _compute_next_runs(source: Source) -> None:
-    """Ask the scheduler for the next run times, when the scheduler is installed; otherwise
-    beat fills them in on its next tick."""
-    try:
-        module = importlib.import_module("worker.scheduling.service")
-    except ImportError:
-        return
-    compute: Callable[..., Any] | None = getattr(module, "compute_next", None)
-    if compute is not None:
-        compute(source, utcnow())
-
-
 @dataclass
 class NewSource:
     tenant: str
@@ -203,43 +187,26 @@ def add_source(session: Session, spec: NewSource) -> Source:
     name = spec.name.strip()
     if not name:
         raise CliError("a source needs a name")
-    exists = session.exec(
-        select(Source).where(Source.tenant_id == tenant.id, Source.name == name)
-    ).first()
-    if exists is not None:
+    if sources.name_taken(session, tenant.id, name):
         raise CliError(f"tenant {tenant.name!r} already has a source named {name!r}")
-    needed = REQUIRED_CREDENTIALS[spec.grant_type]
-    missing = [n for n in needed if not spec.credentials.get(n, "").strip()]
+    missing = sources.missing_credentials(spec.grant_type, spec.credentials)
     if missing:
         flags = ", ".join("--" + n.replace("_", "-") for n in missing)
         raise CliError(f"a {spec.grant_type.value} source needs {flags}")
     if spec.rate_share is not None and not 0 < spec.rate_share <= 1:
         raise CliError("--rate-share must be in (0, 1]")
-    # Only what the grant type uses is stored: no stray secret lingers in the ciphertext.
-    credentials = {n: spec.credentials[n].strip() for n in needed}
-    now = utcnow()
-    source = Source(
-        tenant_id=tenant.id,
-        name=name,
-        description=spec.description,
-        owner=spec.owner,
-        grant_type=spec.grant_type,
-        zoom_account_id=credentials.get("account_id"),
-        credentials_ciphertext=encrypt_json(credentials),
-        credentials_version=1,
-        credentials_updated_at=now,
-        status=SourceStatus.NEW,
-        status_message="run a connection test to start syncing",
-        plan=spec.plan,
-        rate_share=spec.rate_share,
-        aggregation_cron=_check_cron(spec.aggregation_cron, "--aggregation-cron"),
-        activity_cron=_check_cron(spec.activity_cron, "--activity-cron"),
-        timezone=_check_timezone(spec.timezone),
-        created_at=now,
-        updated_at=now,
-        **spec.extra,
-    )
-    _compute_next_runs(source)
+    aggregation_cron = _check_cron(spec.aggregation_cron, "--aggregation-cron")
+    activity_cron = _check_cron(spec.activity_cron, "--activity-cron")
+    timezone = _check_timezone(spec.timezone)
+    try:
+        source = sources.new_source(
+            tenant.id, name=name, grant_type=spec.grant_type, credentials=spec.credentials,
+            description=spec.description, owner=spec.owner, plan=spec.plan,
+            rate_share=spec.rate_share, aggregation_cron=aggregation_cron,
+            activity_cron=activity_cron, timezone=timezone, **spec.extra,
+        )
+    except SourceInvalid as exc:
+        raise CliError(str(exc)) from None
     session.add(source)
     session.commit()
     return source
@@ -267,41 +234,25 @@ def disable_source(session: Session, source: Source) -> Source:
 # --- starting work ------------------------------------------------------------------------
 
 
-def _refuse_disabled(source: Source) -> None:
-    if source.status == SourceStatus.DISABLED:
-        raise CliError(f"source {source.name!r} is disabled: enable it through the API first")
-
-
-def _enqueue_or_mark(
-    session: Session, row: ConnectionTest | SyncRun, enqueue: Callable[..., str]
-) -> None:
+@contextmanager
+def _starting_work() -> Iterator[None]:
+    """The sources service's refusals to start work, as one-line errors."""
     try:
-        enqueue(row.id, tenant_id=row.tenant_id, source_id=row.source_id)
-    except Exception as exc:
-        now = utcnow()
-        if isinstance(row, ConnectionTest):
-            row.status = TestStatus.FAILED
-            row.message = "the task queue was unreachable; run the test again"
-        else:
-            row.status = RunStatus.RETRYABLE
-            row.error_code = "broker_unavailable"
-            row.error_message = "the task queue was unreachable; start the run again"
-        row.finished_at = now
-        session.add(row)
-        session.commit()
+        yield
+    except SourceDisabled as exc:
         raise CliError(
-            f"cannot reach the broker (AI_BROKER_URL): {exc}; nothing was started",
+            f"source {exc.source.name!r} is disabled: enable it through the API first"
+        ) from None
+    except QueueUnavailable as exc:
+        raise CliError(
+            f"cannot reach the broker (AI_BROKER_URL): {exc.cause}; nothing was started",
             EXIT_UNAVAILABLE,
         ) from None
 
 
 def start_connection_test(session: Session, source: Source) -> ConnectionTest:
-    _refuse_disabled(source)
-    test = ConnectionTest(tenant_id=source.tenant_id, source_id=source.id)
-    session.add(test)
-    session.commit()
-    _enqueue_or_mark(session, test, dispatch.enqueue_connection_test)
-    return test
+    with _starting_work():
+        return sources.start_connection_test(session, source)
 
 
 def start_run(
@@ -312,26 +263,12 @@ def start_run(
     window_start: datetime | None = None,
     window_end: datetime | None = None,
 ) -> SyncRun:
-    _refuse_disabled(source)
-    if window_start and window_end and window_start >= window_end:
-        raise CliError("--from must be before --to")
-    run = SyncRun(
-        tenant_id=source.tenant_id,
-        source_id=source.id,
-        kind=kind,
-        trigger=RunTrigger.CLI,
-        window_start=window_start,
-        window_end=window_end,
-    )
-    session.add(run)
-    session.commit()
-    enqueue = {
-        RunKind.AGGREGATION: dispatch.enqueue_aggregation,
-        RunKind.CORRELATION: dispatch.enqueue_correlation,
-        RunKind.ACTIVITY: dispatch.enqueue_activity_sync,
-    }[kind]
-    _enqueue_or_mark(session, run, enqueue)
-    return run
+    with _starting_work():
+        sources.refuse_disabled(source)
+        if window_start and window_end and window_start >= window_end:
+            raise CliError("--from must be before --to")
+        return sources.start_run(session, source, kind, RunTrigger.CLI,
+                                 (window_start, window_end))
 
 
 def in_progress_run(session: Session, skipped: SyncRun) -> SyncRun | None:
