@@ -26,7 +26,6 @@ from worker.activity.planner import next_in_chain, roll_up
 from worker.aggregation.service import parse_time
 from worker.db import session_scope
 from worker.kit import runs
-from worker.kit.locks import LeaseLock, renewing
 from worker.kit.upsert import Written, upsert
 from worker.models import (
     ActivityEvent,
@@ -327,12 +326,6 @@ def _default_client(source_id: uuid.UUID) -> ZoomApi:
     return client_for_source(source_id)
 
 
-def _default_redis() -> redis.Redis:
-    from worker.kit.redis import get_redis
-
-    return get_redis()
-
-
 def run_chunk(
     run_id: uuid.UUID,
     *,
@@ -354,28 +347,19 @@ def run_chunk(
                 datetime.fromisoformat(not_before) > now:
             return run  # a stale delivery: the dispatcher resumes it when the time comes
         source_id, tenant_id, stream = run.source_id, run.tenant_id, str(run.stream)
-    lock = LeaseLock(redis_client or _default_redis(),
-                     f"ai:lock:activity:{source_id}:{stream}", owner=str(run_id))
+    lock = runs.run_lock(redis_client, f"ai:lock:activity:{source_id}:{stream}", run_id)
     if not lock.acquire():
         raise runs.AlreadyRunning(
             f"stream {stream} of this source is busy (run {lock.holder()}); will try again")
-    next_chunk: SyncRun | None = None
-    try:
-        with renewing(lock) as renewer:
 
-            def check() -> None:
-                if renewer.lost.is_set():
-                    raise runs.LeaseLost("the stream lock's lease was lost; will retry")
+    def after_failure(outcome: runs.Outcome) -> None:
+        # A transient failure may still be retried by the task, which abandons the chain
+        # itself when it gives up (`abandon_chain`).
+        if outcome.status == RunStatus.FAILED:
+            abandon_chain(run_id)
 
-            run, next_chunk = _run(run_id, tenant_id, source_id, stream, client, check)
-    except BaseException as exc:
-        if not isinstance(exc, runs.AlreadyRunning):
-            outcome = runs.record_failure(run_id, exc)
-            # A transient failure may still be retried by the task, which abandons the chain
-            # itself when it gives up (`abandon_chain`).
-            if outcome.status == RunStatus.FAILED:
-                abandon_chain(run_id)
-        raise
+    with runs.working(run_id, lock, "stream", after_failure) as check:
+        run, next_chunk = _run(run_id, tenant_id, source_id, stream, client, check)
     if enqueue and next_chunk is not None:
         from worker.dispatch import enqueue_run
 

@@ -23,7 +23,6 @@ from sqlmodel import Session, SQLModel, col, select
 
 from worker.db import session_scope
 from worker.kit import runs
-from worker.kit.locks import LeaseLock, renewing
 from worker.kit.upsert import upsert
 from worker.models import (
     RunKind,
@@ -298,12 +297,6 @@ def _default_client(source_id: uuid.UUID) -> ZoomApi:
     return client_for_source(source_id)
 
 
-def _default_redis() -> redis.Redis:
-    from worker.kit.redis import get_redis
-
-    return get_redis()
-
-
 def run_aggregation(
     run_id: uuid.UUID,
     *,
@@ -319,8 +312,7 @@ def run_aggregation(
         if run.status in runs.TERMINAL:
             return run
         source_id, tenant_id = run.source_id, run.tenant_id
-    lock = LeaseLock(redis_client or _default_redis(), f"ai:lock:aggregate:{source_id}",
-                     owner=str(run_id))
+    lock = runs.run_lock(redis_client, f"ai:lock:aggregate:{source_id}", run_id)
     if not lock.acquire():
         holder = lock.holder()
         if holder == str(run_id):
@@ -330,18 +322,8 @@ def run_aggregation(
         )
         with session_scope() as session:
             return session.get_one(SyncRun, run_id)
-    try:
-        with renewing(lock) as renewer:
-
-            def check() -> None:
-                if renewer.lost.is_set():
-                    raise runs.LeaseLost("the aggregation lock's lease was lost; will retry")
-
-            return _aggregate(run_id, tenant_id, source_id, client, check, enqueue)
-    except BaseException as exc:
-        if not isinstance(exc, runs.AlreadyRunning):
-            runs.record_failure(run_id, exc)
-        raise
+    with runs.working(run_id, lock, "aggregation") as check:
+        return _aggregate(run_id, tenant_id, source_id, client, check, enqueue)
 
 
 def _aggregate(

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +22,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session
 
 from worker.db import session_scope
+from worker.kit.locks import LeaseLock, renewing
 from worker.models import RunKind, RunStatus, RunTrigger, Source, SourceStatus, SyncRun, utcnow
 from worker.zoom.errors import ZoomAuthError, ZoomError, ZoomRateLimited
 
@@ -159,6 +162,41 @@ def finish(run: SyncRun, status: RunStatus = RunStatus.SUCCEEDED, **details: Any
     run.finished_at = utcnow()
     if details:
         run.details = {**run.details, **details}
+
+
+def run_lock(redis_client: redis.Redis | None, key: str, run_id: uuid.UUID) -> LeaseLock:
+    """A lease on ``key`` owned by the run, so a redelivery of the same run recognises itself."""
+    if redis_client is None:
+        from worker.kit.redis import get_redis
+
+        redis_client = get_redis()
+    return LeaseLock(redis_client, key, owner=str(run_id))
+
+
+@contextmanager
+def working(
+    run_id: uuid.UUID,
+    lock: LeaseLock,
+    what: str,
+    on_failure: Callable[[Outcome], None] | None = None,
+) -> Iterator[Callable[[], None]]:
+    """Around the body of a run that holds ``lock`` (acquired): renew the lease while it works,
+    release it after, and record any failure on the run (``on_failure`` then sees the outcome).
+    Yields ``check``, which raises `LeaseLost` once the lease is gone; call it between pages."""
+    try:
+        with renewing(lock) as renewer:
+
+            def check() -> None:
+                if renewer.lost.is_set():
+                    raise LeaseLost(f"the {what} lock's lease was lost; will retry")
+
+            yield check
+    except BaseException as exc:
+        if not isinstance(exc, AlreadyRunning):
+            outcome = record_failure(run_id, exc)
+            if on_failure is not None:
+                on_failure(outcome)
+        raise
 
 
 def skip_duplicate(run_id: uuid.UUID, reason: str) -> None:
