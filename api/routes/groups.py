@@ -1,56 +1,8 @@
-"""Zoom groups and their members."""
+"""Zoom groups and their members (the routes are shared with roles: `_directory`)."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path, Query
-
-from api.deps import SessionDep, TenantDep, get_or_404
-from api.errors import PROBLEM_RESPONSES
-from api.routes._directory import list_containers, list_members, to_public
-from api.routes.accounts import SourceFilter, check_source
-from api.schemas.common import MAX_BIGINT, Limit, Page
-from api.schemas.directory import GroupPublic, MemberPublic
+from api.routes._directory import directory_router
 from worker.models import ZoomGroup
 
-router = APIRouter(prefix="/v1/groups", tags=["groups"], responses=PROBLEM_RESPONSES)
-
-_BASE = "/v1/groups"
-ZoomGroupId = Annotated[int, Path(ge=1, le=MAX_BIGINT)]
-IncludeDeleted = Annotated[bool, Query(description="Include groups or members gone from Zoom")]
-
-
-@router.get("", response_model=Page[GroupPublic])
-def list_groups(
-    tenant_id: TenantDep,
-    session: SessionDep,
-    source_id: SourceFilter = None,
-    include_deleted: IncludeDeleted = False,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
-    limit: Annotated[Limit, Query()] = 100,
-) -> Page[GroupPublic]:
-    """List Zoom groups."""
-    check_source(session, tenant_id, source_id)
-    return list_containers(session, ZoomGroup, tenant_id, source_id, include_deleted, cursor,
-                           limit, _BASE)
-
-
-@router.get("/{group_id}", response_model=GroupPublic)
-def get_group(group_id: ZoomGroupId, tenant_id: TenantDep, session: SessionDep) -> GroupPublic:
-    """Read a Zoom group."""
-    return to_public(get_or_404(session, ZoomGroup, tenant_id, group_id, "group"), _BASE)
-
-
-@router.get("/{group_id}/members", response_model=Page[MemberPublic])
-def list_group_members(
-    group_id: ZoomGroupId,
-    tenant_id: TenantDep,
-    session: SessionDep,
-    include_deleted: IncludeDeleted = False,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
-    limit: Annotated[Limit, Query()] = 100,
-) -> Page[MemberPublic]:
-    """List a Zoom group's members."""
-    container = get_or_404(session, ZoomGroup, tenant_id, group_id, "group")
-    return list_members(session, container, tenant_id, include_deleted, cursor, limit)
+router = directory_router(ZoomGroup, "group")
