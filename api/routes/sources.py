@@ -131,19 +131,8 @@ def create_source(body: SourceCreate, tenant_id: TenantDep, session: SessionDep,
             name=body.name,
             grant_type=body.grant_type,
             credentials=body.credentials.plain(),
-            description=body.description,
-            owner=body.owner,
-            governance_group=body.governance_group,
-            authoritative=body.authoritative,
-            plan=body.plan,
-            rate_share=body.rate_share,
-            aggregation_enabled=body.aggregation_enabled,
-            activity_enabled=body.activity_enabled,
-            governance_source_id=body.governance_source_id,
-            correlation_config=body.correlation_config.model_dump(),
-            aggregation_cron=body.aggregation_cron,
-            activity_cron=body.activity_cron,
-            timezone=body.timezone,
+            # Every other field of the body is a column of the source of the same name.
+            **body.model_dump(exclude={"name", "grant_type", "credentials"}),
         )
     session.add(source)
     _commit(session, body.name)
