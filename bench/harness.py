@@ -480,7 +480,18 @@ def count_queries(engine: Any) -> Iterator[list[str]]:
 
 
 def peak_rss_bytes() -> int:
-    """This process's peak resident set (Linux reports KiB)."""
+    """This process's peak resident set since its exec.
+
+    Not ``getrusage``: Linux carries ``ru_maxrss`` across exec, so a spawned worker would report
+    the size of the bench process it was forked from. ``VmHWM`` is the high-water mark of the
+    current address space only."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
