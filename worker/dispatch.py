@@ -46,24 +46,6 @@ def enqueue_connection_test(
     return send("zoom.test_connection", test_id, tenant_id=tenant_id, source_id=source_id)
 
 
-def enqueue_aggregation(
-    run_id: uuid.UUID, *, tenant_id: uuid.UUID, source_id: uuid.UUID
-) -> str:
-    return send("zoom.aggregate", run_id, tenant_id=tenant_id, source_id=source_id)
-
-
-def enqueue_correlation(
-    run_id: uuid.UUID, *, tenant_id: uuid.UUID, source_id: uuid.UUID
-) -> str:
-    return send("zoom.correlate", run_id, tenant_id=tenant_id, source_id=source_id)
-
-
-def enqueue_activity_sync(
-    run_id: uuid.UUID, *, tenant_id: uuid.UUID, source_id: uuid.UUID
-) -> str:
-    return send("zoom.sync_activity", run_id, tenant_id=tenant_id, source_id=source_id)
-
-
 def enqueue_activity_chunk(
     run_id: uuid.UUID, *, tenant_id: uuid.UUID, source_id: uuid.UUID, countdown: float | None = None
 ) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
@@ -19,12 +19,9 @@ from pydantic import (
 
 from api.schemas.common import Name, Schema, Str64, Str100, Str200, Str320, Text
 from worker.models import GrantType, ZoomPlan
+from worker.sources.service import missing_credentials
 
 # Which credential fields each grant type needs (account_id is Zoom's account id for S2S apps).
-REQUIRED_CREDENTIALS: dict[GrantType, tuple[str, ...]] = {
-    GrantType.ACCOUNT_CREDENTIALS: ("account_id", "client_id", "client_secret"),
-    GrantType.REFRESH_TOKEN: ("client_id", "client_secret", "refresh_token"),
-}
 CREDENTIAL_FIELDS = ("client_id", "client_secret", "account_id", "refresh_token")
 
 
@@ -90,10 +87,6 @@ class SourceCredentials(Schema):
                 continue
             out[name] = value.get_secret_value() if isinstance(value, SecretStr) else value
         return out
-
-
-def missing_credentials(grant_type: GrantType, present: dict[str, Any]) -> list[str]:
-    return [name for name in REQUIRED_CREDENTIALS[grant_type] if not present.get(name)]
 
 
 class CorrelationConfig(Schema):
