@@ -40,6 +40,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_PATH = ROOT / "bench" / "results.json"
 BENCH_REDIS_DB = int(os.environ.get("AI_BENCH_REDIS_DB", "14"))
+# Marks the bench Redis DB as in use by a live run (value: its pid).
+_OWNER_KEY = "ai:bench:owner"
 
 log = logging.getLogger("bench")
 
@@ -236,7 +238,7 @@ class BenchEnv:
 
             migrate.upgrade(self.db_url)
             self.refresh_settings()
-            self.redis.flushdb()
+            self._claim_redis_db()
         except BaseException:
             self.__exit__(None, None, None)
             raise
@@ -258,6 +260,25 @@ class BenchEnv:
         if self._services is not None:
             self._services.close()
             self._services = None
+
+    def _claim_redis_db(self) -> None:
+        """Refuse to share the Redis DB with another live bench run: flushing it would take the
+        other run's locks and leases (seen as a spurious LeaseLost)."""
+        owner = self.redis.get(_OWNER_KEY)
+        if owner is not None:
+            pid = int(owner)
+            alive = True
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                alive = False
+            except PermissionError:
+                pass
+            if alive and pid != os.getpid():
+                raise RuntimeError(
+                    f"another bench run (pid {pid}) is using Redis DB {BENCH_REDIS_DB}; wait "
+                    "for it or set AI_BENCH_REDIS_DB to a free database number")
+        self.flush_redis()
 
     def _admin(self, sql: str) -> None:
         from sqlalchemy import create_engine, pool, text
@@ -314,8 +335,13 @@ class BenchEnv:
         names = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
         with self.engine.begin() as conn:
             conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-        self.redis.flushdb()
+        self.flush_redis()
         self.refresh_settings()
+
+    def flush_redis(self) -> None:
+        """Empty the bench's Redis DB, keeping the mark that it is in use."""
+        self.redis.flushdb()
+        self.redis.set(_OWNER_KEY, os.getpid())
 
 
 class FakeZoomProcess:

@@ -47,7 +47,7 @@ def _seed(env: BenchEnv, n: int) -> None:
         for start in range(0, n, 2000):
             conn.execute(insert(Source), rows[start:start + 2000])
         conn.execute(text("ANALYZE source"))
-    env.redis.flushdb()
+    env.flush_redis()
 
 
 def _dispatch_all(env: BenchEnv) -> dict[str, Any]:

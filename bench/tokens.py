@@ -169,7 +169,7 @@ def run(env: BenchEnv) -> Figure:
         def orchestrate() -> None:
             try:
                 for phase in phases:
-                    env.redis.flushdb()
+                    env.flush_redis()
                     if phase["kind"] == "steady":
                         fake.configure(token_lifetime=STEADY_LIFETIME)
                     fake.reset_stats()
@@ -189,7 +189,7 @@ def run(env: BenchEnv) -> Figure:
         if orchestration_error:
             raise orchestration_error[0]
         run_result.raise_errors()
-        env.redis.flushdb()
+        env.flush_redis()
         fake.configure(token_lifetime=3600)
         latency = _latency(env, sources[0])
 
