@@ -192,5 +192,5 @@ def run(env: BenchEnv) -> Figure:
                 "shipped)")
     if not env.full and not env.quick:
         fig.notes.append("1,000,000 events runs with `python -m bench --only ingest --full` "
-                         "(about ten minutes here on its own)")
+                         "(about six minutes here on its own)")
     return fig
