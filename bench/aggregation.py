@@ -81,7 +81,7 @@ def aggregation_worker(arg: dict[str, Any], wait_start: WaitStart) -> dict[str, 
         import worker.aggregation.service as aggregation
         from worker.kit.upsert import upsert
 
-        aggregation.upsert = functools.partial(upsert,  # type: ignore[assignment]
+        aggregation.upsert = functools.partial(upsert,
                                                copy_threshold=int(arg["copy_threshold"]))
     source_id = uuid.UUID(arg["source"])
     client = _client(source_id, arg["api_url"])

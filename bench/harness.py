@@ -137,12 +137,10 @@ def format_table(figures: Sequence[Figure]) -> str:
                          for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
 
     out = [line(headers), line(["-" * w for w in widths])]
-    last = None
-    for r in rows:
-        if r[0] and last is not None:
+    for n, r in enumerate(rows):
+        if r[0] and n > 0:
             out.append("")
         out.append(line(r))
-        last = r
     return "\n".join(out)
 
 

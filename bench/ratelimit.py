@@ -139,8 +139,9 @@ def run(env: BenchEnv) -> Figure:
 
 def _set_share(env: BenchEnv, sid: uuid.UUID, share: float) -> None:
     from sqlalchemy import update
+    from sqlmodel import col
 
     from worker.models import Source
 
     with env.engine.begin() as conn:
-        conn.execute(update(Source).where(Source.id == sid).values(rate_share=share))
+        conn.execute(update(Source).where(col(Source.id) == sid).values(rate_share=share))
