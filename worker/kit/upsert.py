@@ -17,7 +17,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel
 
 # Below this many rows a multi-row INSERT is as fast as COPY and needs no temporary table.
-COPY_THRESHOLD = 500
+# A Zoom page holds at most 300 rows: above 100 the COPY path measured 2.5x faster for
+# activity and 5x for a first aggregation (bench/RESULTS.md, finding 1).
+COPY_THRESHOLD = 100
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from worker.celery_app import celery_app
-from worker.scheduling.service import dispatch_due
+from worker.scheduling.service import dispatch_backlog
 
 
 @celery_app.task(name="scheduling.dispatch_due", acks_late=True, ignore_result=True)
 def dispatch_due_task() -> int:
-    return len(dispatch_due())
+    return dispatch_backlog()

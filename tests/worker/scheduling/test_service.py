@@ -157,3 +157,28 @@ def test_a_deferred_aggregation_goes_again_after_its_pause(clean_db, redis_clien
         session.add(run)
     assert dispatch_due(T0 + dt.timedelta(minutes=4), enqueue=False) == []
     assert [r.id for r in dispatch_due(T0 + dt.timedelta(minutes=5), enqueue=False)] == [run.id]
+
+
+def test_a_tick_keeps_taking_batches_while_they_come_back_full(
+    clean_db, redis_client, monkeypatch
+) -> None:
+    from worker.scheduling import service
+
+    monkeypatch.setattr(service, "BATCH", 4)
+    ids = {add(activity_cron="0 1 * * *", aggregation_enabled=False) for _ in range(10)}
+    sent = service.dispatch_backlog(now=T0 + dt.timedelta(hours=1), enqueue=False)
+    assert sent == 10
+    assert {r.source_id for r in stored_runs()} == ids
+
+
+def test_a_tick_stops_at_its_budget_and_leaves_the_rest_for_the_next(
+    clean_db, redis_client, monkeypatch
+) -> None:
+    from worker.scheduling import service
+
+    monkeypatch.setattr(service, "BATCH", 4)
+    for _ in range(10):
+        add(activity_cron="0 1 * * *", aggregation_enabled=False)
+    later = T0 + dt.timedelta(hours=1)
+    assert service.dispatch_backlog(0.0, now=later, enqueue=False) == 4
+    assert service.dispatch_backlog(now=later, enqueue=False) == 6
