@@ -19,10 +19,23 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, case, cast, delete, func, text
-from sqlmodel import Session, col, select
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    String,
+    case,
+    cast,
+    delete,
+    func,
+    literal,
+    select,
+    text,
+    union_all,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col
 
-from worker.kit.upsert import upsert
 from worker.models import (
     AccountCorrelation,
     ActivityEvent,
@@ -33,7 +46,7 @@ from worker.models import (
     ZoomUser,
     utcnow,
 )
-from worker.models.base import as_utc
+from worker.models.base import UTCDateTime
 
 
 def _day(column: Any, dialect: str) -> Any:
@@ -52,17 +65,40 @@ def _lock_source(session: Session, source_id: uuid.UUID) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
 
 
-def _later(a: datetime | None, b: datetime | None) -> datetime | None:
-    x, y = as_utc(a), as_utc(b)
-    if x is None:
-        return y
-    if y is None:
-        return x
-    return max(x, y)
+def _utc_day(column: Any, dialect: str) -> Any:
+    """The UTC day of a timestamp, as a Date: comparable with date parameters and stored as is
+    (SQLite's date() yields the same 'YYYY-MM-DD' text SQLAlchemy stores a Date as)."""
+    if dialect == "postgresql":
+        return _day(column, dialect)
+    return func.date(column, type_=Date)
+
+
+def _details(zoom_id: Any, identity_id: Any, dialect: str) -> Any:
+    """`details` as the JSON the old Python loop wrote: {} without a Zoom account, else its id
+    and, when correlated, the identity's id as the canonical uuid string."""
+    if dialect == "postgresql":
+        empty: Any = cast(literal("{}"), JSON)
+        linked = func.json_build_object("user_zoom_id", zoom_id)
+        both = func.json_build_object("user_zoom_id", zoom_id,
+                                      "identity_id", cast(identity_id, String))
+    else:
+        # SQLite stores a Uuid as 32 hex digits; str(uuid) is the dashed lower-case form.
+        hexid = func.lower(cast(identity_id, String))
+        dashed = (func.substr(hexid, 1, 8) + "-" + func.substr(hexid, 9, 4) + "-"
+                  + func.substr(hexid, 13, 4) + "-" + func.substr(hexid, 17, 4) + "-"
+                  + func.substr(hexid, 21, 12))
+        empty = literal("{}")
+        linked = func.json_object("user_zoom_id", zoom_id)
+        both = func.json_object("user_zoom_id", zoom_id, "identity_id", dashed)
+    return case((zoom_id.is_(None), empty), (identity_id.is_(None), linked), else_=both)
 
 
 def recompute(session: Session, source: Source, days: Iterable[date]) -> int:
-    """Rewrite the summaries of `source` for `days`; returns rows written. Caller commits."""
+    """Rewrite the summaries of `source` for `days`; returns rows written. Caller commits.
+
+    One `DELETE` and one `INSERT ... SELECT ... GROUP BY`: the database aggregates, so the
+    worker's memory does not grow with the events in the window (it used to hold a dict per
+    user and day, bench/RESULTS.md section 2). Same on Postgres and SQLite (the demo)."""
     days = sorted(set(days))
     if not days:
         return 0
@@ -70,107 +106,96 @@ def recompute(session: Session, source: Source, days: Iterable[date]) -> int:
     dialect = session.get_bind().dialect.name
     start = datetime.combine(days[0], datetime.min.time(), tzinfo=UTC)
     end = datetime.combine(days[-1] + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
-    wanted = set(days)
-    acc: dict[tuple[str, date], dict[str, Any]] = {}
+    zero = literal(0, BigInteger)
 
-    def slot(email: str, day: Any) -> dict[str, Any] | None:
-        day = day if isinstance(day, date) else date.fromisoformat(str(day))
-        if not email or day not in wanted:
-            return None
-        return acc.setdefault((email, day), {"sign_ins": 0, "meetings_hosted": 0,
-                                             "meetings_attended": 0, "seconds": 0,
-                                             "last": None})
-
-    ev_day = _day(ActivityEvent.time, dialect)
-    for email, day, sign_ins, last in session.exec(
-        select(ActivityEvent.email, ev_day,
-               func.sum(case((col(ActivityEvent.type) == "Sign in", 1), else_=0)),
-               func.max(ActivityEvent.time))
-        .where(ActivityEvent.source_id == source.id, col(ActivityEvent.time) >= start,
-               col(ActivityEvent.time) < end)
-        .group_by(ActivityEvent.email, ev_day)
-    ).all():
-        s = slot(email.lower(), day)
-        if s is not None:
-            s["sign_ins"] += int(sign_ins or 0)
-            s["last"] = _later(s["last"], last)
-
-    m_day = _day(Meeting.start_time, dialect)
+    # Sign-in/out events: every event counts as activity, "Sign in" ones as sign-ins.
+    ev_email = func.lower(ActivityEvent.email)
+    ev_day = _utc_day(ActivityEvent.time, dialect)
+    events = (
+        select(ev_email.label("email"), ev_day.label("day"),
+               func.sum(case((col(ActivityEvent.type) == "Sign in", 1), else_=0)).label("s"),
+               zero.label("h"), zero.label("a"), zero.label("secs"),
+               func.max(ActivityEvent.time).label("last"))
+        .where(col(ActivityEvent.source_id) == source.id, col(ActivityEvent.time) >= start,
+               col(ActivityEvent.time) < end, ev_day.in_(days),
+               func.coalesce(ev_email, "") != "")
+        .group_by(ev_email, ev_day)
+    )
+    # Meetings hosted, by start day; activity until the latest end.
     host = func.lower(Meeting.host_email)
-    for email, day, hosted, hosted_end in session.exec(
-        select(host, m_day, func.count(), func.max(Meeting.end_time))
-        .where(Meeting.source_id == source.id, col(Meeting.start_time) >= start,
-               col(Meeting.start_time) < end)
+    m_day = _utc_day(Meeting.start_time, dialect)
+    hosted = (
+        select(host, m_day, zero, func.count(), zero, zero, func.max(Meeting.end_time))
+        .where(col(Meeting.source_id) == source.id, col(Meeting.start_time) >= start,
+               col(Meeting.start_time) < end, m_day.in_(days), func.coalesce(host, "") != "")
         .group_by(host, m_day)
-    ).all():
-        s = slot(email or "", day)
-        if s is not None:
-            s["meetings_hosted"] += int(hosted)
-            s["last"] = _later(s["last"], hosted_end)
-
-    p_day = _day(MeetingParticipant.join_time, dialect)
+    )
+    # Attendance, by join day: distinct meetings, summed seconds, latest leave (else join).
     who = func.lower(MeetingParticipant.user_email)
-    participant_stmt: Any = (
-        select(  # type: ignore[call-overload]
-            who, p_day, func.count(func.distinct(MeetingParticipant.meeting_uuid)),
+    p_day = _utc_day(MeetingParticipant.join_time, dialect)
+    attended = (
+        select(who, p_day, zero, zero,
+               func.count(func.distinct(MeetingParticipant.meeting_uuid)),
                func.sum(func.coalesce(MeetingParticipant.duration, 0)),
-               func.max(MeetingParticipant.leave_time), func.max(MeetingParticipant.join_time))
-        .where(MeetingParticipant.source_id == source.id,
-               col(MeetingParticipant.join_time) >= start, col(MeetingParticipant.join_time) < end)
+               func.coalesce(func.max(MeetingParticipant.leave_time),
+                             func.max(MeetingParticipant.join_time)))
+        .where(col(MeetingParticipant.source_id) == source.id,
+               col(MeetingParticipant.join_time) >= start,
+               col(MeetingParticipant.join_time) < end, p_day.in_(days),
+               func.coalesce(who, "") != "")
         .group_by(who, p_day)
     )
-    for email, day, attended, seconds, last_leave, last_join in session.exec(
-        participant_stmt
-    ).all():
-        s = slot(email or "", day)
-        if s is not None:
-            s["meetings_attended"] += int(attended)
-            s["seconds"] += int(seconds or 0)
-            s["last"] = _later(s["last"], last_leave or last_join)
+    inputs = union_all(events, hosted, attended).subquery("inputs")
+    per_day = (
+        select(inputs.c.email, inputs.c.day,
+               cast(func.sum(inputs.c.s), BigInteger).label("sign_ins"),
+               cast(func.sum(inputs.c.h), BigInteger).label("hosted"),
+               cast(func.sum(inputs.c.a), BigInteger).label("attended"),
+               cast(func.sum(inputs.c.secs), BigInteger).label("secs"),
+               func.max(inputs.c.last).label("last"))
+        .group_by(inputs.c.email, inputs.c.day)
+    ).subquery("per_day")
 
-    links = _account_links(session, source, {email for email, _ in acc})
-    now = utcnow()
-    rows = [
-        {
-            "tenant_id": source.tenant_id, "source_id": source.id, "email": email, "day": day,
-            "sign_ins": v["sign_ins"], "meetings_hosted": v["meetings_hosted"],
-            "meetings_attended": v["meetings_attended"], "meeting_minutes": v["seconds"] // 60,
-            "last_activity_at": v["last"], "updated_at": now,
-            "details": links.get(email, {}),
-        }
-        for (email, day), v in acc.items()
-    ]
+    from worker.correlation.service import accounts_source_id
+
+    target = accounts_source_id(source)
+    # One Zoom account per e-mail (the old dict kept an arbitrary one among duplicates).
+    accounts = (
+        select(func.lower(ZoomUser.email).label("email"), func.min(ZoomUser.zoom_id).label("zid"))
+        .where(col(ZoomUser.source_id) == target, col(ZoomUser.deleted_at).is_(None))
+        .group_by(func.lower(ZoomUser.email))
+    ).subquery("accounts")
+    corr = (
+        select(col(AccountCorrelation.user_zoom_id), col(AccountCorrelation.identity_id))
+        .where(col(AccountCorrelation.source_id) == target)
+    ).subquery("corr")
+
+    table = UserDailySummary.__table__  # type: ignore[attr-defined]
+    rows = (
+        select(literal(source.tenant_id, table.c.tenant_id.type),
+               literal(source.id, table.c.source_id.type),
+               per_day.c.email, per_day.c.day, per_day.c.sign_ins, per_day.c.hosted,
+               per_day.c.attended, per_day.c.secs // 60, per_day.c.last,
+               literal(utcnow(), UTCDateTime()),
+               _details(accounts.c.zid, corr.c.identity_id, dialect))
+        .select_from(per_day)
+        .outerjoin(accounts, accounts.c.email == per_day.c.email)
+        .outerjoin(corr, corr.c.user_zoom_id == accounts.c.zid)
+    )
+    columns = ["tenant_id", "source_id", "email", "day", "sign_ins", "meetings_hosted",
+               "meetings_attended", "meeting_minutes", "last_activity_at", "updated_at",
+               "details"]
+    insert = (postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table))
+    stmt = insert.from_select(columns, rows)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["source_id", "email", "day"],
+        set_={c: stmt.excluded[c] for c in columns[4:]},
+    )
     # Days recomputed from scratch: a user with no activity left that day loses the row.
     session.execute(
         delete(UserDailySummary).where(
             col(UserDailySummary.source_id) == source.id, col(UserDailySummary.day).in_(days)
         )
     )
-    upsert(session, UserDailySummary, rows, conflict=("source_id", "email", "day"))
-    return len(rows)
-
-
-def _account_links(session: Session, source: Source, emails: set[str]) -> dict[str, dict[str, str]]:
-    if not emails:
-        return {}
-    from worker.correlation.service import accounts_source_id
-
-    target = accounts_source_id(source)
-    users = session.exec(
-        select(func.lower(ZoomUser.email), ZoomUser.zoom_id).where(
-            ZoomUser.source_id == target, col(ZoomUser.deleted_at).is_(None))
-    ).all()
-    by_email = {e: z for e, z in users if e in emails}
-    identities = dict(
-        session.exec(
-            select(AccountCorrelation.user_zoom_id, AccountCorrelation.identity_id).where(
-                AccountCorrelation.source_id == target)
-        ).all()
-    )
-    out: dict[str, dict[str, str]] = {}
-    for email, zoom_id in by_email.items():
-        link = {"user_zoom_id": zoom_id}
-        if zoom_id in identities:
-            link["identity_id"] = str(identities[zoom_id])
-        out[email] = link
-    return out
+    result: Any = session.execute(stmt)
+    return int(result.rowcount or 0)
