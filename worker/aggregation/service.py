@@ -18,12 +18,13 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import redis
-from sqlalchemy import update
+from sqlalchemy import Table, literal_column, or_, text, update
+from sqlalchemy.dialects import postgresql
 from sqlmodel import Session, SQLModel, col, select
 
 from worker.db import session_scope
 from worker.kit import runs
-from worker.kit.upsert import upsert
+from worker.kit.upsert import dedupe, upsert
 from worker.models import (
     RunKind,
     RunStatus,
@@ -138,20 +139,116 @@ def _store(
     if not rows:
         return
     now = utcnow()
+    rows = dedupe(rows, key)
+    full = [
+        {**row, "tenant_id": pull.tenant_id, "source_id": pull.source_id,
+         "first_seen_at": now, "last_seen_at": now, "deleted_at": None}
+        for row in rows
+    ]
+    if session.get_bind().dialect.name == "postgresql":
+        inserted, updated = _write_changed(session, _table(model), full, key)
+        unchanged = len(full) - inserted - updated
+        tally.inserted += inserted
+        tally.updated += updated
+        tally.unchanged += unchanged
+    else:
+        _count_by_lookup(session, pull, model, full, key, tally)
+        upsert(session, model, full, conflict=("source_id", *key), insert_only=("first_seen_at",))
+    tally.seen += len(full)
+    tally.pages += 1
+
+
+def _table(model: type[SQLModel]) -> Table:
+    return model.__table__  # type: ignore[attr-defined]
+
+
+def _write_changed(
+    session: Session, table: Table, rows: list[dict[str, Any]], key: tuple[str, ...]
+) -> tuple[int, int]:
+    """Postgres: classify from the upsert itself, with no read of the stored rows first (an
+    `IN (page of keys)` lookup is planned as a scan of the whole source on tables without
+    statistics, bench/RESULTS.md finding 3).
+
+    New rows are inserted; a stored row is rewritten only when its content changed or it had
+    been marked deleted (`RETURNING (xmax = 0)` tells the two apart); the rows the statement
+    did not return are unchanged and only get `last_seen_at` moved, by unique-key probes.
+    Returns (inserted, updated)."""
+    columns = list(rows[0].keys())
+    conflict = ["source_id", *key]
+    content = [c for c in columns if c not in conflict and c not in _SEEN and c != "tenant_id"]
+    # Memberships carry no hash: their few content columns are compared directly.
+    compared = ["content_hash"] if "content_hash" in table.c else content
+    inserted = updated = 0
+    returned: set[tuple[Any, ...]] = set()
+    batch = max(1, 30000 // max(1, len(columns)))
+    for start in range(0, len(rows), batch):
+        insert = postgresql.insert(table).values(rows[start : start + batch])
+        changed = or_(
+            table.c.deleted_at.is_not(None),
+            *(table.c[c].is_distinct_from(insert.excluded[c]) for c in compared),
+        )
+        stmt = insert.on_conflict_do_update(
+            index_elements=conflict,
+            set_={**{c: insert.excluded[c] for c in content},
+                  "last_seen_at": insert.excluded.last_seen_at, "deleted_at": None},
+            where=changed,
+        ).returning(*(table.c[k] for k in key), literal_column("xmax = 0"))
+        for *found, new in session.connection().execute(stmt):
+            returned.add(tuple(found))
+            if new:
+                inserted += 1
+            else:
+                updated += 1
+    same = [r for r in rows if tuple(r[k] for k in key) not in returned]
+    if same:
+        _touch(session, table, same, key)
+    return inserted, updated
+
+
+_SEEN = ("first_seen_at", "last_seen_at", "deleted_at")
+
+
+def _touch(
+    session: Session, table: Table, rows: list[dict[str, Any]], key: tuple[str, ...]
+) -> None:
+    """Move `last_seen_at` of stored, unchanged rows: a join on the unnested keys, so each row
+    is one probe of the unique (source_id, key) index whatever the planner knows."""
+    names = [f"k{i}" for i in range(len(key))]
+    arrays = ", ".join(f"CAST(:{n} AS text[])" for n in names)
+    match = " AND ".join(f't."{k}" = u.{n}' for k, n in zip(key, names, strict=True))
+    params: dict[str, Any] = {n: [r[k] for r in rows] for k, n in zip(key, names, strict=True)}
+    params.update(source_id=rows[0]["source_id"], now=rows[0]["last_seen_at"])
+    session.connection().execute(
+        text(
+            f'UPDATE "{table.name}" AS t SET last_seen_at = :now '
+            f"FROM unnest({arrays}) AS u({', '.join(names)}) "
+            f"WHERE t.source_id = :source_id AND {match}"
+        ),
+        params,
+    )
+
+
+def _count_by_lookup(
+    session: Session,
+    pull: Pull,
+    model: type[SQLModel],
+    rows: list[dict[str, Any]],
+    key: tuple[str, ...],
+    tally: Tally,
+) -> None:
+    """SQLite (the demo, small): classify against the stored rows read back."""
     table: Any = model
-    lookup = {tuple(r[k] for k in key): r for r in rows}
     # Filter on the most selective key column (the user id of a membership).
     last = key[-1]
     stored = session.exec(
         select(table).where(
             table.source_id == pull.source_id,
-            col(getattr(table, last)).in_({k[-1] for k in lookup}),
+            col(getattr(table, last)).in_({r[last] for r in rows}),
         )
     ).all()
     existing = {tuple(getattr(row, k) for k in key): row for row in stored}
-    for k, row in lookup.items():
-        tally.seen += 1
-        old = existing.get(k)
+    for row in rows:
+        old = existing.get(tuple(row[k] for k in key))
         if old is None:
             tally.inserted += 1
         elif old.deleted_at is not None or getattr(old, "content_hash", "") != row.get(
@@ -160,13 +257,6 @@ def _store(
             tally.updated += 1
         else:
             tally.unchanged += 1
-    full = [
-        {**row, "tenant_id": pull.tenant_id, "source_id": pull.source_id,
-         "first_seen_at": now, "last_seen_at": now, "deleted_at": None}
-        for row in lookup.values()
-    ]
-    upsert(session, model, full, conflict=("source_id", *key), insert_only=("first_seen_at",))
-    tally.pages += 1
 
 
 def _pages(pages: Iterable[Any]) -> Iterator[list[dict[str, Any]]]:
