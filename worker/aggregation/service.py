@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import redis
-from sqlalchemy import Table, literal_column, or_, text, update
+from sqlalchemy import Table, literal_column, or_, update
 from sqlalchemy.dialects import postgresql
 from sqlmodel import Session, SQLModel, col, select
 
@@ -171,7 +171,7 @@ def _write_changed(
 
     New rows are inserted; a stored row is rewritten only when its content changed or it had
     been marked deleted (`RETURNING (xmax = 0)` tells the two apart); the rows the statement
-    did not return are unchanged and only get `last_seen_at` moved, by unique-key probes.
+    did not return are unchanged and only get `last_seen_at` moved.
     Returns (inserted, updated)."""
     columns = list(rows[0].keys())
     conflict = ["source_id", *key]
@@ -211,21 +211,11 @@ _SEEN = ("first_seen_at", "last_seen_at", "deleted_at")
 def _touch(
     session: Session, table: Table, rows: list[dict[str, Any]], key: tuple[str, ...]
 ) -> None:
-    """Move `last_seen_at` of stored, unchanged rows: a join on the unnested keys, so each row
-    is one probe of the unique (source_id, key) index whatever the planner knows."""
-    names = [f"k{i}" for i in range(len(key))]
-    arrays = ", ".join(f"CAST(:{n} AS text[])" for n in names)
-    match = " AND ".join(f't."{k}" = u.{n}' for k, n in zip(key, names, strict=True))
-    params: dict[str, Any] = {n: [r[k] for r in rows] for k, n in zip(key, names, strict=True)}
-    params.update(source_id=rows[0]["source_id"], now=rows[0]["last_seen_at"])
-    session.connection().execute(
-        text(
-            f'UPDATE "{table.name}" AS t SET last_seen_at = :now '
-            f"FROM unnest({arrays}) AS u({', '.join(names)}) "
-            f"WHERE t.source_id = :source_id AND {match}"
-        ),
-        params,
-    )
+    """Move `last_seen_at` of stored, unchanged rows, and nothing else. Through ON CONFLICT,
+    whose arbiter probes the unique (source_id, key) index per row: an `UPDATE ... WHERE key IN`
+    or a join on the keys is planned as a scan of the whole source without statistics."""
+    keep = [c for c in rows[0] if c != "last_seen_at"]
+    upsert(session, table, rows, conflict=("source_id", *key), insert_only=keep)
 
 
 def _count_by_lookup(

@@ -6,7 +6,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from sqlmodel import select
+from sqlalchemy import func, update
+from sqlmodel import col, select
 
 from tests.worker.helpers import (
     add_source,
@@ -30,6 +31,7 @@ from worker.models import (
     ZoomRole,
     ZoomRoleMember,
     ZoomUser,
+    utcnow,
 )
 from worker.zoom.errors import ZoomBadResponse
 
@@ -158,3 +160,69 @@ def test_a_second_aggregation_while_one_holds_the_lock_is_skipped_and_says_so(
     assert run.status == RunStatus.SKIPPED
     assert "other-run" in (run.error_message or "")
     assert count(ZoomUser, source_id) == 0
+
+
+def _user(source_id: uuid.UUID, zoom_id: str) -> ZoomUser:
+    with session_scope() as session:
+        return session.exec(select(ZoomUser).where(ZoomUser.source_id == source_id,
+                                                   ZoomUser.zoom_id == zoom_id)).one()
+
+
+def test_a_no_change_aggregation_only_moves_last_seen(zoom) -> None:
+    account = zoom.fake.account(0)
+    source_id = add_source(account, account.s2s_app)
+    run_aggregation(new_run(source_id), enqueue=False)
+    probe = account.all_users("active")[0]["id"]
+    # A stored content column that differs while the hash still matches shows whether the
+    # second run rewrote the row's content (it must not: nothing changed at Zoom).
+    with session_scope() as session:
+        session.execute(update(ZoomUser).where(ZoomUser.source_id == source_id,
+                                               ZoomUser.zoom_id == probe)
+                        .values(first_name="Untouched"))
+    before = _user(source_id, probe)
+
+    again = run_aggregation(new_run(source_id), enqueue=False)
+    after = _user(source_id, probe)
+    assert (again.inserted, again.updated, again.deleted) == (0, 0, 0)
+    assert again.unchanged == again.seen == len(truth_users(account))
+    counts = again.details["counts"]
+    assert counts["group_members"]["unchanged"] == counts["group_members"]["seen"] > 0
+    assert counts["group_members"]["updated"] == counts["group_members"]["inserted"] == 0
+    assert after.first_name == "Untouched"
+    assert after.first_seen_at == before.first_seen_at
+    assert after.last_seen_at > before.last_seen_at
+    with session_scope() as session:
+        assert session.exec(select(func.count()).select_from(ZoomUser).where(
+            ZoomUser.source_id == source_id,
+            col(ZoomUser.last_seen_at) < after.last_seen_at)).one() == 0
+
+
+def test_a_reappearing_user_counts_as_updated_and_is_live_again(zoom) -> None:
+    account = zoom.fake.account(0)
+    source_id = add_source(account, account.s2s_app)
+    run_aggregation(new_run(source_id), enqueue=False)
+    back = account.all_users("active")[3]["id"]
+    # As a complete pull that missed the user (and its memberships) would have left them.
+    with session_scope() as session:
+        gone_at = utcnow()
+        session.execute(update(ZoomUser).where(ZoomUser.source_id == source_id,
+                                               ZoomUser.zoom_id == back)
+                        .values(deleted_at=gone_at))
+        session.execute(update(ZoomGroupMember).where(ZoomGroupMember.source_id == source_id,
+                                                      ZoomGroupMember.user_zoom_id == back)
+                        .values(deleted_at=gone_at))
+        memberships = session.exec(select(func.count()).select_from(ZoomGroupMember).where(
+            ZoomGroupMember.source_id == source_id,
+            ZoomGroupMember.user_zoom_id == back)).one()
+    before = _user(source_id, back)
+
+    run = run_aggregation(new_run(source_id), enqueue=False)
+    after = _user(source_id, back)
+    assert (run.inserted, run.updated, run.deleted) == (0, 1, 0)
+    assert run.unchanged == len(truth_users(account)) - 1
+    assert run.details["counts"]["group_members"]["updated"] == memberships
+    assert after.deleted_at is None
+    assert after.first_seen_at == before.first_seen_at
+    assert count(ZoomUser, source_id, live=True) == len(truth_users(account))
+    assert stored_pairs(ZoomGroupMember, "group_zoom_id", source_id) == \
+        truth_group_members(account)
