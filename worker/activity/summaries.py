@@ -197,5 +197,6 @@ def recompute(session: Session, source: Source, days: Iterable[date]) -> int:
             col(UserDailySummary.source_id) == source.id, col(UserDailySummary.day).in_(days)
         )
     )
-    result: Any = session.execute(stmt)
-    return int(result.rowcount or 0)
+    # SQLAlchemy reads an INSERT's rowcount only when asked to.
+    result: Any = session.execute(stmt.execution_options(preserve_rowcount=True))
+    return int(result.rowcount)
