@@ -18,13 +18,13 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import redis
-from sqlalchemy import Table, literal_column, or_, update
+from sqlalchemy import JSON, Table, literal_column, or_, text, update
 from sqlalchemy.dialects import postgresql
 from sqlmodel import Session, SQLModel, col, select
 
 from worker.db import session_scope
 from worker.kit import runs
-from worker.kit.upsert import dedupe, upsert
+from worker.kit.upsert import COPY_THRESHOLD, _with_defaults, dedupe, upsert
 from worker.models import (
     RunKind,
     RunStatus,
@@ -178,6 +178,8 @@ def _write_changed(
     content = [c for c in columns if c not in conflict and c not in _SEEN and c != "tenant_id"]
     # Memberships carry no hash: their few content columns are compared directly.
     compared = ["content_hash"] if "content_hash" in table.c else content
+    if len(rows) >= COPY_THRESHOLD:
+        return _copy_write_changed(session, table, rows, conflict, content, compared)
     inserted = updated = 0
     returned: set[tuple[Any, ...]] = set()
     batch = max(1, 30000 // max(1, len(columns)))
@@ -202,6 +204,64 @@ def _write_changed(
     same = [r for r in rows if tuple(r[k] for k in key) not in returned]
     if same:
         _touch(session, table, same, key)
+    return inserted, updated
+
+
+def _copy_write_changed(
+    session: Session,
+    table: Table,
+    rows: list[dict[str, Any]],
+    conflict: list[str],
+    content: list[str],
+    compared: list[str],
+) -> tuple[int, int]:
+    """`_write_changed` for big pages: COPY into a temporary table (no 300-row VALUES to
+    compile, bench/RESULTS.md finding 1), the same conditional upsert from it, then a second
+    pass that moves `last_seen_at` of the rows the first left alone (the others already carry
+    this pull's time). Both passes are ON CONFLICT probes of the unique index, never a plan."""
+    from psycopg.types.json import Json
+
+    rows = _with_defaults(table, rows)
+    columns = list(rows[0].keys())
+    tmp = f"tmp_aggregate_{uuid.uuid4().hex[:12]}"
+    cols = ", ".join(f'"{c}"' for c in columns)
+    json_cols = {c.name for c in table.columns if isinstance(c.type, JSON)}
+    session.execute(
+        text(
+            f"CREATE TEMPORARY TABLE {tmp} ON COMMIT DROP AS "
+            f'SELECT {cols} FROM "{table.name}" WITH NO DATA'
+        )
+    )
+    raw = session.connection().connection.driver_connection
+    with (
+        raw.cursor() as cur,  # type: ignore[union-attr]
+        cur.copy(f"COPY {tmp} ({cols}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row(
+                [Json(row[c]) if c in json_cols and row[c] is not None else row[c]
+                 for c in columns]
+            )
+    keys = ", ".join(f'"{c}"' for c in conflict)
+    into = f'INSERT INTO "{table.name}" AS t ({cols}) SELECT {cols} FROM {tmp} ON CONFLICT ({keys})'
+    sets = ", ".join([*(f'"{c}" = EXCLUDED."{c}"' for c in content),
+                      "last_seen_at = EXCLUDED.last_seen_at", "deleted_at = NULL"])
+    changed = " OR ".join(["t.deleted_at IS NOT NULL",
+                           *(f't."{c}" IS DISTINCT FROM EXCLUDED."{c}"' for c in compared)])
+    flags = session.connection().execute(
+        text(f"{into} DO UPDATE SET {sets} WHERE {changed} RETURNING (xmax = 0)")
+    ).all()
+    inserted = sum(1 for (flag,) in flags if flag)
+    updated = len(flags) - inserted
+    if len(flags) < len(rows):
+        session.connection().execute(
+            text(
+                f"{into} DO UPDATE SET last_seen_at = EXCLUDED.last_seen_at "
+                "WHERE t.last_seen_at IS DISTINCT FROM EXCLUDED.last_seen_at"
+            )
+        )
+    # ON COMMIT DROP alone would keep the name busy for the rest of this transaction.
+    session.execute(text(f"DROP TABLE {tmp}"))
     return inserted, updated
 
 

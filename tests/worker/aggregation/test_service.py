@@ -20,6 +20,7 @@ from tests.worker.helpers import (
     truth_users,
     zoom,
 )
+from worker.aggregation import service
 from worker.aggregation.service import run_aggregation
 from worker.db import session_scope
 from worker.models import (
@@ -168,7 +169,16 @@ def _user(source_id: uuid.UUID, zoom_id: str) -> ZoomUser:
                                                    ZoomUser.zoom_id == zoom_id)).one()
 
 
-def test_a_no_change_aggregation_only_moves_last_seen(zoom) -> None:
+@pytest.fixture(params=["values", "copy"])
+def write_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Pages below COPY_THRESHOLD take multi-row VALUES; the fake's are small, so the COPY
+    path (Zoom's full 300-row pages) is forced by a threshold of 1."""
+    if request.param == "copy":
+        monkeypatch.setattr(service, "COPY_THRESHOLD", 1)
+    return str(request.param)
+
+
+def test_a_no_change_aggregation_only_moves_last_seen(zoom, write_path) -> None:
     account = zoom.fake.account(0)
     source_id = add_source(account, account.s2s_app)
     run_aggregation(new_run(source_id), enqueue=False)
@@ -197,7 +207,7 @@ def test_a_no_change_aggregation_only_moves_last_seen(zoom) -> None:
             col(ZoomUser.last_seen_at) < after.last_seen_at)).one() == 0
 
 
-def test_a_reappearing_user_counts_as_updated_and_is_live_again(zoom) -> None:
+def test_a_reappearing_user_counts_as_updated_and_is_live_again(zoom, write_path) -> None:
     account = zoom.fake.account(0)
     source_id = add_source(account, account.s2s_app)
     run_aggregation(new_run(source_id), enqueue=False)
