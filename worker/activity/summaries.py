@@ -31,6 +31,7 @@ from sqlalchemy import (
     literal,
     select,
     text,
+    true,
     union_all,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -181,6 +182,8 @@ def recompute(session: Session, source: Source, days: Iterable[date]) -> int:
         .select_from(per_day)
         .outerjoin(accounts, accounts.c.email == per_day.c.email)
         .outerjoin(corr, corr.c.user_zoom_id == accounts.c.zid)
+        # SQLite's documented fix for INSERT ... SELECT ... ON CONFLICT parsing ambiguity.
+        .where(true())
     )
     columns = ["tenant_id", "source_id", "email", "day", "sign_ins", "meetings_hosted",
                "meetings_attended", "meeting_minutes", "last_activity_at", "updated_at",
