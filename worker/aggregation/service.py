@@ -24,7 +24,7 @@ from sqlmodel import Session, SQLModel, col, select
 
 from worker.db import session_scope
 from worker.kit import runs
-from worker.kit.upsert import COPY_THRESHOLD, _with_defaults, dedupe, upsert
+from worker.kit.upsert import COPY_THRESHOLD, dedupe, upsert, with_defaults
 from worker.models import (
     RunKind,
     RunStatus,
@@ -221,7 +221,7 @@ def _copy_write_changed(
     this pull's time). Both passes are ON CONFLICT probes of the unique index, never a plan."""
     from psycopg.types.json import Json
 
-    rows = _with_defaults(table, rows)
+    rows = with_defaults(table, rows)
     columns = list(rows[0].keys())
     tmp = f"tmp_aggregate_{uuid.uuid4().hex[:12]}"
     cols = ", ".join(f'"{c}"' for c in columns)

@@ -51,7 +51,7 @@ def dedupe(rows: Iterable[dict[str, Any]], key: Sequence[str]) -> list[dict[str,
     return list(by_key.values())
 
 
-def _with_defaults(table: Table, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def with_defaults(table: Table, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Fill the model's Python-side defaults: COPY and a multi-row VALUES need every column
     spelt out, and the tables have no server defaults."""
     fill: dict[str, Any] = {}
@@ -85,7 +85,7 @@ def upsert(
     if not rows:
         return Written(0, 0)
     table = _table(model)
-    rows = _with_defaults(table, dedupe(rows, conflict))
+    rows = with_defaults(table, dedupe(rows, conflict))
     columns = list(rows[0].keys())
     updates = [] if immutable else [
         c for c in columns if c not in conflict and c not in insert_only
