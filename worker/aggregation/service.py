@@ -18,13 +18,13 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import redis
-from sqlalchemy import JSON, Table, literal_column, or_, text, update
+from sqlalchemy import Table, literal_column, or_, text, update
 from sqlalchemy.dialects import postgresql
 from sqlmodel import Session, SQLModel, col, select
 
 from worker.db import session_scope
 from worker.kit import runs
-from worker.kit.upsert import COPY_THRESHOLD, dedupe, upsert, with_defaults
+from worker.kit.upsert import COPY_THRESHOLD, copy_to_temp, dedupe, upsert, with_defaults
 from worker.models import (
     RunKind,
     RunStatus,
@@ -219,29 +219,10 @@ def _copy_write_changed(
     compile, bench/RESULTS.md finding 1), the same conditional upsert from it, then a second
     pass that moves `last_seen_at` of the rows the first left alone (the others already carry
     this pull's time). Both passes are ON CONFLICT probes of the unique index, never a plan."""
-    from psycopg.types.json import Json
-
     rows = with_defaults(table, rows)
     columns = list(rows[0].keys())
-    tmp = f"tmp_aggregate_{uuid.uuid4().hex[:12]}"
+    tmp = copy_to_temp(session, table, rows, columns)
     cols = ", ".join(f'"{c}"' for c in columns)
-    json_cols = {c.name for c in table.columns if isinstance(c.type, JSON)}
-    session.execute(
-        text(
-            f"CREATE TEMPORARY TABLE {tmp} ON COMMIT DROP AS "
-            f'SELECT {cols} FROM "{table.name}" WITH NO DATA'
-        )
-    )
-    raw = session.connection().connection.driver_connection
-    with (
-        raw.cursor() as cur,  # type: ignore[union-attr]
-        cur.copy(f"COPY {tmp} ({cols}) FROM STDIN") as copy,
-    ):
-        for row in rows:
-            copy.write_row(
-                [Json(row[c]) if c in json_cols and row[c] is not None else row[c]
-                 for c in columns]
-            )
     keys = ", ".join(f'"{c}"' for c in conflict)
     into = f'INSERT INTO "{table.name}" AS t ({cols}) SELECT {cols} FROM {tmp} ON CONFLICT ({keys})'
     sets = ", ".join([*(f'"{c}" = EXCLUDED."{c}"' for c in content),

@@ -120,22 +120,19 @@ def upsert(
     return Written(len(rows), inserted)
 
 
-def _copy_upsert(
-    session: Session,
-    table: Table,
-    rows: Sequence[dict[str, Any]],
-    columns: list[str],
-    conflict: Sequence[str],
-    updates: list[str],
-) -> Written:
+def copy_to_temp(
+    session: Session, table: Table, rows: Sequence[dict[str, Any]], columns: list[str]
+) -> str:
+    """COPY `rows` into a new temporary table shaped like `table` (Postgres only); returns its
+    name. The caller drops it: ON COMMIT DROP alone keeps the name busy until commit."""
     from psycopg.types.json import Json
 
-    tmp = f"tmp_upsert_{uuid.uuid4().hex[:12]}"
+    tmp = f"tmp_{table.name}_{uuid.uuid4().hex[:12]}"
     cols = ", ".join(f'"{c}"' for c in columns)
     json_cols = {c.name for c in table.columns if isinstance(c.type, JSON)}
     session.execute(
         text(
-            f'CREATE TEMPORARY TABLE {tmp} ON COMMIT DROP AS '
+            f"CREATE TEMPORARY TABLE {tmp} ON COMMIT DROP AS "
             f'SELECT {cols} FROM "{table.name}" WITH NO DATA'
         )
     )
@@ -149,6 +146,19 @@ def _copy_upsert(
                 [Json(row[c]) if c in json_cols and row[c] is not None else row[c]
                  for c in columns]
             )
+    return tmp
+
+
+def _copy_upsert(
+    session: Session,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    columns: list[str],
+    conflict: Sequence[str],
+    updates: list[str],
+) -> Written:
+    tmp = copy_to_temp(session, table, rows, columns)
+    cols = ", ".join(f'"{c}"' for c in columns)
     if updates:
         sets = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in updates)
         action = f"DO UPDATE SET {sets}"
