@@ -37,6 +37,8 @@ from typing import Any
 
 import httpx
 
+from fakezoom.server import FakeZoomURLs
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_PATH = ROOT / "bench" / "results.json"
 BENCH_REDIS_DB = int(os.environ.get("AI_BENCH_REDIS_DB", "14"))
@@ -342,7 +344,7 @@ class BenchEnv:
         self.redis.set(_OWNER_KEY, os.getpid())
 
 
-class FakeZoomProcess:
+class FakeZoomProcess(FakeZoomURLs):
     """fakezoom in its own process (``python -m fakezoom``), so its CPU and GIL are not the
     bench's or the workers'. Talks to it over its HTTP admin API."""
 
@@ -358,14 +360,6 @@ class FakeZoomProcess:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def oauth_token_url(self) -> str:
-        return f"{self.base_url}/oauth/token"
-
-    @property
-    def api_url(self) -> str:
-        return f"{self.base_url}/v2"
 
     @property
     def accounts(self) -> list[dict[str, Any]]:

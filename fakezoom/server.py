@@ -14,7 +14,24 @@ from fakezoom.config import FakeZoomConfig
 from fakezoom.core import FakeZoom
 
 
-class FakeZoomServer:
+class FakeZoomURLs:
+    """Zoom's two base URLs, as a fake served at ``base_url`` has them (Zoom: https://zoom.us
+    for OAuth, https://api.zoom.us/v2 for the API; the fake serves both on one port)."""
+
+    @property
+    def base_url(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def oauth_token_url(self) -> str:
+        return f"{self.base_url}/oauth/token"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.base_url}/v2"
+
+
+class FakeZoomServer(FakeZoomURLs):
     """`with FakeZoomServer(fake) as srv:` serves `fake` at `srv.base_url` until the block ends.
 
     The port is bound before uvicorn starts, so `base_url` is valid as soon as `start()`
@@ -46,14 +63,6 @@ class FakeZoomServer:
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"
-
-    @property
-    def oauth_token_url(self) -> str:
-        return f"{self.base_url}/oauth/token"
-
-    @property
-    def api_url(self) -> str:
-        return f"{self.base_url}/v2"
 
     def start(self) -> FakeZoomServer:
         self._thread = threading.Thread(
