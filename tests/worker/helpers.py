@@ -11,6 +11,7 @@ import hashlib
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -77,19 +78,25 @@ def reset_process_state() -> None:
 @pytest.fixture
 def zoom(clean_db: Any, redis_client: Any) -> Iterator[FakeZoomServer]:
     """A running fakezoom, with this process's settings pointing at it."""
-    with FakeZoomServer(fake_config()) as server:
-        saved = {k: os.environ.get(k) for k in worker_env(server)}
-        os.environ.update(worker_env(server))
+    with FakeZoomServer(fake_config()) as server, settings_pointed_at(server):
+        yield server
+
+
+@contextmanager
+def settings_pointed_at(server: FakeZoomServer) -> Iterator[None]:
+    """This process's settings (and the subprocesses it starts) point at `server` until exit."""
+    saved = {k: os.environ.get(k) for k in worker_env(server)}
+    os.environ.update(worker_env(server))
+    reset_process_state()
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
         reset_process_state()
-        try:
-            yield server
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-            reset_process_state()
 
 
 def add_source(account: Account, app: App, *, name: str | None = None,

@@ -25,8 +25,8 @@ from tests.worker.helpers import (
     count,
     fake_config,
     new_test,
-    reset_process_state,
     row_counts,
+    settings_pointed_at,
     stored_event_keys,
     stored_pairs,
     stored_participant_keys,
@@ -107,19 +107,8 @@ class Worker:
 def fake(clean_db: Any, redis_client: Any, request: pytest.FixtureRequest
          ) -> Iterator[FakeZoomServer]:
     config = fake_config(**getattr(request, "param", {}))
-    with FakeZoomServer(config) as server:
-        saved = {k: os.environ.get(k) for k in worker_env(server)}
-        os.environ.update(worker_env(server))
-        reset_process_state()
-        try:
-            yield server
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-            reset_process_state()
+    with FakeZoomServer(config) as server, settings_pointed_at(server):
+        yield server
 
 
 @pytest.fixture
