@@ -15,7 +15,9 @@ from pydantic import AliasChoices, Field, ValidationError, field_validator, mode
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Values that appear in docs and examples; a deployment that still uses one is misconfigured.
-_PLACEHOLDERS = {"changeme", "change-me", "secret", "password", ""}
+_PLACEHOLDERS = {"changeme", "change-me", "secret", "password"}
+# The levels Python's logging, Celery and uvicorn all accept.
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class SettingsError(RuntimeError):
@@ -103,6 +105,14 @@ class Settings(BaseSettings):
                 ) from exc
         return value
 
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)} (got {value!r})")
+        return level
+
     @model_validator(mode="after")
     def _defaults(self) -> Settings:
         if not self.broker_url:
@@ -114,8 +124,12 @@ class Settings(BaseSettings):
     def require(self, *names: str) -> None:
         """Refuse placeholder or empty values for settings this process cannot run without."""
         for name in names:
-            if str(getattr(self, name)).strip().lower() in _PLACEHOLDERS:
+            value = str(getattr(self, name)).strip()
+            if not value:
                 raise SettingsError(f"AI_{name.upper()} is not set (see .env.example)")
+            if value.lower() in _PLACEHOLDERS:
+                raise SettingsError(f"AI_{name.upper()} is still the placeholder {value!r}: "
+                                    "set a real value (see .env.example)")
 
     @property
     def is_sqlite(self) -> bool:
@@ -125,8 +139,10 @@ class Settings(BaseSettings):
 def _describe(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
-        field = str(err["loc"][0]) if err["loc"] else "?"
-        lines.append(f"AI_{field.upper()}: {err['msg']}")
+        field = str(err["loc"][0]).upper() if err["loc"] else "?"
+        # A field read through an alias is reported by the alias, which has the prefix already.
+        name = field if field.startswith("AI_") else f"AI_{field}"
+        lines.append(f"{name}: {err['msg']}")
     return "; ".join(lines)
 
 
