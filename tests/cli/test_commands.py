@@ -116,6 +116,9 @@ def test_source_add_names_the_missing_credential_and_bad_schedule(cli: Cli) -> N
                  "c", "--client-secret", "x", "--activity-cron", "every day")
     _one_line_error(result, 2, "cron")
     result = cli("source", "add", "-t", "acme", "-n", "z", "--account-id", "a", "--client-id",
+                 "c", "--client-secret", "x", "--aggregation-cron", "61 * * * *")
+    _one_line_error(result, 2, "--aggregation-cron: '61 * * * *': the minute field '61'")
+    result = cli("source", "add", "-t", "acme", "-n", "z", "--account-id", "a", "--client-id",
                  "c", "--client-secret", "x", "--timezone", "Mars/Olympus")
     _one_line_error(result, 2, "time zone")
 

@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from croniter import croniter
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
@@ -35,6 +34,7 @@ from worker.models import (
     ZoomPlan,
     utcnow,
 )
+from worker.scheduling.cron import InvalidSchedule, check_cron
 from worker.sources import service as sources
 from worker.sources.service import QueueUnavailable, SourceDisabled, SourceInvalid
 
@@ -148,12 +148,10 @@ def resolve_source(session: Session, ref: str, tenant_ref: str | None = None) ->
 
 
 def _check_cron(value: str, option: str) -> str:
-    value = value.strip()
-    if value and (len(value.split()) != 5 or not croniter.is_valid(value)):
-        raise CliError(
-            f"{option}: {value!r} is not a five-field cron expression, e.g. '15 2 * * *'"
-        )
-    return value
+    try:
+        return check_cron(value)
+    except InvalidSchedule as exc:
+        raise CliError(f"{option}: {exc}") from None
 
 
 def _check_timezone(value: str) -> str:
