@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from api.docs import install_docs
 from api.errors import install_error_handlers, install_problem_openapi
 from api.middleware import MAX_BODY_BYTES, BodySizeLimit
 from api.ratelimit import RateLimit
@@ -47,10 +48,11 @@ def create_app(
         title="Activity Insights for Zoom",
         version="1.0.0",
         description=DESCRIPTION,
-        docs_url="/docs",
+        docs_url=None,
         openapi_url="/openapi.json",
         redoc_url=None,
     )
+    install_docs(app)
     app.state.rate_limit = rate_limit
     for module in (
         health, tenants, keys, sources, connection_tests, runs, identities,
