@@ -5,6 +5,8 @@ Run it with ``uvicorn --factory api.main:create_app``.
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI
 
 from api.docs import install_docs
@@ -26,6 +28,8 @@ from api.routes import (
     sources,
     tenants,
 )
+from worker.kit import logs
+from worker.settings import get_settings
 
 DESCRIPTION = """\
 Activity Insights for Zoom: tenants, Zoom sources, connection tests, runs, and the accounts,
@@ -62,4 +66,12 @@ def create_app(
     install_error_handlers(app)
     install_problem_openapi(app)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    _log_format()
     return app
+
+
+def _log_format() -> None:
+    # uvicorn set up its loggers before calling this factory: give their handlers our format.
+    settings = get_settings()
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logs.reformat(logging.getLogger(name), settings.log_format, settings.log_level)

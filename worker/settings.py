@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from functools import lru_cache
+from typing import Literal
 
 from cryptography.fernet import Fernet
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
@@ -73,6 +74,9 @@ class Settings(BaseSettings):
     # Requests one API key may make per minute before the API answers 429.
     api_rate_limit_per_minute: int = Field(default=600, ge=1)
     log_level: str = "INFO"
+    # "json": one object a line with tenant, source, run and task ids (for log aggregators);
+    # "text": the same records as plain lines, for a terminal.
+    log_format: Literal["json", "text"] = "text"
 
     @field_validator("database_url")
     @classmethod
