@@ -20,7 +20,7 @@ import pytest
 import redis
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
-from sqlmodel import col
+from sqlmodel import Session, col
 
 from fakezoom.server import FakeZoomServer
 from fakezoom.testing import running_fakezoom
@@ -119,7 +119,7 @@ def _assert_outcome_unknown(engine: Engine, redis_client: redis.Redis, sid: uuid
     assert source["status"] == SourceStatus.REAUTHORIZE
     assert source["status_message"] == rotation_unknown_message(test_queued=True)
     assert source["next_aggregation_at"] is None and source["next_activity_at"] is None
-    tests = _tests(engine, sid)
+    tests = [t for t in _tests(engine, sid) if t.status != enums.TestStatus.FAILED]
     assert [t.status for t in tests] == [enums.TestStatus.QUEUED]
     messages = redis_client.lrange(str(Queue.CONNECTION_TESTS), 0, -1)
     assert sum(str(tests[0].id) in m.decode() for m in messages) == 1
@@ -285,6 +285,38 @@ def test_a_refresh_that_could_not_connect_leaves_the_source_as_it_was(
     assert _mark(redis_client, sid) is None and _tests(clean_db, sid) == []
     assert factory.token_for_source(sid).access_token
     assert harness.token_requests(fake, app.client_id) == {"200": 1}
+
+
+@pytest.mark.parametrize("proxy", [("drop", -1)], indirect=True)
+def test_a_connection_test_whose_own_refresh_answer_is_lost_says_so_and_queues_no_other(
+    fake: FakeZoomServer, proxy: LossyProxy, clean_db: Engine, redis_client: redis.Redis
+) -> None:
+    app = fake.fake.account(0).add_app("general")
+    sid = _active_source(clean_db, app)
+    with Session(clean_db, expire_on_commit=False) as session:
+        test = ConnectionTest(tenant_id=_source(clean_db, sid)["tenant_id"], source_id=sid)
+        session.add(test)
+        session.commit()
+    cache, http = _through(proxy.oauth_url, redis_client, clean_db)
+    with http:
+        done = run_connection_test(test.id, get_token=lambda s: cache.get_token(str(s)),
+                                   enqueue=False)
+    assert done.status == enums.TestStatus.FAILED
+    assert rotation_unknown_message(test_queued=False) in done.message
+    assert harness.token_requests(fake, app.client_id) == {"200": 1}
+    source = _source(clean_db, sid)
+    assert source["status"] == SourceStatus.REAUTHORIZE
+    assert source["status_message"] == rotation_unknown_message(test_queued=False)
+    assert source["next_aggregation_at"] is None
+    # This test was the probe: no other is queued behind it (no loop of tests).
+    assert [t.id for t in _tests(clean_db, sid)] == [test.id]
+    # Outside a connection test the token is not sent again; the admin's next test finds out.
+    with pytest.raises(RotationOutcomeUnknown) as info:
+        factory.get_token_cache().get_token(str(sid))
+    assert info.value.admin_message == rotation_unknown_message(test_queued=True)
+    assert harness.token_requests(fake, app.client_id) == {"200": 1}
+    again = _assert_outcome_unknown(clean_db, redis_client, sid)
+    assert _run_the_queued_test(again).message.startswith(REVOKED)
 
 
 # -- a worker killed while it waits for the answer -------------------------------------------
