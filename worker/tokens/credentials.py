@@ -10,13 +10,15 @@ rotates, so a request whose answer was lost is simply sent again (``OAUTH_RETRIE
 General apps (``refresh_token``): Zoom rotates refresh tokens; once it has issued RT n+1, RT n is
 refused with ``invalid_grant``. **The window** in which a crash or a lost answer loses RT n+1 is
 the whole token request: from the moment the request may have reached Zoom until its answer is
-in Redis. That is one Zoom round trip, and at most the OAuth request timeout (connect, send and
-read phases, ``zoom_timeout_seconds`` each; the cache lock's lease of 4 x that outlasts it) plus
-one Redis write. Zoom offers nothing to shorten it: no idempotency key, no way to ask which
-refresh token is current, and the only test of a refresh token is to spend it. So the window is
-kept as short as the request itself (nothing else runs inside it: no retry, no backoff, the
-answer is written before it is even checked against Postgres) and it is *marked*, so that a
-crash or a lost answer inside it is detected instead of discovered an hour later.
+in Redis. That is one Zoom round trip plus one Redis write; httpx bounds it by the OAuth timeout
+(``zoom_timeout_seconds``) per phase: connect, send, and each read of the answer. It is not "one
+Redis write", and Zoom offers nothing to make it shorter: no idempotency key, no way to ask which
+refresh token is current, and the only test of a refresh token is to spend it. So nothing else
+runs inside the window (no retry, no backoff; the answer goes to Redis before Postgres is even
+touched) and the window is *marked* before it opens, so that a crash or a lost answer inside it
+is detected by the next refresher instead of discovered at the next ``invalid_grant``. (The
+cache lock's lease, 4 x the timeout, normally outlasts the request; a refresh that outlives it
+anyway leaves its mark to the next holder, who reports instead of sending the token again.)
 
 All the state lives in one Redis key per source, ``ai:rt-pending:<source>`` (run Redis with
 append-only persistence in production), holding the ``credentials_version`` v of the RT it is
@@ -36,7 +38,8 @@ about (fault points in brackets; tests SIGKILL the process at each):
 5. [after_commit] Delete the key. [after_pending_delete]
 6. Return the access token; the cache publishes it (so it is never used before step 4).
 
-The refresh token is never sent twice for one mark. What ends a flight:
+A refresh token is sent once; only a connection test (below) may send one whose earlier
+request got no answer. What ends a flight:
 - an answer with tokens: steps 3-5.
 - ``invalid_grant``: RT n is dead for sure: ``reauthorize`` with ``REAUTHORIZE_MESSAGE`` (asks
   the admin to paste a new refresh token), key deleted, ``ZoomAuthError(reauthorize=True)``.
@@ -44,21 +47,25 @@ The refresh token is never sent twice for one mark. What ends a flight:
   connection that was never opened (the request cannot have reached Zoom; retried): the mark
   is removed, unless it stood for an earlier unresolved flight, which it goes on recording.
 - no usable answer once the request may have been sent (a read/write timeout, a dropped
-  connection, a 5xx, an unreadable 200) and a mark found by the next refresher (the holder
-  died in the window, at 2 or 3): **the outcome is unknown**. Zoom may have rotated (RT n dead,
+  connection, a 5xx, an unreadable 200), or a mark found by the next refresher (its holder
+  died in the window): **the outcome is unknown**. Zoom may have rotated (RT n dead,
   RT n+1 lost with the answer) or not (RT n still works). The source goes at once to
   ``reauthorize`` with ``rotation_unknown_message`` (distinct from the revoked message), its
-  schedules stop, a connection test is queued (unless one is queued or running) and
-  ``RotationOutcomeUnknown`` (retryable) is raised. The mark stays: every refresher after that
+  schedules stop, a connection test is queued (unless one is queued or running; a test whose
+  own request got no answer queues the next one after a pause, ``AUTO_TESTS`` in all, so a Zoom
+  outage does not leave the source paused for good) and ``RotationOutcomeUnknown``
+  (retryable) is raised. The mark stays: every refresher after that
   raises the same without calling Zoom, except the one of a *running connection test*, which
-  is the probe: it sends RT n once (with a fresh mark). If Zoom accepts it, the rotation
+  is the probe (its result is recorded where the admin looks): it sends RT n once, with a
+  fresh mark. If Zoom accepts it, the rotation
   completes and the test puts the source back to ``active``; ``invalid_grant`` makes it the
   plain revoked case above. New credentials from an admin bump the version, which retires the
   mark.
 
-What a SIGKILL leaves behind, then: before 2, nothing; at 2 or 3, the mark (outcome unknown,
-detected by the next refresher); at 4, the answered RT (written through by the next refresher);
-at 5 and after, a stale key or a clean state. No case is silent.
+What a SIGKILL leaves behind, then: before 2, nothing; after the mark and before the answer is
+written, the mark (outcome unknown, reported by the next refresher); at 4, the answered RT
+(written through by the next refresher); at 5 and after, a stale key or a clean state. No case
+is silent.
 """
 
 from __future__ import annotations
@@ -112,6 +119,10 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 # The states of the pending key (see the module docstring).
 IN_FLIGHT = "in_flight"
 ANSWERED = "answered"
+# Connection tests queued by themselves for one unknown outcome, the first at once, then after
+# 1, 2, 4, 8 and 16 minutes: a Zoom outage longer than that leaves it to the admin.
+AUTO_TESTS = 6
+RETEST_AFTER_SECONDS = 60.0
 
 REAUTHORIZE_MESSAGE = (
     "Zoom no longer accepts this source's refresh token (invalid_grant). Re-authorise the app in "
@@ -341,6 +352,7 @@ class Mark:
     state: str
     base_version: int
     refresh_token: str | None = field(default=None, repr=False)
+    tests: int = 0  # connection tests queued by themselves to settle this flight
 
 
 class SourceTokenFetcher:
@@ -366,12 +378,14 @@ class SourceTokenFetcher:
         if mark is not None and mark.state == ANSWERED and mark.refresh_token:
             stored = self._write_through(stored, mark.refresh_token)
             mark = None
+        tests = 0
         if mark is not None:
             if not self._probe_running(stored):
                 log.warning("source=%s: a refresh-token request of version %d got no answer "
                             "(lost, or its worker died); not sending it again", sid,
                             stored.version)
-                self._report_unknown(stored)
+                self._report_unknown(stored, mark.tests, in_test=False)
+            tests = mark.tests
             log.warning("source=%s: connection test probes the refresh token of version %d "
                         "whose last request got no answer", sid, stored.version)
         refresh_token = stored.credentials.refresh_token
@@ -381,14 +395,14 @@ class SourceTokenFetcher:
                                 reauthorize=True, admin_message=REAUTHORIZE_MESSAGE)
 
         fault("before_zoom_call")
-        self._write_mark(stored, Mark(IN_FLIGHT, stored.version))
+        self._write_mark(stored, Mark(IN_FLIGHT, stored.version, tests=tests))
         fault("after_inflight_mark")
         try:
             grant = self.oauth.refresh(stored.credentials, refresh_token)
         except RotationOutcomeUnknown as exc:
             log.error("source=%s: %s; refresh token %s may be spent", sid, exc.message,
                       redact(refresh_token, 2))
-            self._report_unknown(stored)
+            self._report_unknown(stored, tests, in_test=self._probe_running(stored))
         except ZoomAuthError as exc:
             if not _is_invalid_grant(exc):
                 self._land(stored, still_unknown=mark is not None)
@@ -424,6 +438,7 @@ class SourceTokenFetcher:
             state = str(data.get("state") or ANSWERED)
             rt = (str(decrypt_json(data["ciphertext"])["refresh_token"])
                   if state == ANSWERED else None)
+            tests = int(data.get("tests") or 0)
         except Exception:
             # Unreadable: we cannot tell what was sent, so it counts as a flight with no answer.
             log.error("unreadable pending refresh-token key of source=%s", stored.id)
@@ -433,11 +448,12 @@ class SourceTokenFetcher:
             with contextlib.suppress(redis.RedisError):
                 self.redis.delete(key)
             return None
-        return Mark(state, base, rt)
+        return Mark(state, base, rt, tests)
 
     def _write_mark(self, stored: StoredSource, mark: Mark) -> None:
         data: dict[str, Any] = {"state": mark.state, "base_version": mark.base_version,
-                                "at": time.time(), "by": f"{socket.gethostname()}:{os.getpid()}"}
+                                "tests": mark.tests, "at": time.time(),
+                                "by": f"{socket.gethostname()}:{os.getpid()}"}
         if mark.refresh_token:
             data["ciphertext"] = encrypt_json({"refresh_token": mark.refresh_token})
         try:
@@ -521,10 +537,12 @@ class SourceTokenFetcher:
         with self.engine.connect() as conn:
             return conn.execute(stmt).first() is not None
 
-    def _report_unknown(self, stored: StoredSource) -> NoReturn:
+    def _report_unknown(self, stored: StoredSource, tests: int, *, in_test: bool) -> NoReturn:
         """The outcome of spending RT n is unknown: say so on the source, stop its schedules and
-        queue a connection test (unless one is queued or running) to find out. Idempotent: every
-        refresher that meets the mark comes here. The mark stays in Redis."""
+        queue a connection test to find out, unless one is queued or running already (one that
+        is running here is the probe that just failed: a later one is queued, after a pause,
+        at most ``AUTO_TESTS`` in all). Idempotent: every refresher that meets the mark comes
+        here. The mark stays in Redis."""
         test: ConnectionTest | None = None
         message = rotation_unknown_message(False)
         with Session(self.engine, expire_on_commit=False) as session:
@@ -532,12 +550,14 @@ class SourceTokenFetcher:
             # Credentials replaced meanwhile (the mark is stale), or switched off: leave it be.
             if (source is not None and source.credentials_version == stored.version
                     and source.status != SourceStatus.DISABLED):
+                waiting = [TestStatus.QUEUED] if in_test else [TestStatus.QUEUED,
+                                                                TestStatus.RUNNING]
                 open_stmt = select(col(ConnectionTest.status)).where(
                     col(ConnectionTest.source_id) == stored.id,
-                    col(ConnectionTest.status).in_([TestStatus.QUEUED, TestStatus.RUNNING]),
+                    col(ConnectionTest.status).in_(waiting),
                 )
                 open_tests = set(session.connection().execute(open_stmt).scalars())
-                if not open_tests:
+                if not open_tests and tests < AUTO_TESTS:
                     test = ConnectionTest(tenant_id=source.tenant_id, source_id=source.id,
                                           status=TestStatus.QUEUED)
                     session.add(test)
@@ -551,8 +571,13 @@ class SourceTokenFetcher:
                 session.commit()
         if test is not None:
             try:
-                dispatch.enqueue_connection_test(test.id, tenant_id=test.tenant_id,
-                                                 source_id=test.source_id)
+                self._write_mark(stored, Mark(IN_FLIGHT, stored.version, tests=tests + 1))
+            except TokenCacheUnavailable:
+                log.warning("could not count the connection test of source=%s", stored.id)
+            countdown = RETEST_AFTER_SECONDS * 2 ** (tests - 1) if tests else None
+            try:
+                dispatch.send("zoom.test_connection", test.id, tenant_id=test.tenant_id,
+                              source_id=test.source_id, countdown=countdown)
             except Exception:
                 # The row is committed and queued: Postgres is the truth, and the sweep of
                 # connection tests never picked up sends it again.

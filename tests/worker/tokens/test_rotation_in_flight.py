@@ -33,6 +33,7 @@ from worker.models import ConnectionTest, Source, SourceStatus, enums, utcnow
 from worker.queues import Queue
 from worker.tokens.cache import TokenCache, lock_key
 from worker.tokens.credentials import (
+    AUTO_TESTS,
     IN_FLIGHT,
     REAUTHORIZE_MESSAGE,
     OAuthClient,
@@ -287,8 +288,14 @@ def test_a_refresh_that_could_not_connect_leaves_the_source_as_it_was(
     assert harness.token_requests(fake, app.client_id) == {"200": 1}
 
 
+def _queued_message(redis_client: redis.Redis, test: ConnectionTest) -> dict[str, Any]:
+    (raw,) = [m for m in redis_client.lrange(str(Queue.CONNECTION_TESTS), 0, -1)
+              if str(test.id) in m.decode()]
+    return dict(json.loads(raw))
+
+
 @pytest.mark.parametrize("proxy", [("drop", -1)], indirect=True)
-def test_a_connection_test_whose_own_refresh_answer_is_lost_says_so_and_queues_no_other(
+def test_a_connection_test_whose_own_refresh_answer_is_lost_queues_the_next_after_a_pause(
     fake: FakeZoomServer, proxy: LossyProxy, clean_db: Engine, redis_client: redis.Redis
 ) -> None:
     app = fake.fake.account(0).add_app("general")
@@ -301,22 +308,49 @@ def test_a_connection_test_whose_own_refresh_answer_is_lost_says_so_and_queues_n
     with http:
         done = run_connection_test(test.id, get_token=lambda s: cache.get_token(str(s)),
                                    enqueue=False)
-    assert done.status == enums.TestStatus.FAILED
-    assert rotation_unknown_message(test_queued=False) in done.message
-    assert harness.token_requests(fake, app.client_id) == {"200": 1}
+        assert done.status == enums.TestStatus.FAILED
+        assert rotation_unknown_message(test_queued=True) in done.message
+        assert harness.token_requests(fake, app.client_id) == {"200": 1}
+        # The test learnt nothing: the next one is queued (the first at once).
+        first = _assert_outcome_unknown(clean_db, redis_client, sid)
+        assert first.id != test.id
+        assert _queued_message(redis_client, first)["headers"]["eta"] is None
+        assert _mark(redis_client, sid)["tests"] == 1  # type: ignore[index]
+        # Outside a connection test the token is not sent again, and no other test is queued.
+        with pytest.raises(RotationOutcomeUnknown) as info:
+            factory.get_token_cache().get_token(str(sid))
+        assert info.value.admin_message == rotation_unknown_message(test_queued=True)
+        assert harness.token_requests(fake, app.client_id) == {"200": 1}
+        assert len(_tests(clean_db, sid)) == 2
+        # That test is the probe: it sends the token once; its answer is lost too, so the
+        # next test waits a minute.
+        again = run_connection_test(first.id, get_token=lambda s: cache.get_token(str(s)),
+                                    enqueue=False)
+    assert again.status == enums.TestStatus.FAILED
+    # (Zoom refused the spent token, but that answer was lost as well.)
+    assert harness.token_requests(fake, app.client_id) == {"200": 1, "400": 1}
+    second = _assert_outcome_unknown(clean_db, redis_client, sid)
+    assert _queued_message(redis_client, second)["headers"]["eta"] is not None
+    assert _mark(redis_client, sid)["tests"] == 2  # type: ignore[index]
+    # Zoom reachable again: the next test finds out.
+    assert _run_the_queued_test(second).message.startswith(REVOKED)
+    assert harness.token_requests(fake, app.client_id) == {"200": 1, "400": 2}
+
+
+def test_after_the_automatic_tests_the_source_asks_the_admin_to_run_one(
+    fake: FakeZoomServer, clean_db: Engine, redis_client: redis.Redis
+) -> None:
+    app = fake.fake.account(0).add_app("general")
+    sid = _active_source(clean_db, app)
+    redis_client.set(pending_key(str(sid)), json.dumps(
+        {"state": IN_FLIGHT, "base_version": 1, "tests": AUTO_TESTS}))
+    with pytest.raises(RotationOutcomeUnknown) as info:
+        factory.token_for_source(sid)
+    assert info.value.admin_message == rotation_unknown_message(test_queued=False)
     source = _source(clean_db, sid)
     assert source["status"] == SourceStatus.REAUTHORIZE
     assert source["status_message"] == rotation_unknown_message(test_queued=False)
-    assert source["next_aggregation_at"] is None
-    # This test was the probe: no other is queued behind it (no loop of tests).
-    assert [t.id for t in _tests(clean_db, sid)] == [test.id]
-    # Outside a connection test the token is not sent again; the admin's next test finds out.
-    with pytest.raises(RotationOutcomeUnknown) as info:
-        factory.get_token_cache().get_token(str(sid))
-    assert info.value.admin_message == rotation_unknown_message(test_queued=True)
-    assert harness.token_requests(fake, app.client_id) == {"200": 1}
-    again = _assert_outcome_unknown(clean_db, redis_client, sid)
-    assert _run_the_queued_test(again).message.startswith(REVOKED)
+    assert _tests(clean_db, sid) == [] and harness.token_requests(fake) == {}
 
 
 # -- a worker killed while it waits for the answer -------------------------------------------
