@@ -38,8 +38,8 @@ about (fault points in brackets; tests SIGKILL the process at each):
 5. [after_commit] Delete the key. [after_pending_delete]
 6. Return the access token; the cache publishes it (so it is never used before step 4).
 
-A refresh token is sent once; only a connection test (below) may send one whose earlier
-request got no answer. What ends a flight:
+A refresh token is sent once; only while a connection test runs (below) may one whose earlier
+request got no answer be sent again. What ends a flight:
 - an answer with tokens: steps 3-5.
 - ``invalid_grant``: RT n is dead for sure: ``reauthorize`` with ``REAUTHORIZE_MESSAGE`` (asks
   the admin to paste a new refresh token), key deleted, ``ZoomAuthError(reauthorize=True)``.
@@ -48,19 +48,18 @@ request got no answer. What ends a flight:
   is removed, unless it stood for an earlier unresolved flight, which it goes on recording.
 - no usable answer once the request may have been sent (a read/write timeout, a dropped
   connection, a 5xx, an unreadable 200), or a mark found by the next refresher (its holder
-  died in the window): **the outcome is unknown**. Zoom may have rotated (RT n dead,
-  RT n+1 lost with the answer) or not (RT n still works). The source goes at once to
-  ``reauthorize`` with ``rotation_unknown_message`` (distinct from the revoked message), its
-  schedules stop, a connection test is queued (unless one is queued or running; a test whose
-  own request got no answer queues the next one after a pause, ``AUTO_TESTS`` in all, so a Zoom
-  outage does not leave the source paused for good) and ``RotationOutcomeUnknown``
-  (retryable) is raised. The mark stays: every refresher after that
-  raises the same without calling Zoom, except the one of a *running connection test*, which
-  is the probe (its result is recorded where the admin looks): it sends RT n once, with a
-  fresh mark. If Zoom accepts it, the rotation
-  completes and the test puts the source back to ``active``; ``invalid_grant`` makes it the
-  plain revoked case above. New credentials from an admin bump the version, which retires the
-  mark.
+  died in the window): **the outcome is unknown**. Zoom may have rotated (RT n dead, RT n+1
+  lost with the answer) or not (RT n still works). The source goes at once to ``reauthorize``
+  with ``rotation_unknown_message`` (distinct from the revoked message), its schedules stop,
+  a connection test is queued unless one is queued or running, and ``RotationOutcomeUnknown``
+  (retryable) is raised. The mark stays: every refresher after that raises the same without
+  calling Zoom, except while a connection test of the source is running. That test is the
+  probe (its result is recorded where the admin looks): the refresher holding the lock then
+  (the test itself, or a run asking at the same moment) sends RT n once, with a fresh mark.
+  If Zoom accepts it, the rotation completes and the test puts the source back to ``active``;
+  ``invalid_grant`` makes it the plain revoked case above; no answer again queues the next
+  test after a pause (``AUTO_TESTS`` in all, so a short Zoom outage needs no admin). New
+  credentials from an admin bump the version, which retires the mark.
 
 What a SIGKILL leaves behind, then: before 2, nothing; after the mark and before the answer is
 written, the mark (outcome unknown, reported by the next refresher); at 4, the answered RT
