@@ -18,10 +18,16 @@ from sqlmodel import col
 from fakezoom.server import FakeZoomServer
 from fakezoom.testing import get_token, running_fakezoom
 from tests.worker.zoom import harness
+from worker.connection_tests.service import run_connection_test
 from worker.kit.crypto import decrypt_json, encrypt_json
-from worker.models import Source, SourceStatus
+from worker.models import ConnectionTest, Source, SourceStatus, enums
 from worker.tokens.cache import lock_key
-from worker.tokens.credentials import REAUTHORIZE_MESSAGE, pending_key
+from worker.tokens.credentials import (
+    REAUTHORIZE_MESSAGE,
+    RotationOutcomeUnknown,
+    pending_key,
+    rotation_unknown_message,
+)
 from worker.zoom import factory
 from worker.zoom.errors import ZoomAuthError
 
@@ -165,16 +171,20 @@ def test_rotation_over_fifty_refreshes_by_several_processes_never_loses_the_refr
     assert not redis_client.exists(pending_key(str(sid)))
 
 
+# What the next refresher finds after a SIGKILL at each point: a working source, or (killed
+# while the request may have been at Zoom) the "outcome unknown" state, which the queued
+# connection test then settles: "alive" (Zoom never saw the request) or "revoked".
 CRASH_OUTCOMES = {
     "before_zoom_call": "works",
-    "after_zoom_answer": "reauthorize",
+    "after_inflight_mark": "unknown, then alive",
+    "after_zoom_answer": "unknown, then revoked",
     "after_pending_write": "works",
     "after_commit": "works",
     "after_pending_delete": "works",
 }
 
 
-def test_crash_at_each_rotation_step_leaves_a_working_or_clearly_reauthorise_source(
+def test_crash_at_each_rotation_step_leaves_a_working_or_clearly_reported_source(
     fake: FakeZoomServer, clean_db: Engine, redis_client: redis.Redis
 ) -> None:
     account = fake.fake.account(0)
@@ -194,17 +204,32 @@ def test_crash_at_each_rotation_step_leaves_a_working_or_clearly_reauthorise_sou
     for point, outcome in CRASH_OUTCOMES.items():
         app, sid = cases[point]
         redis_client.delete(lock_key(str(sid)))  # the dead holder's lease running out
-        if outcome == "reauthorize":
-            with pytest.raises(ZoomAuthError) as info:
+        sent_before = harness.token_requests(fake, app.client_id)
+        if outcome.startswith("unknown"):
+            with pytest.raises(RotationOutcomeUnknown) as info:
                 cache.get_token(str(sid))
-            assert info.value.reauthorize and info.value.admin_message == REAUTHORIZE_MESSAGE
+            assert info.value.admin_message == rotation_unknown_message(test_queued=True)
             _, _, status = _stored_refresh_token(clean_db, sid)
-            assert status == SourceStatus.REAUTHORIZE
+            assert status == SourceStatus.REAUTHORIZE, point
+            # The possibly spent token was not sent again; a connection test will find out.
+            assert harness.token_requests(fake, app.client_id) == sent_before, point
             with clean_db.connect() as conn:
-                message = conn.execute(select(col(Source.status_message))
-                                       .where(col(Source.id) == sid)).scalar_one()
-            assert "paste the new refresh token" in message
-            continue
+                test_id, test_status = conn.execute(
+                    select(col(ConnectionTest.id), col(ConnectionTest.status))
+                    .where(col(ConnectionTest.source_id) == sid)).one()
+            assert test_status == enums.TestStatus.QUEUED, point
+            factory.reset()
+            done = run_connection_test(test_id, enqueue=False)
+            cache = factory.get_token_cache()
+            stored, _, status = _stored_refresh_token(clean_db, sid)
+            assert not redis_client.exists(pending_key(str(sid))), point
+            if outcome.endswith("revoked"):
+                assert done.status == enums.TestStatus.FAILED, point
+                assert status == SourceStatus.REAUTHORIZE
+                assert "paste a new refresh token" in done.message
+                continue
+            assert done.status == enums.TestStatus.SUCCEEDED, point
+            assert status == SourceStatus.ACTIVE and stored == app.refresh_token, point
         token = cache.get_token(str(sid))
         assert token.access_token, point
         # And the chain goes on: a forced refresh after that one works too.
@@ -215,6 +240,23 @@ def test_crash_at_each_rotation_step_leaves_a_working_or_clearly_reauthorise_sou
         assert status != SourceStatus.REAUTHORIZE
         assert not redis_client.exists(pending_key(str(sid))), point
         assert "400" not in harness.token_requests(fake, app.client_id), point
+
+
+def test_a_refused_refresh_token_puts_the_source_in_reauthorize_with_the_revoked_message(
+    fake: FakeZoomServer, clean_db: Engine, redis_client: redis.Redis
+) -> None:
+    app = fake.fake.account(0).add_app("general")
+    sid = harness.add_source(clean_db, app)
+    fake.fake.rotate_refresh_token(app)  # rotated elsewhere: ours is dead
+    with pytest.raises(ZoomAuthError) as info:
+        factory.token_for_source(sid)
+    assert info.value.reauthorize and info.value.admin_message == REAUTHORIZE_MESSAGE
+    with clean_db.connect() as conn:
+        status, message = conn.execute(select(col(Source.status), col(Source.status_message))
+                                       .where(col(Source.id) == sid)).one()
+    assert status == SourceStatus.REAUTHORIZE and "paste the new refresh token" in message
+    assert harness.token_requests(fake, app.client_id) == {"400": 1}
+    assert not redis_client.exists(pending_key(str(sid)))
 
 
 def test_bad_client_secret_is_an_auth_error_with_the_oauth_code(
