@@ -9,14 +9,14 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,demo]'
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m worker.demo
+	$(BIN)/python -m demo
 
 demo-serve: $(STAMP)
-	$(BIN)/python -m worker.demo --serve
+	$(BIN)/python -m demo --serve
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest

@@ -1,6 +1,6 @@
 """An embedded Redis stand-in for the demo: fakeredis's TCP server in a process of its own.
 
-``python -m worker.demo_redis [PORT]`` listens on 127.0.0.1 (a free port when 0) and prints
+``python -m demo.embedded_redis [PORT]`` listens on 127.0.0.1 (a free port when 0) and prints
 ``READY <port>`` once it accepts connections. It runs apart from the demo's own process so the
 broker, token cache, locks and rate limiter never wait on the demo's GIL. Lua scripts work
 because fakeredis is installed with its ``lua`` extra. Data lives in memory only.
