@@ -21,9 +21,9 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlmodel import Session, SQLModel, select
 
 from api.errors import Forbidden, NotFound, Unauthorized
-from api.keys import hash_key
 from api.ratelimit import RateLimit
 from worker.db import get_engine, get_for_tenant, session_scope
+from worker.kit.apikeys import hash_key
 from worker.models import ApiKey, utcnow
 from worker.settings import Settings, SettingsError, get_settings
 

@@ -42,7 +42,7 @@ def make_app() -> Any:
 def _seed(env: BenchEnv) -> tuple[uuid.UUID, str]:
     from sqlmodel import Session
 
-    from api.keys import display_prefix, generate_key, hash_key
+    from worker.kit.apikeys import display_prefix, generate_key, hash_key
     from worker.kit.crypto import encrypt_json
     from worker.models import ApiKey, Source, SourceStatus, Tenant
 

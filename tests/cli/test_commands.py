@@ -16,9 +16,9 @@ from typing import Any
 from click.testing import Result
 from sqlmodel import select
 
-from api.keys import hash_key
 from tests.cli.conftest import queued_messages
 from worker.db import session_scope
+from worker.kit.apikeys import hash_key
 from worker.kit.crypto import decrypt_json
 from worker.models import (
     ApiKey,

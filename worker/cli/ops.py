@@ -20,6 +20,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from worker.cli.errors import EXIT_UNAVAILABLE, CliError
+from worker.kit.apikeys import display_prefix, generate_key, hash_key
 from worker.models import (
     ApiKey,
     ConnectionTest,
@@ -81,9 +82,6 @@ def create_key(
     session: Session, tenant_ref: str | None, name: str, admin: bool
 ) -> tuple[ApiKey, str]:
     """Create an API key; returns the row and the key itself, which is never stored."""
-    # The API verifies keys with these functions: one format, one hash.
-    from api.keys import display_prefix, generate_key, hash_key
-
     if admin == (tenant_ref is not None):
         raise CliError("give either --tenant (a tenant key) or --admin (an admin key)")
     tenant = resolve_tenant(session, tenant_ref) if tenant_ref else None

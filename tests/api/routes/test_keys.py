@@ -74,8 +74,8 @@ def test_missing_and_unknown_keys_get_the_same_401(client: TestClient) -> None:
 def test_an_admin_key_row_counts_as_the_admin_key(
     client: TestClient, clean_db: Engine
 ) -> None:
-    from api.keys import display_prefix, generate_key, hash_key
     from worker.db import session_scope
+    from worker.kit.apikeys import display_prefix, generate_key, hash_key
     from worker.models import ApiKey
 
     plain = generate_key()
