@@ -301,9 +301,9 @@ class BenchEnv:
         dispose_engines()
         reset_redis()
         with contextlib.suppress(ImportError):
-            from worker.zoom import factory
+            from worker import clients
 
-            factory.reset()
+            clients.reset()
 
     def set_env(self, **values: str) -> None:
         os.environ.update({k: str(v) for k, v in values.items()})

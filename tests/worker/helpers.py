@@ -66,12 +66,12 @@ def worker_env(server: FakeZoomServer) -> dict[str, str]:
 
 
 def reset_process_state() -> None:
+    from worker import clients
     from worker.kit.redis import reset_redis
     from worker.settings import get_settings
-    from worker.zoom import factory
 
     get_settings.cache_clear()
-    factory.reset()
+    clients.reset()
     reset_redis()
 
 

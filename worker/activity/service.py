@@ -321,7 +321,7 @@ SUMMARY_STREAMS = {Stream.SIGNINS, Stream.MEETINGS}
 
 
 def _default_client(source_id: uuid.UUID) -> ZoomApi:
-    from worker.zoom.factory import client_for_source
+    from worker.clients import client_for_source
 
     return client_for_source(source_id)
 

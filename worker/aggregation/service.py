@@ -413,7 +413,7 @@ def mark_deleted(session: Session, pull: Pull) -> None:
 
 
 def _default_client(source_id: uuid.UUID) -> ZoomApi:
-    from worker.zoom.factory import client_for_source
+    from worker.clients import client_for_source
 
     return client_for_source(source_id)
 

@@ -92,13 +92,13 @@ def auth_message(exc: ZoomAuthError) -> str:
 
 
 def _default_token(source_id: uuid.UUID) -> Token:
-    from worker.zoom.factory import token_for_source
+    from worker.clients import token_for_source
 
     return token_for_source(source_id)
 
 
 def _default_client(source_id: uuid.UUID) -> Probe:
-    from worker.zoom.factory import client_for_source
+    from worker.clients import client_for_source
 
     return client_for_source(source_id)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlmodel import select
 
 from tests.worker.helpers import add_source, new_test, source_row, zoom
+from worker.clients import forget_source_tokens
 from worker.connection_tests.service import run_connection_test
 from worker.db import session_scope
 from worker.kit.crypto import decrypt_json, encrypt_json
@@ -18,7 +19,6 @@ from worker.models import (
     SyncRun,
     enums,
 )
-from worker.zoom.factory import forget_source_tokens
 
 __all__ = ["zoom"]
 

@@ -18,11 +18,11 @@ from sqlmodel import col
 from fakezoom.server import FakeZoomServer
 from fakezoom.testing import get_token, running_fakezoom
 from tests.worker.zoom import harness
+from worker import clients
 from worker.kit.crypto import decrypt_json, encrypt_json
 from worker.models import Source, SourceStatus
 from worker.tokens.cache import lock_key
 from worker.tokens.credentials import REAUTHORIZE_MESSAGE, pending_key
-from worker.zoom import factory
 from worker.zoom.errors import ZoomAuthError
 
 pytestmark = pytest.mark.slow
@@ -52,7 +52,7 @@ def fake(server: FakeZoomServer, redis_client: redis.Redis, clean_db: Engine
     server.fake.reset_stats()
     server.fake.configure(s2s_single_token=False)
     server.fake.clear_faults()
-    factory.reset()
+    clients.reset()
     with harness.catching_logs() as logs:
         yield server
     harness.assert_no_secret_logged(logs, harness.known_secrets(server))
@@ -114,11 +114,11 @@ def test_lock_holder_killed_mid_refresh_another_process_refreshes_after_the_leas
     # The dead holder got a token from Zoom but never published it; its lock is still held.
     assert harness.token_requests(fake) == {"200": 1}
     assert redis_client.exists(lock_key(str(sid)))
-    cache = factory.get_token_cache()
+    cache = clients.get_token_cache()
     cache.wait = 10
-    token = factory.token_for_source(sid)
+    token = clients.token_for_source(sid)
     assert token.scopes and harness.token_requests(fake) == {"200": 2}
-    assert factory.token_for_source(sid) == token
+    assert clients.token_for_source(sid) == token
     assert harness.token_requests(fake) == {"200": 2}
 
 
@@ -129,22 +129,23 @@ def test_a_superseded_or_revoked_token_is_refreshed_once_and_the_call_retried(
     app = fake.fake.account(0).s2s_app
     sid = harness.add_source(clean_db, app)
     fake.fake.configure(s2s_single_token=True)
-    client = factory.client_for_source(sid)
+    client = clients.client_for_source(sid)
     assert client.get("/users/me")["account_id"] == app.account_id
-    old = factory.token_for_source(sid)
+    old = clients.token_for_source(sid)
     if how == "superseded":
         get_token(fake, app)  # another app instance takes a token: ours is now invalid
     else:
         fake.fake.revoke_tokens(app)
     assert client.get("/users/me")["account_id"] == app.account_id
-    new = factory.token_for_source(sid)
+    new = clients.token_for_source(sid)
     assert new != old
     expected = 3 if how == "superseded" else 2
     assert harness.token_requests(fake, app.client_id) == {"200": expected}
     # A worker that still holds the old token and reports its 401 late evicts nothing.
-    assert factory.get_token_cache().invalidate(str(sid), old) is False
-    assert factory.token_for_source(sid) == new
-    assert factory.account_id_for_source(sid) == app.account_id
+    assert clients.get_token_cache().invalidate(str(sid), old) is False
+    assert clients.token_for_source(sid) == new
+    # The account id the limiter keys by, from GET /users/me with the current token.
+    assert clients.client_for_source(sid).get("/users/me").get("account_id") == app.account_id
 
 
 def test_rotation_over_fifty_refreshes_by_several_processes_never_loses_the_refresh_token(
@@ -190,7 +191,7 @@ def test_crash_at_each_rotation_step_leaves_a_working_or_clearly_reauthorise_sou
         child.join(60)
         assert child.exitcode == -9, point
 
-    cache = factory.get_token_cache()
+    cache = clients.get_token_cache()
     for point, outcome in CRASH_OUTCOMES.items():
         app, sid = cases[point]
         redis_client.delete(lock_key(str(sid)))  # the dead holder's lease running out
@@ -227,7 +228,7 @@ def test_bad_client_secret_is_an_auth_error_with_the_oauth_code(
         conn.execute(update(Source).where(col(Source.id) == sid)
                      .values(credentials_ciphertext=encrypt_json(wrong)))
     with pytest.raises(ZoomAuthError) as info:
-        factory.token_for_source(sid)
+        clients.token_for_source(sid)
     assert info.value.code == "invalid_client" and not info.value.reauthorize
     assert "client secret" in info.value.admin_message
     assert "wrong" not in str(info.value) + repr(info.value)
@@ -245,14 +246,14 @@ def test_redis_down_raises_a_retryable_error_without_calling_zoom(
 
     get_settings.cache_clear()
     kit_redis.reset_redis()
-    factory.reset()
+    clients.reset()
     try:
         with pytest.raises(TokenCacheUnavailable) as info:
-            factory.token_for_source(sid)
+            clients.token_for_source(sid)
         assert info.value.retryable
         assert harness.token_requests(fake) == {}
     finally:
         monkeypatch.undo()
         get_settings.cache_clear()
         kit_redis.reset_redis()
-        factory.reset()
+        clients.reset()
