@@ -24,7 +24,8 @@ from typing import Any
 
 import httpx
 
-from bench.harness import ROOT, BenchEnv, Figure, free_port, median, percentile, ratio
+from bench.harness import ROOT, BenchEnv, Figure, median, percentile, ratio
+from worker.kit.net import free_port
 
 CONCURRENCY = 16
 _CONTENT_LENGTH = re.compile(rb"(?i)\r\ncontent-length:\s*(\d+)")

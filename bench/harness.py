@@ -21,7 +21,6 @@ import queue
 import resource
 import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,7 @@ from typing import Any
 import httpx
 
 from fakezoom.server import FakeZoomURLs
+from worker.kit.net import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_PATH = ROOT / "bench" / "results.json"
@@ -183,12 +183,6 @@ def write_results(figures: Sequence[Figure], machine: dict[str, Any], *, quick: 
 
 
 # ----------------------------------------------------------------------------- services
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def quiet_logging() -> None:

@@ -43,8 +43,8 @@ from demo.stack import ROOT, Stack, StackConfig, StackError
 from fakezoom.config import CLASSIC_SCOPES, AccountSpec, AppSpec, FakeZoomConfig
 from fakezoom.core import FakeZoom
 from fakezoom.server import FakeZoomServer
+from worker.cli.ops import FINAL_RUN
 
-FINAL = {"succeeded", "failed", "retryable", "deferred", "skipped"}
 PLAN: Final = "business"
 MISSING_SCOPE = "report:read:admin"
 
@@ -258,7 +258,7 @@ def _update(progress: Progress, bars: _Bars, runs: list[dict[str, Any]]) -> bool
         return max(top, key=lambda r: r["created_at"]) if top else None
 
     agg, cor, plan = latest("aggregation"), latest("correlation"), latest("activity")
-    steps = sum(1 for r in (agg, cor) if r and r["status"] in FINAL)
+    steps = sum(1 for r in (agg, cor) if r and r["status"] in FINAL_RUN)
     line = "queued"
     if agg:
         line = f"aggregation {_mark(agg)} {agg['seen']} accounts"
@@ -266,19 +266,19 @@ def _update(progress: Progress, bars: _Bars, runs: list[dict[str, Any]]) -> bool
         line += f", correlation {_mark(cor)} {cor['inserted'] + cor['updated']} linked"
     progress.update(bars.directory, completed=steps, line=line)
     chunks = [r for r in runs if plan and r["parent_id"] == plan["id"]]
-    done = [c for c in chunks if c["status"] in FINAL]
+    done = [c for c in chunks if c["status"] in FINAL_RUN]
     records = sum(c["seen"] for c in chunks)
     progress.update(bars.activity, total=len(chunks) or None, completed=len(done),
                     line=f"chunks, {records} records" if chunks else "planning")
     directory_done = steps == 2
-    activity_done = plan is not None and plan["status"] in FINAL and len(done) == len(chunks)
+    activity_done = plan is not None and plan["status"] in FINAL_RUN and len(done) == len(chunks)
     return directory_done and activity_done
 
 
 def _mark(run: dict[str, Any]) -> str:
     if run["status"] == "succeeded":
         return "✓"
-    return "…" if run["status"] not in FINAL else run["status"]
+    return "…" if run["status"] not in FINAL_RUN else run["status"]
 
 
 def summarise(api: Api, tenants: list[DemoTenant]) -> None:

@@ -12,7 +12,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ from sqlalchemy.exc import OperationalError
 
 from worker import migrate as migrations
 from worker.cli import launch as launchers
+from worker.kit.net import free_port
 from worker.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,12 +35,6 @@ ROOT = Path(__file__).resolve().parent.parent
 
 class StackError(RuntimeError):
     """A piece of the demo did not start; the message names it and its log file."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 
 from worker.cli.errors import EXIT_UNAVAILABLE, CliError
 from worker.kit.apikeys import display_prefix, generate_key, hash_key
+from worker.kit.runs import TERMINAL
 from worker.models import (
     ApiKey,
     ConnectionTest,
@@ -29,7 +30,6 @@ from worker.models import (
     RunStatus,
     RunTrigger,
     Source,
-    SourceStatus,
     SyncRun,
     Tenant,
     TestStatus,
@@ -40,13 +40,9 @@ from worker.sources import service as sources
 from worker.sources.service import QueueUnavailable, SourceDisabled, SourceInvalid
 
 FINAL_TEST = {TestStatus.SUCCEEDED, TestStatus.FAILED}
-FINAL_RUN = {
-    RunStatus.SUCCEEDED,
-    RunStatus.FAILED,
-    RunStatus.RETRYABLE,
-    RunStatus.DEFERRED,
-    RunStatus.SKIPPED,
-}
+# What a watcher stops waiting for: a finished run, or a deferred one (it resumes by itself
+# later, once the rate cap allows; nothing more happens to it now).
+FINAL_RUN = TERMINAL | {RunStatus.DEFERRED}
 
 
 # --- tenants and keys ---------------------------------------------------------------------
@@ -219,13 +215,7 @@ def list_sources(session: Session, tenant_ref: str | None = None) -> list[tuple[
 
 
 def disable_source(session: Session, source: Source) -> Source:
-    source.status = SourceStatus.DISABLED
-    source.status_message = "disabled by an operator"
-    source.next_aggregation_at = None
-    source.next_activity_at = None
-    source.updated_at = utcnow()
-    session.add(source)
-    session.commit()
+    sources.disable(session, source, by="an operator")
     return source
 
 

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from tests.api.conftest import TenantCtx
+from tests.api.helpers import TenantCtx
 
 
 def test_a_key_is_shown_once_and_stored_only_as_its_hash(

@@ -17,6 +17,8 @@ from sqlmodel import col
 
 from fakezoom.server import FakeZoomServer
 from fakezoom.testing import get_token, running_fakezoom
+from tests.env import settings_pointed_at
+from tests.factories import add_app_source
 from tests.worker.zoom import harness
 from worker import clients
 from worker.kit.crypto import decrypt_json, encrypt_json
@@ -34,7 +36,7 @@ THREADS = 16
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[FakeZoomServer]:
-    with running_fakezoom(users=20, days=2) as srv, harness.zoom_env(srv):
+    with running_fakezoom(users=20, days=2) as srv, settings_pointed_at(srv):
         yield srv
 
 
@@ -79,7 +81,7 @@ def _stampede(pool: ProcessPoolExecutor, source_ids: list[uuid.UUID]) -> list[tu
 def test_stampede_on_one_cold_source_makes_exactly_one_token_request(
     fake: FakeZoomServer, pool: ProcessPoolExecutor, clean_db: Engine
 ) -> None:
-    sid = harness.add_source(clean_db, fake.fake.account(0).s2s_app)
+    sid = add_app_source(fake.fake.account(0), fake.fake.account(0).s2s_app)
     results = _stampede(pool, [sid])
     assert len(results) == PROCESSES * THREADS == 128
     assert len({token for _, token in results}) == 1
@@ -91,7 +93,7 @@ def test_stampede_on_twenty_sources_makes_exactly_twenty_token_requests(
 ) -> None:
     account = fake.fake.account(0)
     apps = [account.add_app("s2s") for _ in range(20)]
-    sids = [harness.add_source(clean_db, app) for app in apps]
+    sids = [add_app_source(account, app) for app in apps]
     results = _stampede(pool, sids)
     assert len(results) == 128 * 20
     by_source: dict[str, set[str]] = {}
@@ -106,7 +108,7 @@ def test_stampede_on_twenty_sources_makes_exactly_twenty_token_requests(
 def test_lock_holder_killed_mid_refresh_another_process_refreshes_after_the_lease(
     fake: FakeZoomServer, redis_client: redis.Redis, clean_db: Engine
 ) -> None:
-    sid = harness.add_source(clean_db, fake.fake.account(0).s2s_app)
+    sid = add_app_source(fake.fake.account(0), fake.fake.account(0).s2s_app)
     child = SPAWN.Process(target=harness.crash_child, args=(str(sid), "token_fetched", 2.0))
     child.start()
     child.join(60)
@@ -127,7 +129,7 @@ def test_a_superseded_or_revoked_token_is_refreshed_once_and_the_call_retried(
     fake: FakeZoomServer, clean_db: Engine, how: str
 ) -> None:
     app = fake.fake.account(0).s2s_app
-    sid = harness.add_source(clean_db, app)
+    sid = add_app_source(fake.fake.account(0), app)
     fake.fake.configure(s2s_single_token=True)
     client = clients.client_for_source(sid)
     assert client.get("/users/me")["account_id"] == app.account_id
@@ -152,7 +154,7 @@ def test_rotation_over_fifty_refreshes_by_several_processes_never_loses_the_refr
     fake: FakeZoomServer, pool: ProcessPoolExecutor, clean_db: Engine, redis_client: redis.Redis
 ) -> None:
     app = fake.fake.account(0).add_app("general")
-    sid = harness.add_source(clean_db, app)
+    sid = add_app_source(fake.fake.account(0), app)
     counter = f"refreshes:{uuid.uuid4().hex}"
     futures = [pool.submit(harness.rotation_child, str(sid), counter, 50) for _ in range(4)]
     done = sum(f.result(timeout=120) for f in futures)
@@ -182,7 +184,7 @@ def test_crash_at_each_rotation_step_leaves_a_working_or_clearly_reauthorise_sou
     cases: dict[str, tuple[Any, uuid.UUID]] = {}
     for point in CRASH_OUTCOMES:
         app = account.add_app("general")
-        cases[point] = (app, harness.add_source(clean_db, app))
+        cases[point] = (app, add_app_source(account, app))
     children = {point: SPAWN.Process(target=harness.crash_child, args=(str(sid), point))
                 for point, (_, sid) in cases.items()}
     for child in children.values():
@@ -222,7 +224,7 @@ def test_bad_client_secret_is_an_auth_error_with_the_oauth_code(
     fake: FakeZoomServer, clean_db: Engine
 ) -> None:
     app = fake.fake.account(0).s2s_app
-    sid = harness.add_source(clean_db, app)
+    sid = add_app_source(fake.fake.account(0), app)
     wrong = {"client_id": app.client_id, "client_secret": "wrong", "account_id": app.account_id}
     with clean_db.begin() as conn:
         conn.execute(update(Source).where(col(Source.id) == sid)
@@ -240,7 +242,7 @@ def test_redis_down_raises_a_retryable_error_without_calling_zoom(
     from worker.kit import redis as kit_redis
     from worker.zoom.errors import TokenCacheUnavailable
 
-    sid = harness.add_source(clean_db, fake.fake.account(0).s2s_app)
+    sid = add_app_source(fake.fake.account(0), fake.fake.account(0).s2s_app)
     monkeypatch.setenv("AI_REDIS_URL", "redis://127.0.0.1:1/0")
     from worker.settings import get_settings
 

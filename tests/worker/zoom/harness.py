@@ -1,5 +1,5 @@
-"""Shared set-up for the integration tests: fakezoom as a real server, sources committed to
-Postgres, 'spawn' worker processes, a Redis start barrier and a secret-catching log handler.
+"""Shared pieces of the multi-process tests: 'spawn' worker processes' entry points, a Redis
+start barrier, the fake's token counters and a secret-catching log handler.
 
 Child-process entry points live here (not in test modules) so that spawned interpreters import
 them without importing pytest fixtures.
@@ -14,59 +14,15 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import redis
-from sqlalchemy.engine import Engine
-from sqlmodel import Session
 
-from fakezoom.core import App
 from fakezoom.server import FakeZoomServer
-from tests.factories import make_source, make_tenant
-from worker.models import GrantType
 
 BARRIER_TIMEOUT = 60.0
 
 
 # -- parent side -------------------------------------------------------------------------
-
-@contextmanager
-def zoom_env(server: FakeZoomServer) -> Iterator[None]:
-    """Point settings (here and in children spawned meanwhile) at the fake."""
-    from worker import clients
-    from worker.settings import get_settings
-
-    saved = {k: os.environ.get(k) for k in ("AI_ZOOM_OAUTH_URL", "AI_ZOOM_API_URL")}
-    os.environ["AI_ZOOM_OAUTH_URL"] = server.oauth_token_url
-    os.environ["AI_ZOOM_API_URL"] = server.api_url
-    get_settings.cache_clear()
-    clients.reset()
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        get_settings.cache_clear()
-        clients.reset()
-
-
-def add_source(engine: Engine, app: App, **fields: Any) -> uuid.UUID:
-    """A committed source for a fake app (children read it from Postgres)."""
-    creds: dict[str, Any] = {"client_id": app.client_id, "client_secret": app.client_secret,
-                             "account_id": app.account_id}
-    grant = GrantType.ACCOUNT_CREDENTIALS
-    if app.kind == "general":
-        creds["refresh_token"] = app.refresh_token
-        grant = GrantType.REFRESH_TOKEN
-    with Session(engine) as session:
-        tenant = make_tenant(session)
-        source = make_source(session, tenant, grant_type=grant, credentials=creds, **fields)
-        session.commit()
-        return source.id
-
 
 def token_requests(server: FakeZoomServer, client_id: str | None = None) -> dict[str, int]:
     """Token requests by status (all apps, or one app)."""
