@@ -13,10 +13,10 @@ import signal
 import sys
 from types import FrameType
 
+from fakeredis import TcpFakeServer
+
 
 def main(argv: list[str] | None = None) -> int:
-    from fakeredis import TcpFakeServer
-
     args = sys.argv[1:] if argv is None else argv
     port = int(args[0]) if args else 0
     TcpFakeServer.daemon_threads = True

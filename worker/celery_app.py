@@ -7,6 +7,7 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_process_init
 
+from worker.db import dispose_engines
 from worker.queues import TASK_ROUTES, Queue
 from worker.settings import get_settings
 
@@ -59,8 +60,6 @@ def create_celery_app() -> Celery:
 @worker_process_init.connect
 def _fresh_connections_after_fork(**_: Any) -> None:
     # A prefork child must not share the parent's database sockets.
-    from worker.db import dispose_engines
-
     dispose_engines()
 
 

@@ -37,6 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
+from worker.correlation.service import accounts_source_id
 from worker.models import (
     AccountCorrelation,
     ActivityEvent,
@@ -156,8 +157,6 @@ def recompute(session: Session, source: Source, days: Iterable[date]) -> int:
                func.max(inputs.c.last).label("last"))
         .group_by(inputs.c.email, inputs.c.day)
     ).subquery("per_day")
-
-    from worker.correlation.service import accounts_source_id
 
     target = accounts_source_id(source)
     # One Zoom account per e-mail: among duplicates the lowest id, so every run picks the same.
