@@ -28,7 +28,7 @@ from api.routes import (
     sources,
     tenants,
 )
-from worker.kit import logs
+from worker import logs
 from worker.settings import get_settings
 
 DESCRIPTION = """\

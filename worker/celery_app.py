@@ -13,7 +13,8 @@ from celery.signals import (
     worker_process_init,
 )
 
-from worker.kit import logs
+from worker import logs
+from worker.db import dispose_engines
 from worker.queues import TASK_ROUTES, Queue
 from worker.settings import get_settings
 
@@ -66,8 +67,6 @@ def create_celery_app() -> Celery:
 @worker_process_init.connect
 def _fresh_connections_after_fork(**_: Any) -> None:
     # A prefork child must not share the parent's database sockets.
-    from worker.db import dispose_engines
-
     dispose_engines()
 
 

@@ -17,9 +17,9 @@ from click.testing import Result
 from sqlalchemy.exc import NoResultFound
 from sqlmodel import select
 
-from api.keys import hash_key
-from tests.cli.conftest import queued_messages
+from tests.broker import broker_messages
 from worker.db import session_scope
+from worker.kit.apikeys import hash_key
 from worker.kit.crypto import decrypt_json
 from worker.models import (
     ApiKey,
@@ -153,9 +153,9 @@ def test_test_connection_enqueues_ids_only_on_its_own_queue(cli: Cli, redis_clie
     with session_scope() as session:
         test = session.exec(select(ConnectionTest)).one()
     assert test.status == TS.QUEUED and test.source_id == source_id
-    (message,) = queued_messages(redis_client, "connection_tests")
+    (message,) = broker_messages(redis_client, "connection_tests")
     assert message["headers"]["task"] == "zoom.test_connection"
-    assert message["decoded_body"][0] == [str(test.id)]
+    assert message["args"] == [str(test.id)]
     assert message["headers"]["tenant_id"] == str(tenant_id)
     assert SECRET not in str(message)
 
@@ -304,7 +304,7 @@ def test_disabled_sources_start_nothing(cli: Cli, redis_client: Any) -> None:
     _s2s_source(cli)
     assert cli("source", "disable", "zoom").exit_code == 0
     _one_line_error(cli("aggregate", "zoom"), 2, "disabled")
-    assert queued_messages(redis_client, "aggregation") == []
+    assert broker_messages(redis_client, "aggregation") == []
 
 
 def test_status_shows_tests_runs_counts_and_failures(cli: Cli) -> None:

@@ -9,7 +9,6 @@ import ast
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -24,16 +23,11 @@ from click.testing import Result
 from fakezoom.server import FakeZoomServer
 from fakezoom.testing import small_config
 from worker.cli import launch as launchers
+from worker.kit.net import free_port
 from worker.settings import get_settings
 
 pytestmark = pytest.mark.slow
 Cli = Callable[..., Result]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -80,7 +74,7 @@ def test_flower_shows_the_tasks_but_never_a_secret(
         env = {**os.environ, "AI_ZOOM_OAUTH_URL": zoom.oauth_token_url,
                "AI_ZOOM_API_URL": zoom.api_url}
         settings = get_settings()
-        port = _free_port()
+        port = free_port()
         flower_log, worker_log = tmp_path / "flower.log", tmp_path / "worker.log"
         auth = (settings.flower_user, settings.flower_password)
 

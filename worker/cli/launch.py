@@ -16,7 +16,7 @@ from worker.cli.errors import CliError
 from worker.queues import Queue
 from worker.settings import Settings
 
-# The Celery app with every task registered (issue 5's `worker/tasks.py`).
+# The Celery app with every task registered: `worker/tasks.py` imports every domain's tasks.
 CELERY_APP = "worker.tasks"
 ALL_QUEUES = tuple(str(q) for q in Queue)
 

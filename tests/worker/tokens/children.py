@@ -8,21 +8,21 @@ import os
 def refresh_through(source_id: str, oauth_url: str) -> None:
     """Refresh the source's token with Zoom's OAuth endpoint at ``oauth_url`` (a proxy)."""
     os.environ["AI_ZOOM_OAUTH_URL"] = oauth_url
+    from worker import clients
     from worker.settings import get_settings
-    from worker.zoom import factory
 
     get_settings.cache_clear()
-    factory.reset()
-    factory.get_token_cache().get_token(source_id)
+    clients.reset()
+    clients.get_token_cache().get_token(source_id)
 
 
 def refresh_outcome(source_id: str) -> tuple[str, str]:
     """Refresh the source's token; (exception class name or "ok", admin message)."""
-    from worker.zoom import factory
+    from worker import clients
     from worker.zoom.errors import ZoomError
 
     try:
-        factory.get_token_cache().get_token(source_id)
+        clients.get_token_cache().get_token(source_id)
     except ZoomError as exc:
         return type(exc).__name__, exc.admin_message
     return "ok", ""

@@ -27,6 +27,7 @@ from fakezoom.testing import running_fakezoom
 from tests.worker.tokens import children
 from tests.worker.tokens.lossy_proxy import LossyProxy
 from tests.worker.zoom import harness
+from worker import clients
 from worker.connection_tests.service import auth_message, run_connection_test
 from worker.kit.crypto import decrypt_json
 from worker.models import ConnectionTest, Source, SourceStatus, enums, utcnow
@@ -42,7 +43,6 @@ from worker.tokens.credentials import (
     pending_key,
     rotation_unknown_message,
 )
-from worker.zoom import factory
 from worker.zoom.errors import ZoomAuthError, ZoomUnavailable
 
 pytestmark = pytest.mark.slow
@@ -62,7 +62,7 @@ def fake(server: FakeZoomServer, redis_client: redis.Redis, clean_db: Engine
          ) -> Iterator[FakeZoomServer]:
     server.fake.reset_stats()
     server.fake.clear_faults()
-    factory.reset()
+    clients.reset()
     with harness.catching_logs() as logs:
         yield server
     harness.assert_no_secret_logged(logs, harness.known_secrets(server))
@@ -131,7 +131,7 @@ def _assert_outcome_unknown(engine: Engine, redis_client: redis.Redis, sid: uuid
 
 
 def _run_the_queued_test(test: ConnectionTest) -> ConnectionTest:
-    factory.reset()
+    clients.reset()
     return run_connection_test(test.id, enqueue=False)
 
 
@@ -217,7 +217,7 @@ def test_a_refresh_answer_lost_in_flight_is_not_resent_and_the_source_says_so(
     # The next refresher (Zoom reachable again) does not send the spent token either, and
     # queues no second test.
     with pytest.raises(RotationOutcomeUnknown):
-        factory.get_token_cache().get_token(str(sid))
+        clients.get_token_cache().get_token(str(sid))
     assert harness.token_requests(fake, app.client_id) == {"200": 1}
     assert [t.id for t in _tests(clean_db, sid)] == [test.id]
 
@@ -251,9 +251,9 @@ def test_a_request_that_never_reached_zoom_is_found_alive_by_the_connection_test
     assert harness.token_requests(fake, app.client_id) == {"200": 1}
     assert _mark(redis_client, sid) is None
     # And the chain goes on.
-    token = factory.token_for_source(sid)
-    assert factory.get_token_cache().invalidate(str(sid), token)
-    assert factory.token_for_source(sid) != token
+    token = clients.token_for_source(sid)
+    assert clients.get_token_cache().invalidate(str(sid), token)
+    assert clients.token_for_source(sid) != token
     assert _source(clean_db, sid)["refresh_token"] == app.refresh_token
 
 
@@ -284,7 +284,7 @@ def test_a_refresh_that_could_not_connect_leaves_the_source_as_it_was(
     assert not isinstance(info.value, RotationOutcomeUnknown)
     assert _source(clean_db, sid)["status"] == SourceStatus.ACTIVE
     assert _mark(redis_client, sid) is None and _tests(clean_db, sid) == []
-    assert factory.token_for_source(sid).access_token
+    assert clients.token_for_source(sid).access_token
     assert harness.token_requests(fake, app.client_id) == {"200": 1}
 
 
@@ -318,7 +318,7 @@ def test_a_connection_test_whose_own_refresh_answer_is_lost_queues_the_next_afte
         assert _mark(redis_client, sid)["tests"] == 1  # type: ignore[index]
         # Outside a connection test the token is not sent again, and no other test is queued.
         with pytest.raises(RotationOutcomeUnknown) as info:
-            factory.get_token_cache().get_token(str(sid))
+            clients.get_token_cache().get_token(str(sid))
         assert info.value.admin_message == rotation_unknown_message(test_queued=True)
         assert harness.token_requests(fake, app.client_id) == {"200": 1}
         assert len(_tests(clean_db, sid)) == 2
@@ -345,7 +345,7 @@ def test_after_the_automatic_tests_the_source_asks_the_admin_to_run_one(
     redis_client.set(pending_key(str(sid)), json.dumps(
         {"state": IN_FLIGHT, "base_version": 1, "tests": AUTO_TESTS}))
     with pytest.raises(RotationOutcomeUnknown) as info:
-        factory.token_for_source(sid)
+        clients.token_for_source(sid)
     assert info.value.admin_message == rotation_unknown_message(test_queued=False)
     source = _source(clean_db, sid)
     assert source["status"] == SourceStatus.REAUTHORIZE

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from worker import logs
 from worker.cli import launch as launchers
 from worker.dispatch import enqueue_connection_test
-from worker.kit import logs
 from worker.settings import get_settings
 
 
