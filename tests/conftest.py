@@ -20,7 +20,9 @@ from sqlmodel import Session, SQLModel
 
 from tests.services import Services, ServiceUnavailable, discover
 
-# Fixtures by subject, available to every test (none is imported by a test module).
+# Fixtures by subject, available to every test (none is imported by a test module). The API
+# helpers' asserts (a tenant or source the API refused to create) keep pytest's detailed report.
+pytest.register_assert_rewrite("tests.api.helpers")
 pytest_plugins = [
     "tests.fixtures.api",
     "tests.fixtures.cli",
