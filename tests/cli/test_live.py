@@ -121,8 +121,18 @@ def test_flower_shows_the_tasks_but_never_a_secret(
                 assert aggregated.exit_code == 0, aggregated.output
                 assert "seen 12" in aggregated.stdout
 
-                status = cli("status")
-                assert "succeeded" in status.stdout and "ok" in status.stdout
+                # The first good test also started correlation and a backfill: status settles
+                # once they have, so wait for it rather than read it at one instant.
+                shown = {"text": ""}
+
+                def status_shows_success() -> bool:
+                    shown["text"] = cli("status").stdout
+                    return "succeeded" in shown["text"] and "ok" in shown["text"]
+
+                try:
+                    _wait_for(status_shows_success, "status", worker_log)
+                except AssertionError:
+                    raise AssertionError(f"status never showed success:\n{shown['text']}") from None
 
                 tasks: dict[str, Any] = {}
 

@@ -249,7 +249,7 @@ def test_a_refused_refresh_token_puts_the_source_in_reauthorize_with_the_revoked
     fake: FakeZoomServer, clean_db: Engine, redis_client: redis.Redis
 ) -> None:
     app = fake.fake.account(0).add_app("general")
-    sid = harness.add_source(clean_db, app)
+    sid = add_app_source(fake.fake.account(0), app)
     fake.fake.rotate_refresh_token(app)  # rotated elsewhere: ours is dead
     with pytest.raises(ZoomAuthError) as info:
         clients.token_for_source(sid)

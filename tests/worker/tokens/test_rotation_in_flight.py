@@ -24,6 +24,8 @@ from sqlmodel import Session, col
 
 from fakezoom.server import FakeZoomServer
 from fakezoom.testing import running_fakezoom
+from tests.env import settings_pointed_at
+from tests.factories import add_app_source
 from tests.worker.tokens import children
 from tests.worker.tokens.lossy_proxy import LossyProxy
 from tests.worker.zoom import harness
@@ -53,7 +55,7 @@ REVOKED = "refresh token rejected by Zoom (revoked or superseded)"
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[FakeZoomServer]:
-    with running_fakezoom(users=5, days=1) as srv, harness.zoom_env(srv):
+    with running_fakezoom(users=5, days=1) as srv, settings_pointed_at(srv):
         yield srv
 
 
@@ -75,10 +77,11 @@ def proxy(fake: FakeZoomServer, request: pytest.FixtureRequest) -> Iterator[Loss
         yield p
 
 
-def _active_source(engine: Engine, app: Any) -> uuid.UUID:
+def _active_source(fake: FakeZoomServer, app: Any) -> uuid.UUID:
     now = utcnow()
-    return harness.add_source(
-        engine, app, status=SourceStatus.ACTIVE, status_message="connected",
+    return add_app_source(
+        fake.fake.accounts[app.account_id], app, status=SourceStatus.ACTIVE,
+        status_message="connected",
         next_aggregation_at=now + timedelta(hours=1), next_activity_at=now + timedelta(hours=1),
     )
 
@@ -204,7 +207,7 @@ def test_a_refresh_answer_lost_in_flight_is_not_resent_and_the_source_says_so(
     fake: FakeZoomServer, proxy: LossyProxy, clean_db: Engine, redis_client: redis.Redis
 ) -> None:
     app = fake.fake.account(0).add_app("general")
-    sid = _active_source(clean_db, app)
+    sid = _active_source(fake, app)
     cache, http = _through(proxy.oauth_url, redis_client, clean_db)
     with http, pytest.raises(RotationOutcomeUnknown) as info:
         cache.get_token(str(sid))
@@ -236,7 +239,7 @@ def test_a_request_that_never_reached_zoom_is_found_alive_by_the_connection_test
     fake: FakeZoomServer, proxy: LossyProxy, clean_db: Engine, redis_client: redis.Redis
 ) -> None:
     app = fake.fake.account(0).add_app("general")
-    sid = _active_source(clean_db, app)
+    sid = _active_source(fake, app)
     cache, http = _through(proxy.oauth_url, redis_client, clean_db)
     with http, pytest.raises(RotationOutcomeUnknown):
         cache.get_token(str(sid))
@@ -262,7 +265,7 @@ def test_an_account_credentials_grant_whose_answer_was_lost_is_simply_asked_agai
     fake: FakeZoomServer, proxy: LossyProxy, clean_db: Engine, redis_client: redis.Redis
 ) -> None:
     app = fake.fake.account(0).s2s_app
-    sid = _active_source(clean_db, app)
+    sid = _active_source(fake, app)
     cache, http = _through(proxy.oauth_url, redis_client, clean_db)
     with http:
         assert cache.get_token(str(sid)).access_token
@@ -275,7 +278,7 @@ def test_a_refresh_that_could_not_connect_leaves_the_source_as_it_was(
     fake: FakeZoomServer, clean_db: Engine, redis_client: redis.Redis
 ) -> None:
     app = fake.fake.account(0).add_app("general")
-    sid = _active_source(clean_db, app)
+    sid = _active_source(fake, app)
     with socket.create_server(("127.0.0.1", 0)) as s:
         port = s.getsockname()[1]  # closed when the block ends: connections are refused
     cache, http = _through(f"http://127.0.0.1:{port}/oauth/token", redis_client, clean_db)
@@ -299,7 +302,7 @@ def test_a_connection_test_whose_own_refresh_answer_is_lost_queues_the_next_afte
     fake: FakeZoomServer, proxy: LossyProxy, clean_db: Engine, redis_client: redis.Redis
 ) -> None:
     app = fake.fake.account(0).add_app("general")
-    sid = _active_source(clean_db, app)
+    sid = _active_source(fake, app)
     with Session(clean_db, expire_on_commit=False) as session:
         test = ConnectionTest(tenant_id=_source(clean_db, sid)["tenant_id"], source_id=sid)
         session.add(test)
@@ -341,7 +344,7 @@ def test_after_the_automatic_tests_the_source_asks_the_admin_to_run_one(
     fake: FakeZoomServer, clean_db: Engine, redis_client: redis.Redis
 ) -> None:
     app = fake.fake.account(0).add_app("general")
-    sid = _active_source(clean_db, app)
+    sid = _active_source(fake, app)
     redis_client.set(pending_key(str(sid)), json.dumps(
         {"state": IN_FLIGHT, "base_version": 1, "tests": AUTO_TESTS}))
     with pytest.raises(RotationOutcomeUnknown) as info:
@@ -360,7 +363,7 @@ def test_a_worker_killed_while_waiting_for_the_answer_is_detected_by_the_next_re
     fake: FakeZoomServer, proxy: LossyProxy, clean_db: Engine, redis_client: redis.Redis
 ) -> None:
     app = fake.fake.account(0).add_app("general")
-    sid = _active_source(clean_db, app)
+    sid = _active_source(fake, app)
     child = SPAWN.Process(target=children.refresh_through, args=(str(sid), proxy.oauth_url))
     child.start()
     try:
