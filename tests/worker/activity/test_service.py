@@ -191,6 +191,7 @@ def test_the_planner_defers_what_does_not_fit_in_todays_heavy_budget(zoom, monke
     assert get_run(plan_id).status == RunStatus.DEFERRED
 
 
+@pytest.mark.usefixtures("pinned_clock")
 def test_a_backfill_over_month_boundaries_is_split_into_month_chunks(zoom) -> None:
     account = zoom.fake.account(0)
     source_id = add_app_source(account, account.s2s_app)
