@@ -1,0 +1,229 @@
+"""The webhook inbox: intake (verify, store, commit), enqueueing by id, and the sweep.
+
+Intake runs in the API process and never waits on the broker: the row is committed first, the
+task is sent after the answer has gone out, and while a send fails the API stops trying for a
+few seconds (the sweep sends what is pending). Nothing of a body is logged or stored before its
+signature holds; what is stored afterwards is the raw body, for the worker to parse.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, select
+
+from worker.db import session_scope
+from worker.models import Source, WebhookEvent, WebhookStatus, utcnow
+from worker.models.base import as_utc
+from worker.sources.service import webhook_secret
+from worker.webhooks import signature
+
+log = logging.getLogger(__name__)
+
+TASK = "zoom.webhook_event"
+URL_VALIDATION = "endpoint.url_validation"
+# last_webhook_at is a health hint: one write per source per this interval at most.
+LAST_SEEN_RESOLUTION = timedelta(seconds=5)
+# After a failed send the API leaves the inbox to the sweep for this long.
+BROKER_BACKOFF_SECONDS = 5.0
+# The sweep re-sends a pending event that was sent this long ago and is still not done
+# (its message was lost, or its worker died), and gives up after MAX_ATTEMPTS sends.
+RESEND_AFTER = timedelta(minutes=5)
+# An event never sent is left this long to the API's own send before the sweep takes it.
+UNSENT_GRACE = timedelta(seconds=10)
+MAX_ATTEMPTS = 5
+SWEEP_BATCH = 500
+
+
+class Rejected(Exception):
+    """Unknown source, bad signature or stale timestamp: one answer for all (no probing)."""
+
+
+class NotJson(Exception):
+    """A correctly signed body that is not a JSON object."""
+
+
+@dataclass(frozen=True)
+class Intake:
+    """What the endpoint answers: a url_validation reply, or a stored (or repeated) event."""
+
+    validation: dict[str, str] | None = None
+    event_id: uuid.UUID | None = None
+    tenant_id: uuid.UUID | None = None
+    source_id: uuid.UUID | None = None
+    new: bool = False
+
+
+def _parse_id(raw: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        return None
+
+
+def receive(source_ref: str, body: bytes, timestamp: str | None, sig: str | None,
+            *, now: float | None = None) -> Intake:
+    """Verify one delivery and, for an event, store it raw and commit. Raises `Rejected` or
+    `NotJson`; never logs the body."""
+    now = time.time() if now is None else now
+    source_id = _parse_id(source_ref)
+    with session_scope() as session:
+        source = session.get(Source, source_id) if source_id else None
+        secret = webhook_secret(source) if source is not None else None
+        if not signature.verify(secret, timestamp, sig, body, now):
+            raise Rejected
+        assert source is not None and secret is not None
+        try:
+            message = json.loads(body)
+        except ValueError:
+            raise NotJson from None
+        if not isinstance(message, dict) or not isinstance(message.get("event"), str):
+            raise NotJson
+        payload = message.get("payload") if isinstance(message.get("payload"), dict) else {}
+        if message["event"] == URL_VALIDATION:
+            plain = payload.get("plainToken") if isinstance(payload, dict) else None
+            if not isinstance(plain, str) or not plain:
+                raise NotJson
+            return Intake(validation=signature.url_validation(secret, plain))
+        del secret
+        event_id, new = _store(session, source, message, body)
+        _touch_source(session, source.id)
+        return Intake(event_id=event_id, tenant_id=source.tenant_id, source_id=source.id,
+                      new=new)
+
+
+def _event_ts(message: dict[str, Any]) -> int | None:
+    value = message.get("event_ts")
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _store(session: Session, source: Source, message: dict[str, Any], body: bytes
+           ) -> tuple[uuid.UUID, bool]:
+    """Insert the raw event unless the same body is already there (a retry of Zoom's)."""
+    digest = hashlib.sha256(body).hexdigest()
+    row = {
+        "id": uuid.uuid4(), "tenant_id": source.tenant_id, "source_id": source.id,
+        "event": str(message["event"])[:100], "event_ts": _event_ts(message),
+        "body_sha256": digest, "body": body.decode("utf-8", errors="replace"),
+        "status": WebhookStatus.PENDING, "attempts": 0, "outcome": "",
+        "received_at": utcnow(),
+    }
+    table = WebhookEvent.__table__  # type: ignore[attr-defined]
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    stmt = insert.values(row).on_conflict_do_nothing(index_elements=["source_id", "body_sha256"])
+    result: Any = session.execute(stmt.returning(table.c.id))
+    inserted = result.scalar_one_or_none()
+    if inserted is not None:
+        return inserted, True
+    existing = session.exec(select(WebhookEvent.id).where(
+        WebhookEvent.source_id == source.id, WebhookEvent.body_sha256 == digest)).one()
+    return existing, False
+
+
+def _touch_source(session: Session, source_id: uuid.UUID) -> None:
+    now = utcnow()
+    session.execute(
+        update(Source)
+        .where(col(Source.id) == source_id,
+               or_(col(Source.last_webhook_at).is_(None),
+                   col(Source.last_webhook_at) < now - LAST_SEEN_RESOLUTION))
+        .values(last_webhook_at=now)
+    )
+
+
+# --- sending ------------------------------------------------------------------------------
+
+_backoff_until = 0.0
+_backoff_lock = threading.Lock()
+
+
+def send(event_id: uuid.UUID, tenant_id: uuid.UUID, source_id: uuid.UUID) -> bool:
+    """Send the processing task of a committed inbox row; False when the broker refused."""
+    from worker.dispatch import send as dispatch_send
+
+    try:
+        dispatch_send(TASK, event_id, tenant_id=tenant_id, source_id=source_id)
+    except Exception as exc:
+        log.warning("webhook event %s not sent (%s); the sweep will send it [tenant %s, "
+                    "source %s]", event_id, type(exc).__name__, tenant_id, source_id)
+        return False
+    return True
+
+
+def send_after_answer(event_id: uuid.UUID, tenant_id: uuid.UUID, source_id: uuid.UUID) -> None:
+    """Run after the API answered Zoom: send, mark it sent, or back off while the broker is
+    down (each attempt could block a worker thread for the broker's connect timeout)."""
+    global _backoff_until
+    if time.monotonic() < _backoff_until:
+        return
+    if not send(event_id, tenant_id, source_id):
+        with _backoff_lock:
+            _backoff_until = time.monotonic() + BROKER_BACKOFF_SECONDS
+        return
+    try:
+        with session_scope() as session:
+            _mark_sent(session, [event_id])
+    except Exception:
+        log.warning("could not mark webhook event %s sent", event_id, exc_info=True)
+
+
+def _mark_sent(session: Session, ids: list[uuid.UUID]) -> None:
+    session.execute(
+        update(WebhookEvent)
+        .where(col(WebhookEvent.id).in_(ids), col(WebhookEvent.status) == WebhookStatus.PENDING)
+        .values(enqueued_at=utcnow(), attempts=WebhookEvent.attempts + 1)
+    )
+
+
+def sweep(now: datetime | None = None, *, limit: int = SWEEP_BATCH) -> int:
+    """Send the pending events nobody sent (broker down at intake) or whose message went
+    missing; events sent MAX_ATTEMPTS times are marked failed (the daily pull repairs what
+    they carried). Called by the beat tick; returns how many it sent."""
+    now = now or utcnow()
+    with session_scope() as session:
+        session.execute(
+            update(WebhookEvent)
+            .where(col(WebhookEvent.status) == WebhookStatus.PENDING,
+                   col(WebhookEvent.attempts) >= MAX_ATTEMPTS,
+                   col(WebhookEvent.enqueued_at) < now - RESEND_AFTER)
+            .values(status=WebhookStatus.FAILED, processed_at=now,
+                    outcome=f"not processed after {MAX_ATTEMPTS} sends")
+        )
+        due = session.exec(
+            select(WebhookEvent.id, WebhookEvent.tenant_id, WebhookEvent.source_id)
+            .where(col(WebhookEvent.status) == WebhookStatus.PENDING,
+                   or_(and_(col(WebhookEvent.enqueued_at).is_(None),
+                            col(WebhookEvent.received_at) < now - UNSENT_GRACE),
+                       col(WebhookEvent.enqueued_at) < now - RESEND_AFTER))
+            .order_by(col(WebhookEvent.received_at))
+            .limit(limit)
+        ).all()
+    sent: list[uuid.UUID] = []
+    for event_id, tenant_id, source_id in due:
+        if not send(event_id, tenant_id, source_id):
+            break  # the broker is down: the next tick tries again
+        sent.append(event_id)
+    if sent:
+        with session_scope() as session:
+            _mark_sent(session, sent)
+        log.info("webhook sweep: %d pending events sent", len(sent))
+    return len(sent)
+
+
+def first_received(session: Session, source_id: uuid.UUID) -> datetime | None:
+    """When the inbox's oldest event of the source arrived (None: no webhooks yet)."""
+    value = session.exec(
+        select(func.min(WebhookEvent.received_at)).where(WebhookEvent.source_id == source_id)
+    ).one()
+    return as_utc(value)
