@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, update
@@ -221,9 +221,17 @@ def sweep(now: datetime | None = None, *, limit: int = SWEEP_BATCH) -> int:
     return len(sent)
 
 
-def first_received(session: Session, source_id: uuid.UUID) -> datetime | None:
-    """When the inbox's oldest event of the source arrived (None: no webhooks yet)."""
-    value = session.exec(
-        select(func.min(WebhookEvent.received_at)).where(WebhookEvent.source_id == source_id)
+def webhooks_since(session: Session, source_id: uuid.UUID) -> datetime | None:
+    """Since when the source's webhooks report events: the earliest event (by Zoom's event_ts,
+    or its arrival) the inbox holds, less a second (a sign-in's time has whole seconds).
+    None: the source never received one."""
+    first_received, first_ts = session.exec(
+        select(func.min(WebhookEvent.received_at), func.min(WebhookEvent.event_ts))
+        .where(WebhookEvent.source_id == source_id)
     ).one()
-    return as_utc(value)
+    received = as_utc(first_received)
+    if received is None:
+        return None
+    if first_ts is not None:
+        received = min(received, datetime.fromtimestamp(first_ts / 1000, UTC))
+    return received - timedelta(seconds=1)
