@@ -142,11 +142,13 @@ class WebhookSender:
 
     # ---------------------------------------------------------------- events
     def emit(self, account: Account, event: str, obj: dict[str, Any],
-             extra: dict[str, Any] | None = None) -> None:
-        """Queue one event of `account` (a no-op unless its subscription is configured)."""
+             extra: dict[str, Any] | None = None, *, at: float | None = None) -> None:
+        """Queue one event of `account` that happened `at` (default now; a no-op unless the
+        account's subscription is configured)."""
         if not self._subscribed(account):
             return
-        message = {"event": event, "event_ts": int(self.fake.clock.now() * 1000),
+        when = self.fake.clock.now() if at is None else at
+        message = {"event": event, "event_ts": int(when * 1000),
                    "payload": {"account_id": account.id, "object": obj, **(extra or {})}}
         body = json.dumps(message, separators=(",", ":")).encode()
         with self._cond:
@@ -260,5 +262,5 @@ def sign_in_event(account: Account, user: str, *, kind: str = "Sign in",
         fake.webhooks.emit(account, "user.signed_in" if kind == "Sign in" else "user.signed_out",
                            {"id": rec["id"], "email": rec["email"], "date_time": time_iso,
                             "client_type": client_type.lower(), "version": version,
-                            "login_type": 0})
+                            "login_type": 0}, at=ts)
         return event

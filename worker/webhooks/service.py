@@ -172,7 +172,7 @@ def sign_in(session: Session, source: Source, kind: str, obj: dict[str, Any]
     )
     if result.scalar_one_or_none() is None:
         return WebhookStatus.PROCESSED, "sign-in already stored"
-    summaries.recompute(session, source, [when.date()])
+    summaries.recompute(session, source, [when.date()], emails=[email])
     return WebhookStatus.PROCESSED, "sign-in stored"
 
 
