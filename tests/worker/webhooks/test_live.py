@@ -3,8 +3,9 @@ subprocess, fakezoom delivering signed webhooks over HTTP, Postgres and Redis.
 
 1,000 sign-ins (300 by default, see EVENTS) reach the API with 20% duplicated, 10% dropped
 and 10% reordered; the daily pull afterwards leaves exactly the fake's events, one row each,
-and counts the dropped ones as missed. With the API pointed at a dead broker, Zoom's requests are still answered (the client
-here gives up after Zoom's 3 s, like Zoom) and the beat tick's sweep delivers them later.
+and counts the dropped ones as missed. With the API pointed at a dead broker, Zoom's requests
+are still answered (the client here gives up after Zoom's 3 s, like Zoom) and the beat tick's
+sweep delivers them later.
 """
 
 from __future__ import annotations
