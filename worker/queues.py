@@ -20,7 +20,7 @@ TASK_ROUTES = {
     "zoom.sync_activity": Queue.ACTIVITY,
     "zoom.sync_activity_chunk": Queue.ACTIVITY,
     "scheduling.dispatch_due": Queue.SCHEDULING,
-    "zoom.webhook_event": Queue.WEBHOOKS,
+    "zoom.webhook_events": Queue.WEBHOOKS,
     # A Heavy Zoom call, like the activity chunks.
     "zoom.webhook_meeting_participants": Queue.ACTIVITY,
 }

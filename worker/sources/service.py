@@ -123,9 +123,16 @@ def stored_credentials(source: Source) -> dict[str, Any]:
         return {}
 
 
-def webhook_secret(source: Source) -> str | None:
-    """The Secret Token that signs the source's webhooks, or None when none is set."""
-    return stored_credentials(source).get("webhook_secret_token") or None
+def webhook_secret(credentials_ciphertext: str) -> str | None:
+    """The Secret Token that signs a source's webhooks (from its stored credentials), or None
+    when none is set or they cannot be read."""
+    if not credentials_ciphertext:
+        return None
+    try:
+        secret = decrypt_json(credentials_ciphertext).get("webhook_secret_token")
+    except CredentialsUnreadable:
+        return None
+    return str(secret) if secret else None
 
 
 def schedule(source: Source, now: datetime) -> None:

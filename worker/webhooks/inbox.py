@@ -1,16 +1,20 @@
 """The webhook inbox: intake (verify, store, commit), enqueueing by id, and the sweep.
 
 Intake runs in the API process and never waits on the broker: the row is committed first, the
-task is sent after the answer has gone out, and while a send fails the API stops trying for a
-few seconds (the sweep sends what is pending). Nothing of a body is logged or stored before its
-signature holds; what is stored afterwards is the raw body, for the worker to parse.
+task is sent by a thread of the process (the request only hands it the id), and while a send
+fails that thread stops trying for a few seconds (the sweep sends what is pending). Nothing of
+a body is logged or stored before its signature holds; what is stored afterwards is the raw
+body, for the worker to parse.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import os
+import queue
 import threading
 import time
 import uuid
@@ -25,12 +29,13 @@ from sqlmodel import Session, col, select
 from worker.db import session_scope
 from worker.models import Source, WebhookEvent, WebhookStatus, utcnow
 from worker.models.base import as_utc
+from worker.queues import TASK_ROUTES
 from worker.sources.service import webhook_secret
 from worker.webhooks import signature
 
 log = logging.getLogger(__name__)
 
-TASK = "zoom.webhook_event"
+TASK = "zoom.webhook_events"
 URL_VALIDATION = "endpoint.url_validation"
 # last_webhook_at is a health hint: one write per source per this interval at most.
 LAST_SEEN_RESOLUTION = timedelta(seconds=5)
@@ -43,6 +48,9 @@ RESEND_AFTER = timedelta(minutes=5)
 UNSENT_GRACE = timedelta(seconds=10)
 MAX_ATTEMPTS = 5
 SWEEP_BATCH = 500
+BATCH = 100  # event ids per task message
+# Events waiting in one API process for its sender thread; beyond, the sweep sends them.
+SENDER_QUEUE = 10_000
 
 
 class Rejected(Exception):
@@ -78,11 +86,15 @@ def receive(source_ref: str, body: bytes, timestamp: str | None, sig: str | None
     now = time.time() if now is None else now
     source_id = _parse_id(source_ref)
     with session_scope() as session:
-        source = session.get(Source, source_id) if source_id else None
-        secret = webhook_secret(source) if source is not None else None
+        # Two columns, not the ORM row: this runs for every event Zoom sends.
+        found = session.exec(
+            select(Source.tenant_id, Source.credentials_ciphertext).where(Source.id == source_id)
+        ).first() if source_id else None
+        secret = webhook_secret(found[1]) if found is not None else None
         if not signature.verify(secret, timestamp, sig, body, now):
             raise Rejected
-        assert source is not None and secret is not None
+        assert found is not None and source_id is not None and secret is not None
+        tenant_id = found[0]
         try:
             message = json.loads(body)
         except ValueError:
@@ -96,10 +108,9 @@ def receive(source_ref: str, body: bytes, timestamp: str | None, sig: str | None
                 raise NotJson
             return Intake(validation=signature.url_validation(secret, plain))
         del secret
-        event_id, new = _store(session, source, message, body)
-        _touch_source(session, source.id)
-        return Intake(event_id=event_id, tenant_id=source.tenant_id, source_id=source.id,
-                      new=new)
+        event_id, new = _store(session, tenant_id, source_id, message, body)
+        _touch_source(session, source_id)
+        return Intake(event_id=event_id, tenant_id=tenant_id, source_id=source_id, new=new)
 
 
 def _event_ts(message: dict[str, Any]) -> int | None:
@@ -107,12 +118,12 @@ def _event_ts(message: dict[str, Any]) -> int | None:
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def _store(session: Session, source: Source, message: dict[str, Any], body: bytes
-           ) -> tuple[uuid.UUID, bool]:
+def _store(session: Session, tenant_id: uuid.UUID, source_id: uuid.UUID,
+           message: dict[str, Any], body: bytes) -> tuple[uuid.UUID, bool]:
     """Insert the raw event unless the same body is already there (a retry of Zoom's)."""
     digest = hashlib.sha256(body).hexdigest()
     row = {
-        "id": uuid.uuid4(), "tenant_id": source.tenant_id, "source_id": source.id,
+        "id": uuid.uuid4(), "tenant_id": tenant_id, "source_id": source_id,
         "event": str(message["event"])[:100], "event_ts": _event_ts(message),
         "body_sha256": digest, "body": body.decode("utf-8", errors="replace"),
         "status": WebhookStatus.PENDING, "attempts": 0, "outcome": "",
@@ -127,11 +138,18 @@ def _store(session: Session, source: Source, message: dict[str, Any], body: byte
     if inserted is not None:
         return inserted, True
     existing = session.exec(select(WebhookEvent.id).where(
-        WebhookEvent.source_id == source.id, WebhookEvent.body_sha256 == digest)).one()
+        WebhookEvent.source_id == source_id, WebhookEvent.body_sha256 == digest)).one()
     return existing, False
 
 
+_touched: dict[uuid.UUID, float] = {}
+
+
 def _touch_source(session: Session, source_id: uuid.UUID) -> None:
+    # This process wrote it less than the resolution ago: skip the round trip.
+    if time.monotonic() - _touched.get(source_id, -1e9) < LAST_SEEN_RESOLUTION.total_seconds():
+        return
+    _touched[source_id] = time.monotonic()
     now = utcnow()
     session.execute(
         update(Source)
@@ -144,38 +162,98 @@ def _touch_source(session: Session, source_id: uuid.UUID) -> None:
 
 # --- sending ------------------------------------------------------------------------------
 
-_backoff_until = 0.0
-_backoff_lock = threading.Lock()
 
+def send(tenant_id: uuid.UUID, source_id: uuid.UUID, event_ids: list[uuid.UUID]) -> bool:
+    """Send one processing task for committed inbox rows of one source (ids only, as
+    `worker.dispatch.send` words its messages); False when the broker refused. One message
+    carries up to BATCH ids: a Celery publish costs more than a whole intake, so at a high
+    rate the sender groups what has piled up, and at a low one each event goes alone."""
+    from worker.celery_app import celery_app
 
-def send(event_id: uuid.UUID, tenant_id: uuid.UUID, source_id: uuid.UUID) -> bool:
-    """Send the processing task of a committed inbox row; False when the broker refused."""
-    from worker.dispatch import send as dispatch_send
-
+    ids = [str(i) for i in event_ids]
     try:
-        dispatch_send(TASK, event_id, tenant_id=tenant_id, source_id=source_id)
+        celery_app.send_task(
+            TASK, args=[ids], queue=str(TASK_ROUTES[TASK]),
+            headers={"tenant_id": str(tenant_id), "source_id": str(source_id)},
+            shadow=f"{TASK}[tenant={str(tenant_id)[:8]}]",
+            argsrepr=f"[{len(ids)} webhook events]",
+            kwargsrepr=f"{{'tenant': '{tenant_id}', 'source': '{source_id}'}}",
+            ignore_result=True,
+        )
     except Exception as exc:
-        log.warning("webhook event %s not sent (%s); the sweep will send it [tenant %s, "
-                    "source %s]", event_id, type(exc).__name__, tenant_id, source_id)
+        log.warning("%d webhook events not sent (%s); the sweep will send them [tenant %s, "
+                    "source %s]", len(ids), type(exc).__name__, tenant_id, source_id)
         return False
     return True
 
 
-def send_after_answer(event_id: uuid.UUID, tenant_id: uuid.UUID, source_id: uuid.UUID) -> None:
-    """Run after the API answered Zoom: send, mark it sent, or back off while the broker is
-    down (each attempt could block a worker thread for the broker's connect timeout)."""
-    global _backoff_until
-    if time.monotonic() < _backoff_until:
-        return
-    if not send(event_id, tenant_id, source_id):
-        with _backoff_lock:
-            _backoff_until = time.monotonic() + BROKER_BACKOFF_SECONDS
-        return
-    try:
-        with session_scope() as session:
-            _mark_sent(session, [event_id])
-    except Exception:
-        log.warning("could not mark webhook event %s sent", event_id, exc_info=True)
+def _send_grouped(rows: list[tuple[uuid.UUID, uuid.UUID, uuid.UUID]]) -> list[uuid.UUID] | None:
+    """Send (event, tenant, source) rows, one message per source and BATCH; returns the ids
+    sent, stopping at the first refusal (None when nothing could be sent)."""
+    groups: dict[tuple[uuid.UUID, uuid.UUID], list[uuid.UUID]] = {}
+    for event_id, tenant_id, source_id in rows:
+        groups.setdefault((tenant_id, source_id), []).append(event_id)
+    sent: list[uuid.UUID] = []
+    for (tenant_id, source_id), ids in groups.items():
+        for start in range(0, len(ids), BATCH):
+            chunk = ids[start:start + BATCH]
+            if not send(tenant_id, source_id, chunk):
+                return sent or None
+            sent.extend(chunk)
+    return sent
+
+
+class _Sender:
+    """One thread per API process that sends the tasks of stored events, so a request never
+    waits on the broker (a Celery publish costs more than the whole intake) and a broker
+    outage costs the requests nothing. Ids it could not send, or that were still queued here
+    when the process ended, are committed rows: the sweep sends them."""
+
+    def __init__(self) -> None:
+        self.queue: queue.Queue[tuple[uuid.UUID, uuid.UUID, uuid.UUID]] = queue.Queue(
+            maxsize=SENDER_QUEUE)
+        self.pid: int | None = None
+        self.lock = threading.Lock()
+
+    def submit(self, event_id: uuid.UUID, tenant_id: uuid.UUID, source_id: uuid.UUID) -> None:
+        with self.lock:
+            if self.pid != os.getpid():  # first use, or a forked child
+                self.pid = os.getpid()
+                self.queue = queue.Queue(maxsize=SENDER_QUEUE)
+                threading.Thread(target=self._run, args=(self.queue,), daemon=True,
+                                 name="webhook-sender").start()
+        with contextlib.suppress(queue.Full):  # full: the sweep sends it
+            self.queue.put_nowait((event_id, tenant_id, source_id))
+
+    def _run(self, pending: queue.Queue[tuple[uuid.UUID, uuid.UUID, uuid.UUID]]) -> None:
+        backoff_until = 0.0
+        while True:
+            batch = [pending.get()]
+            while len(batch) < 200:
+                try:
+                    batch.append(pending.get_nowait())
+                except queue.Empty:
+                    break
+            if time.monotonic() < backoff_until:
+                continue  # the broker was down a moment ago: leave these to the sweep
+            sent = _send_grouped(batch)
+            if sent is None or len(sent) < len(batch):
+                backoff_until = time.monotonic() + BROKER_BACKOFF_SECONDS
+            if sent:
+                try:
+                    with session_scope() as session:
+                        _mark_sent(session, sent)
+                except Exception:
+                    log.warning("could not mark %d webhook events sent", len(sent),
+                                exc_info=True)
+
+
+_sender = _Sender()
+
+
+def send_soon(event_id: uuid.UUID, tenant_id: uuid.UUID, source_id: uuid.UUID) -> None:
+    """Hand a committed event to this process's sender thread; returns at once."""
+    _sender.submit(event_id, tenant_id, source_id)
 
 
 def _mark_sent(session: Session, ids: list[uuid.UUID]) -> None:
@@ -209,11 +287,8 @@ def sweep(now: datetime | None = None, *, limit: int = SWEEP_BATCH) -> int:
             .order_by(col(WebhookEvent.received_at))
             .limit(limit)
         ).all()
-    sent: list[uuid.UUID] = []
-    for event_id, tenant_id, source_id in due:
-        if not send(event_id, tenant_id, source_id):
-            break  # the broker is down: the next tick tries again
-        sent.append(event_id)
+    # Stops at the first refusal: the broker is down, the next tick tries again.
+    sent = _send_grouped([(e, t, s) for e, t, s in due]) or []
     if sent:
         with session_scope() as session:
             _mark_sent(session, sent)

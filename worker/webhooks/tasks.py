@@ -9,10 +9,13 @@ from worker.celery_app import celery_app
 from worker.webhooks import meetings, service
 
 
-@celery_app.task(name="zoom.webhook_event", acks_late=True, reject_on_worker_lost=True,
+@celery_app.task(name="zoom.webhook_events", acks_late=True, reject_on_worker_lost=True,
                  autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
-def webhook_event(event_id: str) -> str:
-    return service.process(uuid.UUID(event_id))
+def webhook_events(event_ids: list[str]) -> int:
+    # Each event commits on its own: a retry after a failure re-runs only what is pending.
+    for event_id in event_ids:
+        service.process(uuid.UUID(event_id))
+    return len(event_ids)
 
 
 @celery_app.task(name="zoom.webhook_meeting_participants", bind=True, acks_late=True,

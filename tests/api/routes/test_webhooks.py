@@ -37,6 +37,16 @@ def _inbox(engine: Engine) -> list[Any]:
         return list(conn.execute(text("SELECT source_id, event, status, body FROM webhook_event")))
 
 
+def _wait_for(probe: Any, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError("timed out")
+
+
 def _post(client: TestClient, source_id: str, body: bytes, headers: dict[str, str]) -> Any:
     return client.post(f"/v1/webhooks/zoom/{source_id}", content=body, headers=headers)
 
@@ -90,11 +100,13 @@ def test_a_signed_event_is_stored_raw_and_its_processing_enqueued_by_id(
     assert [(str(r[0]), r[1], r[2]) for r in rows] == [(source["id"], "user.signed_in",
                                                         "pending")]
     assert rows[0][3].encode() == body
-    messages = broker_messages(redis_client, "webhooks")
+    # Sent by the API's sender thread, not by the request: wait for it.
+    messages = _wait_for(lambda: broker_messages(redis_client, "webhooks"))
     assert len(messages) == 1
-    assert messages[0]["headers"]["task"] == "zoom.webhook_event"
-    (event_id,) = messages[0]["args"]
-    uuid.UUID(event_id)
+    assert messages[0]["headers"]["task"] == "zoom.webhook_events"
+    ((event_id,),) = messages[0]["args"]
+    with clean_db.connect() as conn:
+        assert str(conn.execute(text("SELECT id FROM webhook_event")).scalar()) == event_id
     assert "ada@acme.example" not in messages[0]["raw"]
     shown = client.get(f"/v1/sources/{source['id']}", headers=tenant.headers).json()
     assert shown["last_webhook_at"] is not None
@@ -102,6 +114,8 @@ def test_a_signed_event_is_stored_raw_and_its_processing_enqueued_by_id(
     again = _post(client, source["id"], body, signed_headers(SECRET, body))
     assert again.status_code == 200
     assert len(_inbox(clean_db)) == 1
+    with clean_db.connect() as conn:  # marked sent once the message is out
+        _wait_for(lambda: conn.execute(text("SELECT enqueued_at FROM webhook_event")).scalar())
     assert len(broker_messages(redis_client, "webhooks")) == 1
 
 
