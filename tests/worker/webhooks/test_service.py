@@ -241,3 +241,62 @@ def test_events_of_one_source_never_touch_another_tenants_rows(clean_db: Any) ->
         events = session.exec(select(WebhookEvent).order_by(col(WebhookEvent.received_at))).all()
         assert [e.source_id for e in events] == [ids[0]]
         assert events[0].tenant_id == session.get_one(Source, ids[0]).tenant_id
+
+
+def test_meeting_ended_stores_the_meeting_and_fetches_its_participants_once(
+    zoom: FakeZoomServer
+) -> None:
+    from tests.worker.helpers import stored_participant_keys
+    from worker.activity.service import participant_key
+    from worker.models import Meeting
+    from worker.webhooks import meetings
+
+    account = zoom.fake.account(0)
+    source_id = add_source(account, account.s2s_app)
+    with_secret(source_id)
+    yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    report = next(m for m in account.meetings(yesterday, yesterday)
+                  if account.participants(m["uuid"]))
+    obj = {"uuid": report["uuid"], "id": report["id"], "host_id": report.get("host_id", "h"),
+           "topic": report.get("topic", ""), "start_time": report["start_time"],
+           "end_time": report["end_time"], "duration": report.get("duration")}
+    event_id = deliver(source_id, event_body("meeting.ended", obj))
+    assert event_id is not None
+    assert service.process(event_id) == "meeting stored; participants report queued"
+    outcome = meetings.fetch_participants(event_id)
+    assert outcome.startswith("participants fetched")
+    expected = {participant_key(source_id, report["uuid"], p)
+                for p in account.participants(report["uuid"])}
+    assert stored_participant_keys(source_id) == expected
+    with session_scope() as session:
+        meeting = session.exec(select(Meeting).where(Meeting.source_id == source_id)).one()
+        assert meeting.participants_status == "fetched"
+    assert meetings.fetch_participants(event_id) == "noop"  # a redelivery pays no Heavy call
+
+
+def test_the_sweep_sends_what_the_api_could_not_and_gives_up_after_its_attempts(
+    clean_db: Any, redis_client: Any
+) -> None:
+    from tests.api.conftest import broker_messages
+    from worker.models import utcnow
+
+    with session_scope() as session:
+        source = make_source(session, make_tenant(session))
+        source_id = source.id
+    with_secret(source_id)
+    fresh = deliver(source_id, event_body("user.signed_in", sign_in_object(
+        "a@acme.example", "2026-12-01T09:00:00Z")))
+    assert inbox.sweep() == 0  # within the API's own grace: its sender may still send it
+    later = utcnow() + inbox.UNSENT_GRACE + dt.timedelta(seconds=1)
+    assert inbox.sweep(later) == 1
+    (message,) = broker_messages(redis_client, "webhooks")
+    assert message["args"] == [[str(fresh)]]
+    assert inbox.sweep(later) == 0  # sent, and not yet due again
+    # Sent MAX_ATTEMPTS times and never processed: failed, left to the daily pull.
+    with session_scope() as session:
+        row = session.get_one(WebhookEvent, fresh)
+        row.attempts = inbox.MAX_ATTEMPTS
+    much_later = later + inbox.RESEND_AFTER + dt.timedelta(seconds=1)
+    assert inbox.sweep(much_later) == 0
+    with session_scope() as session:
+        assert session.get_one(WebhookEvent, fresh).status == "failed"
