@@ -95,7 +95,7 @@ def fetch_participants(event_id: uuid.UUID, *, client: Any = None, redis_client:
         if not reserve_heavy(redis_client, source, datetime.now(UTC).date(), 1):
             return "deferred: no Heavy budget left today; the next pull fetches it"
         if client is None:
-            from worker.zoom.factory import client_for_source
+            from worker.clients import client_for_source
 
             client = client_for_source(source.id)
         day = (meeting.start_time or datetime.now(UTC)).astimezone(UTC).date()

@@ -14,7 +14,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from api.routes.webhooks import MAX_WEBHOOK_BYTES
-from tests.api.conftest import TenantCtx, broker_messages, create_source
+from tests.api.helpers import TenantCtx, create_source
+from tests.broker import broker_messages
 from tests.webhook_signing import event_body, sign_in_object, signed_headers
 from worker.kit.crypto import decrypt_json
 

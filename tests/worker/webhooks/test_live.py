@@ -28,8 +28,10 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from fakezoom.server import FakeZoomServer
+from tests.env import settings_pointed_at
+from tests.factories import add_app_source as add_source
 from tests.webhook_signing import event_body, sign_in_object, signed_headers
-from tests.worker.helpers import add_source, fake_config, settings_pointed_at, worker_env
+from tests.worker.helpers import WORKER_SETTINGS, fake_config, worker_env
 from tests.worker.test_flow import Worker, wait_until
 from tests.worker.webhooks.test_service import SECRET, signin_sync, with_secret
 from worker.activity.service import event_key
@@ -82,7 +84,7 @@ def api_process(env: dict[str, str], log: Path) -> Iterator[str]:
 @pytest.fixture
 def zoom(clean_db: Any, redis_client: Any) -> Iterator[FakeZoomServer]:
     with FakeZoomServer(fake_config(users=60, accounts=1)) as server, \
-            settings_pointed_at(server):
+            settings_pointed_at(server, **WORKER_SETTINGS):
         yield server
         server.fake.webhooks.close()
 

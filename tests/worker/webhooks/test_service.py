@@ -12,9 +12,9 @@ from typing import Any
 from sqlmodel import col, select
 
 from fakezoom.server import FakeZoomServer
+from tests.factories import add_app_source as add_source
 from tests.factories import make_source, make_tenant
 from tests.webhook_signing import event_body, sign_in_object, signed_headers
-from tests.worker.helpers import add_source, zoom
 from worker.activity.planner import plan_activity
 from worker.activity.service import event_key, run_chunk
 from worker.aggregation.service import run_aggregation
@@ -32,8 +32,6 @@ from worker.models import (
     ZoomUser,
 )
 from worker.webhooks import inbox, service
-
-__all__ = ["zoom"]
 
 SECRET = "wh-test-secret"
 
@@ -277,7 +275,7 @@ def test_meeting_ended_stores_the_meeting_and_fetches_its_participants_once(
 def test_the_sweep_sends_what_the_api_could_not_and_gives_up_after_its_attempts(
     clean_db: Any, redis_client: Any
 ) -> None:
-    from tests.api.conftest import broker_messages
+    from tests.broker import broker_messages
     from worker.models import utcnow
 
     with session_scope() as session:
