@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, update
+from sqlalchemy import and_, delete, func, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
@@ -49,6 +49,8 @@ UNSENT_GRACE = timedelta(seconds=10)
 MAX_ATTEMPTS = 5
 SWEEP_BATCH = 500
 BATCH = 100  # event ids per task message
+# Finished events are kept this long (to look into, and as the start of `webhooks_since`).
+RETENTION = timedelta(days=30)
 # Events waiting in one API process for its sender thread; beyond, the sweep sends them.
 SENDER_QUEUE = 10_000
 
@@ -267,7 +269,8 @@ def _mark_sent(session: Session, ids: list[uuid.UUID]) -> None:
 def sweep(now: datetime | None = None, *, limit: int = SWEEP_BATCH) -> int:
     """Send the pending events nobody sent (broker down at intake) or whose message went
     missing; events sent MAX_ATTEMPTS times are marked failed (the daily pull repairs what
-    they carried). Called by the beat tick; returns how many it sent."""
+    they carried); finished events older than RETENTION go. Called by the beat tick; returns
+    how many it sent."""
     now = now or utcnow()
     with session_scope() as session:
         session.execute(
@@ -278,6 +281,10 @@ def sweep(now: datetime | None = None, *, limit: int = SWEEP_BATCH) -> int:
             .values(status=WebhookStatus.FAILED, processed_at=now,
                     outcome=f"not processed after {MAX_ATTEMPTS} sends")
         )
+        old = select(WebhookEvent.id).where(
+            col(WebhookEvent.status) != WebhookStatus.PENDING,
+            col(WebhookEvent.received_at) < now - RETENTION).limit(limit)
+        session.execute(delete(WebhookEvent).where(col(WebhookEvent.id).in_(old)))
         due = session.exec(
             select(WebhookEvent.id, WebhookEvent.tenant_id, WebhookEvent.source_id)
             .where(col(WebhookEvent.status) == WebhookStatus.PENDING,

@@ -298,3 +298,9 @@ def test_the_sweep_sends_what_the_api_could_not_and_gives_up_after_its_attempts(
     assert inbox.sweep(much_later) == 0
     with session_scope() as session:
         assert session.get_one(WebhookEvent, fresh).status == "failed"
+    inbox.sweep(utcnow() + inbox.RETENTION - dt.timedelta(minutes=1))
+    with session_scope() as session:
+        assert session.get(WebhookEvent, fresh) is not None  # kept for RETENTION
+    inbox.sweep(utcnow() + inbox.RETENTION + dt.timedelta(minutes=1))
+    with session_scope() as session:
+        assert session.get(WebhookEvent, fresh) is None
