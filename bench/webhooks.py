@@ -30,7 +30,8 @@ from typing import Any
 import httpx
 
 from bench.api import _CONTENT_LENGTH, CONCURRENCY, _start_server, load
-from bench.harness import ROOT, BenchEnv, Figure, free_port, median, percentile, ratio
+from bench.harness import ROOT, BenchEnv, Figure, median, percentile, ratio
+from worker.kit.net import free_port
 
 SECRET = "bench-webhook-secret"
 TARGET_P99_SECONDS = 2.0
@@ -41,7 +42,7 @@ USERS = 20
 def _seed(env: BenchEnv) -> tuple[uuid.UUID, str, list[tuple[int, str]]]:
     from sqlmodel import Session
 
-    from api.keys import display_prefix, generate_key, hash_key
+    from worker.kit.apikeys import display_prefix, generate_key, hash_key
     from worker.kit.crypto import encrypt_json
     from worker.models import ApiKey, Source, SourceStatus, Tenant, ZoomUser
 
