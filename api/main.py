@@ -27,6 +27,7 @@ from api.routes import (
     runs,
     sources,
     tenants,
+    webhooks,
 )
 from worker import logs
 from worker.settings import get_settings
@@ -60,7 +61,7 @@ def create_app(
     app.state.rate_limit = rate_limit
     for module in (
         health, tenants, keys, sources, connection_tests, runs, identities,
-        accounts, groups, roles, activity, meetings, insights,
+        accounts, groups, roles, activity, meetings, insights, webhooks,
     ):
         app.include_router(module.router)
     install_error_handlers(app)

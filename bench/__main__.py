@@ -28,6 +28,7 @@ FIGURES = {
     "aggregation": "aggregation of a large directory, first and no-change runs",
     "api": "connection-test enqueue against /healthz",
     "scheduling": "dispatching due work for 1,000 and 10,000 sources",
+    "webhooks": "webhook event-to-insight latency, intake against /healthz",
 }
 
 

@@ -236,8 +236,11 @@ def role_members(ctx: Ctx) -> dict[str, Any]:
 def report_activities(ctx: Ctx) -> dict[str, Any]:
     start, end = _report_range(ctx, required=False)
     data = ctx.account.data
-    total = data.count_events(start, end)
-    meta, logs = _paginate(ctx, total, lambda o, n: data.events_slice(start, end, o, n))
+    # Live sign-ins (fakezoom/webhooks.py) are the newest: they come first.
+    live = ctx.fake.webhooks.live.between(ctx.account.id, start, end)
+    total = len(live) + data.count_events(start, end)
+    meta, logs = _paginate(ctx, total, lambda o, n: live[o:o + n] + data.events_slice(
+        start, end, max(0, o - len(live)), n - len(live[o:o + n])))
     return {"from": start.isoformat(), "to": end.isoformat(), "page_size": meta["page_size"],
             "next_page_token": meta["next_page_token"], "activity_logs": logs}
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from fakezoom.config import AccountSpec, AppSpec, FakeZoomConfig, FaultConfig
 from fakezoom.data import STATUSES, AccountData, Meeting, _opaque, digest, iso
+from fakezoom.webhooks import WebhookSender, sign_in_event, user_object
 
 UTC = dt.UTC
 
@@ -421,7 +422,8 @@ class Account:
         """Sign-in/out events in [start, end] (UTC dates), newest first as the API pages them."""
         s, e = _date(start), _date(end)
         with self.fake.lock:
-            return self.data.events_slice(s, e, 0, 1 << 62)
+            live = self.fake.webhooks.live.between(self.id, s, e)
+            return live + self.data.events_slice(s, e, 0, 1 << 62)
 
     def meetings(self, start: dt.date | str, end: dt.date | str,
                  user: str | None = None, joined: bool = False) -> list[dict[str, Any]]:
@@ -483,11 +485,26 @@ class Account:
         """Add a user (default active, Basic, Member). Returns it as GET /users/{id} would."""
         with self.fake.lock:
             i = self.data.add_user(self.fake.clock.now(), **fields)
-            return self.user(self.data.user_id(i))
+            created = self.user(self.data.user_id(i))
+            how = "custCreate" if created["status"] == "active" else "create"
+            self.fake.webhooks.emit(self, "user.created", user_object(created),
+                                    {"creation_type": how})
+            return created
 
     def update_user(self, user: str, **fields: Any) -> None:
         with self.fake.lock:
-            self.data.update_user(self._index(user), self.fake.clock.now(), **fields)
+            i = self._index(user)
+            old = self.data.record(i)
+            self.data.update_user(i, self.fake.clock.now(), **fields)
+            new = self.data.record(i)
+            if set(fields) == {"status"} and fields["status"] in ("active", "inactive"):
+                event = "user.activated" if fields["status"] == "active" else "user.deactivated"
+                self.fake.webhooks.emit(self, event, user_object(new))
+            else:
+                self.fake.webhooks.emit(
+                    self, "user.updated", {"id": new["id"], **fields},
+                    {"old_object": {"id": old["id"], **{k: old.get(k) for k in fields}},
+                     "time_stamp": int(self.fake.clock.now() * 1000)})
 
     def rename_user(self, user: str, first_name: str, last_name: str) -> None:
         self.update_user(user, first_name=first_name, last_name=last_name)
@@ -500,7 +517,15 @@ class Account:
 
     def delete_user(self, user: str) -> None:
         with self.fake.lock:
-            self.data.delete_user(self._index(user), self.fake.clock.now())
+            i = self._index(user)
+            gone = user_object(self.data.record(i))
+            self.data.delete_user(i, self.fake.clock.now())
+            self.fake.webhooks.emit(self, "user.deleted", gone)
+
+    def sign_in(self, user: str, **fields: Any) -> dict[str, Any]:
+        """A sign-in (kind="Sign out" for a sign-out) of `user` now: listed by
+        /report/activities and pushed to the webhook subscription (fakezoom/webhooks.py)."""
+        return sign_in_event(self, user, **fields)
 
     def move_user_group(self, user: str, from_group: str | None, to_group: str | None) -> None:
         """Remove the user from from_group (if a member) and add them to to_group."""
@@ -557,6 +582,7 @@ class FakeZoom:
         self._stats = Stats()
         self.fault_rng = random.Random(self.config.seed)
         self.revoke_counters: dict[str, int] = dict(self.config.faults.revoke_after)
+        self.webhooks = WebhookSender(self)
 
     # ---------------------------------------------------------------- lookup
     def account(self, key: int | str = 0) -> Account:

@@ -8,6 +8,8 @@ class Queue(StrEnum):
     AGGREGATION = "aggregation"
     ACTIVITY = "activity"
     SCHEDULING = "scheduling"
+    # Zoom's pushed events: a few milliseconds each, never behind a backfill.
+    WEBHOOKS = "webhooks"
 
 
 # Task name -> queue. Celery routes by this table; the API and beat enqueue by name only.
@@ -18,4 +20,7 @@ TASK_ROUTES = {
     "zoom.sync_activity": Queue.ACTIVITY,
     "zoom.sync_activity_chunk": Queue.ACTIVITY,
     "scheduling.dispatch_due": Queue.SCHEDULING,
+    "zoom.webhook_events": Queue.WEBHOOKS,
+    # A Heavy Zoom call, like the activity chunks.
+    "zoom.webhook_meeting_participants": Queue.ACTIVITY,
 }

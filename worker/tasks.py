@@ -6,6 +6,7 @@ from worker.celery_app import celery_app
 from worker.connection_tests.tasks import connection_test_task
 from worker.correlation.tasks import correlate
 from worker.scheduling.tasks import dispatch_due_task
+from worker.webhooks.tasks import webhook_events, webhook_meeting_participants
 
 __all__ = [
     "aggregate",
@@ -15,4 +16,6 @@ __all__ = [
     "dispatch_due_task",
     "sync_activity",
     "sync_activity_chunk",
+    "webhook_events",
+    "webhook_meeting_participants",
 ]

@@ -78,12 +78,15 @@ def to_public(source: Source) -> SourcePublic:
         next_activity_at=source.next_activity_at,
         last_test_at=source.last_test_at,
         last_test_ok_at=source.last_test_ok_at,
+        last_webhook_at=source.last_webhook_at,
         created_at=source.created_at,
         updated_at=source.updated_at,
         links={
             "self": base,
             "connection_tests": f"{base}/connection-tests",
             "runs": f"{base}/runs",
+            # Zoom's event notification endpoint URL for this source (no API key: signed).
+            "webhook": f"/v1/webhooks/zoom/{source.id}",
         },
     )
 

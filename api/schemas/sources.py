@@ -22,7 +22,8 @@ from worker.scheduling.cron import InvalidSchedule, check_cron
 from worker.sources.service import missing_credentials
 
 # Which credential fields each grant type needs (account_id is Zoom's account id for S2S apps).
-CREDENTIAL_FIELDS = ("client_id", "client_secret", "account_id", "refresh_token")
+CREDENTIAL_FIELDS = ("client_id", "client_secret", "account_id", "refresh_token",
+                     "webhook_secret_token")
 
 
 def _cron(value: str) -> str:
@@ -66,6 +67,8 @@ class SourceCredentials(Schema):
     client_secret: SecretField | None = None
     account_id: PlainCredential | None = None
     refresh_token: SecretField | None = None
+    # The Secret Token of the Zoom app's event subscription: it signs the webhooks.
+    webhook_secret_token: SecretField | None = None
 
     def plain(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -155,6 +158,7 @@ class CredentialsPresence(BaseModel):
     client_secret: bool
     account_id: bool
     refresh_token: bool
+    webhook_secret_token: bool
 
 
 class SourcePublic(BaseModel):
@@ -184,6 +188,7 @@ class SourcePublic(BaseModel):
     next_activity_at: datetime | None
     last_test_at: datetime | None
     last_test_ok_at: datetime | None
+    last_webhook_at: datetime | None
     created_at: datetime
     updated_at: datetime
     links: dict[str, str]

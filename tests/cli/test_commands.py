@@ -351,3 +351,21 @@ def test_an_unmigrated_database_says_to_run_db_upgrade(cli: Cli, tmp_path: Any) 
 def test_db_current_reports_head(cli: Cli) -> None:
     result = cli("db", "current")
     assert result.exit_code == 0 and "up to date" in result.stdout
+
+
+def test_the_webhook_secret_token_is_set_encrypted_and_never_echoed(cli: Cli) -> None:
+    _tenant(cli)
+    source_id = _s2s_source(cli)
+    result = cli("source", "webhook-secret", "zoom", "--secret", "wh-cli-secret-token")
+    assert result.exit_code == 0, result.output
+    assert f"/v1/webhooks/zoom/{source_id}" in result.stdout
+    assert "wh-cli-secret-token" not in result.output
+    with session_scope() as session:
+        source = session.get_one(Source, source_id)
+        assert "wh-cli-secret-token" not in source.credentials_ciphertext
+        stored = decrypt_json(source.credentials_ciphertext)
+    assert stored["webhook_secret_token"] == "wh-cli-secret-token"
+    assert stored["client_secret"] == SECRET  # the OAuth credentials stay
+    shown = cli("source", "show", "zoom", "--json")
+    assert "webhook_secret_token" in shown.stdout and "wh-cli-secret-token" not in shown.stdout
+    _one_line_error(cli("source", "webhook-secret", "zoom", "--secret", " "), 2, "Secret Token")

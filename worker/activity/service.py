@@ -29,7 +29,6 @@ from worker.db import session_scope
 from worker.kit import runs
 from worker.kit.upsert import Written, upsert
 from worker.models import (
-    ActivityEvent,
     DailyUsage,
     HostUsage,
     Meeting,
@@ -42,6 +41,7 @@ from worker.models import (
     SyncRun,
     utcnow,
 )
+from worker.webhooks import reconcile
 from worker.zoom.client import encode_meeting_uuid
 from worker.zoom.errors import ZoomError, ZoomNotFound
 
@@ -157,9 +157,9 @@ def fetch_signins(chunk: Chunk) -> None:
                 "client_type": item.get("client_type") or None,
                 "version": item.get("version") or None,
             })
-        chunk.written(upsert(chunk.session, ActivityEvent, rows,
-                             conflict=("source_id", "event_key"), immutable=True),
-                      immutable=True)
+        # Also merges the rows webhooks stored and counts what they missed (webhooks/).
+        chunk.written(reconcile.store_signins(chunk.session, chunk.run_id, chunk.source_id,
+                                              rows), immutable=True)
         chunk.page_done(len(page.items))
         pending = True
 

@@ -95,8 +95,10 @@ def _details(zoom_id: Any, identity_id: Any, dialect: str) -> Any:
     return case((zoom_id.is_(None), empty), (identity_id.is_(None), linked), else_=both)
 
 
-def recompute(session: Session, source: Source, days: Iterable[date]) -> int:
-    """Rewrite the summaries of `source` for `days`; returns rows written. Caller commits.
+def recompute(session: Session, source: Source, days: Iterable[date],
+              emails: Iterable[str] | None = None) -> int:
+    """Rewrite the summaries of `source` for `days` (of only `emails`, lower-cased, when
+    given: a webhook's one user); returns rows written. Caller commits.
 
     One `DELETE` and one `INSERT ... SELECT ... GROUP BY`: the database aggregates, so the
     worker's memory does not grow with the events in the window (it used to hold a dict per
@@ -109,6 +111,7 @@ def recompute(session: Session, source: Source, days: Iterable[date]) -> int:
     start = datetime.combine(days[0], datetime.min.time(), tzinfo=UTC)
     end = datetime.combine(days[-1] + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
     zero = literal(0, BigInteger)
+    only = None if emails is None else sorted({e.lower() for e in emails})
 
     # Sign-in/out events: every event counts as activity, "Sign in" ones as sign-ins.
     ev_email = func.lower(ActivityEvent.email)
@@ -120,7 +123,8 @@ def recompute(session: Session, source: Source, days: Iterable[date]) -> int:
                func.max(ActivityEvent.time).label("last"))
         .where(col(ActivityEvent.source_id) == source.id, col(ActivityEvent.time) >= start,
                col(ActivityEvent.time) < end, ev_day.in_(days),
-               func.coalesce(ev_email, "") != "")
+               func.coalesce(ev_email, "") != "",
+               *([] if only is None else [col(ActivityEvent.email).in_(only)]))
         .group_by(ev_email, ev_day)
     )
     # Meetings hosted, by start day; activity until the latest end.
@@ -129,7 +133,8 @@ def recompute(session: Session, source: Source, days: Iterable[date]) -> int:
     hosted = (
         select(host, m_day, zero, func.count(), zero, zero, func.max(Meeting.end_time))
         .where(col(Meeting.source_id) == source.id, col(Meeting.start_time) >= start,
-               col(Meeting.start_time) < end, m_day.in_(days), func.coalesce(host, "") != "")
+               col(Meeting.start_time) < end, m_day.in_(days), func.coalesce(host, "") != "",
+               *([] if only is None else [col(Meeting.host_email).in_(only)]))
         .group_by(host, m_day)
     )
     # Attendance, by join day: distinct meetings, summed seconds, latest leave (else join).
@@ -144,7 +149,8 @@ def recompute(session: Session, source: Source, days: Iterable[date]) -> int:
         .where(col(MeetingParticipant.source_id) == source.id,
                col(MeetingParticipant.join_time) >= start,
                col(MeetingParticipant.join_time) < end, p_day.in_(days),
-               func.coalesce(who, "") != "")
+               func.coalesce(who, "") != "",
+               *([] if only is None else [col(MeetingParticipant.user_email).in_(only)]))
         .group_by(who, p_day)
     )
     inputs = union_all(events, hosted, attended).subquery("inputs")
@@ -194,11 +200,11 @@ def recompute(session: Session, source: Source, days: Iterable[date]) -> int:
         set_={c: stmt.excluded[c] for c in columns[4:]},
     )
     # Days recomputed from scratch: a user with no activity left that day loses the row.
-    session.execute(
-        delete(UserDailySummary).where(
-            col(UserDailySummary.source_id) == source.id, col(UserDailySummary.day).in_(days)
-        )
-    )
+    gone = delete(UserDailySummary).where(
+        col(UserDailySummary.source_id) == source.id, col(UserDailySummary.day).in_(days))
+    if only is not None:
+        gone = gone.where(col(UserDailySummary.email).in_(only))
+    session.execute(gone)
     # SQLAlchemy reads an INSERT's rowcount only when asked to.
     result: Any = session.execute(stmt.execution_options(preserve_rowcount=True))
     return int(result.rowcount)

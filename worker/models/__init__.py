@@ -34,6 +34,7 @@ from worker.models.enums import (
 from worker.models.identity import AccountCorrelation, Identity
 from worker.models.runs import ConnectionTest, StreamCursor, SyncRun
 from worker.models.tenancy import ApiKey, Source, Tenant
+from worker.models.webhooks import WebhookEvent, WebhookStatus
 
 __all__ = [
     "AccountCorrelation",
@@ -59,6 +60,8 @@ __all__ = [
     "TenantScoped",
     "TestStatus",
     "UserDailySummary",
+    "WebhookEvent",
+    "WebhookStatus",
     "ZoomGroup",
     "ZoomGroupMember",
     "ZoomPlan",

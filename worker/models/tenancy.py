@@ -98,5 +98,7 @@ class Source(SQLModel, TenantScoped, table=True):
 
     last_test_at: datetime | None = TimestampField()
     last_test_ok_at: datetime | None = TimestampField()
+    # When a signed webhook last arrived (updated at most every few seconds).
+    last_webhook_at: datetime | None = TimestampField()
     created_at: datetime = TimestampField(nullable=False, default_factory=utcnow)
     updated_at: datetime = TimestampField(nullable=False, default_factory=utcnow)

@@ -190,6 +190,10 @@ def dispatch_due(
                 # The run row exists and is queued: the lost-run sweep sends it again later.
                 log.exception("could not enqueue run %s [%s]", run.id, runs.where(None,
                                                                                   run.tenant_id))
+    if enqueue:
+        from worker.webhooks.inbox import sweep  # webhook events the API could not send
+
+        sweep(now)
     if to_send:
         log.info("dispatch_due: %d scheduled, %d resumed, %d re-sent", len(created),
                  len(resumed), len(lost))

@@ -50,6 +50,8 @@ REQUIRED_CREDENTIALS: dict[GrantType, tuple[str, ...]] = {
     GrantType.ACCOUNT_CREDENTIALS: ("account_id", "client_id", "client_secret"),
     GrantType.REFRESH_TOKEN: ("client_id", "client_secret", "refresh_token"),
 }
+# Kept whatever the grant type: the Secret Token of the app's event subscription (webhooks).
+OPTIONAL_CREDENTIALS = ("webhook_secret_token",)
 
 
 class SourceError(Exception):
@@ -106,7 +108,8 @@ def _usable_credentials(grant_type: GrantType, given: Mapping[str, Any]) -> dict
     missing = missing_credentials(grant_type, given)
     if missing:
         raise CredentialsMissing(GrantType(grant_type), missing)
-    return {n: str(given[n]).strip() for n in required_credentials(grant_type)}
+    kept = (*required_credentials(grant_type), *OPTIONAL_CREDENTIALS)
+    return {n: str(given[n]).strip() for n in kept if str(given.get(n) or "").strip()}
 
 
 def stored_credentials(source: Source) -> dict[str, Any]:
@@ -118,6 +121,18 @@ def stored_credentials(source: Source) -> dict[str, Any]:
         return decrypt_json(source.credentials_ciphertext)
     except CredentialsUnreadable:
         return {}
+
+
+def webhook_secret(credentials_ciphertext: str) -> str | None:
+    """The Secret Token that signs a source's webhooks (from its stored credentials), or None
+    when none is set or they cannot be read."""
+    if not credentials_ciphertext:
+        return None
+    try:
+        secret = decrypt_json(credentials_ciphertext).get("webhook_secret_token")
+    except CredentialsUnreadable:
+        return None
+    return str(secret) if secret else None
 
 
 def schedule(source: Source, now: datetime) -> None:
@@ -192,15 +207,20 @@ def rotate_credentials(
     stored = stored_credentials(source)
     merged = {**stored, **(credentials or {})}
     # Fields another grant type needed are dropped, so no stale secret lingers.
-    merged = {k: v for k, v in merged.items() if k in required_credentials(grant_type)}
+    merged = {k: v for k, v in merged.items()
+              if k in required_credentials(grant_type) or k in OPTIONAL_CREDENTIALS}
     missing = missing_credentials(grant_type, merged)
     if missing:
         raise CredentialsMissing(grant_type, missing)
     if merged == stored and grant_type == source.grant_type:
         return False
+    oauth_changed = grant_type != source.grant_type or any(
+        merged.get(n) != stored.get(n) for n in required_credentials(grant_type))
     source.credentials_ciphertext = encrypt_json(merged)
     source.credentials_version += 1
     source.credentials_updated_at = utcnow()
+    if not oauth_changed:
+        return True  # only the webhook Secret Token: the OAuth state stays as it is
     # S2S apps name their account; refresh-token apps learn it again from Zoom.
     if grant_type == GrantType.ACCOUNT_CREDENTIALS:
         source.zoom_account_id = merged.get("account_id")

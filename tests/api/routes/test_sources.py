@@ -40,6 +40,7 @@ def test_a_created_source_shows_which_credentials_are_set_but_never_their_values
     body = response.json()
     assert body["credentials"] == {
         "client_id": True, "client_secret": True, "account_id": True, "refresh_token": False,
+        "webhook_secret_token": False,
     }
     assert body["credentials_version"] == 1
     assert body["credentials_updated_at"] is not None
@@ -235,6 +236,7 @@ def test_switching_grant_type_needs_the_new_types_credentials_and_drops_the_old(
     assert switched.status_code == 200
     assert switched.json()["credentials"] == {
         "client_id": True, "client_secret": True, "account_id": False, "refresh_token": True,
+        "webhook_secret_token": False,
     }
     assert switched.json()["zoom_account_id"] is None
     assert "account_id" not in _stored(clean_db, source["id"])["credentials"]

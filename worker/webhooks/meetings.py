@@ -1,0 +1,110 @@
+"""`meeting.ended`: store the meeting and fetch its participants report once Zoom has it.
+
+The report is a Heavy call (against the account's daily budget, shared with the planner), so
+one is reserved before the fetch; a meeting that does not fit today stays `pending` and the
+next meetings chunk of the pull fetches it. Zoom builds the report a little after the end, so
+the fetch is sent with a delay.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, select
+
+from worker.activity import summaries
+from worker.aggregation.service import parse_time
+from worker.db import session_scope
+from worker.models import Meeting, Source, WebhookEvent, WebhookStatus
+
+log = logging.getLogger(__name__)
+
+TASK = "zoom.webhook_meeting_participants"
+# Zoom's participants report appears some minutes after a meeting ends.
+REPORT_DELAY_SECONDS = 300.0
+
+
+def _s(value: Any, limit: int) -> str:
+    return ("" if value is None else str(value))[:limit]
+
+
+def ended(session: Session, source: Source, row: WebhookEvent, obj: dict[str, Any]
+          ) -> tuple[str, str]:
+    meeting_uuid = _s(obj.get("uuid"), 128)
+    if not meeting_uuid:
+        return WebhookStatus.IGNORED, "meeting.ended without a uuid"
+    start, end = parse_time(obj.get("start_time")), parse_time(obj.get("end_time"))
+    values = {
+        "tenant_id": source.tenant_id, "source_id": source.id, "uuid": meeting_uuid,
+        "meeting_id": _s(obj.get("id"), 32), "host_zoom_id": _s(obj.get("host_id"), 64),
+        "topic": _s(obj.get("topic"), 500), "type": obj.get("type") if isinstance(
+            obj.get("type"), int) else None,
+        "start_time": start, "end_time": end,
+        "duration": obj.get("duration") if isinstance(obj.get("duration"), int) else None,
+        "participants_status": "pending",
+    }
+    table = Meeting.__table__  # type: ignore[attr-defined]
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    # The pull's row (with the report's totals) wins: the event only adds what is missing.
+    session.execute(insert.values(values).on_conflict_do_nothing(
+        index_elements=["source_id", "uuid"]))
+    return WebhookStatus.PROCESSED, "meeting stored; participants report queued"
+
+
+def enqueue_participants(event: WebhookEvent, countdown: float = REPORT_DELAY_SECONDS) -> None:
+    from worker.dispatch import send
+
+    try:
+        send(TASK, event.id, tenant_id=event.tenant_id, source_id=event.source_id,
+             countdown=countdown)
+    except Exception:
+        # The meeting stays pending: the pull's meetings chunk fetches its participants.
+        log.warning("participants of webhook event %s not queued [tenant %s, source %s]",
+                    event.id, event.tenant_id, event.source_id, exc_info=True)
+
+
+def fetch_participants(event_id: uuid.UUID, *, client: Any = None, redis_client: Any = None
+                       ) -> str:
+    """Fetch the participants report of the meeting a `meeting.ended` event named, once."""
+    from datetime import UTC, datetime
+
+    from worker.activity.planner import reserve_heavy
+    from worker.activity.service import Chunk, _fetch_participants
+
+    with session_scope() as session:
+        event = session.get(WebhookEvent, event_id)
+        if event is None:
+            return "missing"
+        source = session.get_one(Source, event.source_id)
+        meeting_uuid = _s((json.loads(event.body).get("payload") or {}).get("object", {})
+                          .get("uuid"), 128)
+        meeting = session.exec(select(Meeting).where(Meeting.source_id == source.id,
+                                                     Meeting.uuid == meeting_uuid)).first()
+        if meeting is None or meeting.participants_status != "pending":
+            return "noop"
+        if redis_client is None:
+            from worker.kit.redis import get_redis
+
+            redis_client = get_redis()
+        if not reserve_heavy(redis_client, source, datetime.now(UTC).date(), 1):
+            return "deferred: no Heavy budget left today; the next pull fetches it"
+        if client is None:
+            from worker.clients import client_for_source
+
+            client = client_for_source(source.id)
+        day = (meeting.start_time or datetime.now(UTC)).astimezone(UTC).date()
+        # The report fetcher of the pull, on a chunk that is never committed as a run.
+        chunk = Chunk(run_id=event.id, tenant_id=source.tenant_id, source_id=source.id,
+                      stream="meetings", first=day, last=day, session=session, client=client,
+                      check=lambda: None, checkpoint={})
+        meeting.participants_status = _fetch_participants(chunk, meeting_uuid)
+        session.add(meeting)
+        session.flush()
+        summaries.recompute(session, source, [day, day + timedelta(days=1)])
+        return f"participants {meeting.participants_status}: {chunk.seen}"
