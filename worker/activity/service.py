@@ -22,10 +22,11 @@ import redis
 from sqlmodel import Session
 
 from worker.activity import summaries
-from worker.activity.planner import next_in_chain, roll_up
+from worker.activity.planner import heavy_reservation, next_in_chain, roll_up
 from worker.aggregation.service import parse_time
 from worker.db import session_scope
 from worker.kit import runs
+from worker.kit.redis import get_redis
 from worker.kit.upsert import Written, upsert
 from worker.models import (
     ActivityEvent,
@@ -358,7 +359,8 @@ def run_chunk(
         if outcome.status == RunStatus.FAILED:
             abandon_chain(run_id)
 
-    with runs.working(run_id, lock, "stream", after_failure) as check:
+    with heavy_reservation(run_id, redis_client or get_redis()), \
+            runs.working(run_id, lock, "stream", after_failure) as check:
         run, next_chunk = _run(run_id, tenant_id, source_id, stream, client, check)
     if enqueue and next_chunk is not None:
         from worker.dispatch import enqueue_run
