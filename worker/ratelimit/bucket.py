@@ -22,9 +22,10 @@ plan. So the rate of each (account, category) is learned, in Redis, for every wo
 - a 429 cuts the rate multiplicatively (``BETA``), once per burst (every worker of the account
   sees the same 429s; one cut answers them all), and pushes everyone's next slot past
   ``Retry-After`` (seconds or an HTTP date, rounded up: a date has one-second resolution);
-- while no 429 comes, the rate recovers additively with time: quickly back to just under the
-  rate that failed, then slowly above it (a probe), so the rate settles under the real limit
-  instead of see-sawing between half and all of it;
+- every request sent without a 429 since then adds a little back (additive, per request, not
+  per second: an idle account does not drift up): quickly to just under the rate that failed,
+  then slowly above it (a probe), so the rate settles under the real limit instead of
+  see-sawing between half and all of it;
 - an ``X-RateLimit-Limit`` on a per-second 429 is the account's real limit: the rate is held
   under it for ``CEILING_TTL`` (then probed again, in case the other apps went quiet);
 - an ``X-RateLimit-Remaining`` of a daily limit corrects our daily count (``budget.py``).
@@ -59,12 +60,15 @@ log = logging.getLogger(__name__)
 
 __all__ = ["KEY_PREFIX", "PLAN_LIMITS", "AccountLimiter", "CategoryLimit", "retry_after_seconds"]
 
-# A 429 multiplies the rate by BETA. Recovery: FAST (a share of the configured rate per second)
-# up to KNEE x the rate that failed, then SLOW. One cut per COOLDOWN_INTERVALS slots (at least a
-# second): the 429s of one burst are one signal.
+# A 429 multiplies the rate by BETA. Each request sent since then adds FAST x the rate that
+# failed (~40 requests back to) KNEE x that rate, then SLOW x it (a probe: ~50 requests to close
+# the last 10%, so at worst one 429 in ~50 whatever the rate). A slow climb matters more than a
+# fast one: the next 429 then comes near the real limit, so the rate that failed converges on
+# it within a few cuts instead of creeping down by a tenth per cut. One cut per
+# COOLDOWN_INTERVALS slots (at least a second): the 429s of one burst are one signal.
 BETA = 0.5
 KNEE = 0.9
-FAST = 0.25
+FAST = 0.01
 SLOW = 0.002
 COOLDOWN_INTERVALS = 2
 MIN_FRACTION = 0.01
@@ -78,24 +82,24 @@ DEFAULT_RETRY_AFTER_SECONDS = 1.0
 # The effective rate (requests per second) of one (account, category) at `now`.
 _EFFECTIVE = """
 local function effective(pkey, now, max_rate)
-  local p = redis.call('HMGET', pkey, 'base', 'cut_at', 'bad', 'ceiling', 'ceiling_until')
+  local p = redis.call('HMGET', pkey, 'base', 'sent', 'bad', 'ceiling', 'ceiling_until')
   local rate = max_rate
   local ceiling = tonumber(p[4] or '0')
   if ceiling > 0 and tonumber(p[5] or '0') > now and ceiling < rate then rate = ceiling end
   local base = tonumber(p[1] or '0')
   if base > 0 then
-    local dt = (now - tonumber(p[2] or '0')) / 1000
-    if dt < 0 then dt = 0 end
-    local knee = tonumber(p[3] or '0') * @KNEE@
-    local fast = max_rate * @FAST@
-    local slow = max_rate * @SLOW@
+    local n = tonumber(p[2] or '0')
+    local bad = tonumber(p[3] or '0')
+    local knee = bad * @KNEE@
+    local fast = bad * @FAST@
+    local slow = bad * @SLOW@
     local r
-    local t_knee = 0
-    if knee > base then t_knee = (knee - base) / fast end
-    if dt <= t_knee then
-      r = base + fast * dt
+    local n_knee = 0
+    if knee > base then n_knee = (knee - base) / fast end
+    if n <= n_knee then
+      r = base + fast * n
     else
-      r = math.max(base, knee) + slow * (dt - t_knee)
+      r = math.max(base, knee) + slow * (n - n_knee)
     end
     if r < rate then rate = r end
   end
@@ -138,6 +142,9 @@ if wait < 0 then wait = 0 end
 if wait > max_wait then return {-2, math.ceil(wait)} end
 local new_tat = tat + interval
 redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil(new_tat - now + tol) + 1000)
+if redis.call('HEXISTS', KEYS[3], 'base') == 1 then
+  redis.call('HINCRBY', KEYS[3], 'sent', 1)
+end
 if dkey then
   redis.call('HINCRBY', dkey, 'used', 1)
   if mine > 0 then
@@ -150,8 +157,9 @@ return {0, math.ceil(wait)}
 """
 
 # A 429. KEYS: slot, pace hash. ARGV: max rate, min rate, wait ms, ceiling (0: none), ceiling
-# ttl ms, pace ttl s. Pushes every worker's next slot past the wait, cuts the rate (once per
-# burst) and remembers a limit Zoom named. Returns {cut?, rate in milli-requests/s after}.
+# ttl ms, pace ttl s, cooldown ms (-1: the default). Pushes every worker's next slot past the
+# wait, cuts the rate (once per burst) and remembers a limit Zoom named. Returns {cut?, rate in
+# milli-requests/s after}.
 _THROTTLE = _EFFECTIVE + """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -161,10 +169,11 @@ local rate = effective(KEYS[2], now, max_rate)
 local cut = 0
 local cut_at = tonumber(redis.call('HGET', KEYS[2], 'cut_at') or '0')
 local cooldown = math.max(1000, @COOLDOWN@ * 1000 / rate)
+if tonumber(ARGV[7]) >= 0 then cooldown = tonumber(ARGV[7]) end
 if now - cut_at >= cooldown then
   local base = math.max(min_rate, rate * @BETA@)
   redis.call('HSET', KEYS[2], 'base', tostring(base), 'cut_at', tostring(now),
-             'bad', tostring(rate))
+             'bad', tostring(rate), 'sent', 0)
   cut = 1
 end
 local ceiling = tonumber(ARGV[4])
@@ -268,6 +277,7 @@ class AccountLimiter:
         max_wait: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
+        cooldown: float | None = None,
     ) -> None:
         if not 0 < share <= 1:
             raise ValueError("share must be in (0, 1]")
@@ -280,6 +290,8 @@ class AccountLimiter:
         self.max_wait = max_wait
         self._sleep = sleep
         self._clock = clock
+        # One cut per burst of 429s; None: COOLDOWN_INTERVALS slots, at least a second.
+        self.cooldown = cooldown
         self._acquire = redis_client.register_script(_ACQUIRE)
         self._throttle = redis_client.register_script(_THROTTLE)
         self._drain = redis_client.register_script(_DRAIN)
@@ -364,7 +376,8 @@ class AccountLimiter:
             cut, milli = self._throttle(
                 keys=[self._keys(category)[0], self._keys(category)[2]],
                 args=[max_rate, min_rate, int(wait * 1000), ceiling,
-                      CEILING_TTL_SECONDS * 1000, PACE_TTL_SECONDS],
+                      CEILING_TTL_SECONDS * 1000, PACE_TTL_SECONDS,
+                      -1 if self.cooldown is None else int(self.cooldown * 1000)],
             )
         except redis.RedisError as exc:
             raise self._unreachable(exc) from exc
@@ -376,8 +389,8 @@ class AccountLimiter:
 
     def observe(self, category: str, headers: Mapping[str, str]) -> None:
         """A successful answer: Zoom's daily ``X-RateLimit-Remaining``, when it sends one,
-        corrects our daily count. (Per-second recovery needs no report: it is the time since the
-        last 429.) Costs a Redis call only when the header is there."""
+        corrects our daily count. (Per-second recovery needs no report: ``acquire`` counts the
+        requests sent since the last cut.) Costs a Redis call only when the header is there."""
         if not _is_daily_type(headers):
             return
         remaining = _header_int(headers, "X-RateLimit-Remaining")
