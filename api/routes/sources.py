@@ -78,6 +78,7 @@ def to_public(source: Source) -> SourcePublic:
         next_activity_at=source.next_activity_at,
         last_test_at=source.last_test_at,
         last_test_ok_at=source.last_test_ok_at,
+        insights_ready_at=source.insights_ready_at,
         created_at=source.created_at,
         updated_at=source.updated_at,
         links={

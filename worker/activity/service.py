@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import redis
 from sqlmodel import Session
 
-from worker.activity import summaries
+from worker.activity import readiness, summaries
 from worker.activity.planner import heavy_reservation, next_in_chain, roll_up
 from worker.aggregation.service import parse_time
 from worker.db import session_scope
@@ -413,6 +413,8 @@ def _run(
         run.inserted, run.updated, run.unchanged = chunk.inserted, chunk.updated, chunk.unchanged
         run.checkpoint = {}
         runs.finish(run, RunStatus.SUCCEEDED, skipped_meetings=chunk.skipped)
+        if stream == Stream.SIGNINS:
+            readiness.mark_if_ready(session, source)
         next_chunk = next_in_chain(session, run)
         if next_chunk is not None:
             next_chunk.details = {**next_chunk.details, "enqueued_at": utcnow().isoformat()}
