@@ -217,6 +217,13 @@ return used
 """
 
 
+_RATE = _EFFECTIVE + """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return math.floor(effective(KEYS[1], now, tonumber(ARGV[1])) * 1000)
+"""
+
+
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
     """``Retry-After`` as seconds to wait, rounded up to whole seconds: Zoom sends seconds or an
     HTTP (or ISO) date, and a date names a second, so waiting to the fraction would sometimes
@@ -296,6 +303,7 @@ class AccountLimiter:
         self._throttle = redis_client.register_script(_THROTTLE)
         self._drain = redis_client.register_script(_DRAIN)
         self._daily_remaining = redis_client.register_script(_DAILY_REMAINING)
+        self._rate = redis_client.register_script(_RATE)
 
     def __repr__(self) -> str:
         return f"AccountLimiter({self.account_key!r}, plan={self.plan!r}, share={self.share})"
@@ -410,14 +418,8 @@ class AccountLimiter:
 
     def rate(self, category: str) -> float:
         """The rate ``acquire`` paces ``category`` at now (requests per second)."""
-        script = self.redis.register_script(
-            _EFFECTIVE + """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-return math.floor(effective(KEYS[1], now, tonumber(ARGV[1])) * 1000)
-""")
-        return int(script(keys=[self._keys(category)[2]],
-                          args=[self.max_rate(category)])) / 1000.0
+        return int(self._rate(keys=[self._keys(category)[2]],
+                              args=[self.max_rate(category)])) / 1000.0
 
     def drain(self, category: str, seconds: float) -> None:
         """Make every worker on this account wait ``seconds`` before its next ``category`` call."""
