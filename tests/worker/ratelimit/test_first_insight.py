@@ -9,6 +9,7 @@ import uuid
 
 from sqlmodel import col, select
 
+from api.routes.sources import to_public
 from tests.worker.helpers import add_source, zoom
 from worker.activity.planner import plan_activity
 from worker.activity.readiness import mark_if_ready
@@ -74,6 +75,8 @@ def test_insights_are_ready_with_sign_ins_and_directory_while_meetings_wait(
     run_aggregation(new_run(source_id, RunKind.AGGREGATION), enqueue=False)
     ready = ready_at(source_id)
     assert ready is not None
+    with session_scope() as session:  # the source API shows it
+        assert to_public(session.get_one(Source, source_id)).insights_ready_at == ready
     with session_scope() as session:
         waiting = {session.get_one(SyncRun, c.id).status for c in meetings}
     assert waiting == {RunStatus.DEFERRED}  # ready without them
