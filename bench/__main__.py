@@ -24,6 +24,7 @@ from bench.harness import (
 FIGURES = {
     "tokens": "token stampede, expiry under load, cached read latency",
     "ratelimit": "rate-limit efficiency of 1, 2 and 4 worker processes",
+    "ratelimit_real": "an account limited below plan x share: 429s and wall time / floor",
     "ingest": "activity ingestion against raw COPY, worker memory",
     "aggregation": "aggregation of a large directory, first and no-change runs",
     "api": "connection-test enqueue against /healthz",

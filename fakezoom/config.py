@@ -88,7 +88,8 @@ class FakeZoomConfig:
     plan: Plan = "pro"
     accounts: list[AccountSpec] = field(default_factory=lambda: [AccountSpec()])
     rate_limits_enabled: bool = True
-    # Multiplies the per-second (and per-minute) limits of the plan table.
+    # Multiplies the per-second (and per-minute) limits of the plan table: the account's real
+    # limit below its plan (e.g. 0.1 = a tenth of Pro, as when other apps share the account).
     rate_scale: float = 1.0
     # Multiplies the daily limits (Free per-category, Pro/Business shared Heavy cap).
     daily_scale: float = 1.0

@@ -151,8 +151,11 @@ class RateLimiter:
 
     Per-second limits are a fixed one-second window on the fake clock keyed by (account,
     category): simple, deterministic under a frozen clock, and as strict as Zoom's published
-    "N requests per second". Resource-intensive uses a one-minute window. Daily caps reset at
-    GMT 00:00:00. A refused request is counted in stats but consumes nothing.
+    "N requests per second". ``rate_scale`` is the account's real limit as a share of its plan
+    (other apps use the rest, or the account is limited below plan); scaled below one request
+    per second, the window widens instead (0.05 x 10/s: one request per two seconds).
+    Resource-intensive uses a one-minute window. Daily caps reset at GMT 00:00:00. A refused
+    request is counted in stats but consumes nothing.
     """
 
     def __init__(self, fake: FakeZoom) -> None:
@@ -170,7 +173,12 @@ class RateLimiter:
             base, width = RESOURCE_INTENSIVE_PER_MINUTE[plan], 60
         else:
             base, width = PER_SECOND[plan][category], 1
-        return max(1, round(base * cfg.rate_scale)), width
+        scaled = base * cfg.rate_scale
+        if scaled < 1:
+            # An account limited below one request per window (0.05 x Pro Heavy = 0.5/s): one
+            # request per proportionally wider window, so the long-run rate is the scaled one.
+            return 1, width * max(1, round(1 / scaled))
+        return max(1, round(scaled)), width
 
     def _daily_bucket(self, plan: str, category: str) -> tuple[str, int] | None:
         scale = self.fake.config.daily_scale

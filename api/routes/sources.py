@@ -79,6 +79,7 @@ def to_public(source: Source) -> SourcePublic:
         last_test_at=source.last_test_at,
         last_test_ok_at=source.last_test_ok_at,
         last_webhook_at=source.last_webhook_at,
+        insights_ready_at=source.insights_ready_at,
         created_at=source.created_at,
         updated_at=source.updated_at,
         links={

@@ -189,6 +189,8 @@ class SourcePublic(BaseModel):
     last_test_at: datetime | None
     last_test_ok_at: datetime | None
     last_webhook_at: datetime | None
+    # When the sign-in history and the directory of the backfill window were first both stored.
+    insights_ready_at: datetime | None
     created_at: datetime
     updated_at: datetime
     links: dict[str, str]

@@ -6,8 +6,11 @@ Chunks of one (source, stream) run in window order, as a chain: a chunk enqueues
 commits, so the stream's watermark only ever advances over contiguous, committed windows.
 
 Zoom's daily cap on Heavy requests (every report is Heavy) is part of the plan: each chunk's cost
-is estimated, reserved against the account's budget for the UTC day, and what does not fit is
-created `deferred` until after midnight UTC, when the dispatcher resumes it.
+is estimated from what the account has, a window costing more than a day is split by days, each
+chunk is reserved against the account's budget for the UTC day (``worker.ratelimit.budget``, the
+counter the limiter counts requests in), and what does not fit is created `deferred`; the
+dispatcher re-admits deferred chunks every day, by value, until the day's budget is spent. A
+chunk gives back the part of its reservation it did not use when it ends.
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ from __future__ import annotations
 import logging
 import math
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 import redis
 from sqlalchemy import func
@@ -26,6 +31,7 @@ from worker.db import session_scope
 from worker.kit import runs
 from worker.models import (
     ActivityEvent,
+    HostUsage,
     Meeting,
     RunKind,
     RunStatus,
@@ -33,10 +39,10 @@ from worker.models import (
     Stream,
     StreamCursor,
     SyncRun,
-    ZoomPlan,
-    ZoomUser,
     utcnow,
 )
+from worker.models.base import as_utc
+from worker.ratelimit.budget import DailyBudget, account_key, charging, utc_day
 from worker.settings import get_settings
 from worker.zoom.pagination import earliest_report_date, month_windows
 
@@ -50,61 +56,151 @@ STREAMS: tuple[Stream, ...] = (
     Stream.OPERATION_LOGS,
 )
 
-# Zoom's daily cap on Heavy (+ Resource-intensive) requests per account, by plan (zoom-api.md):
-# Free counts Heavy alone (1,000/day); Pro and Business share 30,000 / 60,000 with
-# Resource-intensive.
-HEAVY_DAILY_CAP = {ZoomPlan.FREE: 1_000, ZoomPlan.PRO: 30_000, ZoomPlan.BUSINESS: 60_000}
+# First insight first: the sign-in history (days active, last sign-in) is what the insights
+# need; host usage is cheap and tells the meetings chunks what they will cost; the participant
+# reports (one Heavy call per meeting) come last. The daily Heavy budget is admitted in this
+# order, at plan time and when deferred chunks are re-admitted.
+VALUE_ORDER: dict[str, int] = {
+    Stream.SIGNINS: 0,
+    Stream.HOST_USAGE: 1,
+    Stream.DAILY_USAGE: 2,
+    Stream.OPERATION_LOGS: 3,
+    Stream.MEETINGS: 4,
+}
 PAGE_SIZE = 300
 
-# Reserve `cost` in the day's budget only if it fits (atomic across planners).
-_RESERVE = """
-local used = tonumber(redis.call('GET', KEYS[1]) or '0')
-if used + tonumber(ARGV[1]) > tonumber(ARGV[2]) then return -1 end
-redis.call('INCRBY', KEYS[1], ARGV[1])
-redis.call('EXPIRE', KEYS[1], 172800)
-return used + tonumber(ARGV[1])
-"""
 
-
-def heavy_daily_cap(source: Source) -> int:
-    """Our share of the account's daily Heavy budget (other apps of the account use the rest)."""
+def heavy_budget(redis_client: redis.Redis, source: Source) -> DailyBudget:
+    """The account's daily Heavy budget (``worker.ratelimit.budget``), at our share of the
+    plan's cap: the same counter and key the limiter counts requests under."""
     share = source.rate_share or get_settings().rate_limit_share
-    plan = ZoomPlan(source.plan) if source.plan in {p.value for p in ZoomPlan} else ZoomPlan.PRO
-    return max(1, int(HEAVY_DAILY_CAP[plan] * share))
+    return DailyBudget(redis_client, account_key(source.zoom_account_id, source.id),
+                       str(source.plan), share)
 
 
 def day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
+def _host_usage_estimate(session: Session, source_id: uuid.UUID, start: date,
+                         end: date) -> tuple[int, int] | None:
+    """(hosts, meetings) of the window from the stored /report/users rows of its months (each
+    row is one user and month; meetings scale with the part of the month in the window)."""
+    rows = session.exec(
+        select(col(HostUsage.period_start), col(HostUsage.period_end),
+               func.count(func.distinct(HostUsage.user_zoom_id)), func.sum(HostUsage.meetings))
+        .where(HostUsage.source_id == source_id, col(HostUsage.period_start) <= end,
+               col(HostUsage.period_end) >= start, col(HostUsage.meetings) > 0)
+        .group_by(col(HostUsage.period_start), col(HostUsage.period_end))).all()
+    if not rows:
+        return None
+    hosts = 0
+    meetings = 0.0
+    for p_start, p_end, n_hosts, n_meetings in rows:
+        covered = (min(end, p_end) - max(start, p_start)).days + 1
+        meetings += (n_meetings or 0) * max(0, covered) / ((p_end - p_start).days + 1)
+        hosts = max(hosts, int(n_hosts))
+    return hosts, math.ceil(meetings)
+
+
 def estimate_heavy_cost(session: Session, source_id: uuid.UUID, stream: str,
-                        start: date, end: date) -> int:
-    """Heavy calls a chunk will make: pages of its report(s), and for meetings one call per
-    host and per meeting. From what is stored for the source's last 30 days when there is
-    history, else from the directory (a first backfill)."""
+                        start: date, end: date, checkpoint: dict[str, Any] | None = None,
+                        now: datetime | None = None) -> int:
+    """Heavy calls a chunk will make, from what the account actually has: pages of its report,
+    and for meetings one call per host with meetings and one per meeting. Hosts and meetings
+    come from the window's stored /report/users rows, else the meetings stored for the last 30
+    days; with neither (a first backfill) only the host list is known to be needed, so the
+    estimate is that one call and the rest is drawn while the day has room (the directory's
+    licensed users say nothing about who hosts). A meetings chunk resuming from its checkpoint
+    only counts the hosts it has left."""
     days = (end - start).days + 1
-    since = utcnow() - timedelta(days=30)
+    since = (now or utcnow()) - timedelta(days=30)
     if stream == Stream.SIGNINS:
         events = session.exec(select(func.count()).select_from(ActivityEvent).where(
             ActivityEvent.source_id == source_id, col(ActivityEvent.time) >= since)).one()
         return max(1, math.ceil(events / 30 * days / PAGE_SIZE))
-    if stream == Stream.MEETINGS:
+    if stream != Stream.MEETINGS:
+        return 1
+    known = _host_usage_estimate(session, source_id, start, end)
+    if known is None:
         meetings, hosts = session.exec(
             select(func.count(), func.count(func.distinct(Meeting.host_zoom_id))).where(
                 Meeting.source_id == source_id, col(Meeting.start_time) >= since)).one()
         if not meetings:
-            licensed = session.exec(select(func.count()).select_from(ZoomUser).where(
-                ZoomUser.source_id == source_id, col(ZoomUser.deleted_at).is_(None),
-                ZoomUser.type == 2)).one()
-            return 1 + licensed
-        return 1 + hosts + math.ceil(meetings / 30 * days)
-    return 1
+            return 1
+        known = int(hosts), math.ceil(meetings / 30 * days)
+    hosts, meetings = known
+    per_host = 1 + meetings / max(1, hosts)
+    done = len((checkpoint or {}).get("hosts_done", []))
+    left = max(0, hosts - done)
+    return max(1, math.ceil(hosts / PAGE_SIZE)) + math.ceil(left * per_host)
 
 
-def reserve_heavy(client: redis.Redis, source: Source, day: date, cost: int) -> bool:
-    account = source.zoom_account_id or str(source.id)
-    key = f"ai:heavy-budget:{account}:{day.isoformat()}"
-    return int(client.eval(_RESERVE, 1, key, cost, heavy_daily_cap(source))) >= 0
+def reserve_heavy(redis_client: redis.Redis, source: Source, run: SyncRun, day: date,
+                  cost: int) -> bool:
+    """Reserve the chunk's estimate in the day's budget if it fits (a chunk bigger than a day
+    takes one day's cap and resumes from its checkpoint); the reservation is the chunk's own,
+    and the chunk gives back what it did not use when it ends (``heavy_reservation``)."""
+    held = heavy_budget(redis_client, source).reserve(str(run.id), cost, day)
+    if held is None:
+        return False
+    run.details = {**run.details, "heavy_cost": cost,
+                   "heavy_reserved": {"day": day.isoformat(), "calls": held}}
+    return True
+
+
+@contextmanager
+def heavy_reservation(run_id: uuid.UUID, redis_client: redis.Redis) -> Iterator[None]:
+    """Run a chunk on its reservation: its Heavy requests draw from it, and when the chunk
+    ends (done, deferred or failed) what is left goes back to the day's budget."""
+    with session_scope() as session:
+        run = session.get(SyncRun, run_id)
+        source = session.get(Source, run.source_id) if run is not None else None
+        held = (run.details.get("heavy_reserved") if run is not None else None) or {}
+        budget = heavy_budget(redis_client, source) if source is not None else None
+    with charging(str(run_id)):
+        try:
+            yield
+        finally:
+            if budget is not None and held.get("day"):
+                freed = budget.release(str(run_id), date.fromisoformat(held["day"]))
+                if freed:
+                    log.info("chunk %s gave back %d of %d reserved Heavy calls", run_id, freed,
+                             held.get("calls", 0))
+
+
+def _fitting_windows(session: Session, source_id: uuid.UUID, stream: str, start: date,
+                     end: date, cap: int, now: datetime) -> list[tuple[date, date, int]]:
+    """The window, halved by days until each part's estimate fits in one day's budget (a part
+    of one day that still does not fit takes a whole day and continues from its checkpoint)."""
+    cost = estimate_heavy_cost(session, source_id, stream, start, end, now=now)
+    if cost <= cap or start >= end:
+        return [(start, end, cost)]
+    middle = start + (end - start) // 2
+    return (_fitting_windows(session, source_id, stream, start, middle, cap, now)
+            + _fitting_windows(session, source_id, stream, middle + timedelta(days=1), end,
+                               cap, now))
+
+
+def readmission_order(run: SyncRun) -> tuple[int, datetime, datetime]:
+    """Deferred chunks are re-admitted by value (``VALUE_ORDER``), then window (a chain runs
+    in window order), then age."""
+    floor = datetime.min.replace(tzinfo=UTC)
+    return (VALUE_ORDER.get(str(run.stream), len(VALUE_ORDER)),
+            as_utc(run.window_start) or floor, as_utc(run.created_at) or floor)
+
+
+def readmit(session: Session, redis_client: redis.Redis, source: Source, run: SyncRun,
+            now: datetime) -> bool:
+    """Reserve today's budget for a deferred chunk, re-estimated from what is stored now (host
+    usage fetched since, the hosts its checkpoint has done)."""
+    window_start, window_end = as_utc(run.window_start), as_utc(run.window_end)
+    assert window_start is not None and window_end is not None
+    first = window_start.date()
+    last = (window_end - timedelta(microseconds=1)).date()
+    cost = estimate_heavy_cost(session, run.source_id, str(run.stream), first, last,
+                               run.checkpoint, now=now)
+    return reserve_heavy(redis_client, source, run, utc_day(now), cost)
 
 
 def plan_windows(source: Source, stream: str, cursor: StreamCursor | None, run: SyncRun,
@@ -181,36 +277,41 @@ def _create_chunks(session: Session, run: SyncRun, now: datetime,
     resume_at = runs.next_utc_midnight(now) + timedelta(minutes=5)
     chunks: list[SyncRun] = []
     planned_cost = deferred = 0
-    # Oldest windows first over all streams: what Zoom drops soonest is fetched first.
-    candidates: list[tuple[date, int, str, date]] = []
-    for order, name in enumerate(streams):
+    budget_cap = heavy_budget(redis_client, source).cap()
+    # By value first (VALUE_ORDER), each stream's windows oldest first (its chain's order).
+    candidates: list[tuple[int, date, str, date]] = []
+    for name in streams:
         cursor = session.get(StreamCursor, (run.source_id, str(name)))
         for start, end in plan_windows(source, name, cursor, run, now):
-            candidates.append((start, order, str(name), end))
+            candidates.append((VALUE_ORDER.get(name, len(VALUE_ORDER)), start, str(name), end))
     out_of_budget: set[str] = set()
-    for start, _, stream, end in sorted(candidates):
-        cost = estimate_heavy_cost(session, run.source_id, stream, start, end)
-        window_end = min(day_start(end + timedelta(days=1)), now)
-        chunk = SyncRun(
-            tenant_id=run.tenant_id, source_id=run.source_id, parent_id=run.id,
-            kind=RunKind.ACTIVITY, stream=stream, trigger=run.trigger,
-            window_start=day_start(start), window_end=window_end,
-            details={"heavy_cost": cost},
-        )
-        # Once a stream's chunk is deferred, later windows of it wait too (watermark order).
-        if stream in out_of_budget or not reserve_heavy(redis_client, source, today, cost):
-            out_of_budget.add(stream)
-            chunk.status = RunStatus.DEFERRED
-            chunk.checkpoint = {"not_before": resume_at.isoformat(), "reason": "daily_cap"}
-            chunk.error_message = (
-                f"deferred: Zoom's daily cap on Heavy requests would be exceeded today "
-                f"(this chunk needs about {cost}); resumes after 00:00 UTC [{runs.where(source)}]"
+    for _, window_first, stream, window_last in sorted(candidates):
+        parts = _fitting_windows(session, run.source_id, stream, window_first, window_last,
+                                 max(1, budget_cap), now)
+        for start, end, cost in parts:
+            window_end = min(day_start(end + timedelta(days=1)), now)
+            chunk = SyncRun(
+                tenant_id=run.tenant_id, source_id=run.source_id, parent_id=run.id,
+                kind=RunKind.ACTIVITY, stream=stream, trigger=run.trigger,
+                window_start=day_start(start), window_end=window_end,
+                details={"heavy_cost": cost},
             )
-            deferred += 1
-        else:
-            planned_cost += cost
-        session.add(chunk)
-        chunks.append(chunk)
+            # Once a stream's chunk is deferred, later windows of it wait too (watermark order).
+            if stream in out_of_budget or not reserve_heavy(redis_client, source, chunk, today,
+                                                            cost):
+                out_of_budget.add(stream)
+                chunk.status = RunStatus.DEFERRED
+                chunk.checkpoint = {"not_before": resume_at.isoformat(), "reason": "daily_cap"}
+                chunk.error_message = (
+                    f"deferred: Zoom's daily cap on Heavy requests would be exceeded today "
+                    f"(this chunk needs about {cost}); resumes after 00:00 UTC "
+                    f"[{runs.where(source)}]"
+                )
+                deferred += 1
+            else:
+                planned_cost += cost
+            session.add(chunk)
+            chunks.append(chunk)
     session.flush()
     run.details = {**run.details, "chunks": len(chunks), "deferred": deferred,
                    "heavy_cost_today": planned_cost}

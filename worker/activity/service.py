@@ -22,11 +22,12 @@ import redis
 from sqlmodel import Session
 
 from worker import clients, dispatch
-from worker.activity import summaries
-from worker.activity.planner import next_in_chain, roll_up
+from worker.activity import readiness, summaries
+from worker.activity.planner import heavy_reservation, next_in_chain, roll_up
 from worker.aggregation.service import parse_time
 from worker.db import session_scope
 from worker.kit import runs
+from worker.kit.redis import get_redis
 from worker.kit.upsert import Written, upsert
 from worker.models import (
     DailyUsage,
@@ -357,7 +358,8 @@ def run_chunk(
         if outcome.status == RunStatus.FAILED:
             abandon_chain(run_id)
 
-    with runs.working(run_id, lock, "stream", after_failure) as check:
+    with heavy_reservation(run_id, redis_client or get_redis()), \
+            runs.working(run_id, lock, "stream", after_failure) as check:
         run, next_chunk = _run(run_id, tenant_id, source_id, stream, client, check)
     if enqueue and next_chunk is not None:
         dispatch.enqueue_run(next_chunk)
@@ -408,6 +410,8 @@ def _run(
         run.inserted, run.updated, run.unchanged = chunk.inserted, chunk.updated, chunk.unchanged
         run.checkpoint = {}
         runs.finish(run, RunStatus.SUCCEEDED, skipped_meetings=chunk.skipped)
+        if stream == Stream.SIGNINS:
+            readiness.mark_if_ready(session, source)
         next_chunk = next_in_chain(session, run)
         if next_chunk is not None:
             next_chunk.details = {**next_chunk.details, "enqueued_at": utcnow().isoformat()}

@@ -23,6 +23,7 @@ from sqlalchemy.dialects import postgresql
 from sqlmodel import Session, SQLModel, col, select
 
 from worker import clients, dispatch
+from worker.activity import readiness
 from worker.db import session_scope
 from worker.kit import runs
 from worker.kit.upsert import COPY_THRESHOLD, copy_to_temp, dedupe, upsert, with_defaults
@@ -480,6 +481,7 @@ def _aggregate(
             groups_gone=pull.notes.get("groups_gone", []),
         )
         source = session.get_one(Source, source_id)
+        readiness.mark_governed_if_ready(session, source)
         correlation = runs.new_run(source, RunKind.CORRELATION, run.trigger,
                                    details={"after_aggregation": str(run_id)})
         session.add(correlation)

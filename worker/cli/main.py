@@ -275,6 +275,7 @@ def source_show(
         "next_activity_at": _iso(row.next_activity_at),
         "last_test_at": _iso(row.last_test_at),
         "last_test_ok_at": _iso(row.last_test_ok_at),
+        "insights_ready_at": _iso(row.insights_ready_at),
     }
     del stored
     if as_json:
@@ -502,7 +503,7 @@ def status(
                 _test_cell(row.last_test),
                 runs[RunKind.AGGREGATION],
                 runs[RunKind.CORRELATION],
-                runs[RunKind.ACTIVITY],
+                runs[RunKind.ACTIVITY] + f"\ninsights ready {_when(s.insights_ready_at)}",
                 f"agg {_when(s.next_aggregation_at)}\nact {_when(s.next_activity_at)}",
                 failures,
             )

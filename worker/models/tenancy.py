@@ -100,5 +100,8 @@ class Source(SQLModel, TenantScoped, table=True):
     last_test_ok_at: datetime | None = TimestampField()
     # When a signed webhook last arrived (updated at most every few seconds).
     last_webhook_at: datetime | None = TimestampField()
+    # When the insights first had everything they need for the backfill window: the sign-in
+    # history (days active, last sign-in) and the directory (worker.activity.readiness).
+    insights_ready_at: datetime | None = TimestampField()
     created_at: datetime = TimestampField(nullable=False, default_factory=utcnow)
     updated_at: datetime = TimestampField(nullable=False, default_factory=utcnow)

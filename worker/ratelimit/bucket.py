@@ -13,76 +13,125 @@ The per-second part is GCRA (the generic cell rate algorithm, a token bucket kep
 "theoretical arrival time"): each ``acquire`` *reserves* the next slot and sleeps until it, so N
 workers queue in arrival order with no polling. Burst defaults to 1: requests are spaced at
 1/rate, which also keeps Zoom's (probable) fixed one-second windows at or under the rate, since
-evenly spaced requests cannot crowd one window. ``drain(seconds)`` after a 429 pushes the slot
-time past ``now + seconds`` for everyone on the account.
+evenly spaced requests cannot crowd one window.
+
+**Adaptive pacing.** The plan's numbers times our share are only an upper bound: the account's
+real limits are shared with every other app on it, and an account can be limited below its
+plan. So the rate of each (account, category) is learned, in Redis, for every worker at once:
+
+- a 429 cuts the rate multiplicatively (``BETA``), once per burst (every worker of the account
+  sees the same 429s; one cut answers them all), and pushes everyone's next slot past
+  ``Retry-After`` (seconds or an HTTP date, rounded up: a date has one-second resolution);
+- every request sent without a 429 since then adds a little back (additive, per request, not
+  per second: an idle account does not drift up): quickly to just under the rate that failed,
+  then slowly above it (a probe), so the rate settles under the real limit instead of
+  see-sawing between half and all of it;
+- an ``X-RateLimit-Limit`` on a per-second 429 is the account's real limit: the rate is held
+  under it for ``CEILING_TTL`` (then probed again, in case the other apps went quiet);
+- an ``X-RateLimit-Remaining`` of a daily limit corrects our daily count (``budget.py``).
+
+The rate never exceeds the configured share of the plan, and never falls below ``MIN_FRACTION``
+of it. The daily caps are the budget of ``budget.py``: the same Redis hash, so the planner's
+reservations and the requests the limiter counts are one counter.
 """
 
 from __future__ import annotations
 
+import email.utils
 import logging
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 
 import redis
 
+from worker.ratelimit.budget import (
+    DAY_TTL_SECONDS,
+    current_reservation,
+    daily_cap,
+    daily_group,
+)
+from worker.ratelimit.plans import KEY_PREFIX, PLAN_LIMITS, CategoryLimit
 from worker.zoom.endpoints import Category
 from worker.zoom.errors import TokenCacheUnavailable, ZoomRateLimited
 
 log = logging.getLogger(__name__)
 
-KEY_PREFIX = "ai:rl:"
+__all__ = ["KEY_PREFIX", "PLAN_LIMITS", "AccountLimiter", "CategoryLimit", "retry_after_seconds"]
 
+# A 429 multiplies the rate by BETA. Each request sent since then adds FAST x the rate that
+# failed (~40 requests back to) KNEE x that rate, then SLOW x it (a probe: ~50 requests to close
+# the last 10%, so at worst one 429 in ~50 whatever the rate). A slow climb matters more than a
+# fast one: the next 429 then comes near the real limit, so the rate that failed converges on
+# it within a few cuts instead of creeping down by a tenth per cut. One cut per
+# COOLDOWN_INTERVALS slots (at least a second): the 429s of one burst are one signal.
+BETA = 0.5
+KNEE = 0.9
+FAST = 0.01
+SLOW = 0.002
+COOLDOWN_INTERVALS = 2
+MIN_FRACTION = 0.01
+# Under a limit Zoom told us, with room for the jitter of requests crossing Zoom's windows.
+CEILING_MARGIN = 0.95
+CEILING_TTL_SECONDS = 600
+PACE_TTL_SECONDS = 3600
+# Without a Retry-After, a per-second 429 needs about one second to clear.
+DEFAULT_RETRY_AFTER_SECONDS = 1.0
 
-@dataclass(frozen=True)
-class CategoryLimit:
-    per_second: float
-    daily: int | None = None
-    # Categories with the same daily group draw on one daily counter (Heavy + Resource on paid
-    # plans); None with ``daily`` set means a counter of the category's own (Free plan).
-    daily_group: str | None = None
+# The effective rate (requests per second) of one (account, category) at `now`.
+_EFFECTIVE = """
+local function effective(pkey, now, max_rate)
+  local p = redis.call('HMGET', pkey, 'base', 'sent', 'bad', 'ceiling', 'ceiling_until')
+  local rate = max_rate
+  local ceiling = tonumber(p[4] or '0')
+  if ceiling > 0 and tonumber(p[5] or '0') > now and ceiling < rate then rate = ceiling end
+  local base = tonumber(p[1] or '0')
+  if base > 0 then
+    local n = tonumber(p[2] or '0')
+    local bad = tonumber(p[3] or '0')
+    local knee = bad * @KNEE@
+    local fast = bad * @FAST@
+    local slow = bad * @SLOW@
+    local r
+    local n_knee = 0
+    if knee > base then n_knee = (knee - base) / fast end
+    if n <= n_knee then
+      r = base + fast * n
+    else
+      r = math.max(base, knee) + slow * (n - n_knee)
+    end
+    if r < rate then rate = r end
+  end
+  return rate
+end
+""".replace("@KNEE@", str(KNEE)).replace("@FAST@", str(FAST)).replace(
+    "@SLOW@", str(SLOW))
 
-
-_HR = "heavy+resource"
-# Zoom's documented limits per account, by plan and category:
-# https://developers.zoom.us/docs/commerce/rate-limits/
-PLAN_LIMITS: dict[str, dict[Category, CategoryLimit]] = {
-    "free": {
-        Category.LIGHT: CategoryLimit(4, 6000),
-        Category.MEDIUM: CategoryLimit(2, 2000),
-        Category.HEAVY: CategoryLimit(1, 1000),
-        Category.RESOURCE_INTENSIVE: CategoryLimit(10 / 60, 30000),
-    },
-    "pro": {
-        Category.LIGHT: CategoryLimit(30),
-        Category.MEDIUM: CategoryLimit(20),
-        Category.HEAVY: CategoryLimit(10, 30000, _HR),
-        Category.RESOURCE_INTENSIVE: CategoryLimit(10 / 60, 30000, _HR),
-    },
-    "business": {
-        Category.LIGHT: CategoryLimit(80),
-        Category.MEDIUM: CategoryLimit(60),
-        Category.HEAVY: CategoryLimit(40, 60000, _HR),
-        Category.RESOURCE_INTENSIVE: CategoryLimit(20 / 60, 60000, _HR),
-    },
-}
-
-# Returns {status, wait_ms}: status 0 = slot reserved (sleep wait_ms, then send), -1 = daily cap
-# spent (wait_ms until 00:00 UTC), -2 = the slot is further away than max_wait (nothing taken).
-_ACQUIRE = """
+# KEYS: slot (GCRA tat), daily hash prefix, pace hash. Returns {status, wait_ms}: status 0 = slot
+# reserved (sleep wait_ms, then send), -1 = daily cap spent (wait_ms until 00:00 UTC), -2 = the
+# slot is further away than max_wait (nothing taken).
+_ACQUIRE = _EFFECTIVE + """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local interval = tonumber(ARGV[1])
-local tol = tonumber(ARGV[2])
+local rate = effective(KEYS[3], now, tonumber(ARGV[1]))
+local interval = 1000 / rate
+local tol = (tonumber(ARGV[2]) - 1) * interval
 local max_wait = tonumber(ARGV[3])
 local daily_limit = tonumber(ARGV[4])
 local dkey = nil
+local mine = 0
+local rfield = 'r:' .. ARGV[5]
 if daily_limit > 0 then
   local day = math.floor(tonumber(t[1]) / 86400)
   dkey = KEYS[2] .. ':' .. day
-  local used = tonumber(redis.call('GET', dkey) or '0')
-  if used >= daily_limit then
+  local d = redis.call('HMGET', dkey, 'used', 'reserved', rfield)
+  local used = tonumber(d[1] or '0')
+  local reserved = tonumber(d[2] or '0')
+  if ARGV[5] ~= '' then mine = tonumber(d[3] or '0') end
+  -- A request drawing on its chunk's reservation may use the day to the end; any other must
+  -- leave the reservations of admitted chunks alone.
+  if used >= daily_limit or (mine <= 0 and used + reserved >= daily_limit) then
     return {-1, (day + 1) * 86400000 - now}
   end
 end
@@ -93,12 +142,53 @@ if wait < 0 then wait = 0 end
 if wait > max_wait then return {-2, math.ceil(wait)} end
 local new_tat = tat + interval
 redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil(new_tat - now + tol) + 1000)
+if redis.call('HEXISTS', KEYS[3], 'base') == 1 then
+  redis.call('HINCRBY', KEYS[3], 'sent', 1)
+end
 if dkey then
-  redis.call('INCR', dkey)
-  redis.call('EXPIRE', dkey, 172800)
+  redis.call('HINCRBY', dkey, 'used', 1)
+  if mine > 0 then
+    redis.call('HINCRBY', dkey, rfield, -1)
+    redis.call('HINCRBY', dkey, 'reserved', -1)
+  end
+  redis.call('EXPIRE', dkey, tonumber(ARGV[6]))
 end
 return {0, math.ceil(wait)}
 """
+
+# A 429. KEYS: slot, pace hash. ARGV: max rate, min rate, wait ms, ceiling (0: none), ceiling
+# ttl ms, pace ttl s, cooldown ms (-1: the default). Pushes every worker's next slot past the
+# wait, cuts the rate (once per burst) and remembers a limit Zoom named. Returns {cut?, rate in
+# milli-requests/s after}.
+_THROTTLE = _EFFECTIVE + """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local max_rate = tonumber(ARGV[1])
+local min_rate = tonumber(ARGV[2])
+local rate = effective(KEYS[2], now, max_rate)
+local cut = 0
+local cut_at = tonumber(redis.call('HGET', KEYS[2], 'cut_at') or '0')
+local cooldown = math.max(1000, @COOLDOWN@ * 1000 / rate)
+if tonumber(ARGV[7]) >= 0 then cooldown = tonumber(ARGV[7]) end
+if now - cut_at >= cooldown then
+  local base = math.max(min_rate, rate * @BETA@)
+  redis.call('HSET', KEYS[2], 'base', tostring(base), 'cut_at', tostring(now),
+             'bad', tostring(rate), 'sent', 0)
+  cut = 1
+end
+local ceiling = tonumber(ARGV[4])
+if ceiling > 0 then
+  redis.call('HSET', KEYS[2], 'ceiling', tostring(ceiling), 'ceiling_until',
+             tostring(now + tonumber(ARGV[5])))
+end
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[6]))
+local target = now + tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < target then
+  redis.call('SET', KEYS[1], tostring(target), 'PX', math.ceil(target - now) + 1000)
+end
+return {cut, math.floor(effective(KEYS[2], now, max_rate) * 1000)}
+""".replace("@COOLDOWN@", str(COOLDOWN_INTERVALS)).replace("@BETA@", str(BETA))
 
 _DRAIN = """
 local t = redis.call('TIME')
@@ -110,6 +200,67 @@ if tat < target then
 end
 return 0
 """
+
+# Zoom says how much of a daily cap is left: our count may not show more room than that.
+# KEYS: daily hash prefix. ARGV: our cap, Zoom's remaining, ttl. Returns `used` after.
+_DAILY_REMAINING = """
+local t = redis.call('TIME')
+local dkey = KEYS[1] .. ':' .. math.floor(tonumber(t[1]) / 86400)
+local floor = tonumber(ARGV[1]) - tonumber(ARGV[2])
+local used = tonumber(redis.call('HGET', dkey, 'used') or '0')
+if floor > used then
+  redis.call('HSET', dkey, 'used', floor)
+  used = floor
+end
+redis.call('EXPIRE', dkey, tonumber(ARGV[3]))
+return used
+"""
+
+
+_RATE = _EFFECTIVE + """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return math.floor(effective(KEYS[1], now, tonumber(ARGV[1])) * 1000)
+"""
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """``Retry-After`` as seconds to wait, rounded up to whole seconds: Zoom sends seconds or an
+    HTTP (or ISO) date, and a date names a second, so waiting to the fraction would sometimes
+    send before the moment meant. None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return float(max(0, math.ceil(float(value))))
+    except ValueError:
+        pass
+    when: datetime | None = None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        try:
+            when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    now = time.time() if now is None else now
+    return float(max(1, math.ceil(when.timestamp() - now)))
+
+
+def _header_int(headers: Mapping[str, str], name: str) -> int | None:
+    raw = headers.get(name)
+    if raw is None:
+        return None
+    try:
+        return int(str(raw).strip())
+    except ValueError:
+        return None
+
+
+def _is_daily_type(headers: Mapping[str, str]) -> bool:
+    return "daily" in str(headers.get("X-RateLimit-Type", "")).lower()
 
 
 class AccountLimiter:
@@ -132,6 +283,8 @@ class AccountLimiter:
         limits: dict[Category, CategoryLimit] | None = None,
         max_wait: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        cooldown: float | None = None,
     ) -> None:
         if not 0 < share <= 1:
             raise ValueError("share must be in (0, 1]")
@@ -143,8 +296,14 @@ class AccountLimiter:
         self.limits = limits if limits is not None else PLAN_LIMITS[self.plan]
         self.max_wait = max_wait
         self._sleep = sleep
+        self._clock = clock
+        # One cut per burst of 429s; None: COOLDOWN_INTERVALS slots, at least a second.
+        self.cooldown = cooldown
         self._acquire = redis_client.register_script(_ACQUIRE)
+        self._throttle = redis_client.register_script(_THROTTLE)
         self._drain = redis_client.register_script(_DRAIN)
+        self._daily_remaining = redis_client.register_script(_DAILY_REMAINING)
+        self._rate = redis_client.register_script(_RATE)
 
     def __repr__(self) -> str:
         return f"AccountLimiter({self.account_key!r}, plan={self.plan!r}, share={self.share})"
@@ -155,32 +314,39 @@ class AccountLimiter:
         except (ValueError, KeyError):
             return self.limits[Category.MEDIUM]
 
+    def max_rate(self, category: str) -> float:
+        """The configured ceiling: the plan's rate times our share (requests per second)."""
+        return self._limit(category).per_second * self.share
+
     def interval_ms(self, category: str) -> float:
-        return 1000.0 / (self._limit(category).per_second * self.share)
+        return 1000.0 / self.max_rate(category)
 
     def _keys(self, category: str) -> list[str]:
         limit = self._limit(category)
-        group = limit.daily_group or category
         base = f"{KEY_PREFIX}{self.account_key}"
-        return [f"{base}:{category}", f"{base}:daily:{group}"]
+        return [f"{base}:{category}", f"{base}:day:{daily_group(limit, category)}",
+                f"{base}:{category}:pace"]
+
+    def _unreachable(self, exc: redis.RedisError) -> TokenCacheUnavailable:
+        return TokenCacheUnavailable(
+            f"rate limiter unreachable: {type(exc).__name__}",
+            admin_message="The worker's Redis is unreachable; the sync will retry.",
+        )
 
     def acquire(self, category: str, max_wait: float | None = None) -> None:
         """Wait for this caller's slot in ``category``. Raises ``ZoomRateLimited`` when the slot
         is further away than ``max_wait`` (nothing is taken then) or the daily cap is spent."""
         limit = self._limit(category)
         bound = self.max_wait if max_wait is None else max(0.0, max_wait)
-        interval = self.interval_ms(category)
-        daily = math.floor(limit.daily * self.share) if limit.daily else 0
+        daily = daily_cap(limit, self.share)
         try:
             status, wait_ms = self._acquire(
                 keys=self._keys(category),
-                args=[interval, (self.burst - 1) * interval, int(bound * 1000), daily],
+                args=[self.max_rate(category), self.burst, int(bound * 1000), daily,
+                      current_reservation.get() or "", DAY_TTL_SECONDS],
             )
         except redis.RedisError as exc:
-            raise TokenCacheUnavailable(
-                f"rate limiter unreachable: {type(exc).__name__}",
-                admin_message="The worker's Redis is unreachable; the sync will retry.",
-            ) from exc
+            raise self._unreachable(exc) from exc
         wait = int(wait_ms) / 1000.0
         if status == -1:
             raise ZoomRateLimited(
@@ -194,6 +360,66 @@ class AccountLimiter:
             )
         if wait > 0:
             self._sleep(wait)
+
+    def throttled(self, category: str, headers: Mapping[str, str], *,
+                  daily: bool = False) -> bool:
+        """Zoom answered 429: learn from it for every worker of the account. Returns whether
+        the pacing could still adapt (the rate was above its floor): only a 429 at the floor
+        should count towards the caller giving up."""
+        if daily or _is_daily_type(headers):
+            self.zoom_daily_remaining(category, 0)
+            return False
+        max_rate = self.max_rate(category)
+        wait = retry_after_seconds(headers.get("Retry-After"), self._clock())
+        if wait is None:
+            wait = DEFAULT_RETRY_AFTER_SECONDS
+        ceiling = 0.0
+        named = _header_int(headers, "X-RateLimit-Limit")
+        if named and named > 0:
+            # Resource-intensive limits are per minute; the others per second.
+            window = 60.0 if category == Category.RESOURCE_INTENSIVE else 1.0
+            ceiling = min(max_rate, named / window * CEILING_MARGIN)
+        min_rate = max_rate * MIN_FRACTION
+        try:
+            cut, milli = self._throttle(
+                keys=[self._keys(category)[0], self._keys(category)[2]],
+                args=[max_rate, min_rate, int(wait * 1000), ceiling,
+                      CEILING_TTL_SECONDS * 1000, PACE_TTL_SECONDS,
+                      -1 if self.cooldown is None else int(self.cooldown * 1000)],
+            )
+        except redis.RedisError as exc:
+            raise self._unreachable(exc) from exc
+        rate = int(milli) / 1000.0
+        log.info("zoom 429 account=%s category=%s: wait %.0fs, rate %.3f/s%s%s", self.account_key,
+                 category, wait, rate, " (cut)" if cut else "",
+                 f", Zoom's limit {named}" if named else "")
+        return rate > min_rate * 1.001
+
+    def observe(self, category: str, headers: Mapping[str, str]) -> None:
+        """A successful answer: Zoom's daily ``X-RateLimit-Remaining``, when it sends one,
+        corrects our daily count. (Per-second recovery needs no report: ``acquire`` counts the
+        requests sent since the last cut.) Costs a Redis call only when the header is there."""
+        if not _is_daily_type(headers):
+            return
+        remaining = _header_int(headers, "X-RateLimit-Remaining")
+        if remaining is not None:
+            self.zoom_daily_remaining(category, remaining)
+
+    def zoom_daily_remaining(self, category: str, remaining: int) -> None:
+        limit = self._limit(category)
+        cap = daily_cap(limit, self.share)
+        if cap <= 0:
+            return
+        try:
+            self._daily_remaining(keys=[self._keys(category)[1]],
+                                  args=[cap, max(0, remaining), DAY_TTL_SECONDS])
+        except redis.RedisError as exc:
+            raise self._unreachable(exc) from exc
+
+    def rate(self, category: str) -> float:
+        """The rate ``acquire`` paces ``category`` at now (requests per second)."""
+        return int(self._rate(keys=[self._keys(category)[2]],
+                              args=[self.max_rate(category)])) / 1000.0
 
     def drain(self, category: str, seconds: float) -> None:
         """Make every worker on this account wait ``seconds`` before its next ``category`` call."""
@@ -211,5 +437,5 @@ class AccountLimiter:
         """Requests counted today against ``category``'s daily cap (for planners)."""
         now = self.redis.time()
         day = int(now[0]) // 86400
-        raw = self.redis.get(f"{self._keys(category)[1]}:{day}")
+        raw = self.redis.hget(f"{self._keys(category)[1]}:{day}", "used")
         return int(raw or 0)

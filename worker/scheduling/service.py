@@ -24,7 +24,7 @@ import redis
 from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
-from worker.activity.planner import chain_heads, reserve_heavy, roll_up
+from worker.activity.planner import chain_heads, readmission_order, readmit, roll_up
 from worker.db import is_postgres, session_scope
 from worker.kit import runs
 from worker.models import (
@@ -117,23 +117,30 @@ def due_runs(session: Session, now: datetime) -> list[SyncRun]:
 
 def resumable_runs(session: Session, now: datetime, redis_client: redis.Redis) -> list[SyncRun]:
     """Deferred runs whose time has come: aggregations go again; activity chunks are
-    re-admitted against today's Heavy budget and their chains restarted. (A deferred plan run
-    is only the roll-up of its chunks: it has nothing to resume itself.)"""
+    re-admitted against today's Heavy budget, by value (sign-ins first, participant reports
+    last), until it is spent, and their chains restarted. A chunk that does not fit today keeps
+    the later windows of its chain waiting (they could not run before it) and leaves the budget
+    to the next chunks; tomorrow's tick tries it first again. (A deferred plan run is only the
+    roll-up of its chunks: it has nothing to resume itself.)"""
     stmt = select(SyncRun).where(SyncRun.status == RunStatus.DEFERRED).limit(BATCH * 5)
     deferred = session.exec(_lock(stmt, session)).all()
     ready: list[SyncRun] = []
-    for run in sorted(deferred, key=lambda c: (str(c.stream), c.window_start or now)):
+    waiting: set[tuple[object, str]] = set()  # chains whose earlier chunk did not fit today
+    for run in sorted(deferred, key=lambda c: (c.parent_id is not None, readmission_order(c))):
         if run.kind == RunKind.ACTIVITY and run.parent_id is None:
             continue
+        chain = (run.parent_id, str(run.stream))
         not_before = run.checkpoint.get("not_before")
         if not_before and datetime.fromisoformat(not_before) > now:
+            waiting.add(chain)
             continue
         source = session.get(Source, run.source_id)
         if source is None or not schedulable(source):
             continue
-        if run.parent_id is not None and not reserve_heavy(
-            redis_client, source, now.date(), int(run.details.get("heavy_cost", 1))
+        if run.parent_id is not None and (
+            chain in waiting or not readmit(session, redis_client, source, run, now)
         ):
+            waiting.add(chain)
             continue
         run.status = RunStatus.QUEUED
         run.error_message = None

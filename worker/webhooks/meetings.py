@@ -74,8 +74,9 @@ def fetch_participants(event_id: uuid.UUID, *, client: Any = None, redis_client:
     """Fetch the participants report of the meeting a `meeting.ended` event named, once."""
     from datetime import UTC, datetime
 
-    from worker.activity.planner import reserve_heavy
+    from worker.activity.planner import heavy_budget
     from worker.activity.service import Chunk, _fetch_participants
+    from worker.ratelimit.budget import charging
 
     with session_scope() as session:
         event = session.get(WebhookEvent, event_id)
@@ -92,7 +93,11 @@ def fetch_participants(event_id: uuid.UUID, *, client: Any = None, redis_client:
             from worker.kit.redis import get_redis
 
             redis_client = get_redis()
-        if not reserve_heavy(redis_client, source, datetime.now(UTC).date(), 1):
+        # One Heavy call reserved in the day's budget under the event's own name; the report's
+        # requests draw from it, and what is left (nothing, usually) goes back at the end.
+        budget, today, reservation = (heavy_budget(redis_client, source),
+                                      datetime.now(UTC).date(), f"webhook:{event.id}")
+        if budget.reserve(reservation, 1, today) is None:
             return "deferred: no Heavy budget left today; the next pull fetches it"
         if client is None:
             from worker.clients import client_for_source
@@ -103,7 +108,11 @@ def fetch_participants(event_id: uuid.UUID, *, client: Any = None, redis_client:
         chunk = Chunk(run_id=event.id, tenant_id=source.tenant_id, source_id=source.id,
                       stream="meetings", first=day, last=day, session=session, client=client,
                       check=lambda: None, checkpoint={})
-        meeting.participants_status = _fetch_participants(chunk, meeting_uuid)
+        try:
+            with charging(reservation):
+                meeting.participants_status = _fetch_participants(chunk, meeting_uuid)
+        finally:
+            budget.release(reservation, today)
         session.add(meeting)
         session.flush()
         summaries.recompute(session, source, [day, day + timedelta(days=1)])

@@ -15,7 +15,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -69,6 +69,11 @@ class Limiter(Protocol):
 
     def drain(self, category: str, seconds: float) -> None: ...
 
+    def throttled(self, category: str, headers: Mapping[str, str], *,
+                  daily: bool = False) -> bool: ...
+
+    def observe(self, category: str, headers: Mapping[str, str]) -> None: ...
+
 
 class NoLimiter:
     """For tests and one-off scripts: never waits, except after a 429 it was told about."""
@@ -84,6 +89,16 @@ class NoLimiter:
 
     def drain(self, category: str, seconds: float) -> None:
         self._until[category] = time.monotonic() + seconds
+
+    def throttled(self, category: str, headers: Mapping[str, str], *,
+                  daily: bool = False) -> bool:
+        if not daily:  # a daily cap is not waited out in a call
+            wait = parse_retry_after(headers.get("Retry-After"))
+            self.drain(category, DEFAULT_RETRY_AFTER_SECONDS if wait is None else wait)
+        return False  # no pacing to adapt: every 429 counts
+
+    def observe(self, category: str, headers: Mapping[str, str]) -> None:
+        pass
 
 
 @dataclass
@@ -246,12 +261,18 @@ class ZoomClient:
 
             status = response.status_code
             if status < 400:
+                self.limiter.observe(category, response.headers)
                 return self._json(response, path)
 
             code, message = _error_body(response)
             if status == 429:
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                if _is_daily(response, message):
+                daily = _is_daily(response, message)
+                # The shared limiter learns from the 429 for every worker on the account
+                # (Retry-After, a slower rate, Zoom's limit headers); a 429 counts towards
+                # giving up only once the rate cannot be slowed any further.
+                adapting = self.limiter.throttled(category, response.headers, daily=daily)
+                if daily:
                     raise ZoomRateLimited(
                         f"GET {path}: daily rate limit reached: {message}".rstrip(": "),
                         code, status, retry_after=retry_after, daily=True,
@@ -259,15 +280,12 @@ class ZoomClient:
                 last = ZoomRateLimited(
                     f"GET {path}: rate limited", code, status, retry_after=retry_after
                 )
-                failures += 1
+                failures += 0 if adapting else 1
                 wait = retry_after if retry_after is not None else DEFAULT_RETRY_AFTER_SECONDS
                 log.warning("zoom 429 source=%s path=%s category=%s retry_after=%.2f",
                             self.source_key, path, category, wait)
                 if failures > self.max_retries or time.monotonic() + wait > deadline:
                     raise last
-                # Draining the shared bucket makes every worker on this account wait, not
-                # only us; our own next acquire() then waits out the same interval.
-                self.limiter.drain(category, wait)
                 continue
 
             if code in SCOPE_CODES and status in (400, 401, 403):

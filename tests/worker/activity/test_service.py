@@ -178,10 +178,10 @@ def test_a_daily_cap_429_defers_the_chunk_with_its_checkpoint(zoom, monkeypatch)
     assert stored_participant_keys(source_id) == truth_participant_keys(account, source_id)
 
 
-def test_the_planner_defers_what_does_not_fit_in_todays_heavy_budget(zoom, monkeypatch) -> None:
+def test_the_planner_defers_what_does_not_fit_in_todays_heavy_budget(zoom) -> None:
     account = zoom.fake.account(0)
-    source_id = add_app_source(account, account.s2s_app)
-    monkeypatch.setattr(planner, "heavy_daily_cap", lambda source: 3)
+    # Business's 60,000 Heavy calls a day x 0.00005 = a budget of 3.
+    source_id = add_app_source(account, account.s2s_app, rate_share=0.00005)
     plan_id = new_plan(source_id)
     plan_activity(plan_id, enqueue=False)
     statuses = [c.status for c in children(plan_id)]

@@ -59,3 +59,75 @@ def test_four_processes_share_one_account_budget_without_429(
     elapsed = max(r[3] for r in results) - min(r[2] for r in results)
     achieved = (pages - 1) / elapsed
     assert achieved >= 0.85 * FAKE_LIMIT, (pages, elapsed)
+
+
+# --- an account whose real limit is below plan x share ------------------------------------
+
+# Pro's Medium is 20/s; our default share (0.8) would send 16/s. The account really allows a
+# quarter of Pro (5/s): other apps, or Zoom's own limit on it. The limiter has to learn that.
+REAL_SCALE = 0.25
+REQUESTS_EACH = 12
+
+
+def adaptive_child(barrier: str, parties: int, source_id: str,
+                   requests: int) -> tuple[int, int]:
+    """Send `requests` GET /users through the production client (limiter from the source row:
+    plan x default share). Returns (answers, rate-limit errors that reached the caller)."""
+    from worker.zoom import factory
+    from worker.zoom.errors import ZoomRateLimited
+
+    sid = uuid.UUID(source_id)
+    client = factory.client_for_source(sid)
+    factory.token_for_source(sid)
+    harness.redis_barrier(barrier, parties)
+    answers = refused = 0
+    for _ in range(requests):
+        try:
+            client.get("/users", {"page_size": 5})
+            answers += 1
+        except ZoomRateLimited:
+            refused += 1
+    return answers, refused
+
+
+def run_adaptive(server: FakeZoomServer, engine: Engine) -> tuple[dict[str, int], list]:
+    sid = harness.add_source(engine, server.fake.account(0).s2s_app, plan="pro")
+    barrier = f"barrier:{uuid.uuid4().hex}"
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(PROCESSES, mp_context=ctx) as pool:
+        for f in [pool.submit(harness.warm_up) for _ in range(PROCESSES)]:
+            f.result(timeout=120)
+        server.fake.reset_stats()
+        server.fake.reset_rate_limits()
+        futures = [pool.submit(adaptive_child, barrier, PROCESSES, str(sid), REQUESTS_EACH)
+                   for _ in range(PROCESSES)]
+        results = [f.result(timeout=180) for f in futures]
+    stats = server.fake.stats()
+    from worker.zoom.factory import limiter_for_source
+
+    rate = limiter_for_source(sid).rate("medium")  # what the workers learned, in Redis
+    return {"requests": stats["requests_total"], "429s": stats["rate_limited_total"],
+            "rate": rate}, results
+
+
+@pytest.mark.parametrize("headers", [True, False], ids=["zoom-headers", "retry-after-only"])
+def test_four_processes_learn_an_account_limited_below_its_plan(
+    headers: bool, redis_client: redis.Redis, clean_db: Engine
+) -> None:
+    with running_fakezoom(users=30, days=1, rate_scale=REAL_SCALE,
+                          omit_optional_headers=not headers) as srv, harness.zoom_env(srv):
+        counts, results = run_adaptive(srv, clean_db)
+    wanted = PROCESSES * REQUESTS_EACH
+    # Nothing gave up: the adapted rate had its chance before any 429 counted.
+    assert results == [(REQUESTS_EACH, 0)] * PROCESSES
+    assert counts["requests"] == wanted + counts["429s"]
+    # Fixed pacing at 16/s against 5/s answers ~2 of 3 requests with 429. Told the limit, the
+    # workers pay for the first burst only; from Retry-After alone, a few halvings and probes.
+    real = 20 * REAL_SCALE
+    if headers:
+        assert counts["429s"] <= PROCESSES + 2, counts
+        # Settled just under the real limit, not at 16/s nor at the floor.
+        assert real * 0.9 <= counts["rate"] <= real, counts
+    else:
+        assert counts["429s"] <= wanted // 2, counts
+        assert counts["rate"] < 16 * 0.75, counts

@@ -65,6 +65,12 @@ class RecordingLimiter:
     def drain(self, category: str, seconds: float) -> None:
         self.drained.append((category, seconds))
 
+    def throttled(self, category: str, headers: Any, *, daily: bool = False) -> bool:
+        return NoLimiter.throttled(self, category, headers, daily=daily)  # type: ignore[arg-type]
+
+    def observe(self, category: str, headers: Any) -> None:
+        pass
+
 
 def make_client(handler: Any, **kw: Any) -> tuple[ZoomClient, FakeTokens, RecordingLimiter]:
     tokens = FakeTokens()

@@ -1,0 +1,129 @@
+"""Adaptive pacing against real Redis: a 429 cuts the account's rate once per burst, requests
+sent without a 429 bring it back (many of them are simulated by setting the count),
+Zoom's limit header caps it, Retry-After is honoured rounded up, and the rate never leaves
+[floor, configured share]."""
+
+from __future__ import annotations
+
+import email.utils
+import uuid
+
+import pytest
+import redis
+
+from worker.ratelimit import bucket
+from worker.ratelimit.bucket import AccountLimiter, retry_after_seconds
+from worker.ratelimit.plans import CategoryLimit
+from worker.zoom.endpoints import Category
+from worker.zoom.errors import ZoomRateLimited
+
+QPS = {"Retry-After": "1"}
+
+
+def limiter(client: redis.Redis, per_second: float = 10, share: float = 0.8,
+            **kw: object) -> tuple[AccountLimiter, list[float]]:
+    slept: list[float] = []
+    limits = {c: CategoryLimit(per_second, 1000 if c == Category.HEAVY else None, "hr")
+              for c in Category}
+    lim = AccountLimiter(client, f"acct-{uuid.uuid4().hex[:8]}", share=share, limits=limits,
+                         sleep=slept.append, **kw)  # type: ignore[arg-type]
+    return lim, slept
+
+
+def sent_since_cut(client: redis.Redis, lim: AccountLimiter, category: str, n: int) -> None:
+    """As if `n` requests had gone out without a 429 since the last cut."""
+    client.hset(f"{bucket.KEY_PREFIX}{lim.account_key}:{category}:pace", "sent", n)
+
+
+def test_a_429_cuts_the_rate_once_per_burst_for_every_worker(redis_client: redis.Redis) -> None:
+    lim, _ = limiter(redis_client)
+    twin = AccountLimiter(redis_client, lim.account_key, share=0.8, limits=lim.limits)
+    assert lim.rate("medium") == pytest.approx(8)
+    assert lim.throttled("medium", QPS)
+    assert lim.rate("medium") == pytest.approx(8 * bucket.BETA, rel=0.05)
+    twin.throttled("medium", QPS)  # the same burst, seen by another worker: no second cut
+    assert twin.rate("medium") == pytest.approx(8 * bucket.BETA, rel=0.05)
+    assert lim.rate("light") == pytest.approx(8)  # other categories keep their own rate
+
+
+def test_the_rate_recovers_while_requests_succeed_and_never_passes_the_share(
+    redis_client: redis.Redis,
+) -> None:
+    lim, _ = limiter(redis_client, per_second=1000, share=0.008)  # 8/s; sleeps recorded
+    lim.throttled("medium", {"Retry-After": "0"})
+    cut = lim.rate("medium")
+    for _ in range(3):
+        lim.acquire("medium")
+    three = lim.rate("medium")
+    assert cut < three < 8
+    assert three == pytest.approx(cut + 3 * 8 * bucket.FAST, rel=0.01)
+    # Quickly back to just under the rate that failed, then only a slow probe above it.
+    knee_after = (bucket.KNEE - bucket.BETA) / bucket.FAST
+    sent_since_cut(redis_client, lim, "medium", round(knee_after))
+    assert lim.rate("medium") == pytest.approx(8 * bucket.KNEE, rel=0.01)
+    sent_since_cut(redis_client, lim, "medium", round(knee_after) + 25)
+    assert lim.rate("medium") == pytest.approx(8 * (bucket.KNEE + 25 * bucket.SLOW), rel=0.01)
+    sent_since_cut(redis_client, lim, "medium", 1_000_000)
+    assert lim.rate("medium") == pytest.approx(8)  # the configured share is the ceiling
+
+
+def test_the_spacing_follows_the_adapted_rate(redis_client: redis.Redis) -> None:
+    lim, slept = limiter(redis_client, per_second=10, share=1.0)
+    lim.throttled("heavy", {"Retry-After": "0"})
+    lim.acquire("heavy")
+    lim.acquire("heavy")
+    assert slept[-1] == pytest.approx(1 / (10 * bucket.BETA), rel=0.1)
+
+
+def test_zooms_limit_header_holds_the_rate_under_the_accounts_real_limit(
+    redis_client: redis.Redis,
+) -> None:
+    lim, _ = limiter(redis_client)
+    lim.throttled("heavy", {"Retry-After": "1", "X-RateLimit-Type": "QPS",
+                            "X-RateLimit-Limit": "2", "X-RateLimit-Remaining": "0"})
+    assert lim.rate("heavy") == pytest.approx(2 * bucket.CEILING_MARGIN)
+    sent_since_cut(redis_client, lim, "heavy", 1_000_000)
+    assert lim.rate("heavy") == pytest.approx(2 * bucket.CEILING_MARGIN)  # until it expires
+
+
+def test_retry_after_drains_the_account_for_everyone(redis_client: redis.Redis) -> None:
+    lim, _ = limiter(redis_client)
+    twin, twin_slept = limiter(redis_client)
+    twin.account_key = lim.account_key
+    lim.throttled("medium", {"Retry-After": "3"})
+    twin.acquire("medium")
+    assert twin_slept and 2.9 <= twin_slept[0] <= 3.0
+
+
+def test_retry_after_is_read_as_seconds_or_a_date_and_rounded_up() -> None:
+    assert retry_after_seconds("2") == 2
+    assert retry_after_seconds("0.2") == 1
+    assert retry_after_seconds(None) is None and retry_after_seconds("soon") is None
+    now = 1_000_000.4
+    date = email.utils.formatdate(1_000_001, usegmt=True)  # one second's resolution
+    assert retry_after_seconds(date, now) == 1  # 0.6 s rounded up, never shorter than meant
+    assert retry_after_seconds(email.utils.formatdate(999_999, usegmt=True), now) == 1
+    assert retry_after_seconds("1970-01-12T13:46:45Z", now) == 5
+
+
+def test_a_storm_counts_only_once_the_rate_is_at_its_floor(redis_client: redis.Redis) -> None:
+    lim, _ = limiter(redis_client, cooldown=0)  # every 429 is a burst of its own
+    adapting = [lim.throttled("medium", QPS) for _ in range(12)]
+    # 8/s halved 6 times is under the floor of 1% (0.08/s): the 7th 429 finds it there.
+    assert adapting[:6] == [True] * 6 and adapting[7:] == [False] * 5
+    assert lim.rate("medium") == pytest.approx(8 * bucket.MIN_FRACTION, rel=0.05)
+
+
+def test_a_daily_429_spends_the_day_and_zooms_remaining_corrects_our_count(
+    redis_client: redis.Redis,
+) -> None:
+    lim, _ = limiter(redis_client, share=1.0)
+    lim.acquire("heavy")
+    lim.observe("heavy", {"X-RateLimit-Type": "Daily-limit", "X-RateLimit-Remaining": "10"})
+    assert lim.daily_used("heavy") == 990
+    lim.observe("heavy", {"X-RateLimit-Remaining": "0"})  # not a daily header: ignored
+    assert lim.daily_used("heavy") == 990
+    assert not lim.throttled("heavy", {"X-RateLimit-Type": "Daily-limit"}, daily=True)
+    with pytest.raises(ZoomRateLimited) as info:
+        lim.acquire("heavy")
+    assert info.value.daily

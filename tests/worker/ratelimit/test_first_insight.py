@@ -1,0 +1,109 @@
+"""First insight first: the backfill admits sign-ins before participant reports, and a source's
+insights are "ready" once its sign-in history and directory are stored, whatever the meetings
+still waiting for tomorrow's Heavy budget."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlmodel import col, select
+
+from api.routes.sources import to_public
+from tests.worker.helpers import add_source, zoom
+from worker.activity.planner import plan_activity
+from worker.activity.readiness import mark_if_ready
+from worker.activity.service import run_chunk
+from worker.aggregation.service import run_aggregation
+from worker.db import session_scope
+from worker.models import HostUsage, RunKind, RunStatus, Source, Stream, StreamCursor, SyncRun
+from worker.ratelimit.plans import PLAN_LIMITS, CategoryLimit
+from worker.zoom.endpoints import Category
+
+__all__ = ["zoom"]
+
+
+def new_run(source_id: uuid.UUID, kind: RunKind, **fields: object) -> uuid.UUID:
+    with session_scope() as session:
+        source = session.get_one(Source, source_id)
+        run = SyncRun(tenant_id=source.tenant_id, source_id=source_id, kind=kind, **fields)
+        session.add(run)
+        return run.id
+
+
+def chunks(plan_id: uuid.UUID) -> list[SyncRun]:
+    with session_scope() as session:
+        return list(session.exec(select(SyncRun).where(SyncRun.parent_id == plan_id)
+                                 .order_by(col(SyncRun.window_start))))
+
+
+def ready_at(source_id: uuid.UUID) -> dt.datetime | None:
+    with session_scope() as session:
+        return session.get_one(Source, source_id).insights_ready_at
+
+
+def test_insights_are_ready_with_sign_ins_and_directory_while_meetings_wait(
+    zoom, monkeypatch
+) -> None:
+    account = zoom.fake.account(0)
+    # A day of 8 Heavy calls (limiter and planner read the same table): sign-ins first.
+    for category in (Category.HEAVY, Category.RESOURCE_INTENSIVE):
+        limit = PLAN_LIMITS["business"][category]
+        monkeypatch.setitem(PLAN_LIMITS["business"], category,
+                            CategoryLimit(limit.per_second, 10, limit.daily_group))
+    source_id = add_source(account, account.s2s_app, rate_share=0.8)
+    # The host usage is known: 20 hosts with a meeting a day each, far more than a day's budget.
+    today = dt.datetime.now(dt.UTC).date()
+    with session_scope() as session:
+        tenant_id = session.get_one(Source, source_id).tenant_id
+        first = today - dt.timedelta(days=179)
+        session.add_all([HostUsage(tenant_id=tenant_id, source_id=source_id,
+                                   user_zoom_id=f"h{i}", period_start=first,
+                                   period_end=today, meetings=180) for i in range(20)])
+    plan_id = new_run(source_id, RunKind.ACTIVITY,
+                      details={"streams": [Stream.MEETINGS, Stream.SIGNINS]})
+    plan_activity(plan_id, enqueue=False)
+    planned = chunks(plan_id)
+    signins = [c for c in planned if c.stream == Stream.SIGNINS]
+    meetings = [c for c in planned if c.stream == Stream.MEETINGS]
+    # Value order: every sign-in window is in today's budget, the participant reports wait.
+    assert signins and all(c.status == RunStatus.QUEUED for c in signins)
+    assert meetings and all(c.status == RunStatus.DEFERRED for c in meetings)
+    for chunk in signins:
+        run_chunk(chunk.id, enqueue=False)
+    assert ready_at(source_id) is None  # no directory yet
+    run_aggregation(new_run(source_id, RunKind.AGGREGATION), enqueue=False)
+    ready = ready_at(source_id)
+    assert ready is not None
+    with session_scope() as session:  # the source API shows it
+        assert to_public(session.get_one(Source, source_id)).insights_ready_at == ready
+    with session_scope() as session:
+        waiting = {session.get_one(SyncRun, c.id).status for c in meetings}
+    assert waiting == {RunStatus.DEFERRED}  # ready without them
+    # Set once: a later sign-in chunk does not move it.
+    later = new_run(source_id, RunKind.ACTIVITY, details={"streams": [Stream.SIGNINS]})
+    plan_activity(later, enqueue=False)
+    for chunk in chunks(later):
+        if chunk.status == RunStatus.QUEUED:
+            run_chunk(chunk.id, enqueue=False)
+    assert ready_at(source_id) == ready
+
+
+def test_an_outstanding_sign_in_chunk_keeps_the_insights_not_ready(zoom) -> None:
+    account = zoom.fake.account(0)
+    source_id = add_source(account, account.s2s_app)
+    run_aggregation(new_run(source_id, RunKind.AGGREGATION), enqueue=False)
+    now = dt.datetime.now(dt.UTC)
+    with session_scope() as session:
+        source = session.get_one(Source, source_id)
+        session.add(StreamCursor(source_id=source_id, stream=Stream.SIGNINS,
+                                 tenant_id=source.tenant_id, watermark=now))
+        plan = SyncRun(tenant_id=source.tenant_id, source_id=source_id, kind=RunKind.ACTIVITY)
+        session.add(plan)
+        session.flush()
+        session.add(SyncRun(tenant_id=source.tenant_id, source_id=source_id, parent_id=plan.id,
+                            kind=RunKind.ACTIVITY, stream=Stream.SIGNINS,
+                            status=RunStatus.DEFERRED, window_start=now, window_end=now))
+    with session_scope() as session:
+        assert not mark_if_ready(session, session.get_one(Source, source_id))
+    assert ready_at(source_id) is None
