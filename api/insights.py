@@ -11,13 +11,22 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, func, or_
 from sqlmodel import Session, col, select
 
 from api.schemas.activity import ActivityFigures
-from worker.models import ActivityEvent, MeetingParticipant, UserDailySummary, ZoomUser
+from worker.models import (
+    ActivityEvent,
+    Meeting,
+    MeetingParticipant,
+    Source,
+    UserDailySummary,
+    ZoomUser,
+)
 
 WINDOW_DAYS = 90
 SIGN_IN_TYPES = ("sign in", "signin", "sign_in")
@@ -90,7 +99,7 @@ def figures(
         )
     ):
         days.add(_day(time))
-        if kind.strip().lower() in SIGN_IN_TYPES:
+        if kind.strip().lower() in SIGN_IN_TYPES:  # is_sign_in, in Python
             event_sign_ins += 1
 
     for joined in session.exec(
@@ -120,30 +129,30 @@ def figures(
     )
 
 
+def account_source(model: Any) -> Any:
+    """``model.source_id`` mapped to the source whose Zoom accounts its rows belong to (the
+    governance source in a split set-up); select it with a join to ``Source`` on the row's."""
+    return func.coalesce(Source.governance_source_id, model.source_id)
+
+
 def last_activity(
     session: Session, tenant_id: uuid.UUID, accounts: Sequence[Account]
 ) -> dict[Account | str, datetime | None]:
-    """Latest activity per account (and under "all", over all of them), all time."""
+    """Latest activity per account (and under "all", over all of them), all time: the latest
+    of ``activity_instants`` (Zoom's own last_login_time is shown beside it, not in it)."""
     out: dict[Account | str, datetime | None] = {}
     if not accounts:
         return out
-    queries = [
-        select(UserDailySummary.source_id, UserDailySummary.email,
-               func.max(col(UserDailySummary.last_activity_at)))
-        .where(UserDailySummary.tenant_id == tenant_id,
-               _match(UserDailySummary, "email", accounts))
-        .group_by(col(UserDailySummary.source_id), col(UserDailySummary.email)),
-        select(ActivityEvent.source_id, ActivityEvent.email, func.max(col(ActivityEvent.time)))
-        .where(ActivityEvent.tenant_id == tenant_id, _match(ActivityEvent, "email", accounts))
-        .group_by(col(ActivityEvent.source_id), col(ActivityEvent.email)),
-        select(MeetingParticipant.source_id, MeetingParticipant.user_email,
-               func.max(func.coalesce(MeetingParticipant.leave_time,
-                                      MeetingParticipant.join_time)))
-        .where(MeetingParticipant.tenant_id == tenant_id,
-               _match(MeetingParticipant, "user_email", accounts))
-        .group_by(col(MeetingParticipant.source_id), col(MeetingParticipant.user_email)),
-    ]
-    for query in queries:
+    for i in activity_instants():
+        sid = account_source(i.model)
+        query = (
+            select(sid, i.email, func.max(i.at))
+            .join(Source, col(Source.id) == i.model.source_id)
+            .where(col(i.model.tenant_id) == tenant_id,
+                   or_(*[and_(sid == source_id, i.email == email)
+                         for source_id, email in accounts]))
+            .group_by(sid, i.email)
+        )
         for source_id, email, latest in session.exec(query):
             key = (source_id, email)
             out[key] = _latest(out.get(key), latest)
@@ -166,7 +175,7 @@ def tenant_average_sign_ins(
         select(func.count()).select_from(ActivityEvent).where(
             col(ActivityEvent.tenant_id) == tenant_id,
             col(ActivityEvent.time) >= since,
-            func.lower(ActivityEvent.type).in_(SIGN_IN_TYPES),
+            is_sign_in(ActivityEvent.type),
         )
     ).one()
     summarised = session.exec(
@@ -178,30 +187,61 @@ def tenant_average_sign_ins(
     return round(max(int(events), int(summarised)) / int(accounts), 3)
 
 
+def is_sign_in(event_type: Any) -> ColumnElement[bool]:
+    """The API's one sign-in predicate over ``ActivityEvent.type`` (kept in one function so the
+    shared definition of sign-in event types replaces it in one place)."""
+    return func.lower(func.trim(event_type)).in_(SIGN_IN_TYPES)
+
+
+@dataclass(frozen=True)
+class Instants:
+    """One table's activity instants: which rows, the account they belong to (source and
+    lower-cased email) and the instant the account was last seen active in that row."""
+
+    model: Any
+    email: Any
+    at: Any
+    sign_in: ColumnElement[bool] | None = None  # rows that are sign-ins, when the table has any
+
+
+def activity_instants() -> list[Instants]:
+    """Every instant that makes an account active: a sign-in or sign-out, the end (else start)
+    of a meeting it hosted, its leaving (else joining) a meeting it attended, and a summary's
+    exact ``last_activity_at`` (which outlives pruned events). A summary's *day* is never used
+    as an instant: rounding it to midnight counted accounts active until the day was over."""
+    return [
+        Instants(ActivityEvent, col(ActivityEvent.email), col(ActivityEvent.time),
+                 is_sign_in(ActivityEvent.type)),
+        Instants(Meeting, col(Meeting.host_email),
+                 func.coalesce(Meeting.end_time, Meeting.start_time)),
+        Instants(MeetingParticipant, col(MeetingParticipant.user_email),
+                 func.coalesce(MeetingParticipant.leave_time, MeetingParticipant.join_time)),
+        Instants(UserDailySummary, col(UserDailySummary.email),
+                 col(UserDailySummary.last_activity_at)),
+    ]
+
+
+def feeding_sources(account_source_id: Any) -> Any:
+    """Sources whose activity belongs to the Zoom accounts of ``account_source_id``: itself and,
+    in a split set-up, the activity-only sources governed by it."""
+    return select(Source.id).where(
+        func.coalesce(Source.governance_source_id, Source.id) == account_source_id
+    )
+
+
 def inactive_condition(tenant_id: uuid.UUID, cutoff: datetime) -> ColumnElement[bool]:
-    """True for a ZoomUser row with no activity of any kind at or after ``cutoff``."""
+    """True for a ZoomUser row with no activity at or after the ``cutoff`` instant (to the
+    microsecond: an account last active one second before the cut-off is idle)."""
     email = func.lower(ZoomUser.email)
-    recent_summary = exists().where(
-        col(UserDailySummary.tenant_id) == tenant_id,
-        col(UserDailySummary.source_id) == ZoomUser.source_id,
-        col(UserDailySummary.email) == email,
-        or_(col(UserDailySummary.last_activity_at) >= cutoff,
-            and_(col(UserDailySummary.day) >= _day(cutoff),
-                 (UserDailySummary.sign_ins + col(UserDailySummary.meetings_hosted)
-                  + UserDailySummary.meetings_attended) > 0)),
-    )
-    recent_event = exists().where(
-        col(ActivityEvent.tenant_id) == tenant_id,
-        col(ActivityEvent.source_id) == ZoomUser.source_id,
-        col(ActivityEvent.email) == email,
-        col(ActivityEvent.time) >= cutoff,
-    )
-    recent_meeting = exists().where(
-        col(MeetingParticipant.tenant_id) == tenant_id,
-        col(MeetingParticipant.source_id) == ZoomUser.source_id,
-        col(MeetingParticipant.user_email) == email,
-        col(MeetingParticipant.join_time) >= cutoff,
-    )
+    recent = [
+        exists().where(
+            col(i.model.tenant_id) == tenant_id,
+            col(i.model.source_id).in_(feeding_sources(ZoomUser.source_id)),
+            i.email == email,
+            i.at >= cutoff,
+        )
+        for i in activity_instants()
+    ]
     recent_login = and_(col(ZoomUser.last_login_time).is_not(None),
                         col(ZoomUser.last_login_time) >= cutoff)
-    return ~or_(recent_summary, recent_event, recent_meeting, recent_login)
+    return ~or_(*recent, recent_login)
