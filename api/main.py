@@ -20,6 +20,7 @@ from api.routes import (
     insights,
     keys,
     meetings,
+    reports,
     roles,
     runs,
     sources,
@@ -54,7 +55,7 @@ def create_app(
     app.state.rate_limit = rate_limit
     for module in (
         health, tenants, keys, sources, connection_tests, runs, identities,
-        accounts, groups, roles, activity, meetings, insights,
+        accounts, groups, roles, activity, meetings, insights, reports,
     ):
         app.include_router(module.router)
     install_error_handlers(app)
