@@ -5,9 +5,15 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, Literal, TextIO
 
+from sqlmodel import Session
+
+from api.reports.findings import ReviewParams, Tally, build_review, daily_active_accounts
+from api.reports.findings import iter_accounts as _rows
 from api.schemas.reports import AccountReview, ReviewSummary
+
+ReportFormat = Literal["csv", "json", "html"]
 
 # The CSV's columns, in order (README "Access review" documents each).
 CSV_COLUMNS = (
@@ -81,3 +87,36 @@ def json_chunks(
     yield "\n]}\n"
     if progress:
         progress(done)
+
+
+def write_report(
+    session: Session, params: ReviewParams, fmt: ReportFormat, out: TextIO,
+    progress: Callable[[int], None] | None = None,
+) -> ReviewSummary:
+    """Write the review of ``params`` to ``out`` as CSV, JSON or the HTML page; returns its
+    summary. CSV and HTML read the rows once; JSON, whose summary comes first, twice."""
+    if fmt == "html":
+        from api.reports import page
+
+        html, summary = page.render(session, build_review(session, params), progress)
+        out.write(html)
+        return summary
+    review = build_review(session, params)
+    daily = daily_active_accounts(session, params)
+    tally = Tally()
+
+    def counted(rows: Iterable[AccountReview]) -> Iterator[AccountReview]:
+        for row in rows:
+            tally.add(row)
+            yield row
+
+    if fmt == "csv":
+        for chunk in csv_chunks(counted(_rows(session, review)), progress):
+            out.write(chunk)
+        return tally.summary(review, daily)
+    for row in _rows(session, review):
+        tally.add(row)
+    summary = tally.summary(review, daily)
+    for chunk in json_chunks(summary, _rows(session, review), progress):
+        out.write(chunk)
+    return summary

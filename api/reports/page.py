@@ -7,6 +7,7 @@ a 10,000-account tenant's page stays small.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -58,7 +59,10 @@ class Section:
     total: int = 0
 
 
-def render(session: Session, review: Review) -> str:
+def render(
+    session: Session, review: Review, progress: Callable[[int], None] | None = None
+) -> tuple[str, ReviewSummary]:
+    """The page's HTML, and the summary it shows."""
     params = review.params
     tally = Tally()
     sections = {
@@ -67,16 +71,20 @@ def render(session: Session, review: Review) -> str:
     }
     for row in iter_accounts(session, review):
         tally.add(row)
+        if progress and tally.accounts % 1000 == 0:
+            progress(tally.accounts)
         for name in row.findings:
             section = sections[name]
             section.total += 1
             if len(section.rows) < TABLE_ROWS:
                 section.rows.append(row)
+    if progress:
+        progress(tally.accounts)
     summary: ReviewSummary = tally.summary(review, daily_active_accounts(session, params))
     tenant = session.get(Tenant, params.tenant_id)
     source = session.get(Source, params.source_id) if params.source_id else None
     licensed_used = summary.licences - summary.unused_licences
-    return _environment().get_template("report.html").render(
+    html = _environment().get_template("report.html").render(
         tenant=tenant.name if tenant else str(params.tenant_id),
         source=source.name if source else None,
         summary=summary,
@@ -89,4 +97,4 @@ def render(session: Session, review: Review) -> str:
             "licences": charts.licences(licensed_used, summary.unused_licences),
         },
     )
-
+    return html, summary

@@ -9,8 +9,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from pathlib import Path
+
 import pytest
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from api.reports.findings import (
     ReviewParams,
@@ -77,8 +80,8 @@ class Fixture:
     live_accounts: int
 
 
-def _seed(engine: Engine) -> Fixture:
-    with session_scope() as db:
+def _seed(url: str | None = None) -> Fixture:
+    with session_scope(url) as db:
         tenant, other = Tenant(name="acme"), Tenant(name="globex")
         db.add_all([tenant, other])
         db.flush()
@@ -190,7 +193,7 @@ def seeded(engine: Engine) -> Iterator[Fixture]:
     from tests.conftest import truncate_all
 
     truncate_all(engine)
-    yield _seed(engine)
+    yield _seed()
     truncate_all(engine)
 
 
@@ -301,3 +304,25 @@ def test_keyset_pages_cover_every_account_once(seeded: Fixture) -> None:
             after = page[-1].account_id
     assert len(seen) == len(TRUTH) == len(set(seen))
     assert seen == sorted(seen)
+
+
+def test_the_findings_are_the_same_on_sqlite_the_demo_database(tmp_path: Path) -> None:
+    from worker import migrate
+    from worker.db import get_engine
+
+    url = f"sqlite:///{tmp_path / 'review.sqlite3'}"
+    migrate.upgrade(url)
+    seeded = _seed(url)
+    try:
+        with Session(get_engine(url)) as db:
+            review = build_review(db, _params(seeded))
+            rows = {row.zoom_id: row for row in iter_accounts(db, review)}
+            daily = {d.day: d.accounts for d in daily_active_accounts(db, _params(seeded))}
+            filtered = {r.zoom_id for r in iter_accounts(db, review, finding="unused_licence")}
+    finally:
+        get_engine(url).dispose()
+    assert {z: set(r.findings) for z, r in rows.items()} == TRUTH
+    assert filtered == {z for z, f in TRUTH.items() if "unused_licence" in f}
+    assert rows["licence-attendee"].last_activity_at == CUTOFF + timedelta(minutes=10)
+    assert (rows["linked-active"].sign_ins, rows["linked-active"].days_active) == (3, 2)
+    assert daily[CUTOFF.date()] == 5

@@ -19,6 +19,7 @@ from rich.table import Table
 from worker.cli import launch as launchers
 from worker.cli import ops
 from worker.cli.errors import EXIT_FAILED, CliError, friendly
+from worker.cli.report import report as report_command
 from worker.models import GrantType, RunKind, RunStatus, TestStatus, ZoomPlan
 from worker.models.base import as_utc
 from worker.settings import get_settings, settings_or_exit
@@ -38,6 +39,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(key_app, name="key")
 app.add_typer(source_app, name="source")
+app.command("report")(report_command)
 
 
 def _console() -> Console:
