@@ -51,7 +51,7 @@ def _stream_csv(params: ReviewParams, finding: str | None) -> Iterator[str]:
 
 def _render(params: ReviewParams) -> HTMLResponse:
     with Session(get_engine()) as session:
-        html = page.render(session, build_review(session, params))
+        html, _ = page.render(session, build_review(session, params))
     # The page is a tenant's data: no caching by the browser or a proxy, no referrer leak.
     return HTMLResponse(html, headers={"Cache-Control": "no-store",
                                        "Referrer-Policy": "no-referrer"})
@@ -125,8 +125,11 @@ def create_link(
     return ReportLink(href=href, expires_at=expires)
 
 
-@router.get("/access-review/page", response_class=HTMLResponse,
-            responses={200: {"content": {"text/html": {}}}})
+# Errors are problem JSON like everywhere else: only the 200 is HTML (a response_class would
+# document every error as text/html too).
+@router.get("/access-review/page", response_model=None,
+            responses={200: {"content": {"text/html": {"schema": {"type": "string"}}},
+                             "description": "The report page"}})
 def access_review_page(
     token: Annotated[str, Query(max_length=2000, description="From POST .../links")],
 ) -> HTMLResponse:
