@@ -99,6 +99,8 @@ def test_another_tenant_sees_only_its_own_accounts(world: World) -> None:
     theirs = world.client.get(f"/v1/reports/access-review?source_id={world.source_a['id']}",
                               headers=world.b.headers)
     assert theirs.status_code == 404
+    summary = world.client.get("/v1/reports/access-review/summary", headers=world.b.headers)
+    assert summary.json()["accounts"] == len(body["items"])
     html = world.client.get("/v1/reports/access-review?format=html", headers=world.b.headers)
     assert "Access review: globex" in html.text and world.source_a["id"] not in html.text
 
