@@ -6,8 +6,13 @@ import csv
 import io
 import uuid
 from datetime import timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+from rich.console import Console
 
 from api.reports import links
+from api.reports.demo import write_reports
 from api.reports.export import CSV_COLUMNS
 from tests.api.conftest import World
 from worker.models import utcnow
@@ -108,3 +113,18 @@ def test_another_tenant_sees_only_its_own_accounts(world: World) -> None:
 def test_the_report_needs_a_tenant_key(world: World) -> None:
     assert world.client.get("/v1/reports/access-review").status_code == 401
     assert world.client.post("/v1/reports/access-review/links", json={}).status_code == 401
+
+
+def test_the_demo_step_writes_each_tenants_report_and_says_where(
+    world: World, tmp_path: Path
+) -> None:
+    out = io.StringIO()
+    tenants = [SimpleNamespace(name="acme", key=world.a.key),
+               SimpleNamespace(name="globex", key=world.b.key)]
+    paths = write_reports(world.client, tenants, tmp_path / "reports",
+                          Console(file=out, width=200))
+    assert [p.name for p in paths] == ["acme-access-review.html", "acme-access-review.csv",
+                                       "globex-access-review.html", "globex-access-review.csv"]
+    assert "Access review: acme" in paths[0].read_text()
+    assert paths[1].read_text().startswith(",".join(CSV_COLUMNS))
+    assert str(paths[0]) in out.getvalue() and str(paths[2]) in out.getvalue()
