@@ -16,7 +16,8 @@ from sqlmodel import Session, col, select
 
 from api.deps import SessionDep, TenantDep, get_or_404
 from api.errors import PROBLEM_RESPONSES, PayloadTooLarge, Unprocessable
-from api.schemas.common import Limit, Page, Str320, decode_cursor, encode_cursor
+from api.pagination import keyset_page
+from api.schemas.common import Limit, Page, Str320
 from api.schemas.directory import (
     CorrelatedAccount,
     IdentityDetail,
@@ -175,13 +176,10 @@ def list_identities(
     query = tenant_query(Identity, tenant_id)
     if email:
         query = query.where(Identity.email_normalized == email.lower())
-    after = decode_cursor(cursor, str)
-    if after is not None:
-        query = query.where(col(Identity.external_id) > after[0])
-    rows = list(session.exec(query.order_by(col(Identity.external_id)).limit(limit + 1)))
-    next_cursor = encode_cursor(rows[limit - 1].external_id) if len(rows) > limit else None
-    return Page[IdentityPublic](items=[to_public(i) for i in rows[:limit]],
-                                next_cursor=next_cursor)
+    rows: list[Identity]
+    rows, next_cursor = keyset_page(session, query, col(Identity.external_id), cursor, limit,
+                                    lambda i: i.external_id, kind=str)
+    return Page[IdentityPublic](items=[to_public(i) for i in rows], next_cursor=next_cursor)
 
 
 @router.get("/{identity_id}", response_model=IdentityDetail)
