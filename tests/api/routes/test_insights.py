@@ -11,7 +11,14 @@ from fastapi.testclient import TestClient
 from tests.api.conftest import TenantCtx, World, create_source
 from tests.api.seed import NOW
 from worker.db import session_scope
-from worker.models import ActivityEvent, Meeting, MeetingParticipant, UserDailySummary, ZoomUser
+from worker.models import (
+    ActivityEvent,
+    Meeting,
+    MeetingParticipant,
+    Source,
+    UserDailySummary,
+    ZoomUser,
+)
 
 
 def _alice_days() -> int:
@@ -120,6 +127,14 @@ def test_the_idle_cut_off_is_an_instant_not_the_start_of_its_day(
         user("host")
         db.add(Meeting(tenant_id=t, source_id=source, uuid="m2", host_email="host@acme.example",
                        start_time=before - timedelta(hours=1), end_time=after))
+        # Signed in through a split set-up's activity-only source.
+        feeder = Source(tenant_id=t, name="zoom-activity", aggregation_enabled=False,
+                        governance_source_id=source)
+        db.add(feeder)
+        db.flush()
+        user("split")
+        db.add(ActivityEvent(tenant_id=t, source_id=feeder.id, event_key="e3",
+                             email="split@acme.example", time=after, type="Sign in"))
         # Only Zoom's own last_login_time, a second too early.
         db.add(ZoomUser(tenant_id=t, source_id=source, zoom_id="zoomlogin",
                         email="zoomlogin@acme.example", status="active", last_login_time=before))
