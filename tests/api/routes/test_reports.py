@@ -13,7 +13,8 @@ from rich.console import Console
 
 from api.reports import links
 from api.reports.demo import write_reports
-from api.reports.export import CSV_COLUMNS
+from api.reports.export import CSV_COLUMNS, csv_record
+from api.schemas.reports import AccountReview
 from tests.api.conftest import World
 from worker.models import utcnow
 from worker.settings import get_settings
@@ -128,3 +129,19 @@ def test_the_demo_step_writes_each_tenants_report_and_says_where(
     assert "Access review: acme" in paths[0].read_text()
     assert paths[1].read_text().startswith(",".join(CSV_COLUMNS))
     assert str(paths[0]) in out.getvalue() and str(paths[2]) in out.getvalue()
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_quoted() -> None:
+    row = AccountReview.model_construct(
+        account_id=1, source_id=uuid.uuid4(), zoom_id="z1", email="a@x.example",
+        display_name='=HYPERLINK("http://evil.example")', status="active", type=2,
+        role_id="r", role="@admin", privileged=True, groups=["+sales", "ops"],
+        identity_id=None, identity_external_id="-1", identity_status=None,
+        identity_terminated_at=None, created_at=None, last_sign_in_at=None,
+        last_activity_at=None, days_active=0, sign_ins=0, sign_ins_vs_average=-0.5,
+        findings=["orphan"])
+    record = dict(zip(CSV_COLUMNS, csv_record(row), strict=True))
+    assert record["display_name"] == "'=HYPERLINK(\"http://evil.example\")"
+    assert (record["role"], record["groups"], record["identity_external_id"]) == (
+        "'@admin", "'+sales;ops", "'-1")
+    assert record["sign_ins_vs_average"] == -0.5 and record["email"] == "a@x.example"
