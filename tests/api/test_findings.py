@@ -325,3 +325,21 @@ def test_the_findings_are_the_same_on_sqlite_the_demo_database(tmp_path: Path) -
     assert rows["licence-attendee"].last_activity_at == CUTOFF + timedelta(minutes=10)
     assert (rows["linked-active"].sign_ins, rows["linked-active"].days_active) == (3, 2)
     assert daily[CUTOFF.date()] == 5
+
+
+def test_the_idle_list_and_the_review_agree_on_who_is_idle(seeded: Fixture) -> None:
+    """Two query shapes over one definition (api.insights.activity_instants): the idle-accounts
+    endpoint's EXISTS probes and the review's grouped latest activity."""
+    from sqlmodel import col, select
+
+    from api.insights import inactive_condition
+
+    with session_scope() as db:
+        for cutoff in (CUTOFF, CUTOFF - SECOND, NOW - timedelta(days=3), NOW - timedelta(days=45)):
+            probed = set(db.exec(select(ZoomUser.zoom_id).where(
+                col(ZoomUser.tenant_id) == seeded.tenant_id, col(ZoomUser.deleted_at).is_(None),
+                inactive_condition(seeded.tenant_id, cutoff))))
+            review = build_review(db, _params(seeded))
+            grouped = {r.zoom_id for r in iter_accounts(db, review)
+                       if r.last_activity_at is None or r.last_activity_at < cutoff}
+            assert probed == grouped, cutoff
