@@ -3,6 +3,7 @@ would, written next to the demo's data."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,10 @@ def write_demo_reports(
         return write_reports(client, tenants, out_dir, console)
 
 
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "tenant"
+
+
 def write_reports(
     client: httpx.Client, tenants: Iterable[Any], out_dir: Path, console: Console
 ) -> list[Path]:
@@ -32,7 +37,7 @@ def write_reports(
             response = client.get("/v1/reports/access-review", params={"format": fmt},
                                   headers={"X-API-Key": tenant.key})
             response.raise_for_status()
-            path = out_dir / f"{tenant.name}-access-review.{fmt}"
+            path = out_dir / f"{_slug(tenant.name)}-access-review.{fmt}"
             path.write_bytes(response.content)
             paths.append(path)
         written += paths

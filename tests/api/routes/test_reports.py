@@ -120,7 +120,7 @@ def test_the_demo_step_writes_each_tenants_report_and_says_where(
     world: World, tmp_path: Path
 ) -> None:
     out = io.StringIO()
-    tenants = [SimpleNamespace(name="acme", key=world.a.key),
+    tenants = [SimpleNamespace(name="Acme", key=world.a.key),
                SimpleNamespace(name="globex", key=world.b.key)]
     paths = write_reports(world.client, tenants, tmp_path / "reports",
                           Console(file=out, width=200))
