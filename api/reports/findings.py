@@ -140,18 +140,21 @@ class Review:
     average: float | None = None
 
 
-def _last_activity(params: ReviewParams) -> Any:
+def _scoped(query: Any, email: Any, emails: Any) -> Any:
+    return query if emails is None else query.where(email.in_(emails))
+
+
+def _last_activity(params: ReviewParams, emails: Any = None) -> Any:
     """Per (account source, email): the latest activity instant and the latest sign-in."""
     parts = []
     for i in activity_instants():
         sign_in = (case((i.sign_in, i.at), else_=null()) if i.sign_in is not None
                    else cast(null(), UTCDateTime()))
-        parts.append(
+        parts.append(_scoped(
             select(account_source(i.model).label("sid"), i.email.label("email"),
                    i.at.label("at"), sign_in.label("sign_in_at"))
             .join(Source, col(Source.id) == i.model.source_id)
-            .where(col(i.model.tenant_id) == params.tenant_id)
-        )
+            .where(col(i.model.tenant_id) == params.tenant_id), i.email, emails))
     rows = union_all(*parts).subquery("instants")
     return (
         select(rows.c.sid, rows.c.email, func.max(rows.c.at).label("last_at"),
@@ -160,20 +163,19 @@ def _last_activity(params: ReviewParams) -> Any:
     ).subquery("last")
 
 
-def active_days(params: ReviewParams, dialect: str) -> Any:
+def active_days(params: ReviewParams, dialect: str, emails: Any = None) -> Any:
     """Distinct (account source, email, UTC day) with any activity in the window."""
     start = datetime.combine(params.since_day, datetime.min.time(), tzinfo=UTC)
     t = params.tenant_id
 
     def part(model: Any, email: Any, at: Any) -> Any:
-        return (
+        return _scoped(
             select(account_source(model).label("sid"), email.label("email"),
                    _utc_day(at, dialect).label("day"))
             .join(Source, col(Source.id) == model.source_id)
-            .where(col(model.tenant_id) == t, at >= _instant(start))
-        )
+            .where(col(model.tenant_id) == t, at >= _instant(start)), email, emails)
 
-    summaries = (
+    summaries = _scoped(
         select(account_source(UserDailySummary).label("sid"),
                col(UserDailySummary.email).label("email"), col(UserDailySummary.day))
         .join(Source, col(Source.id) == UserDailySummary.source_id)
@@ -181,8 +183,8 @@ def active_days(params: ReviewParams, dialect: str) -> Any:
                col(UserDailySummary.day) >= params.since_day,
                or_(UserDailySummary.sign_ins + col(UserDailySummary.meetings_hosted)
                    + UserDailySummary.meetings_attended + UserDailySummary.meeting_minutes > 0,
-                   col(UserDailySummary.last_activity_at).is_not(None)))
-    )
+                   col(UserDailySummary.last_activity_at).is_not(None))),
+        col(UserDailySummary.email), emails)
     return union(
         part(ActivityEvent, col(ActivityEvent.email), col(ActivityEvent.time)),
         part(Meeting, col(Meeting.host_email), col(Meeting.start_time)),
@@ -192,39 +194,54 @@ def active_days(params: ReviewParams, dialect: str) -> Any:
     ).subquery("active_days")
 
 
-def _sign_ins(params: ReviewParams) -> tuple[Any, Any]:
+def _sign_ins(params: ReviewParams, emails: Any = None) -> tuple[Any, Any]:
     """Sign-ins in the window per account, from the events and from the summaries (the larger
     wins, as in ``api.insights.figures``)."""
-    events = (
+    events = _scoped(
         select(account_source(ActivityEvent).label("sid"), col(ActivityEvent.email),
                func.count().label("n"))
         .join(Source, col(Source.id) == ActivityEvent.source_id)
         .where(col(ActivityEvent.tenant_id) == params.tenant_id,
-               col(ActivityEvent.time) >= _instant(params.since), is_sign_in(ActivityEvent.type))
-        .group_by(account_source(ActivityEvent), col(ActivityEvent.email))
-    ).subquery("event_sign_ins")
-    summaries = (
+               col(ActivityEvent.time) >= _instant(params.since), is_sign_in(ActivityEvent.type)),
+        col(ActivityEvent.email), emails,
+    ).group_by(account_source(ActivityEvent), col(ActivityEvent.email)).subquery("event_sign_ins")
+    summaries = _scoped(
         select(account_source(UserDailySummary).label("sid"), col(UserDailySummary.email),
                func.sum(UserDailySummary.sign_ins).label("n"))
         .join(Source, col(Source.id) == UserDailySummary.source_id)
         .where(col(UserDailySummary.tenant_id) == params.tenant_id,
-               col(UserDailySummary.day) >= params.since_day)
-        .group_by(account_source(UserDailySummary), col(UserDailySummary.email))
-    ).subquery("summary_sign_ins")
+               col(UserDailySummary.day) >= params.since_day),
+        col(UserDailySummary.email), emails,
+    ).group_by(account_source(UserDailySummary), col(UserDailySummary.email)).subquery(
+        "summary_sign_ins")
     return events, summaries
 
 
-def build_review(session: Session, params: ReviewParams) -> Review:
+def build_review(
+    session: Session, params: ReviewParams, page: tuple[int | None, int] | None = None
+) -> Review:
+    """The review's query. With ``page`` (after this account id, this many accounts) the
+    aggregates cover only that page's accounts, so a JSON page costs what its accounts do, not
+    what the tenant does; ``iter_rows`` must then be asked for the same page."""
     dialect = session.get_bind().dialect.name
     u: Any = ZoomUser  # columns, for SQL expressions (mypy reads them as their Python values)
     email = func.lower(u.email)
-    last = _last_activity(params)
-    days_rows = active_days(params, dialect)
+    emails = None
+    if page is not None:
+        after, limit = page
+        accounts = select(func.lower(ZoomUser.email)).where(
+            col(ZoomUser.tenant_id) == params.tenant_id, col(ZoomUser.deleted_at).is_(None),
+            col(ZoomUser.id) > (after or 0))
+        if params.source_id is not None:
+            accounts = accounts.where(col(ZoomUser.source_id) == params.source_id)
+        emails = accounts.order_by(col(ZoomUser.id)).limit(limit).scalar_subquery()
+    last = _last_activity(params, emails)
+    days_rows = active_days(params, dialect, emails)
     days = (
         select(days_rows.c.sid, days_rows.c.email, func.count().label("n"))
         .group_by(days_rows.c.sid, days_rows.c.email)
     ).subquery("days")
-    ev_signs, sum_signs = _sign_ins(params)
+    ev_signs, sum_signs = _sign_ins(params, emails)
 
     def on(sq: Any) -> Any:
         return and_(sq.c.sid == u.source_id, sq.c.email == email)

@@ -88,10 +88,13 @@ def access_review(
         )
     if wanted == "html":
         return _render(params)
-    review = build_review(session, params)
     after = decode_cursor(cursor, int)
-    rows = list(iter_accounts(session, review, finding=finding,
-                              after_id=after[0] if after else None, limit=limit + 1))
+    after_id = after[0] if after else None
+    # Unfiltered pages aggregate only their own accounts; a finding filter needs every one.
+    review = build_review(session, params,
+                          page=(after_id, limit + 1) if finding is None else None)
+    rows = list(iter_accounts(session, review, finding=finding, after_id=after_id,
+                              limit=limit + 1))
     items = rows[:limit]
     return ReviewPage(
         generated_at=params.now, days=days, window_days=params.window_days,

@@ -343,3 +343,19 @@ def test_the_idle_list_and_the_review_agree_on_who_is_idle(seeded: Fixture) -> N
             grouped = {r.zoom_id for r in iter_accounts(db, review)
                        if r.last_activity_at is None or r.last_activity_at < cutoff}
             assert probed == grouped, cutoff
+
+
+def test_a_page_aggregated_on_its_own_accounts_equals_the_full_review(seeded: Fixture) -> None:
+    with session_scope() as db:
+        full = {r.account_id: r.model_dump() for r in
+                iter_accounts(db, build_review(db, _params(seeded)))}
+        paged: dict[int, dict] = {}  # type: ignore[type-arg]
+        after = None
+        while True:
+            review = build_review(db, _params(seeded), page=(after, 5))
+            rows = list(iter_accounts(db, review, after_id=after, limit=5))
+            if not rows:
+                break
+            paged.update({r.account_id: r.model_dump() for r in rows})
+            after = rows[-1].account_id
+    assert paged == full
