@@ -23,7 +23,7 @@ import uvicorn
 from sqlalchemy.engine import Engine
 
 from api.main import create_app
-from tests.api.conftest import new_tenant, source_payload
+from tests.api.helpers import new_tenant, source_payload
 from tests.api.seed import seed_directory_and_activity
 from worker.db import session_scope
 from worker.models import ZoomUser

@@ -8,6 +8,7 @@ one line on stderr and a non-zero exit (see `worker.cli.errors`).
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Annotated
@@ -15,12 +16,26 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlmodel import Session, col, select
 
+from worker import migrate
 from worker.cli import launch as launchers
 from worker.cli import ops
 from worker.cli.errors import EXIT_FAILED, CliError, friendly
 from worker.cli.report import report as report_command
-from worker.models import GrantType, RunKind, RunStatus, TestStatus, ZoomPlan
+from worker.cli.watch import render_connection_test, wait_activity, wait_connection_test, wait_run
+from worker.db import session_scope
+from worker.kit.crypto import decrypt_json
+from worker.models import (
+    ConnectionTest,
+    GrantType,
+    RunKind,
+    RunStatus,
+    SyncRun,
+    Tenant,
+    TestStatus,
+    ZoomPlan,
+)
 from worker.models.base import as_utc
 from worker.settings import get_settings, settings_or_exit
 
@@ -69,8 +84,6 @@ def _when(value: datetime | None) -> str:
 def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
     """Apply migrations up to REVISION (default: head)."""
     settings = settings_or_exit()
-    from worker import migrate
-
     migrate.upgrade(settings.database_url, revision)
     typer.echo(f"database at {migrate.current(settings.database_url)}")
 
@@ -80,8 +93,6 @@ def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) 
 def db_current() -> None:
     """Show the revision the database is at, and whether it is the newest."""
     settings = settings_or_exit()
-    from worker import migrate
-
     current, head = migrate.current(settings.database_url), migrate.head()
     state = "up to date" if current == head else f"behind (head is {head})"
     typer.echo(f"{current or 'empty'}: {state}")
@@ -95,8 +106,6 @@ def db_current() -> None:
 def tenant_create(name: Annotated[str, typer.Argument(help="Unique tenant name.")]) -> None:
     """Create a tenant; prints its id."""
     settings_or_exit()
-    from worker.db import session_scope
-
     with session_scope() as session:
         tenant = ops.create_tenant(session, name)
     typer.echo(f"tenant {tenant.name} created: {tenant.id}")
@@ -107,11 +116,6 @@ def tenant_create(name: Annotated[str, typer.Argument(help="Unique tenant name."
 def tenant_list() -> None:
     """List tenants."""
     settings_or_exit()
-    from sqlmodel import col, select
-
-    from worker.db import session_scope
-    from worker.models import Tenant
-
     with session_scope() as session:
         for tenant in session.exec(select(Tenant).order_by(col(Tenant.name))):
             typer.echo(f"{tenant.id}  {tenant.name}")
@@ -128,8 +132,6 @@ def key_create(
 ) -> None:
     """Create an API key. It is printed once; only its hash is stored."""
     settings_or_exit()
-    from worker.db import session_scope
-
     with session_scope() as session:
         row, plain = ops.create_key(session, tenant, name, admin)
     scope = "admin" if row.is_admin else f"tenant {row.tenant_id}"
@@ -185,8 +187,6 @@ def source_add(
 ) -> None:
     """Add a source (a Zoom app) with its credentials, stored encrypted."""
     settings_or_exit()
-    from worker.db import session_scope
-
     grant = (
         GrantType.REFRESH_TOKEN
         if grant_type == GrantChoice.refresh_token
@@ -222,8 +222,6 @@ def source_add(
 
 
 def _stdin_is_tty() -> bool:
-    import sys
-
     return sys.stdin.isatty()
 
 
@@ -234,8 +232,6 @@ def source_list(
 ) -> None:
     """List sources with their status."""
     settings_or_exit()
-    from worker.db import session_scope
-
     table = Table("tenant", "source", "id", "grant", "status", "last test ok", box=None)
     with session_scope() as session:
         for t, s in ops.list_sources(session, tenant):
@@ -257,10 +253,6 @@ def source_show(
 ) -> None:
     """Show a source; credentials only as which fields are set."""
     settings_or_exit()
-    from worker.db import session_scope
-    from worker.kit.crypto import decrypt_json
-    from worker.models import Tenant
-
     with session_scope() as session:
         row = ops.resolve_source(session, source)
         tenant = session.get(Tenant, row.tenant_id)
@@ -311,8 +303,6 @@ def source_disable(
 ) -> None:
     """Disable a source: no scheduled or manual runs until it is enabled again."""
     settings_or_exit()
-    from worker.db import session_scope
-
     with session_scope() as session:
         row = ops.disable_source(session, ops.resolve_source(session, source))
     typer.echo(f"source {row.name} disabled")
@@ -330,9 +320,6 @@ def test_connection(
 ) -> None:
     """Queue a connection test; with --wait, show the result and what to fix."""
     settings_or_exit()
-    from worker.cli.watch import render_connection_test, wait_connection_test
-    from worker.db import session_scope
-
     with session_scope() as session:
         row = ops.resolve_source(session, source)
         test = ops.start_connection_test(session, row)
@@ -372,9 +359,6 @@ def correlate(
 
 def _start_and_follow(source: str, kind: RunKind, wait: bool, timeout: float) -> None:
     settings_or_exit()
-    from worker.cli.watch import wait_run
-    from worker.db import session_scope
-
     with session_scope() as session:
         run = ops.start_run(session, ops.resolve_source(session, source), kind)
     if not wait:
@@ -429,9 +413,6 @@ def sync_activity(
 ) -> None:
     """Queue an activity sync: incremental from the watermark, or the --from/--to window."""
     settings_or_exit()
-    from worker.cli.watch import wait_activity
-    from worker.db import session_scope
-
     start = _parse_day(from_, "--from")
     end = _parse_day(to, "--to", end=True)
     if end is not None and start is None:
@@ -470,8 +451,6 @@ def status(
 ) -> None:
     """One table: every tenant's sources, last test, last runs, next runs and failures."""
     settings_or_exit()
-    from worker.db import session_scope
-
     table = Table(
         "tenant", "source", "status", "last test", "aggregation", "correlation", "activity",
         "next runs", "failures 24h", title="Activity Insights for Zoom", show_lines=True,
@@ -505,8 +484,6 @@ def status(
 
 
 def _test_cell(test: object) -> str:
-    from worker.models import ConnectionTest
-
     if not isinstance(test, ConnectionTest):
         return "never"
     mark = {"succeeded": "[green]ok[/]", "failed": "[red]failed[/]"}.get(test.status, test.status)
@@ -517,10 +494,6 @@ def _test_cell(test: object) -> str:
 
 
 def _run_cell(session: object, run: object) -> str:
-    from sqlmodel import Session
-
-    from worker.models import SyncRun
-
     if not isinstance(run, SyncRun) or not isinstance(session, Session):
         return "never"
     totals = ops.run_totals(session, run)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import TenantCtx, World, create_source
+from tests.api.helpers import TenantCtx, World, create_source
 from tests.api.seed import NOW
 from worker.db import session_scope
 from worker.models import (

@@ -15,7 +15,7 @@ from api.reports import links
 from api.reports.demo import write_reports
 from api.reports.export import CSV_COLUMNS, csv_record
 from api.schemas.reports import AccountReview
-from tests.api.conftest import World
+from tests.api.helpers import World
 from worker.models import utcnow
 from worker.settings import get_settings
 
