@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, func, or_
 from sqlmodel import Session, col, select
@@ -21,15 +19,19 @@ from sqlmodel import Session, col, select
 from api.schemas.activity import ActivityFigures
 from worker.models import (
     ActivityEvent,
-    Meeting,
     MeetingParticipant,
     Source,
     UserDailySummary,
     ZoomUser,
 )
-
-WINDOW_DAYS = 90
-SIGN_IN_TYPES = ("sign in", "signin", "sign_in")
+from worker.reports.activity import (
+    SIGN_IN_TYPES,
+    WINDOW_DAYS,
+    account_source,
+    activity_instants,
+    feeding_sources,
+    tenant_average_sign_ins,
+)
 
 Account = tuple[uuid.UUID, str]  # (source_id, lower-cased email)
 
@@ -129,12 +131,6 @@ def figures(
     )
 
 
-def account_source(model: Any) -> Any:
-    """``model.source_id`` mapped to the source whose Zoom accounts its rows belong to (the
-    governance source in a split set-up); select it with a join to ``Source`` on the row's."""
-    return func.coalesce(Source.governance_source_id, model.source_id)
-
-
 def last_activity(
     session: Session, tenant_id: uuid.UUID, accounts: Sequence[Account]
 ) -> dict[Account | str, datetime | None]:
@@ -158,75 +154,6 @@ def last_activity(
             out[key] = _latest(out.get(key), latest)
             out["all"] = _latest(out.get("all"), latest)
     return out
-
-
-def tenant_average_sign_ins(
-    session: Session, tenant_id: uuid.UUID, since: datetime
-) -> float | None:
-    """Sign-ins per (non-deleted) Zoom account of the tenant since ``since``."""
-    accounts = session.exec(
-        select(func.count()).select_from(ZoomUser).where(
-            col(ZoomUser.tenant_id) == tenant_id, col(ZoomUser.deleted_at).is_(None)
-        )
-    ).one()
-    if not accounts:
-        return None
-    events = session.exec(
-        select(func.count()).select_from(ActivityEvent).where(
-            col(ActivityEvent.tenant_id) == tenant_id,
-            col(ActivityEvent.time) >= since,
-            is_sign_in(ActivityEvent.type),
-        )
-    ).one()
-    summarised = session.exec(
-        select(func.coalesce(func.sum(UserDailySummary.sign_ins), 0)).where(
-            col(UserDailySummary.tenant_id) == tenant_id,
-            col(UserDailySummary.day) >= _day(since),
-        )
-    ).one()
-    return round(max(int(events), int(summarised)) / int(accounts), 3)
-
-
-def is_sign_in(event_type: Any) -> ColumnElement[bool]:
-    """The API's one sign-in predicate over ``ActivityEvent.type`` (kept in one function so the
-    shared definition of sign-in event types replaces it in one place)."""
-    return func.lower(func.trim(event_type)).in_(SIGN_IN_TYPES)
-
-
-@dataclass(frozen=True)
-class Instants:
-    """One table's activity instants: which rows, the account they belong to (source and
-    lower-cased email) and the instant the account was last seen active in that row."""
-
-    model: Any
-    email: Any
-    at: Any
-    sign_in: ColumnElement[bool] | None = None  # rows that are sign-ins, when the table has any
-
-
-def activity_instants() -> list[Instants]:
-    """Every instant that makes an account active: a sign-in or sign-out, the end (else start)
-    of a meeting it hosted, its leaving (else joining) a meeting it attended, and a summary's
-    exact ``last_activity_at`` (which outlives pruned events). A summary's *day* is never used
-    as an instant: rounding it to midnight counted accounts active until the day was over."""
-    return [
-        Instants(ActivityEvent, col(ActivityEvent.email), col(ActivityEvent.time),
-                 is_sign_in(ActivityEvent.type)),
-        Instants(Meeting, col(Meeting.host_email),
-                 func.coalesce(Meeting.end_time, Meeting.start_time)),
-        Instants(MeetingParticipant, col(MeetingParticipant.user_email),
-                 func.coalesce(MeetingParticipant.leave_time, MeetingParticipant.join_time)),
-        Instants(UserDailySummary, col(UserDailySummary.email),
-                 col(UserDailySummary.last_activity_at)),
-    ]
-
-
-def feeding_sources(account_source_id: Any) -> Any:
-    """Sources whose activity belongs to the Zoom accounts of ``account_source_id``: itself and,
-    in a split set-up, the activity-only sources governed by it."""
-    return select(Source.id).where(
-        func.coalesce(Source.governance_source_id, Source.id) == account_source_id
-    )
 
 
 def inactive_condition(tenant_id: uuid.UUID, cutoff: datetime) -> ColumnElement[bool]:

@@ -97,10 +97,10 @@ def _export_child(tenant_id: str) -> None:
     """In a fresh process: stream the CSV of the tenant to /dev/null, print peak RSS and time."""
     from sqlmodel import Session
 
-    from api.reports.export import write_report
-    from api.reports.findings import ReviewParams
     from worker.db import get_engine
     from worker.models import utcnow
+    from worker.reports.export import write_report
+    from worker.reports.findings import ReviewParams
 
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     started = time.perf_counter()
@@ -125,9 +125,9 @@ def _export(tenant_id: uuid.UUID) -> dict[str, Any]:
 def _render_seconds(env: BenchEnv, tenant_id: uuid.UUID) -> tuple[float, float, int]:
     from sqlmodel import Session
 
-    from api.reports import page
-    from api.reports.findings import ReviewParams, build_review
     from worker.models import utcnow
+    from worker.reports import page
+    from worker.reports.findings import ReviewParams, build_review
 
     times, cpu, size = [], [], 0
     # The first render compiles the template and the statement, once per server process.

@@ -12,14 +12,21 @@ from sqlmodel import Session
 
 from api.deps import SessionDep, TenantDep
 from api.errors import PROBLEM_RESPONSES, Forbidden
-from api.reports import links, page
-from api.reports.export import csv_chunks
-from api.reports.findings import DEFAULT_DAYS, ReviewParams, build_review, iter_accounts, summarise
+from api.reports import links
 from api.routes.accounts import SourceFilter, check_source
 from api.schemas.common import Limit, decode_cursor, encode_cursor
 from api.schemas.reports import Finding, ReportLink, ReportLinkIn, ReviewPage, ReviewSummary
 from worker.db import get_engine
 from worker.models import Tenant, utcnow
+from worker.reports import page
+from worker.reports.export import csv_chunks
+from worker.reports.findings import (
+    DEFAULT_DAYS,
+    ReviewParams,
+    build_review,
+    iter_accounts,
+    summarise,
+)
 from worker.settings import get_settings
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"], responses=PROBLEM_RESPONSES)

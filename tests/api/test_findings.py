@@ -14,14 +14,6 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from api.reports.findings import (
-    ReviewParams,
-    build_review,
-    daily_active_accounts,
-    iter_accounts,
-    summarise,
-)
-from api.schemas.reports import FINDINGS
 from worker.db import session_scope
 from worker.models import (
     AccountCorrelation,
@@ -36,6 +28,14 @@ from worker.models import (
     ZoomRole,
     ZoomUser,
 )
+from worker.reports.findings import (
+    ReviewParams,
+    build_review,
+    daily_active_accounts,
+    iter_accounts,
+    summarise,
+)
+from worker.reports.schemas import FINDINGS
 
 NOW = datetime(2026, 6, 15, 12, 0, 0, tzinfo=UTC)
 DAYS = 30

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from click.testing import Result
 
-from api.reports.export import CSV_COLUMNS
 from tests.api.seed import seed_directory_and_activity
 from worker.db import session_scope
 from worker.models import Source, Tenant
+from worker.reports.export import CSV_COLUMNS
 
 Cli = Callable[..., Result]
 

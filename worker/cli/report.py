@@ -36,10 +36,10 @@ def report(
     """Write the access review (every account, its evidence and findings) as CSV, JSON or the
     HTML report page, with a progress bar; the file appears whole or not at all."""
     settings_or_exit()
-    from api.reports.export import write_report
-    from api.reports.findings import ReviewParams, build_review, count_accounts
     from worker.db import session_scope
     from worker.models import utcnow
+    from worker.reports.export import write_report
+    from worker.reports.findings import ReviewParams, build_review, count_accounts
 
     with session_scope() as session:
         tenant_id, source_id, label = _resolve(session, target)

@@ -13,10 +13,10 @@ from rich.console import Console
 
 from api.reports import links
 from api.reports.demo import write_reports
-from api.reports.export import CSV_COLUMNS, csv_record
-from api.schemas.reports import AccountReview
 from tests.api.helpers import World
 from worker.models import utcnow
+from worker.reports.export import CSV_COLUMNS, csv_record
+from worker.reports.schemas import AccountReview
 from worker.settings import get_settings
 
 

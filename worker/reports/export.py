@@ -9,9 +9,9 @@ from typing import Any, Literal, TextIO
 
 from sqlmodel import Session
 
-from api.reports.findings import ReviewParams, Tally, build_review, daily_active_accounts
-from api.reports.findings import iter_accounts as _rows
-from api.schemas.reports import AccountReview, ReviewSummary
+from worker.reports.findings import ReviewParams, Tally, build_review, daily_active_accounts
+from worker.reports.findings import iter_accounts as _rows
+from worker.reports.schemas import AccountReview, ReviewSummary
 
 ReportFormat = Literal["csv", "json", "html"]
 
@@ -96,7 +96,7 @@ def write_report(
     """Write the review of ``params`` to ``out`` as CSV, JSON or the HTML page; returns its
     summary. CSV and HTML read the rows once; JSON, whose summary comes first, twice."""
     if fmt == "html":
-        from api.reports import page
+        from worker.reports import page
 
         html, summary = page.render(session, build_review(session, params), progress)
         out.write(html)

@@ -16,8 +16,9 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 from sqlmodel import Session
 
-from api.reports import charts
-from api.reports.findings import (
+from worker.models import Source, Tenant
+from worker.reports import charts
+from worker.reports.findings import (
     Review,
     Tally,
     daily_active_accounts,
@@ -25,8 +26,7 @@ from api.reports.findings import (
     row_findings,
     to_review,
 )
-from api.schemas.reports import FINDINGS, AccountReview, ReviewSummary
-from worker.models import Source, Tenant
+from worker.reports.schemas import FINDINGS, AccountReview, ReviewSummary
 
 HERE = Path(__file__).parent
 TABLE_ROWS = 200

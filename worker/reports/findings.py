@@ -47,21 +47,6 @@ from sqlalchemy import (
 )
 from sqlmodel import Session, col
 
-from api.insights import (
-    WINDOW_DAYS,
-    account_source,
-    activity_instants,
-    is_sign_in,
-    tenant_average_sign_ins,
-)
-from api.schemas.reports import (
-    FINDINGS,
-    AccountReview,
-    Bucket,
-    DayCount,
-    Finding,
-    ReviewSummary,
-)
 from worker.models import (
     AccountCorrelation,
     ActivityEvent,
@@ -75,6 +60,21 @@ from worker.models import (
     ZoomUser,
 )
 from worker.models.base import UTCDateTime, as_utc
+from worker.reports.activity import (
+    WINDOW_DAYS,
+    account_source,
+    activity_instants,
+    is_sign_in,
+    tenant_average_sign_ins,
+)
+from worker.reports.schemas import (
+    FINDINGS,
+    AccountReview,
+    Bucket,
+    DayCount,
+    Finding,
+    ReviewSummary,
+)
 
 DEFAULT_DAYS = 30
 PRIVILEGED_ROLE_IDS = ("0", "1")  # Zoom's built-in Owner and Admin roles

@@ -12,7 +12,7 @@ from html import escape
 
 from markupsafe import Markup
 
-from api.schemas.reports import Bucket, DayCount
+from worker.reports.schemas import Bucket, DayCount
 
 WIDTH, HEIGHT, PAD = 720, 220, 32
 
