@@ -17,10 +17,21 @@ from sqlalchemy import ColumnElement, and_, exists, func, or_
 from sqlmodel import Session, col, select
 
 from api.schemas.activity import ActivityFigures
-from worker.models import ActivityEvent, MeetingParticipant, UserDailySummary, ZoomUser
-
-WINDOW_DAYS = 90
-SIGN_IN_TYPES = ("sign in", "signin", "sign_in")
+from worker.models import (
+    ActivityEvent,
+    MeetingParticipant,
+    Source,
+    UserDailySummary,
+    ZoomUser,
+)
+from worker.reports.activity import (
+    SIGN_IN_TYPES,
+    WINDOW_DAYS,
+    account_source,
+    activity_instants,
+    feeding_sources,
+    tenant_average_sign_ins,
+)
 
 Account = tuple[uuid.UUID, str]  # (source_id, lower-cased email)
 
@@ -90,7 +101,7 @@ def figures(
         )
     ):
         days.add(_day(time))
-        if kind.strip().lower() in SIGN_IN_TYPES:
+        if kind.strip().lower() in SIGN_IN_TYPES:  # is_sign_in, in Python
             event_sign_ins += 1
 
     for joined in session.exec(
@@ -123,27 +134,21 @@ def figures(
 def last_activity(
     session: Session, tenant_id: uuid.UUID, accounts: Sequence[Account]
 ) -> dict[Account | str, datetime | None]:
-    """Latest activity per account (and under "all", over all of them), all time."""
+    """Latest activity per account (and under "all", over all of them), all time: the latest
+    of ``activity_instants`` (Zoom's own last_login_time is shown beside it, not in it)."""
     out: dict[Account | str, datetime | None] = {}
     if not accounts:
         return out
-    queries = [
-        select(UserDailySummary.source_id, UserDailySummary.email,
-               func.max(col(UserDailySummary.last_activity_at)))
-        .where(UserDailySummary.tenant_id == tenant_id,
-               _match(UserDailySummary, "email", accounts))
-        .group_by(col(UserDailySummary.source_id), col(UserDailySummary.email)),
-        select(ActivityEvent.source_id, ActivityEvent.email, func.max(col(ActivityEvent.time)))
-        .where(ActivityEvent.tenant_id == tenant_id, _match(ActivityEvent, "email", accounts))
-        .group_by(col(ActivityEvent.source_id), col(ActivityEvent.email)),
-        select(MeetingParticipant.source_id, MeetingParticipant.user_email,
-               func.max(func.coalesce(MeetingParticipant.leave_time,
-                                      MeetingParticipant.join_time)))
-        .where(MeetingParticipant.tenant_id == tenant_id,
-               _match(MeetingParticipant, "user_email", accounts))
-        .group_by(col(MeetingParticipant.source_id), col(MeetingParticipant.user_email)),
-    ]
-    for query in queries:
+    for i in activity_instants():
+        sid = account_source(i.model)
+        query = (
+            select(sid, i.email, func.max(i.at))
+            .join(Source, col(Source.id) == i.model.source_id)
+            .where(col(i.model.tenant_id) == tenant_id,
+                   or_(*[and_(sid == source_id, i.email == email)
+                         for source_id, email in accounts]))
+            .group_by(sid, i.email)
+        )
         for source_id, email, latest in session.exec(query):
             key = (source_id, email)
             out[key] = _latest(out.get(key), latest)
@@ -151,57 +156,19 @@ def last_activity(
     return out
 
 
-def tenant_average_sign_ins(
-    session: Session, tenant_id: uuid.UUID, since: datetime
-) -> float | None:
-    """Sign-ins per (non-deleted) Zoom account of the tenant since ``since``."""
-    accounts = session.exec(
-        select(func.count()).select_from(ZoomUser).where(
-            col(ZoomUser.tenant_id) == tenant_id, col(ZoomUser.deleted_at).is_(None)
-        )
-    ).one()
-    if not accounts:
-        return None
-    events = session.exec(
-        select(func.count()).select_from(ActivityEvent).where(
-            col(ActivityEvent.tenant_id) == tenant_id,
-            col(ActivityEvent.time) >= since,
-            func.lower(ActivityEvent.type).in_(SIGN_IN_TYPES),
-        )
-    ).one()
-    summarised = session.exec(
-        select(func.coalesce(func.sum(UserDailySummary.sign_ins), 0)).where(
-            col(UserDailySummary.tenant_id) == tenant_id,
-            col(UserDailySummary.day) >= _day(since),
-        )
-    ).one()
-    return round(max(int(events), int(summarised)) / int(accounts), 3)
-
-
 def inactive_condition(tenant_id: uuid.UUID, cutoff: datetime) -> ColumnElement[bool]:
-    """True for a ZoomUser row with no activity of any kind at or after ``cutoff``."""
+    """True for a ZoomUser row with no activity at or after the ``cutoff`` instant (to the
+    microsecond: an account last active one second before the cut-off is idle)."""
     email = func.lower(ZoomUser.email)
-    recent_summary = exists().where(
-        col(UserDailySummary.tenant_id) == tenant_id,
-        col(UserDailySummary.source_id) == ZoomUser.source_id,
-        col(UserDailySummary.email) == email,
-        or_(col(UserDailySummary.last_activity_at) >= cutoff,
-            and_(col(UserDailySummary.day) >= _day(cutoff),
-                 (UserDailySummary.sign_ins + col(UserDailySummary.meetings_hosted)
-                  + UserDailySummary.meetings_attended) > 0)),
-    )
-    recent_event = exists().where(
-        col(ActivityEvent.tenant_id) == tenant_id,
-        col(ActivityEvent.source_id) == ZoomUser.source_id,
-        col(ActivityEvent.email) == email,
-        col(ActivityEvent.time) >= cutoff,
-    )
-    recent_meeting = exists().where(
-        col(MeetingParticipant.tenant_id) == tenant_id,
-        col(MeetingParticipant.source_id) == ZoomUser.source_id,
-        col(MeetingParticipant.user_email) == email,
-        col(MeetingParticipant.join_time) >= cutoff,
-    )
+    recent = [
+        exists().where(
+            col(i.model.tenant_id) == tenant_id,
+            col(i.model.source_id).in_(feeding_sources(ZoomUser.source_id)),
+            i.email == email,
+            i.at >= cutoff,
+        )
+        for i in activity_instants()
+    ]
     recent_login = and_(col(ZoomUser.last_login_time).is_not(None),
                         col(ZoomUser.last_login_time) >= cutoff)
-    return ~or_(recent_summary, recent_event, recent_meeting, recent_login)
+    return ~or_(*recent, recent_login)

@@ -23,6 +23,7 @@ from api.routes import (
     insights,
     keys,
     meetings,
+    reports,
     roles,
     runs,
     sources,
@@ -61,7 +62,7 @@ def create_app(
     app.state.rate_limit = rate_limit
     for module in (
         health, tenants, keys, sources, connection_tests, runs, identities,
-        accounts, groups, roles, activity, meetings, insights, webhooks,
+        accounts, groups, roles, activity, meetings, insights, reports, webhooks,
     ):
         app.include_router(module.router)
     install_error_handlers(app)

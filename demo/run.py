@@ -39,6 +39,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from api.reports.demo import write_demo_reports
 from demo.stack import ROOT, Stack, StackConfig, StackError
 from fakezoom.config import CLASSIC_SCOPES, AccountSpec, AppSpec, FakeZoomConfig
 from fakezoom.core import FakeZoom
@@ -385,6 +386,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
             api.close()
         seconds = time.monotonic() - started
         print_summary(console, tenants)
+        write_demo_reports(stack.api_url, tenants, options.data_dir / "reports", console)
         urls = {
             "api": stack.api_url + "/docs",
             "fakezoom": zoom.base_url + "/_fake/stats",

@@ -16,7 +16,8 @@ from sqlmodel import Session, col, select
 
 from api.deps import SessionDep, TenantDep, get_or_404
 from api.errors import PROBLEM_RESPONSES, PayloadTooLarge, Unprocessable
-from api.schemas.common import Limit, Page, Str320, decode_cursor, encode_cursor
+from api.pagination import keyset_page
+from api.schemas.common import Limit, Page, Str320
 from api.schemas.directory import (
     CorrelatedAccount,
     IdentityDetail,
@@ -32,20 +33,14 @@ router = APIRouter(prefix="/v1/identities", tags=["identities"], responses=PROBL
 # Per request, JSON or CSV. With the 8 MiB body cap this covers typical HR exports in a few
 # calls while keeping one request's transaction short.
 MAX_ROWS = 10_000
-_BATCH = 1_000  # rows per INSERT statement: 7 parameters each, well under Postgres' 65,535
-_CSV_COLUMNS = ("external_id", "email", "display_name")
+_BATCH = 1_000  # rows per INSERT statement: 11 parameters each, well under Postgres' 65,535
+_CSV_COLUMNS = ("external_id", "email", "display_name", "status", "terminated_at")
+# Columns whose empty cell means "not given" (the schema's default), not an empty string.
+_CSV_OPTIONAL = ("status", "terminated_at")
 
 
 def to_public(identity: Identity) -> IdentityPublic:
-    return IdentityPublic(
-        id=identity.id,
-        external_id=identity.external_id,
-        email=identity.email,
-        display_name=identity.display_name,
-        attributes=dict(identity.attributes or {}),
-        created_at=identity.created_at,
-        updated_at=identity.updated_at,
-    )
+    return IdentityPublic.model_validate(identity)
 
 
 def upsert_identities(
@@ -78,6 +73,8 @@ def upsert_identities(
                 "email_normalized": r.email.lower(),
                 "display_name": r.display_name,
                 "attributes": r.attributes,
+                "status": r.status,
+                "terminated_at": r.terminated_at,
                 "created_at": now,
                 "updated_at": now,
             }
@@ -91,6 +88,8 @@ def upsert_identities(
                 "email_normalized": stmt.excluded.email_normalized,
                 "display_name": stmt.excluded.display_name,
                 "attributes": stmt.excluded.attributes,
+                "status": stmt.excluded.status,
+                "terminated_at": stmt.excluded.terminated_at,
                 "updated_at": stmt.excluded.updated_at,
             },
         )
@@ -114,8 +113,9 @@ def upsert_identities_json(
 
 
 def parse_csv(data: bytes) -> list[IdentityIn]:
-    """CSV with a header row: external_id (required), email, display_name; any other column
-    becomes an attribute."""
+    """CSV with a header row: external_id (required), email, display_name, status (active,
+    inactive or terminated; empty = active), terminated_at (ISO 8601; empty = none); any other
+    column becomes an attribute."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -140,6 +140,9 @@ def _csv_row(number: int, record: dict[str | Any, Any]) -> IdentityIn:
     if extra:
         raise Unprocessable(f"row {number}: more values than header columns", field="file")
     fields: dict[str, Any] = {k: record.get(k) or "" for k in _CSV_COLUMNS}
+    for k in _CSV_OPTIONAL:
+        if not fields[k].strip():
+            del fields[k]
     fields["attributes"] = {
         k: v for k, v in record.items() if k not in _CSV_COLUMNS and k and v not in (None, "")
     }
@@ -173,13 +176,10 @@ def list_identities(
     query = tenant_query(Identity, tenant_id)
     if email:
         query = query.where(Identity.email_normalized == email.lower())
-    after = decode_cursor(cursor, str)
-    if after is not None:
-        query = query.where(col(Identity.external_id) > after[0])
-    rows = list(session.exec(query.order_by(col(Identity.external_id)).limit(limit + 1)))
-    next_cursor = encode_cursor(rows[limit - 1].external_id) if len(rows) > limit else None
-    return Page[IdentityPublic](items=[to_public(i) for i in rows[:limit]],
-                                next_cursor=next_cursor)
+    rows: list[Identity]
+    rows, next_cursor = keyset_page(session, query, col(Identity.external_id), cursor, limit,
+                                    lambda i: i.external_id, kind=str)
+    return Page[IdentityPublic](items=[to_public(i) for i in rows], next_cursor=next_cursor)
 
 
 @router.get("/{identity_id}", response_model=IdentityDetail)

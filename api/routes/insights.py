@@ -13,9 +13,10 @@ from sqlmodel import col
 from api.deps import SessionDep, TenantDep, get_or_404
 from api.errors import PROBLEM_RESPONSES
 from api.insights import WINDOW_DAYS, account_key, figures, inactive_condition, last_activity
+from api.pagination import keyset_page
 from api.routes.accounts import SourceFilter, check_source, correlations
 from api.schemas.activity import AccountInsight, AccountRef, IdentityInsight, InactiveAccount
-from api.schemas.common import MAX_BIGINT, Limit, Page, decode_cursor, encode_cursor
+from api.schemas.common import MAX_BIGINT, Limit, Page
 from worker.db import tenant_query
 from worker.models import AccountCorrelation, Identity, ZoomUser, utcnow
 
@@ -25,9 +26,7 @@ WindowDays = Annotated[int, Query(ge=1, le=180, description="Window for the coun
 
 
 def _ref(user: ZoomUser) -> AccountRef:
-    assert user.id is not None
-    return AccountRef(id=user.id, source_id=user.source_id, zoom_id=user.zoom_id,
-                      email=user.email, status=user.status, deleted_at=user.deleted_at)
+    return AccountRef.model_validate(user)
 
 
 @router.get("/accounts/{account_id}", response_model=AccountInsight)
@@ -96,11 +95,9 @@ def inactive_accounts(
     )
     if source_id is not None:
         query = query.where(ZoomUser.source_id == source_id)
-    after = decode_cursor(cursor, int)
-    if after is not None:
-        query = query.where(col(ZoomUser.id) > after[0])
-    rows = list(session.exec(query.order_by(col(ZoomUser.id)).limit(limit + 1)))
-    page = rows[:limit]
+    page: list[ZoomUser]
+    page, next_cursor = keyset_page(session, query, col(ZoomUser.id), cursor, limit,
+                                    lambda u: u.id)
     latest = last_activity(session, tenant_id, sorted({account_key(u) for u in page if u.email}))
     links = correlations(session, tenant_id, page)
     items = []
@@ -113,5 +110,4 @@ def inactive_accounts(
             zoom_last_login_at=user.last_login_time,
             zoom_created_at=user.zoom_created_at,
         ))
-    next_cursor = encode_cursor(page[-1].id) if len(rows) > limit else None
     return Page[InactiveAccount](items=items, next_cursor=next_cursor)

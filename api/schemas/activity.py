@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class ActivityEventPublic(BaseModel):
@@ -69,6 +69,8 @@ class ActivityFigures(BaseModel):
 
 
 class AccountRef(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     source_id: uuid.UUID
     zoom_id: str

@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from api.schemas.common import Name, Schema, Str320, Str400, Str2000
+from api.schemas.common import Name, Schema, Str320, Str400, Str2000, UtcDatetime
 
 AttributeValue = Annotated[
     Str2000 | bool | Annotated[int, Field(ge=-(2**53), le=2**53)]
     | Annotated[float, Field(allow_inf_nan=False)] | None,
     Field(union_mode="smart"),
+]
+
+
+def _lower(value: Any) -> Any:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+IdentityStatus = Annotated[
+    Literal["active", "inactive", "terminated"], BeforeValidator(_lower),
+    Field(description="As the identity system says (case-insensitive)"),
 ]
 
 
@@ -23,6 +33,10 @@ class IdentityIn(Schema):
     external_id: Name
     email: Str320 = ""
     display_name: Str400 = ""
+    status: IdentityStatus = "active"
+    terminated_at: UtcDatetime | None = Field(
+        default=None, description="When the person left (or leaves); past = a leaver"
+    )
     attributes: dict[Annotated[str, Field(max_length=200)], AttributeValue] = Field(
         default_factory=dict, max_length=100
     )
@@ -35,10 +49,14 @@ class IdentityUpsertResult(BaseModel):
 
 
 class IdentityPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: uuid.UUID
     external_id: str
     email: str
     display_name: str
+    status: str
+    terminated_at: datetime | None
     attributes: dict[str, Any]
     created_at: datetime
     updated_at: datetime

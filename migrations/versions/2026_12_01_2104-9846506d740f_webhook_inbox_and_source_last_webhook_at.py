@@ -4,7 +4,7 @@ The inbox of verified Zoom events (raw bodies, processed by id; a repeated body 
 and when a source's last webhook arrived.
 
 Revision ID: 9846506d740f
-Revises: d1c3db4f1215
+Revises: 418bd02ca6ea
 Create Date: 2026-12-01 21:04:09.721291+00:00
 """
 from collections.abc import Sequence
@@ -14,7 +14,7 @@ from alembic import op
 
 
 revision: str = '9846506d740f'
-down_revision: str | None = 'd1c3db4f1215'
+down_revision: str | None = '418bd02ca6ea'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Column, ForeignKey, Index, String, UniqueConstraint, Uuid
+from sqlalchemy import Column, ForeignKey, Index, String, UniqueConstraint, Uuid, text
 from sqlmodel import Field, SQLModel
 
 from worker.models.base import JsonField, TenantScoped, TimestampField, utcnow
@@ -26,8 +26,18 @@ class Identity(SQLModel, TenantScoped, table=True):
     email_normalized: str = Field(default="", sa_type=String(320))
     display_name: str = Field(default="", sa_type=String(400))
     attributes: dict = JsonField(dict)
+    # As the identity system says: "active", "inactive" or "terminated" (IDENTITY_STATUSES).
+    # A leaver is inactive/terminated, or has a terminated_at that has passed.
+    status: str = Field(
+        default="active", sa_type=String(16),
+        sa_column_kwargs={"server_default": text("'active'")},
+    )
+    terminated_at: datetime | None = TimestampField()
     created_at: datetime = TimestampField(nullable=False, default_factory=utcnow)
     updated_at: datetime = TimestampField(nullable=False, default_factory=utcnow)
+
+
+IDENTITY_STATUSES = ("active", "inactive", "terminated")
 
 
 class AccountCorrelation(SQLModel, TenantScoped, table=True):

@@ -130,3 +130,42 @@ def test_an_identity_shows_its_correlated_accounts(client: TestClient, tenant: T
     assert [(a["zoom_id"], a["method"], a["account_id"]) for a in body["accounts"]] == [
         ("u-alice", "email", seeded.users["u-alice"]),
     ]
+
+
+def test_status_and_termination_date_come_in_by_json_and_csv(
+    client: TestClient, tenant: TenantCtx
+) -> None:
+    rows = [{"external_id": "j1", "status": "Terminated",
+             "terminated_at": "2026-11-30T17:00:00+01:00"},
+            {"external_id": "j2"}]
+    assert client.post("/v1/identities", json=rows, headers=tenant.headers).status_code == 200
+    csv_text = ("external_id,email,status,terminated_at,dept\n"
+                "c1,c1@acme.example,inactive,,Sales\n"
+                "c2,c2@acme.example,,2026-12-01T00:00:00Z,\n")
+    assert _csv(client, tenant, csv_text).json()["inserted"] == 2
+    listed = {i["external_id"]: i for i in
+              client.get("/v1/identities", headers=tenant.headers).json()["items"]}
+    assert {k: (v["status"], v["terminated_at"]) for k, v in listed.items()} == {
+        "j1": ("terminated", "2026-11-30T16:00:00Z"),
+        "j2": ("active", None),
+        "c1": ("inactive", None),
+        "c2": ("active", "2026-12-01T00:00:00Z"),
+    }
+    assert listed["c1"]["attributes"] == {"dept": "Sales"}
+    # A re-import changes them back: the identity system is the authority.
+    client.post("/v1/identities", json=[{"external_id": "j1"}], headers=tenant.headers)
+    again = client.get("/v1/identities?email=", headers=tenant.headers).json()["items"]
+    assert next(i for i in again if i["external_id"] == "j1")["status"] == "active"
+
+
+def test_an_unknown_status_or_a_bad_date_names_the_row(
+    client: TestClient, tenant: TenantCtx
+) -> None:
+    bad = client.post("/v1/identities", json=[{"external_id": "x", "status": "gone"}],
+                      headers=tenant.headers)
+    assert bad.status_code == 422
+    assert "status" in bad.json()["errors"][0]["field"]
+    response = _csv(client, tenant, "external_id,terminated_at\nok,2026-01-01\nx,yesterday\n")
+    assert response.status_code == 422
+    assert "row 3: terminated_at" in response.json()["detail"]
+    assert client.get("/v1/identities", headers=tenant.headers).json()["items"] == []
