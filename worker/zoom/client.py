@@ -185,6 +185,7 @@ class ZoomClient:
         timeout: float | None = None,
         max_retries: int | None = None,
         deadline_seconds: float | None = None,
+        max_pages: int | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if timeout is None or max_retries is None or deadline_seconds is None:
@@ -203,6 +204,7 @@ class ZoomClient:
         self.timeout = timeout
         self.max_retries = max_retries
         self.deadline_seconds = deadline_seconds
+        self.max_pages = MAX_PAGES if max_pages is None else max_pages
         self._sleep = sleep
 
     def __repr__(self) -> str:
@@ -210,8 +212,11 @@ class ZoomClient:
 
     # -- single requests -------------------------------------------------------------------
 
-    def get(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        """GET ``path`` (relative to the API base, e.g. ``/users``) and return the JSON object."""
+    def get(
+        self, path: str, params: dict[str, Any] | None = None, *, page: int | None = None
+    ) -> dict[str, Any]:
+        """GET ``path`` (relative to the API base, e.g. ``/users``) and return the JSON object.
+        ``page`` (from `iter_pages`) only names the page in errors."""
         if not path.startswith("/"):
             path = "/" + path
         category = str(category_for(path))
@@ -246,7 +251,7 @@ class ZoomClient:
 
             status = response.status_code
             if status < 400:
-                return self._json(response, path)
+                return self._json(response, path, page)
 
             code, message = _error_body(response)
             if status == 429:
@@ -305,20 +310,30 @@ class ZoomClient:
                 continue
             raise ZoomError(f"GET {path}: {message or 'request refused'}", code, status)
 
-    def _json(self, response: httpx.Response, path: str) -> dict[str, Any]:
+    def _json(self, response: httpx.Response, path: str, page: int | None) -> dict[str, Any]:
         try:
             body = response.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ZoomBadResponse(
-                f"GET {path}: response is not valid JSON", None, response.status_code,
-                admin_message="Zoom sent a malformed response; the sync will retry later.",
-            ) from None
+            raise self._bad_response(path, "the response is malformed JSON (truncated?)",
+                                     page=page, status=response.status_code) from None
         if not isinstance(body, dict):
-            raise ZoomBadResponse(
-                f"GET {path}: expected a JSON object, got {type(body).__name__}",
-                None, response.status_code,
+            raise self._bad_response(
+                path, f"expected a JSON object, got {type(body).__name__}",
+                page=page, status=response.status_code,
             )
         return body
+
+    def _bad_response(
+        self, path: str, reason: str, *, page: int | None = None, status: int | None = None
+    ) -> ZoomBadResponse:
+        """A named, permanent failure: which endpoint, which page, which source, and why. The
+        run that gets it ends `failed`, so the words say so (pages already stored are kept)."""
+        where = f"GET {path}" + (f" page {page}" if page is not None else "")
+        return ZoomBadResponse(
+            f"{where}: {reason} [source {self.source_key}]", None, status,
+            admin_message=f"Zoom's answer to {where} was unusable: {reason}. The run failed "
+            "(pages stored before it are kept); start it again, and report it if it repeats.",
+        )
 
     def _backoff(self, failures: int, deadline: float, last: ZoomError, path: str) -> None:
         if failures > self.max_retries:
@@ -339,32 +354,78 @@ class ZoomClient:
     def iter_pages(
         self, path: str, params: dict[str, Any] | None, items_key: str
     ) -> Iterator[Page]:
-        """Pages of a list endpoint, following ``next_page_token``; holds one page at a time."""
+        """Pages of a list endpoint, following ``next_page_token``; holds one page at a time.
+
+        Always ends: a server whose tokens never stop is caught by `PageGuard` (repeated token,
+        empty page with a token, more items or pages than ``total_records`` allows, a hard
+        cap), and the call fails with a named `ZoomBadResponse` rather than paging for hours.
+        """
         query = dict(params or {})
         query.setdefault("page_size", PAGE_SIZE)
-        seen_tokens: set[str] = set()
+        guard = PageGuard(int(query["page_size"]), self.max_pages)
         number = 0
         while True:
-            body = self.get(path, query)
+            body = self.get(path, query, page=number + 1)
             items = body.pop(items_key, None)
             if items is None:
                 items = []
-            if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-                raise ZoomBadResponse(f"GET {path}: '{items_key}' is not a list of objects")
             number += 1
+            if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+                raise self._bad_response(path, f"'{items_key}' is not a list of objects",
+                                         page=number)
             page = Page(items=items, raw=body, number=number)
             next_token = page.next_page_token
+            problem = guard.check(page, next_token)
+            if problem:
+                raise self._bad_response(path, problem, page=number)
             yield page
             if not next_token:
                 return
-            if next_token in seen_tokens:
-                raise ZoomBadResponse(f"GET {path}: Zoom repeated a next_page_token")
-            seen_tokens.add(next_token)
             query["next_page_token"] = next_token
 
-    def paginate(
-        self, path: str, params: dict[str, Any] | None, items_key: str
-    ) -> Iterator[dict[str, Any]]:
-        """Items of a list endpoint, page by page."""
-        for page in self.iter_pages(path, params, items_key):
-            yield from page.items
+
+# Extra pages tolerated beyond what ``total_records`` / ``page_size`` allows (a list that grew
+# while it was paged); and the last guard, per call, whatever the server says (300 items a page:
+# 3 million items, more than any one Zoom list or one month's report we page).
+PAGE_MARGIN = 2
+MAX_PAGES = 10_000
+
+
+class PageGuard:
+    """Decides, page by page, whether a paged list can still be honest. Rules from Zoom's
+    pagination contract (zoom-api.md "Pagination"; every list schema in the OpenAPI document
+    carries ``next_page_token``, ``page_size`` and, where known, ``total_records``)."""
+
+    def __init__(self, page_size: int, max_pages: int = MAX_PAGES) -> None:
+        self.page_size = max(1, page_size)
+        self.max_pages = max_pages
+        self.tokens: set[str] = set()
+        self.items = 0
+        self.pages = 0
+
+    def check(self, page: Page, next_token: str) -> str | None:
+        """Why this page breaks the contract, or None."""
+        self.pages += 1
+        self.items += len(page.items)
+        total = page.raw.get("total_records")
+        if isinstance(total, int) and not isinstance(total, bool) and total >= 0:
+            if self.items > total:
+                return (f"{self.items} items after {self.pages} pages, more than the "
+                        f"total_records={total} Zoom promised")
+            size = page.raw.get("page_size")
+            size = size if isinstance(size, int) and not isinstance(size, bool) and size > 0 \
+                else self.page_size
+            allowed = -(-total // min(size, self.page_size)) + PAGE_MARGIN
+            if next_token and self.pages >= allowed:
+                return (f"{self.pages} pages and still a next_page_token, more than "
+                        f"total_records={total} at page_size={size} allows")
+        if not next_token:
+            return None
+        if not page.items:
+            return f"an empty page with a next_page_token (after {self.pages} pages)"
+        if next_token in self.tokens:
+            return f"Zoom repeated a next_page_token (after {self.pages} pages)"
+        if self.pages >= self.max_pages:
+            return f"still paging after {self.pages} pages, the cap per call"
+        self.tokens.add(next_token)
+        return None
