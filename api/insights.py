@@ -18,9 +18,9 @@ from sqlmodel import Session, col, select
 
 from api.schemas.activity import ActivityFigures
 from worker.models import ActivityEvent, MeetingParticipant, UserDailySummary, ZoomUser
+from worker.zoom.items import SIGN_IN_TYPES
 
 WINDOW_DAYS = 90
-SIGN_IN_TYPES = ("sign in", "signin", "sign_in")
 
 Account = tuple[uuid.UUID, str]  # (source_id, lower-cased email)
 

@@ -14,6 +14,8 @@ from cryptography.fernet import Fernet
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from worker.zoom.reports import MAX_BACKFILL_DAYS
+
 # Values that appear in docs and examples; a deployment that still uses one is misconfigured.
 _PLACEHOLDERS = {"changeme", "change-me", "secret", "password", ""}
 
@@ -55,7 +57,8 @@ class Settings(BaseSettings):
     flower_user: str = ""
     flower_password: str = ""
 
-    activity_backfill_days: int = Field(default=90, ge=1, le=180)
+    # Zoom answers reports for six months back: the shortest six months, less a day of slack.
+    activity_backfill_days: int = Field(default=90, ge=1, le=MAX_BACKFILL_DAYS)
     activity_lookback_hours: int = Field(default=48, ge=0)
     tenant_max_concurrent_tasks: int = Field(default=4, ge=1)
     # Unacknowledged broker messages are redelivered after this long: above the longest task.

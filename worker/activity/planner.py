@@ -38,7 +38,7 @@ from worker.models import (
     utcnow,
 )
 from worker.settings import get_settings
-from worker.zoom.pagination import earliest_report_date, month_windows
+from worker.zoom.reports import clamp_windows
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,9 @@ STREAMS: tuple[Stream, ...] = (
     Stream.DAILY_USAGE,
     Stream.OPERATION_LOGS,
 )
+
+# Streams whose report covers a calendar month from its first day (worker.activity.service).
+MONTHLY_STREAMS = frozenset({Stream.HOST_USAGE, Stream.DAILY_USAGE})
 
 # Zoom's daily cap on Heavy (+ Resource-intensive) requests per account, by plan (zoom-api.md):
 # Free counts Heavy alone (1,000/day); Pro and Business share 30,000 / 60,000 with
@@ -122,10 +125,9 @@ def plan_windows(source: Source, stream: str, cursor: StreamCursor | None, run: 
     else:
         start = today - timedelta(days=settings.activity_backfill_days)
         last = today
-    # Zoom refuses report dates older than six months (code 300).
-    start = max(start, earliest_report_date(today))
-    last = min(last, today)
-    return month_windows(start, last)
+    # Zoom refuses report dates older than six months (code 300); the per-month reports (host
+    # usage from the 1st, daily usage by year and month) only for months wholly inside them.
+    return clamp_windows(start, last, today, whole_months=stream in MONTHLY_STREAMS)
 
 
 def plan_activity(

@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 import httpx
 
+from worker.zoom import codes
 from worker.zoom.endpoints import category_for
 from worker.zoom.errors import (
     ZoomAuthError,
@@ -39,9 +40,6 @@ from worker.zoom.errors import (
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 300
-# Zoom's codes for "this token is not (or no longer) valid" and "token lacks scopes".
-INVALID_TOKEN_CODES = {124}
-SCOPE_CODES = {4700, 4711}
 # A failed request to Zoom that we wait a little for, then retry: first backoff and cap.
 BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 30.0
@@ -212,11 +210,8 @@ class ZoomClient:
 
     # -- single requests -------------------------------------------------------------------
 
-    def get(
-        self, path: str, params: dict[str, Any] | None = None, *, page: int | None = None
-    ) -> dict[str, Any]:
-        """GET ``path`` (relative to the API base, e.g. ``/users``) and return the JSON object.
-        ``page`` (from `iter_pages`) only names the page in errors."""
+    def get(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """GET ``path`` (relative to the API base, e.g. ``/users``) and return the JSON object."""
         if not path.startswith("/"):
             path = "/" + path
         category = str(category_for(path))
@@ -251,7 +246,7 @@ class ZoomClient:
 
             status = response.status_code
             if status < 400:
-                return self._json(response, path, page)
+                return self._json(response, path)
 
             code, message = _error_body(response)
             if status == 429:
@@ -275,12 +270,16 @@ class ZoomClient:
                 self.limiter.drain(category, wait)
                 continue
 
-            if code in SCOPE_CODES and status in (400, 401, 403):
+            if code in codes.SCOPE_CODES and status in (400, 401, 403):
+                # Zoom names the missing scopes in its own family; when it does not, name the
+                # endpoint's scope in the family the app's token uses.
+                missing = parse_missing_scopes(message) or [
+                    codes.scope_hint(path, getattr(token, "scopes", None) or ())]
                 raise ZoomScopeError(
                     f"GET {path}: {message or 'token lacks scopes'}", code, status,
-                    missing=parse_missing_scopes(message),
+                    missing=[m for m in missing if m],
                 )
-            if status == 401 or code in INVALID_TOKEN_CODES:
+            if status == 401 or code in codes.INVALID_TOKEN_CODES:
                 if not auth_retried:
                     auth_retried = True
                     log.info("zoom token rejected source=%s path=%s code=%s: refreshing once",
@@ -289,9 +288,7 @@ class ZoomClient:
                     continue
                 raise ZoomAuthError(
                     f"GET {path}: access token rejected twice: {message}".rstrip(": "),
-                    code, status,
-                    admin_message="Zoom rejected the app's access token. Check that the app "
-                    "is activated and not revoked, then test the connection again.",
+                    code, status, admin_message=codes.REST_MESSAGES[codes.INVALID_TOKEN],
                 )
             if status == 403 and (_is_html(response) or code is None):
                 raise ZoomForbidden(
@@ -299,7 +296,8 @@ class ZoomClient:
                     admin_message="Zoom refused this one item; it was skipped.",
                 )
             if status == 404:
-                raise ZoomNotFound(f"GET {path}: {message or 'not found'}", code, status)
+                raise ZoomNotFound(f"GET {path}: {message or 'not found'}", code, status,
+                                   admin_message=codes.rest_message(code))
             if status >= 500:
                 last = ZoomServerError(
                     f"GET {path}: Zoom server error {status}", code, status,
@@ -308,18 +306,22 @@ class ZoomClient:
                 failures += 1
                 self._backoff(failures, deadline, last, path)
                 continue
-            raise ZoomError(f"GET {path}: {message or 'request refused'}", code, status)
+            known = codes.rest_message(code)
+            raise ZoomError(
+                f"GET {path}: {message or 'request refused'}", code, status,
+                admin_message=f"{known} (GET {path}: {message})" if known else None,
+            )
 
-    def _json(self, response: httpx.Response, path: str, page: int | None) -> dict[str, Any]:
+    def _json(self, response: httpx.Response, path: str) -> dict[str, Any]:
         try:
             body = response.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise self._bad_response(path, "the response is malformed JSON (truncated?)",
-                                     page=page, status=response.status_code) from None
+                                     status=response.status_code) from None
         if not isinstance(body, dict):
             raise self._bad_response(
                 path, f"expected a JSON object, got {type(body).__name__}",
-                page=page, status=response.status_code,
+                status=response.status_code,
             )
         return body
 
@@ -331,6 +333,7 @@ class ZoomClient:
         where = f"GET {path}" + (f" page {page}" if page is not None else "")
         return ZoomBadResponse(
             f"{where}: {reason} [source {self.source_key}]", None, status,
+            reason=reason, page=page,
             admin_message=f"Zoom's answer to {where} was unusable: {reason}. The run failed "
             "(pages stored before it are kept); start it again, and report it if it repeats.",
         )
@@ -365,7 +368,14 @@ class ZoomClient:
         guard = PageGuard(int(query["page_size"]), self.max_pages)
         number = 0
         while True:
-            body = self.get(path, query, page=number + 1)
+            try:
+                body = self.get(path, query)
+            except ZoomBadResponse as exc:
+                if exc.page is not None:
+                    raise
+                # Name the page: which one broke matters to whoever reads the run.
+                raise self._bad_response(path, exc.reason, page=number + 1,
+                                         status=exc.status) from None
             items = body.pop(items_key, None)
             if items is None:
                 items = []

@@ -213,13 +213,26 @@ def test_scope_errors_name_the_missing_scopes(status: int) -> None:
     assert tokens.invalidated == []
 
 
-def test_scope_error_4700_without_names() -> None:
-    client, _, _ = make_client(
+def test_scope_error_4700_without_names_names_the_endpoint_scope_in_the_apps_family() -> None:
+    client, tokens, _ = make_client(
         lambda r: zoom_error(400, 4700, "Invalid access token, does not contain scopes.")
     )
     with pytest.raises(ZoomScopeError) as info:
         client.get("/report/activities")
-    assert info.value.missing == [] and info.value.code == 4700
+    # A token that carries no scope list: the classic name.
+    assert info.value.missing == ["report:read:admin"] and info.value.code == 4700
+
+    @dataclass
+    class GranularTok:
+        access_token: str
+        scopes: list[str]
+
+    tokens.get_token = lambda: GranularTok(  # type: ignore[method-assign]
+        "tok-g", ["user:read:list_users:admin", "report:read:list_meeting_participants:admin"])
+    with pytest.raises(ZoomScopeError) as info:
+        client.get("/report/activities")
+    assert info.value.missing == ["report:read:user_activities:admin"]
+    assert "report:read:admin" not in info.value.admin_message
 
 
 def test_rate_limit_honours_retry_after_drains_the_bucket_and_retries() -> None:
