@@ -50,8 +50,9 @@ def test_rows_survive_the_widening_and_long_identifiers_fit_after(scratch_db: st
             conn.execute(text(
                 "INSERT INTO zoom_user (tenant_id, source_id, zoom_id, email, first_name, "
                 "last_name, display_name, status, group_ids, custom_attributes, content_hash, "
-                "first_seen_at, last_seen_at) VALUES (:t, :s, 'u-old', 'old@x.io', 'Old', 'User', 'Old User',"
-                " 'active', '[]', '[]', 'h', now(), now())"), {"s": source, "t": tenant})
+                "first_seen_at, last_seen_at) VALUES (:t, :s, 'u-old', 'old@x.io', 'Old', "
+                "'User', 'Old User', 'active', '[]', '[]', 'h', now(), now())"),
+                {"s": source, "t": tenant})
             conn.execute(text(
                 "INSERT INTO meeting (tenant_id, source_id, uuid, meeting_id, host_zoom_id, "
                 "host_email, topic, participants_status) VALUES (:t, :s, 'abc//d==', '123', "
