@@ -12,7 +12,9 @@ no ``id``), sets no maximum length on identifiers and free text (only ``first_na
 - display text is cleaned (NUL and lone surrogates become U+FFFD, which Postgres cannot store
   otherwise) and cut at `TEXT_MAX_CHARS` with `TRUNCATED` appended, so a cut value says so;
 - integers must fit the column (32 bits); timestamps are aware UTC (`parse_time`);
-- an `Unusable` item is skipped and counted by the caller (`ItemWarnings`), never the run's end.
+- a field that cannot be stored (other than the item's key) is left out and noted; an item
+  whose key cannot be stored is `Unusable`: skipped and counted by the caller (`ItemWarnings`
+  on the run's ``details["item_warnings"]``), never the run's end.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class ItemWarnings:
 
     skipped: dict[str, int] = field(default_factory=dict)
     truncated: dict[str, int] = field(default_factory=dict)
+    dropped: dict[str, int] = field(default_factory=dict)
     examples: list[str] = field(default_factory=list)
 
     def _example(self, text: str) -> None:
@@ -68,6 +71,10 @@ class ItemWarnings:
         self.truncated[kind] = self.truncated.get(kind, 0) + 1
         self._example(f"{kind} field {name} truncated to {TEXT_MAX_CHARS} characters")
 
+    def drop(self, kind: str, name: str, reason: str, item: dict[str, Any] | None) -> None:
+        self.dropped[kind] = self.dropped.get(kind, 0) + 1
+        self._example(f"{kind} field {name} not stored: {reason}{_describe(item)}")
+
     @property
     def count(self) -> int:
         return sum(self.skipped.values())
@@ -75,11 +82,13 @@ class ItemWarnings:
     def as_dict(self) -> dict[str, Any]:
         return {"skipped": sum(self.skipped.values()), "skipped_by_kind": dict(self.skipped),
                 "truncated": sum(self.truncated.values()),
-                "truncated_by_kind": dict(self.truncated), "examples": list(self.examples)}
+                "truncated_by_kind": dict(self.truncated),
+                "dropped_fields": sum(self.dropped.values()),
+                "dropped_by_kind": dict(self.dropped), "examples": list(self.examples)}
 
     def details(self) -> dict[str, Any]:
         """What a run's ``details`` gets: nothing when every item was stored whole."""
-        if not self.skipped and not self.truncated:
+        if not self.skipped and not self.truncated and not self.dropped:
             return {}
         return {"item_warnings": self.as_dict()}
 
@@ -149,6 +158,17 @@ def key_hash(*parts: Any) -> str:
     return hashlib.sha256(joined.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def _ident_problem(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return f"is a {type(value).__name__}, not an identifier"
+    text = str(value)
+    if _clean(text) != text:
+        return "holds characters no database can store"
+    if len(text.encode()) > ID_MAX_BYTES:
+        return f"is {len(text.encode())} bytes, over {ID_MAX_BYTES}"
+    return None
+
+
 @dataclass
 class Fields:
     """Typed reads of one item's fields; text that had to be cut is noted on ``warnings``."""
@@ -157,25 +177,26 @@ class Fields:
     item: dict[str, Any]
     warnings: ItemWarnings
 
-    def ident(self, name: str, *, required: bool = False) -> str | None:
-        """An identifier, exactly as sent (integers as their decimal form)."""
+    def ident(self, name: str, *, required: bool = False, key: bool = False) -> str | None:
+        """An identifier, exactly as sent (integers as their decimal form). One that cannot be
+        stored makes the item unusable when it is the item's key (or required); otherwise only
+        the field is left out, and noted."""
         value = self.item.get(name)
         if value is None or value == "":
             if required:
                 raise Unusable(f"no {name}")
             return None
-        if isinstance(value, bool) or not isinstance(value, str | int):
-            raise Unusable(f"{name} is a {type(value).__name__}, not an identifier")
-        text = str(value)
-        if "\x00" in text or _clean(text) != text:
-            raise Unusable(f"{name} holds characters no database can store")
-        if len(text.encode()) > ID_MAX_BYTES:
-            raise Unusable(f"{name} is {len(text.encode())} bytes, over {ID_MAX_BYTES}")
-        return text
+        problem = _ident_problem(value)
+        if problem is None:
+            return str(value)
+        if required or key:
+            raise Unusable(f"{name} {problem}")
+        self.warnings.drop(self.kind, name, problem, self.item)
+        return None
 
-    def email(self, name: str = "email", *, required: bool = False) -> str:
+    def email(self, name: str = "email", *, key: bool = False) -> str:
         """An e-mail address, lower-cased (how every table matches them); "" when absent."""
-        value = self.ident(name, required=required)
+        value = self.ident(name, key=key)
         return "" if value is None else value.lower()
 
     def text(self, name: str, *, default: str = "") -> str:
@@ -194,9 +215,12 @@ class Fields:
         return self.text(name) or None
 
     def integer(self, name: str, *, default: int | None = None) -> int | None:
+        """An integer that fits its column; one that is not (or does not fit) is left out
+        (``default``) and noted: no integer field is the key of an item."""
         value = self.item.get(name)
         if value is None or value == "":
             return default
+        number: int | None = None
         if isinstance(value, bool):
             number = int(value)
         elif isinstance(value, int):
@@ -205,10 +229,13 @@ class Fields:
             number = int(value)
         elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
             number = int(value.strip())
-        else:
-            raise Unusable(f"{name} is not an integer")
+        if number is None:
+            self.warnings.drop(self.kind, name, "is not an integer", self.item)
+            return default
         if not INT_MIN <= number <= INT_MAX:
-            raise Unusable(f"{name}={number} does not fit a 32-bit column")
+            self.warnings.drop(self.kind, name, f"{number} does not fit a 32-bit column",
+                               self.item)
+            return default
         return number
 
     def count(self, name: str) -> int:
@@ -228,10 +255,8 @@ class Fields:
             return []
         out = []
         for entry in value:
-            if isinstance(entry, str | int) and not isinstance(entry, bool):
-                text = str(entry)
-                if text and _clean(text) == text and len(text.encode()) <= ID_MAX_BYTES:
-                    out.append(text)
+            if entry != "" and _ident_problem(entry) is None:
+                out.append(str(entry))
         return out
 
     def objects(self, name: str) -> list[dict[str, Any]]:
@@ -254,10 +279,10 @@ EMAIL_KEY = "email:"
 def user_key(fields: Fields) -> str:
     """A user's key: Zoom's id, or for a user without one (pending users: the spec requires only
     ``email`` and ``type``) ``email:`` and the lower-cased address."""
-    zoom_id = fields.ident("id")
+    zoom_id = fields.ident("id", key=True)
     if zoom_id is not None:
         return zoom_id
-    email = fields.email()
+    email = fields.email(key=True)
     if not email:
         raise Unusable("neither id nor email")
     return EMAIL_KEY + email

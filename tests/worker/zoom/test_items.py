@@ -46,14 +46,18 @@ def test_unstorable_items_are_skipped_with_a_reason_and_the_rest_kept() -> None:
         {"type": 1},  # neither id nor email
         {"id": "x" * (zi.ID_MAX_BYTES + 1), "email": "b@x.io", "type": 1},
         {"id": "nul\x00", "email": "c@x.io", "type": 1},
-        {"id": "big", "email": "d@x.io", "type": 2**40},
         {"id": {"nested": 1}, "email": "e@x.io", "type": 1},
+        # Fields that are not the key: left out, the user kept.
+        {"id": "big", "email": "d@x.io", "type": 2**40, "employee_unique_id": "\x00"},
     ]
     rows, warnings = parse("user", zi.parse_user, items)
-    assert [r["zoom_id"] for r in rows] == ["ok"]
-    assert warnings.as_dict()["skipped"] == 5 and warnings.skipped == {"user": 5}
+    assert [r["zoom_id"] for r in rows] == ["ok", "big"]
+    assert rows[1]["type"] is None and rows[1]["employee_unique_id"] is None
+    found = warnings.as_dict()
+    assert found["skipped"] == 4 and warnings.skipped == {"user": 4}
+    assert found["dropped_fields"] == 2
     assert any("neither id nor email" in e for e in warnings.examples)
-    assert any("32-bit" in e for e in warnings.examples)
+    assert len(warnings.examples) == zi.MAX_EXAMPLES
 
 
 def test_display_text_is_cleaned_and_a_cut_says_so() -> None:
