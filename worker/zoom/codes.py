@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from worker.zoom.endpoints import has_scope_for, scopes_for
+from worker.zoom.endpoints import CLASSIC, GRANULAR, has_scope_for, scopes_for
 
 # -- REST API codes ----------------------------------------------------------------------
 INVALID_TOKEN = 124
@@ -85,10 +85,6 @@ def meeting_gone(code: int | str | None) -> bool:
 
 # -- scopes ------------------------------------------------------------------------------
 
-CLASSIC = "classic"
-GRANULAR = "granular"
-
-
 def scope_family(granted: Iterable[str]) -> str:
     """Which family an app's scopes are in: granular names have four or more parts
     (``user:read:list_users:admin``); classic ones three at most (``user:read:admin``)."""
@@ -96,11 +92,8 @@ def scope_family(granted: Iterable[str]) -> str:
 
 
 def scope_names_for(path: str, family: str) -> tuple[str, ...]:
-    """The scope names of ``path`` in one family (classic first of the table's names)."""
-    names = scopes_for(path)
-    if family == GRANULAR:
-        return tuple(n for n in names if len(n.split(":")) >= 4)
-    return tuple(n for n in names if len(n.split(":")) < 4)[:1]
+    """The scope names of ``path`` in one family (worker.zoom.endpoints)."""
+    return scopes_for(path, family)
 
 
 def scope_hint(path: str, granted: Iterable[str] | None) -> str:
