@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlmodel import select
 
 from tests.worker.aggregation.test_service import new_run
 from tests.worker.helpers import add_source, zoom
 from worker.aggregation.service import run_aggregation
 from worker.db import session_scope
-from worker.models import RunStatus, ZoomUser
+from worker.models import RunStatus, SyncRun, ZoomUser
+from worker.zoom.errors import ZoomBadResponse
 
 __all__ = ["zoom"]
 
@@ -23,3 +25,19 @@ def test_custom_attributes_are_asked_for_and_stored(zoom) -> None:
             ZoomUser.source_id == source_id)).all()
     assert attributes and all(a and a[0]["key"] == "cbf_cost_center" for a in attributes)
     assert "item_warnings" not in run.details
+
+
+def test_truncated_json_fails_the_run_in_words_that_match_and_name_the_page(zoom) -> None:
+    account = zoom.fake.account(0)
+    source_id = add_source(account, account.s2s_app)
+    zoom.fake.set_faults(malformed_json_next=1, malformed_json_endpoint="/users")
+    run_id = new_run(source_id)
+    with pytest.raises(ZoomBadResponse):
+        run_aggregation(run_id, enqueue=False)
+    with session_scope() as session:
+        run = session.get_one(SyncRun, run_id)
+    assert run.status == RunStatus.FAILED
+    message = run.error_message or ""
+    assert "GET /users page 1" in message and "malformed JSON" in message
+    assert "failed" in message and "retry" not in message
+    assert str(source_id) in message and str(run.tenant_id) in message
