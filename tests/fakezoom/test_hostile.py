@@ -275,3 +275,14 @@ def test_services_survive_spec_generated_data(
                     -(2**31) <= user["type"] < 2**31 and not isinstance(
                         user.get("verified"), bool):
                 assert user["id"] in stored
+    meetings = next(r for r in runs if r.stream == Stream.MEETINGS)
+    if meetings.status == RunStatus.SUCCEEDED:
+        with session_scope() as session:
+            uuids = set(session.exec(select(Meeting.uuid).where(
+                col(Meeting.source_id) == source_id)))
+        # Meeting UUIDs are stored exactly as generated, and each participants call asked
+        # Zoom for exactly a stored UUID (never cut, never mis-encoded).
+        assert uuids <= {m.get("uuid") for m in data["meetings"]}
+        assert {m for _, m in zoom.requests if m is not None} == uuids
+        if any(_storable(h.get("id")) for h in data["report_users"]):
+            assert uuids == {m["uuid"] for m in data["meetings"] if _storable(m.get("uuid"))}
