@@ -183,9 +183,11 @@ def test_odd_but_valid_data_is_stored_whole(clean_db: Any, redis_client: Any) ->
         assert session.exec(select(OperationLog.operation_detail)
                             .where(OperationLog.source_id == source_id)).one() == "d" * 5000
 
+    # The aggregation stored every user, group and member: nothing skipped.
+    assert runs[0].skipped == 0 and "item_warnings" not in runs[0].details
     signins = next(r for r in runs if r.stream == Stream.SIGNINS)
     warnings = signins.details["item_warnings"]
-    assert warnings["skipped"] == 2 and len(warnings["examples"]) == 2
+    assert warnings["skipped"] == 2 and len(warnings["examples"]) == 2 and signins.skipped == 2
     assert any("outside the requested window" in e for e in warnings["examples"])
     meetings_run = next(r for r in runs if r.stream == Stream.MEETINGS)
     assert meetings_run.details["item_warnings"]["skipped_by_kind"] == {

@@ -442,6 +442,7 @@ def _aggregate(
         users = pull.tally("users")
         run.seen, run.inserted, run.updated = users.seen, users.inserted, users.updated
         run.unchanged, run.deleted = users.unchanged, users.deleted
+        run.skipped = pull.warnings.count  # items Zoom sent that could not be stored
         run.pages = sum(t.pages for t in pull.tallies.values())
         runs.finish(
             run,
