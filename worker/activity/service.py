@@ -21,6 +21,7 @@ from urllib.parse import quote
 import redis
 from sqlmodel import Session
 
+from worker import clients, dispatch
 from worker.activity import summaries
 from worker.activity.planner import day_start, next_in_chain, roll_up
 from worker.db import session_scope
@@ -283,9 +284,7 @@ SUMMARY_STREAMS = {Stream.SIGNINS, Stream.MEETINGS}
 
 
 def _default_client(source_id: uuid.UUID) -> ZoomApi:
-    from worker.zoom.factory import client_for_source
-
-    return client_for_source(source_id)
+    return clients.client_for_source(source_id)
 
 
 def run_chunk(
@@ -323,9 +322,7 @@ def run_chunk(
     with runs.working(run_id, lock, "stream", after_failure) as check:
         run, next_chunk = _run(run_id, tenant_id, source_id, stream, client, check)
     if enqueue and next_chunk is not None:
-        from worker.dispatch import enqueue_run
-
-        enqueue_run(next_chunk)
+        dispatch.enqueue_run(next_chunk)
     return run
 
 

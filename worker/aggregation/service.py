@@ -21,6 +21,7 @@ from sqlalchemy import Table, literal_column, or_, text, update
 from sqlalchemy.dialects import postgresql
 from sqlmodel import Session, SQLModel, col, select
 
+from worker import clients, dispatch
 from worker.db import session_scope
 from worker.kit import runs
 from worker.kit.upsert import COPY_THRESHOLD, copy_to_temp, dedupe, upsert, with_defaults
@@ -384,9 +385,7 @@ def mark_deleted(session: Session, pull: Pull) -> None:
 
 
 def _default_client(source_id: uuid.UUID) -> ZoomApi:
-    from worker.zoom.factory import client_for_source
-
-    return client_for_source(source_id)
+    return clients.client_for_source(source_id)
 
 
 def run_aggregation(
@@ -460,7 +459,5 @@ def _aggregate(
         log.info("aggregation %s of %s succeeded: %s", run_id, runs.where(source),
                  {n: t.as_dict() for n, t in pull.tallies.items()})
     if enqueue:
-        from worker.dispatch import enqueue_run
-
-        enqueue_run(correlation)
+        dispatch.enqueue_run(correlation)
     return run

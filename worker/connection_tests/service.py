@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
+from worker import clients, dispatch
 from worker.db import session_scope
 from worker.kit.crypto import CredentialsUnreadable
 from worker.kit.runs import new_run
@@ -27,6 +28,7 @@ from worker.models import (
     TestStatus,
     utcnow,
 )
+from worker.scheduling.service import compute_next
 from worker.zoom import codes
 from worker.zoom.errors import ZoomAuthError, ZoomError, ZoomScopeError
 
@@ -77,15 +79,11 @@ def auth_message(exc: ZoomAuthError) -> str:
 
 
 def _default_token(source_id: uuid.UUID) -> Token:
-    from worker.zoom.factory import token_for_source
-
-    return token_for_source(source_id)
+    return clients.token_for_source(source_id)
 
 
 def _default_client(source_id: uuid.UUID) -> Probe:
-    from worker.zoom.factory import client_for_source
-
-    return client_for_source(source_id)
+    return clients.client_for_source(source_id)
 
 
 def run_connection_test(
@@ -182,8 +180,6 @@ def _record(
     now: datetime | None,
     enqueue: bool,
 ) -> ConnectionTest:
-    from worker.scheduling.service import compute_next
-
     now = now or utcnow()
     to_enqueue: list[SyncRun] = []
     with session_scope() as session:
@@ -232,8 +228,6 @@ def _record(
         log.info("connection test %s of source %s: %s (%s)", test_id, source.id,
                  test.status, test.zoom_error_code or "ok")
     if enqueue:
-        from worker.dispatch import enqueue_run
-
         for run in to_enqueue:
-            enqueue_run(run)
+            dispatch.enqueue_run(run)
     return test

@@ -22,15 +22,25 @@ from typing import Any
 REPORT_HORIZON_MONTHS = 6
 # One day of slack: a window computed just before midnight UTC is not refused just after it.
 HORIZON_SLACK = timedelta(days=1)
-# The shortest six months of any year (Sep 1 back to Mar 1 of a common year is 181 days), less the
-# slack: a backfill of this many days is inside the horizon on every day of the year.
-MAX_BACKFILL_DAYS = 180
 
 
 def add_months(day: date, months: int) -> date:
     month0 = day.month - 1 + months
     year, month = day.year + month0 // 12, month0 % 12 + 1
     return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def _shortest_horizon_days() -> int:
+    """Days in the shortest six months of any year (Sep 1 back to Mar 1 of a common year: 181),
+    over a leap cycle, less the slack."""
+    first = date(2023, 1, 1)
+    days = (first + timedelta(days=i) for i in range(4 * 366))
+    return min((d - add_months(d, -REPORT_HORIZON_MONTHS)).days for d in days) - HORIZON_SLACK.days
+
+
+# A backfill of this many days is inside Zoom's horizon on every day of the year
+# (worker.settings.activity_backfill_days has it as its maximum).
+MAX_BACKFILL_DAYS = _shortest_horizon_days()
 
 
 def month_start(day: date) -> date:

@@ -5,19 +5,17 @@ from __future__ import annotations
 import pytest
 from sqlmodel import select
 
+from tests.factories import add_app_source
 from tests.worker.aggregation.test_service import new_run
-from tests.worker.helpers import add_source, zoom
 from worker.aggregation.service import run_aggregation
 from worker.db import session_scope
 from worker.models import RunStatus, SyncRun, ZoomUser
 from worker.zoom.errors import ZoomBadResponse
 
-__all__ = ["zoom"]
-
 
 def test_custom_attributes_are_asked_for_and_stored(zoom) -> None:
     account = zoom.fake.account(0)
-    source_id = add_source(account, account.s2s_app)
+    source_id = add_app_source(account, account.s2s_app)
     run = run_aggregation(new_run(source_id), enqueue=False)
     assert run.status == RunStatus.SUCCEEDED
     with session_scope() as session:
@@ -29,7 +27,7 @@ def test_custom_attributes_are_asked_for_and_stored(zoom) -> None:
 
 def test_truncated_json_fails_the_run_in_words_that_match_and_name_the_page(zoom) -> None:
     account = zoom.fake.account(0)
-    source_id = add_source(account, account.s2s_app)
+    source_id = add_app_source(account, account.s2s_app)
     zoom.fake.set_faults(malformed_json_next=1, malformed_json_endpoint="/users")
     run_id = new_run(source_id)
     with pytest.raises(ZoomBadResponse):

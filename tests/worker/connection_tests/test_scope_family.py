@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from tests.worker.helpers import add_source, new_test, zoom
+from tests.factories import add_app_source
+from tests.worker.helpers import new_test
 from worker.connection_tests.service import run_connection_test
 from worker.models import enums
-
-__all__ = ["zoom"]
 
 GRANULAR = [
     "user:read:list_users:admin", "user:read:user:admin", "group:read:list_groups:admin",
@@ -19,7 +18,7 @@ GRANULAR = [
 def test_a_granular_app_is_told_the_granular_scope_it_lacks(zoom) -> None:
     account = zoom.fake.account(0)
     app = account.add_app("s2s", scopes=GRANULAR)
-    test = run_connection_test(new_test(add_source(account, app)), enqueue=False)
+    test = run_connection_test(new_test(add_app_source(account, app)), enqueue=False)
 
     assert test.status == enums.TestStatus.FAILED
     assert test.missing_scopes == ["report:read:list_meeting_participants:admin"]
@@ -34,7 +33,7 @@ def test_a_granular_app_is_told_the_granular_scope_it_lacks(zoom) -> None:
 def test_a_classic_app_is_told_the_classic_scope_it_lacks(zoom) -> None:
     account = zoom.fake.account(0)
     app = account.add_app("s2s", scopes=["user:read:admin", "group:read:admin"])
-    test = run_connection_test(new_test(add_source(account, app)), enqueue=False)
+    test = run_connection_test(new_test(add_app_source(account, app)), enqueue=False)
 
     assert test.status == enums.TestStatus.FAILED
     assert "report:read:admin" in test.missing_scopes and test.zoom_error_code is None

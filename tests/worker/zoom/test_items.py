@@ -124,3 +124,13 @@ def test_report_horizon_and_backfill_setting_agree_on_every_day_of_a_year() -> N
         for start, end in clamp_windows(date(2024, 1, 1), day, day, whole_months=True):
             assert start >= floor and start.month == end.month
         day = date.fromordinal(day.toordinal() + 1)
+
+
+def test_the_backfill_setting_allows_exactly_the_days_zoom_keeps() -> None:
+    from annotated_types import Le
+
+    from worker.settings import Settings
+
+    field = Settings.model_fields["activity_backfill_days"]
+    assert MAX_BACKFILL_DAYS == 180
+    assert [m.le for m in field.metadata if isinstance(m, Le)] == [MAX_BACKFILL_DAYS]
