@@ -170,7 +170,7 @@ def _is_html(response: httpx.Response) -> bool:
 
 
 class ZoomClient:
-    """Calls one source's Zoom account. Construct through ``worker.zoom.factory``."""
+    """Calls one source's Zoom account. Construct through ``worker.clients.client_for_source``."""
 
     def __init__(
         self,
