@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     flower_user: str = ""
     flower_password: str = ""
 
+    # Zoom answers reports for six months back: at most worker.zoom.reports.MAX_BACKFILL_DAYS
+    # (settings sit below zoom in the layers, so the number is repeated; a test ties the two).
     activity_backfill_days: int = Field(default=90, ge=1, le=180)
     activity_lookback_hours: int = Field(default=48, ge=0)
     tenant_max_concurrent_tasks: int = Field(default=4, ge=1)

@@ -18,11 +18,10 @@ from api.schemas.sources import Accepted
 from worker.db import tenant_query
 from worker.models import RunKind, RunStatus, RunTrigger, Source, SyncRun, utcnow
 from worker.sources import service as sources
+from worker.zoom.reports import earliest_report_time
 
 router = APIRouter(prefix="/v1", tags=["runs"], responses=PROBLEM_RESPONSES)
 
-# Zoom keeps report data for about six months; asking for older data only wastes its quota.
-MAX_BACKFILL = timedelta(days=183)
 # Clocks differ: a "to" a little in the future is read as "now".
 _CLOCK_SKEW = timedelta(minutes=5)
 
@@ -135,7 +134,8 @@ def _backfill_window(
         end = now
     if end <= start:
         raise Unprocessable("must be after from", field="to")
-    if start < now - MAX_BACKFILL:
+    # Zoom answers reports for six months back (worker.zoom.reports): older dates fail with 300.
+    if start < earliest_report_time(now):
         raise Unprocessable(
             "must be within the last six months (Zoom keeps report data that long)",
             field="from",

@@ -44,7 +44,7 @@ from worker.models import (
 from worker.models.base import as_utc
 from worker.ratelimit.budget import DailyBudget, account_key, charging, utc_day
 from worker.settings import get_settings
-from worker.zoom.pagination import earliest_report_date, month_windows
+from worker.zoom.reports import clamp_windows
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,9 @@ VALUE_ORDER: dict[str, int] = {
     Stream.OPERATION_LOGS: 3,
     Stream.MEETINGS: 4,
 }
+
+# Streams whose report covers a calendar month from its first day (worker.activity.service).
+MONTHLY_STREAMS = frozenset({Stream.HOST_USAGE, Stream.DAILY_USAGE})
 PAGE_SIZE = 300
 
 
@@ -218,10 +221,9 @@ def plan_windows(source: Source, stream: str, cursor: StreamCursor | None, run: 
     else:
         start = today - timedelta(days=settings.activity_backfill_days)
         last = today
-    # Zoom refuses report dates older than six months (code 300).
-    start = max(start, earliest_report_date(today))
-    last = min(last, today)
-    return month_windows(start, last)
+    # Zoom refuses report dates older than six months (code 300); the per-month reports (host
+    # usage from the 1st, daily usage by year and month) only for months wholly inside them.
+    return clamp_windows(start, last, today, whole_months=stream in MONTHLY_STREAMS)
 
 
 def plan_activity(

@@ -10,21 +10,20 @@ or a 429 storm ends the chunk `deferred` with a checkpoint; it resumes later, ne
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import redis
 from sqlmodel import Session
 
 from worker import clients, dispatch
 from worker.activity import readiness, summaries
-from worker.activity.planner import heavy_reservation, next_in_chain, roll_up
-from worker.aggregation.service import parse_time
+from worker.activity.planner import day_start, heavy_reservation, next_in_chain, roll_up
 from worker.db import session_scope
 from worker.kit import runs
 from worker.kit.redis import get_redis
@@ -43,14 +42,13 @@ from worker.models import (
     utcnow,
 )
 from worker.webhooks import reconcile
+from worker.zoom import codes
+from worker.zoom import items as zi
 from worker.zoom.client import encode_meeting_uuid
 from worker.zoom.errors import ZoomError, ZoomNotFound
+from worker.zoom.reports import window_params
 
 log = logging.getLogger(__name__)
-
-# Zoom's answers for a meeting whose participants cannot be had any more.
-GONE_MEETING_CODES = {"3001", "12702"}
-
 
 class ZoomApi(Protocol):
     def get(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]: ...
@@ -60,29 +58,20 @@ class ZoomApi(Protocol):
     ) -> Iterator[Any]: ...
 
 
-def _sha(*parts: Any) -> str:
-    return hashlib.sha256("\x1f".join("" if p is None else str(p) for p in parts).encode()
-                          ).hexdigest()
-
-
 def event_key(source_id: uuid.UUID, item: dict[str, Any]) -> str:
-    return _sha(source_id, str(item.get("email") or "").lower(), item.get("time"),
+    return zi.key_hash(source_id, str(item.get("email") or "").lower(), item.get("time"),
                 item.get("type"), item.get("ip_address"), item.get("client_type"),
                 item.get("version"))
 
 
 def participant_key(source_id: uuid.UUID, meeting_uuid: str, item: dict[str, Any]) -> str:
     who = item.get("id") or item.get("user_id") or item.get("name")
-    return _sha(source_id, meeting_uuid, who, item.get("join_time"))
+    return zi.key_hash(source_id, meeting_uuid, who, item.get("join_time"))
 
 
 def operation_log_key(source_id: uuid.UUID, item: dict[str, Any]) -> str:
-    return _sha(source_id, item.get("time"), item.get("operator"), item.get("category_type"),
+    return zi.key_hash(source_id, item.get("time"), item.get("operator"), item.get("category_type"),
                 item.get("action"), item.get("operation_detail"))
-
-
-def _s(value: Any, limit: int) -> str:
-    return ("" if value is None else str(value))[:limit]
 
 
 @dataclass
@@ -107,10 +96,21 @@ class Chunk:
     updated: int = 0
     unchanged: int = 0
     days: set[date] | None = None
+    warnings: zi.ItemWarnings = field(default_factory=zi.ItemWarnings)
 
     @property
     def params(self) -> dict[str, str]:
-        return {"from": self.first.isoformat(), "to": self.last.isoformat()}
+        return window_params((self.first, self.last))
+
+    def parse(
+        self, kind: str, items: list[dict[str, Any]],
+        parse: Callable[[dict[str, Any], zi.Fields], dict[str, Any]],
+    ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """(item, row) of the usable items of a page; the others skipped, counted and noted."""
+        before = self.warnings.count
+        rows = zi.parse_items(kind, items, parse, self.warnings)
+        self.skipped += self.warnings.count - before
+        return rows
 
     def page_done(self, items: int) -> None:
         self.pages += 1
@@ -142,22 +142,18 @@ class Chunk:
 
 def fetch_signins(chunk: Chunk) -> None:
     pending = False
+    start, end = day_start(chunk.first), day_start(chunk.last + timedelta(days=1))
     for page in chunk.client.iter_pages("/report/activities", chunk.params, "activity_logs"):
         if pending:
             chunk.commit()
         rows = []
-        for item in page.items:
-            when = parse_time(item.get("time"))
-            if when is None:
+        for item, row in chunk.parse("sign_in", page.items, zi.parse_signin):
+            if not start <= row["time"] < end:
+                # Zoom answered outside what was asked: another chunk owns those days.
+                chunk.warnings.skip("sign_in", "outside the requested window", item)
+                chunk.skipped += 1
                 continue
-            rows.append({
-                **chunk.base(), "event_key": event_key(chunk.source_id, item),
-                "email": _s(item.get("email"), 320).lower(), "time": when,
-                "type": _s(item.get("type"), 32),
-                "ip_address": item.get("ip_address") or None,
-                "client_type": item.get("client_type") or None,
-                "version": item.get("version") or None,
-            })
+            rows.append({**chunk.base(), "event_key": event_key(chunk.source_id, item), **row})
         # Also merges the rows webhooks stored and counts what they missed (webhooks/).
         chunk.written(reconcile.store_signins(chunk.session, chunk.run_id, chunk.source_id,
                                               rows), immutable=True)
@@ -167,21 +163,16 @@ def fetch_signins(chunk: Chunk) -> None:
 
 def fetch_host_usage(chunk: Chunk) -> None:
     # One row per user and calendar month (to date): re-running a month updates the same row.
+    # The planner only gives this stream months wholly inside Zoom's six months
+    # (worker.zoom.reports.earliest_report_month), so the 1st is never refused.
     period_start = chunk.first.replace(day=1)
-    params = {"from": period_start.isoformat(), "to": chunk.last.isoformat(), "type": "active"}
+    params = window_params((period_start, chunk.last), type="active")
     pending = False
     for page in chunk.client.iter_pages("/report/users", params, "users"):
         if pending:
             chunk.commit()
-        rows = [
-            {**chunk.base(), "user_zoom_id": str(item["id"]),
-             "email": _s(item.get("email"), 320), "period_start": period_start,
-             "period_end": chunk.last, "meetings": int(item.get("meetings") or 0),
-             "participants": int(item.get("participants") or 0),
-             "meeting_minutes": int(item.get("meeting_minutes") or 0),
-             "last_client_version": item.get("last_client_version") or None}
-            for item in page.items if item.get("id")
-        ]
+        rows = [{**chunk.base(), **row, "period_start": period_start, "period_end": chunk.last}
+                for _, row in chunk.parse("host_usage", page.items, zi.parse_host_usage)]
         chunk.written(upsert(chunk.session, HostUsage, rows,
                              conflict=("source_id", "user_zoom_id", "period_start")))
         chunk.page_done(len(page.items))
@@ -189,20 +180,15 @@ def fetch_host_usage(chunk: Chunk) -> None:
 
 
 def fetch_daily_usage(chunk: Chunk) -> None:
+    # /report/daily answers a whole month; the planner's windows for this stream are months
+    # wholly inside Zoom's six months, and only the window's days are kept.
     body = chunk.client.get("/report/daily", {"year": chunk.first.year,
                                               "month": chunk.first.month})
-    rows = []
-    for item in body.get("dates") or []:
-        try:
-            day = date.fromisoformat(str(item.get("date")))
-        except ValueError:
-            continue
-        if chunk.first <= day <= chunk.last:
-            rows.append({**chunk.base(), "day": day,
-                         "new_users": int(item.get("new_users") or 0),
-                         "meetings": int(item.get("meetings") or 0),
-                         "participants": int(item.get("participants") or 0),
-                         "meeting_minutes": int(item.get("meeting_minutes") or 0)})
+    dates = body.get("dates")
+    items = [d for d in dates if isinstance(d, dict)] if isinstance(dates, list) else []
+    rows = [{**chunk.base(), **row}
+            for _, row in chunk.parse("daily_usage", items, zi.parse_daily)
+            if chunk.first <= row["day"] <= chunk.last]
     chunk.written(upsert(chunk.session, DailyUsage, rows, conflict=("source_id", "day")))
     chunk.page_done(len(rows))
 
@@ -212,16 +198,9 @@ def fetch_operation_logs(chunk: Chunk) -> None:
     for page in chunk.client.iter_pages("/report/operationlogs", chunk.params, "operation_logs"):
         if pending:
             chunk.commit()
-        rows = []
-        for item in page.items:
-            when = parse_time(item.get("time"))
-            if when is None:
-                continue
-            rows.append({**chunk.base(), "log_key": operation_log_key(chunk.source_id, item),
-                         "time": when, "operator": _s(item.get("operator"), 320),
-                         "category_type": _s(item.get("category_type"), 100),
-                         "action": _s(item.get("action"), 200),
-                         "operation_detail": _s(item.get("operation_detail"), 4000)})
+        rows = [{**chunk.base(), "log_key": operation_log_key(chunk.source_id, item), **row}
+                for item, row in chunk.parse("operation_log", page.items,
+                                             zi.parse_operation_log)]
         chunk.written(upsert(chunk.session, OperationLog, rows,
                              conflict=("source_id", "log_key"), immutable=True),
                       immutable=True)
@@ -233,27 +212,32 @@ def fetch_meetings(chunk: Chunk) -> None:
     """Hosts of the window (from /report/users, active = hosted a meeting), then each host's
     meetings, then each meeting's participants. The checkpoint lists finished hosts, so a
     deferred chunk resumes where it stopped instead of paying the Heavy calls again."""
-    hosts: list[dict[str, Any]] = []
+    hosts: list[str] = []
     for page in chunk.client.iter_pages("/report/users", {**chunk.params, "type": "active"},
                                         "users"):
-        hosts.extend(i for i in page.items if i.get("id"))
+        # The host's id is the path of the next call: a host without one cannot be asked.
+        hosts.extend(row["user_zoom_id"]
+                     for _, row in chunk.parse("host", page.items, zi.parse_host_usage))
         chunk.page_done(0)
     done: set[str] = set(chunk.checkpoint.get("hosts_done", []))
-    for host in sorted(hosts, key=lambda h: str(h["id"])):
-        host_id = str(host["id"])
+    for host_id in sorted(set(hosts)):
         if host_id in done:
             continue
-        path = f"/report/users/{host_id}/meetings"
+        # userId is "the user ID or email address" (reportMeetings): a host keyed by e-mail
+        # (no id) is asked for by it.
+        path = f"/report/users/{quote(zi.user_ref(host_id), safe='')}/meetings"
         meetings: list[dict[str, Any]] = []
         try:
             for page in chunk.client.iter_pages(path, {**chunk.params, "type": "past"},
                                                 "meetings"):
-                meetings.extend(page.items)
+                meetings.extend(row for _, row in chunk.parse("meeting", page.items,
+                                                              zi.parse_meeting))
                 chunk.page_done(len(page.items))
         except ZoomNotFound:
             chunk.skipped += 1  # the host was deleted since the host list was made
             meetings = []
-        rows = [_meeting_row(chunk, host_id, m) for m in meetings if m.get("uuid")]
+        rows = list({m["uuid"]: {**chunk.base(), **m, "host_zoom_id": host_id,
+                                 "participants_status": "pending"} for m in meetings}.values())
         chunk.written(upsert(chunk.session, Meeting, rows, conflict=("source_id", "uuid")))
         for row in rows:
             row["participants_status"] = _fetch_participants(chunk, row["uuid"])
@@ -265,38 +249,16 @@ def fetch_meetings(chunk: Chunk) -> None:
     chunk.checkpoint.pop("hosts_done", None)
 
 
-def _meeting_row(chunk: Chunk, host_id: str, item: dict[str, Any]) -> dict[str, Any]:
-    return {
-        **chunk.base(), "uuid": _s(item["uuid"], 128), "meeting_id": _s(item.get("id"), 32),
-        "host_zoom_id": host_id, "host_email": _s(item.get("user_email"), 320).lower(),
-        "topic": _s(item.get("topic"), 500), "type": item.get("type"),
-        "start_time": parse_time(item.get("start_time")),
-        "end_time": parse_time(item.get("end_time")), "duration": item.get("duration"),
-        "total_minutes": item.get("total_minutes"),
-        "participants_count": item.get("participants_count"),
-        "participants_status": "pending",
-    }
-
-
 def _fetch_participants(chunk: Chunk, meeting_uuid: str) -> str:
+    # The UUID exactly as Zoom sent it (never cut), encoded as Zoom asks.
     path = f"/report/meetings/{encode_meeting_uuid(meeting_uuid)}/participants"
     try:
         for page in chunk.client.iter_pages(path, {}, "participants"):
-            rows = []
-            for item in page.items:
-                rows.append({
-                    **chunk.base(),
-                    "participant_key": participant_key(chunk.source_id, meeting_uuid, item),
-                    "meeting_uuid": meeting_uuid,
-                    "participant_id": _s(item.get("id"), 64) or None,
-                    "user_id": _s(item.get("user_id"), 64) or None,
-                    "name": _s(item.get("name"), 400),
-                    "user_email": _s(item.get("user_email"), 320).lower(),
-                    "join_time": parse_time(item.get("join_time")),
-                    "leave_time": parse_time(item.get("leave_time")),
-                    "duration": item.get("duration"),
-                    "status": item.get("status") or None,
-                })
+            rows = [{**chunk.base(),
+                     "participant_key": participant_key(chunk.source_id, meeting_uuid, item),
+                     "meeting_uuid": meeting_uuid, **row}
+                    for item, row in chunk.parse("participant", page.items,
+                                                 zi.parse_participant)]
             chunk.written(upsert(chunk.session, MeetingParticipant, rows,
                                  conflict=("source_id", "participant_key")))
             chunk.page_done(len(page.items))
@@ -304,7 +266,7 @@ def _fetch_participants(chunk: Chunk, meeting_uuid: str) -> str:
     except ZoomError as exc:
         # Gone (3001), too old (12702) or a Cloudflare HTML 403 (ZoomForbidden is a
         # ZoomNotFound): skip this meeting, count it, keep the chunk going.
-        if isinstance(exc, ZoomNotFound) or str(exc.code) in GONE_MEETING_CODES:
+        if isinstance(exc, ZoomNotFound) or codes.meeting_gone(exc.code):
             chunk.skipped += 1
             log.info("meeting %s skipped: %s", meeting_uuid, exc)
             return "gone"
@@ -409,7 +371,9 @@ def _run(
         run.pages, run.seen, run.skipped = chunk.pages, chunk.seen, chunk.skipped
         run.inserted, run.updated, run.unchanged = chunk.inserted, chunk.updated, chunk.unchanged
         run.checkpoint = {}
-        runs.finish(run, RunStatus.SUCCEEDED, skipped_meetings=chunk.skipped)
+        runs.finish(run, RunStatus.SUCCEEDED,
+                    skipped_meetings=chunk.skipped - chunk.warnings.count,
+                    **chunk.warnings.details())
         if stream == Stream.SIGNINS:
             readiness.mark_if_ready(session, source)
         next_chunk = next_in_chain(session, run)

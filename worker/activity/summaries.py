@@ -2,7 +2,7 @@
 
 Recomputing (rather than incrementing) makes a re-run chunk a no-op and lets late data correct a
 day. Definitions, per lower-cased email and UTC day:
-- sign_ins: "Sign in" events that day;
+- sign_ins: sign-in events that day (`worker.zoom.items.SIGN_IN_TYPES`, as api/insights counts);
 - meetings_hosted: meetings whose host email is the user, by start day;
 - meetings_attended: distinct meetings the user joined that day (hosts who joined included);
 - meeting_minutes: the user's participant durations that day, summed, in whole minutes;
@@ -49,6 +49,7 @@ from worker.models import (
     utcnow,
 )
 from worker.models.base import UTCDateTime
+from worker.zoom.items import SIGN_IN_TYPES
 
 
 def _day(column: Any, dialect: str) -> Any:
@@ -118,7 +119,8 @@ def recompute(session: Session, source: Source, days: Iterable[date],
     ev_day = _utc_day(ActivityEvent.time, dialect)
     events = (
         select(ev_email.label("email"), ev_day.label("day"),
-               func.sum(case((col(ActivityEvent.type) == "Sign in", 1), else_=0)).label("s"),
+               func.sum(case((func.lower(ActivityEvent.type).in_(SIGN_IN_TYPES), 1),
+                             else_=0)).label("s"),
                zero.label("h"), zero.label("a"), zero.label("secs"),
                func.max(ActivityEvent.time).label("last"))
         .where(col(ActivityEvent.source_id) == source.id, col(ActivityEvent.time) >= start,

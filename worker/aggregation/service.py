@@ -8,14 +8,13 @@ nothing; a user who reappears gets `deleted_at` cleared. One aggregation per sou
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import redis
 from sqlalchemy import Table, literal_column, or_, text, update
@@ -39,12 +38,13 @@ from worker.models import (
     ZoomUser,
     utcnow,
 )
-from worker.zoom.errors import ZoomNotFound, ZoomScopeError
+from worker.zoom import codes
+from worker.zoom import items as zi
+from worker.zoom.errors import ZoomBadResponse, ZoomNotFound, ZoomScopeError
 
 log = logging.getLogger(__name__)
 
 USER_STATUSES = ("active", "inactive", "pending")
-ROLE_SCOPE = "role:read:admin"
 
 
 class PageLike(Protocol):
@@ -83,50 +83,17 @@ class Pull:
     check: Callable[[], None]
     tallies: dict[str, Tally] = field(default_factory=dict)
     notes: dict[str, Any] = field(default_factory=dict)
+    warnings: zi.ItemWarnings = field(default_factory=zi.ItemWarnings)
 
     def tally(self, name: str) -> Tally:
         return self.tallies.setdefault(name, Tally())
 
-
-def content_hash(item: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(item, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def parse_time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-def _s(value: Any, limit: int) -> str:
-    return ("" if value is None else str(value))[:limit]
-
-
-def user_row(item: dict[str, Any]) -> dict[str, Any]:
-    first, last = _s(item.get("first_name"), 200), _s(item.get("last_name"), 200)
-    return {
-        "zoom_id": str(item["id"]),
-        "email": _s(item.get("email"), 320),
-        "first_name": first,
-        "last_name": last,
-        "display_name": _s(item.get("display_name") or f"{first} {last}".strip(), 400),
-        "type": item.get("type"),
-        "status": _s(item.get("status"), 16),
-        "role_id": None if item.get("role_id") in (None, "") else _s(item["role_id"], 64),
-        "dept": item.get("dept") or None,
-        "employee_unique_id": item.get("employee_unique_id") or None,
-        "group_ids": list(item.get("group_ids") or []),
-        "timezone": item.get("timezone") or None,
-        "verified": item.get("verified"),
-        "last_client_version": item.get("last_client_version") or None,
-        "zoom_created_at": parse_time(item.get("created_at")),
-        "last_login_time": parse_time(item.get("last_login_time")),
-        "custom_attributes": list(item.get("custom_attributes") or []),
-        "content_hash": content_hash(item),
-    }
+    def rows(
+        self, kind: str, items: list[dict[str, Any]],
+        parse: Callable[[dict[str, Any], zi.Fields], dict[str, Any]],
+    ) -> list[dict[str, Any]]:
+        """Rows of the usable items; the others are skipped and noted on the run."""
+        return [row for _, row in zi.parse_items(kind, items, parse, self.warnings)]
 
 
 def _store(
@@ -299,31 +266,41 @@ def _pages(pages: Iterable[Any]) -> Iterator[list[dict[str, Any]]]:
 
 def pull_users(session: Session, client: ZoomApi, pull: Pull) -> None:
     tally = pull.tally("users")
+    # custom_attributes are only in the answer when asked for (spec, `users` include_fields).
+    params = {"include_fields": "custom_attributes"}
     for status in USER_STATUSES:
-        for items in _pages(client.iter_pages("/users", {"status": status}, "users")):
+        for items in _pages(client.iter_pages("/users", {**params, "status": status}, "users")):
             pull.check()
-            _store(session, pull, ZoomUser, [user_row(i) for i in items], ("zoom_id",), tally)
+            _store(session, pull, ZoomUser, pull.rows("user", items, zi.parse_user),
+                   ("zoom_id",), tally)
             session.commit()
+
+
+def _whole_list(body: dict[str, Any], key: str, path: str) -> list[dict[str, Any]]:
+    """The item list of an unpaged answer (/groups, /roles); absent means none."""
+    items = body.get(key)
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise ZoomBadResponse(f"GET {path}: '{key}' is not a list",
+                              admin_message=f"Zoom's answer to GET {path} was unusable: '{key}' "
+                              "is not a list. The run failed; start it again.")
+    return [i for i in items if isinstance(i, dict)]
 
 
 def pull_groups(session: Session, client: ZoomApi, pull: Pull) -> None:
     body = client.get("/groups", {"page_size": 300})
-    groups = body.get("groups") or []
-    rows = [
-        {"zoom_id": str(g["id"]), "name": _s(g.get("name"), 400),
-         "total_members": g.get("total_members"), "content_hash": content_hash(g)}
-        for g in groups
-    ]
+    rows = pull.rows("group", _whole_list(body, "groups", "/groups"), zi.parse_group)
     _store(session, pull, ZoomGroup, rows, ("zoom_id",), pull.tally("groups"))
     session.commit()
     members = pull.tally("group_members")
     for group in rows:
-        path = f"/groups/{group['zoom_id']}/members"
+        path = f"/groups/{quote(group['zoom_id'], safe='')}/members"
         try:
             for items in _pages(client.iter_pages(path, {}, "members")):
                 pull.check()
-                page = [{"group_zoom_id": group["zoom_id"], "user_zoom_id": str(m["id"]),
-                         "email": _s(m.get("email"), 320)} for m in items]
+                page = [{"group_zoom_id": group["zoom_id"], **row}
+                        for row in pull.rows("group_member", items, zi.parse_member)]
                 _store(session, pull, ZoomGroupMember, page, ("group_zoom_id", "user_zoom_id"),
                        members)
                 session.commit()
@@ -336,27 +313,21 @@ def pull_groups(session: Session, client: ZoomApi, pull: Pull) -> None:
 def pull_roles(session: Session, client: ZoomApi, pull: Pull) -> None:
     try:
         body = client.get("/roles")
-    except ZoomScopeError:
-        pull.notes["missing_optional_scopes"] = [ROLE_SCOPE]
+    except ZoomScopeError as exc:
+        pull.notes["missing_optional_scopes"] = exc.missing or [codes.scope_hint("/roles", ())]
         pull.notes["roles_from_users_only"] = True
         _roles_from_users(session, pull)
         return
-    roles = body.get("roles") or []
-    rows = [
-        {"zoom_id": str(r["id"]), "name": _s(r.get("name"), 400),
-         "description": r.get("description"), "total_members": r.get("total_members"),
-         "from_users_only": False, "content_hash": content_hash(r)}
-        for r in roles
-    ]
+    rows = pull.rows("role", _whole_list(body, "roles", "/roles"), zi.parse_role)
     _store(session, pull, ZoomRole, rows, ("zoom_id",), pull.tally("roles"))
     session.commit()
     members = pull.tally("role_members")
     for role in rows:
-        path = f"/roles/{role['zoom_id']}/members"
+        path = f"/roles/{quote(role['zoom_id'], safe='')}/members"
         for items in _pages(client.iter_pages(path, {}, "members")):
             pull.check()
-            page = [{"role_zoom_id": role["zoom_id"], "user_zoom_id": str(m["id"]),
-                     "email": _s(m.get("email"), 320)} for m in items]
+            page = [{"role_zoom_id": role["zoom_id"], **row}
+                    for row in pull.rows("role_member", items, zi.parse_member)]
             _store(session, pull, ZoomRoleMember, page, ("role_zoom_id", "user_zoom_id"),
                    members)
             session.commit()
@@ -379,7 +350,7 @@ def _roles_from_users(session: Session, pull: Pull) -> None:
     )
     rows = [
         {"zoom_id": rid, "name": named.get(rid, ""), "from_users_only": True,
-         "content_hash": content_hash({"id": rid, "from_users_only": True})}
+         "content_hash": zi.content_hash({"id": rid, "from_users_only": True})}
         for rid in role_ids
     ]
     _store(session, pull, ZoomRole, rows, ("zoom_id",), pull.tally("roles"))
@@ -471,6 +442,7 @@ def _aggregate(
         users = pull.tally("users")
         run.seen, run.inserted, run.updated = users.seen, users.inserted, users.updated
         run.unchanged, run.deleted = users.unchanged, users.deleted
+        run.skipped = pull.warnings.count  # items Zoom sent that could not be stored
         run.pages = sum(t.pages for t in pull.tallies.values())
         runs.finish(
             run,
@@ -479,6 +451,7 @@ def _aggregate(
             missing_optional_scopes=pull.notes.get("missing_optional_scopes", []),
             roles_from_users_only=bool(pull.notes.get("roles_from_users_only")),
             groups_gone=pull.notes.get("groups_gone", []),
+            **pull.warnings.details(),
         )
         source = session.get_one(Source, source_id)
         readiness.mark_governed_if_ready(session, source)

@@ -29,13 +29,14 @@ from worker.models import (
     utcnow,
 )
 from worker.scheduling.service import compute_next
-from worker.zoom.endpoints import has_scope_for, scopes_for
+from worker.zoom import codes
 from worker.zoom.errors import ZoomAuthError, ZoomError, ZoomScopeError
 
 log = logging.getLogger(__name__)
 
 # What aggregation and activity sync call. Each path is satisfied by its classic or any of its
-# granular scope names (worker.zoom.endpoints); a missing one is reported by its classic name.
+# granular scope names (worker.zoom.endpoints); a missing one is named in the family the app's
+# granted scopes use (worker.zoom.codes.scope_hint).
 REQUIRED_PATHS = (
     "/users",
     "/groups",
@@ -61,35 +62,19 @@ class Probe(Protocol):
 
 
 def missing_scopes(granted: list[str], paths: tuple[str, ...]) -> list[str]:
-    missing: list[str] = []
-    for path in paths:
-        if not has_scope_for(path, granted):
-            name = scopes_for(path)[0]
-            if name not in missing:
-                missing.append(name)
-    return missing
+    """The scope to add for each path the token cannot call, named in the app's family."""
+    return codes.missing_scopes(granted, paths)
 
 
-def scope_message(missing: list[str]) -> str:
-    names = ", ".join(missing)
-    noun = "scope" if len(missing) == 1 else "scopes"
-    return (
-        f"{noun} {names} missing: add {'it' if len(missing) == 1 else 'them'} in the Zoom "
-        "app's Scopes page and re-activate the app"
-    )
+scope_message = codes.scope_message
 
 
 def auth_message(exc: ZoomAuthError) -> str:
-    code = str(exc.code or "")
-    if exc.reauthorize or code in ("invalid_grant", "4711"):
-        return (
-            "refresh token rejected by Zoom (revoked or superseded): paste a new refresh token "
-            "in the source and test again"
-        )
-    if code in ("invalid_client", "4702", "4704") or "client" in exc.message.lower():
-        return "client secret rejected by Zoom: check the client ID and secret in the source"
-    if code in ("4717",):
-        return "the Zoom app is disabled: re-activate it in the Zoom App Marketplace"
+    known = codes.oauth_message(exc.code, reauthorize=exc.reauthorize)
+    if known is not None:
+        return known
+    if "client" in exc.message.lower():
+        return codes.INVALID_CLIENT_MESSAGE
     return f"Zoom refused the credentials: {exc.admin_message}"
 
 
@@ -147,7 +132,7 @@ def run_connection_test(
             client.get("/users", {"page_size": 1})
         result["call_ms"] = int((time.perf_counter() - call_started) * 1000)
         if result["missing_scopes"]:
-            result["zoom_error_code"] = "4711"
+            # Zoom answered fine: the gap is ours to report, with no Zoom code of its own.
             result["message"] = scope_message(result["missing_scopes"])
             ok = False
         else:
@@ -163,9 +148,10 @@ def run_connection_test(
         result["message"] = auth_message(exc)
     except ZoomScopeError as exc:
         ok = False
-        missing = exc.missing or result["missing_scopes"] or ["user:read:admin"]
+        missing = exc.missing or result["missing_scopes"] or [
+            codes.scope_hint("/users", result["granted_scopes"])]
         result["missing_scopes"] = missing
-        result["zoom_error_code"] = str(exc.code or "4711")
+        result["zoom_error_code"] = None if exc.code is None else str(exc.code)
         result["message"] = scope_message(missing)
     except ZoomError as exc:
         ok = False
@@ -225,7 +211,7 @@ def _record(
             pass
         elif source.status != SourceStatus.DISABLED:
             reauth = auth_error is not None and (
-                auth_error.reauthorize or str(auth_error.code) == "invalid_grant"
+                auth_error.reauthorize or str(auth_error.code) in codes.OAUTH_REFRESH_INVALID
             )
             source.status = SourceStatus.REAUTHORIZE if reauth else SourceStatus.FAILING
             source.status_message = f"{test.message} (scheduling stopped until a good test)"

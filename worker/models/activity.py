@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from uuid import UUID
 
-from sqlalchemy import Date, Index, String, UniqueConstraint
+from sqlalchemy import Date, Index, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from worker.models.base import BigIntPK, JsonField, TenantScoped, TimestampField, utcnow
@@ -27,12 +27,12 @@ class ActivityEvent(SQLModel, TenantScoped, table=True):
     tenant_id: UUID = Field(sa_column=tenant_fk())
     source_id: UUID = Field(sa_column=source_fk())
     event_key: str = Field(sa_type=String(64))
-    email: str = Field(default="", sa_type=String(320))  # lower-cased
+    email: str = Field(default="", sa_type=Text)  # lower-cased
     time: datetime = TimestampField(nullable=False)
-    type: str = Field(default="", sa_type=String(32))
-    ip_address: str | None = Field(default=None, sa_type=String(64))
-    client_type: str | None = Field(default=None, sa_type=String(64))
-    version: str | None = Field(default=None, sa_type=String(100))
+    type: str = Field(default="", sa_type=Text)
+    ip_address: str | None = Field(default=None, sa_type=Text)
+    client_type: str | None = Field(default=None, sa_type=Text)
+    version: str | None = Field(default=None, sa_type=Text)
 
 
 class Meeting(SQLModel, TenantScoped, table=True):
@@ -45,11 +45,11 @@ class Meeting(SQLModel, TenantScoped, table=True):
     id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
     tenant_id: UUID = Field(sa_column=tenant_fk())
     source_id: UUID = Field(sa_column=source_fk())
-    uuid: str = Field(sa_type=String(128))
-    meeting_id: str = Field(default="", sa_type=String(32))
-    host_zoom_id: str = Field(default="", sa_type=String(64))
-    host_email: str = Field(default="", sa_type=String(320))
-    topic: str = Field(default="", sa_type=String(500))
+    uuid: str = Field(sa_type=Text)
+    meeting_id: str = Field(default="", sa_type=Text)
+    host_zoom_id: str = Field(default="", sa_type=Text)
+    host_email: str = Field(default="", sa_type=Text)
+    topic: str = Field(default="", sa_type=Text)
     type: int | None = None
     start_time: datetime | None = TimestampField()
     end_time: datetime | None = TimestampField()
@@ -74,15 +74,15 @@ class MeetingParticipant(SQLModel, TenantScoped, table=True):
     tenant_id: UUID = Field(sa_column=tenant_fk())
     source_id: UUID = Field(sa_column=source_fk())
     participant_key: str = Field(sa_type=String(64))
-    meeting_uuid: str = Field(sa_type=String(128))
-    participant_id: str | None = Field(default=None, sa_type=String(64))
-    user_id: str | None = Field(default=None, sa_type=String(64))
-    name: str = Field(default="", sa_type=String(400))
-    user_email: str = Field(default="", sa_type=String(320))
+    meeting_uuid: str = Field(sa_type=Text)
+    participant_id: str | None = Field(default=None, sa_type=Text)
+    user_id: str | None = Field(default=None, sa_type=Text)
+    name: str = Field(default="", sa_type=Text)
+    user_email: str = Field(default="", sa_type=Text)
     join_time: datetime | None = TimestampField()
     leave_time: datetime | None = TimestampField()
     duration: int | None = None  # seconds
-    status: str | None = Field(default=None, sa_type=String(32))
+    status: str | None = Field(default=None, sa_type=Text)
 
 
 class HostUsage(SQLModel, TenantScoped, table=True):
@@ -96,14 +96,14 @@ class HostUsage(SQLModel, TenantScoped, table=True):
     id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
     tenant_id: UUID = Field(sa_column=tenant_fk())
     source_id: UUID = Field(sa_column=source_fk())
-    user_zoom_id: str = Field(sa_type=String(64))
-    email: str = Field(default="", sa_type=String(320))
+    user_zoom_id: str = Field(sa_type=Text)
+    email: str = Field(default="", sa_type=Text)
     period_start: date = Field(sa_type=Date)
     period_end: date = Field(sa_type=Date)
     meetings: int = 0
     participants: int = 0
     meeting_minutes: int = 0
-    last_client_version: str | None = Field(default=None, sa_type=String(100))
+    last_client_version: str | None = Field(default=None, sa_type=Text)
 
 
 class DailyUsage(SQLModel, TenantScoped, table=True):
@@ -136,10 +136,10 @@ class OperationLog(SQLModel, TenantScoped, table=True):
     source_id: UUID = Field(sa_column=source_fk())
     log_key: str = Field(sa_type=String(64))
     time: datetime = TimestampField(nullable=False)
-    operator: str = Field(default="", sa_type=String(320))
-    category_type: str = Field(default="", sa_type=String(100))
-    action: str = Field(default="", sa_type=String(200))
-    operation_detail: str = Field(default="", sa_type=String(4000))
+    operator: str = Field(default="", sa_type=Text)
+    category_type: str = Field(default="", sa_type=Text)
+    action: str = Field(default="", sa_type=Text)
+    operation_detail: str = Field(default="", sa_type=Text)
 
 
 class UserDailySummary(SQLModel, TenantScoped, table=True):
@@ -155,7 +155,7 @@ class UserDailySummary(SQLModel, TenantScoped, table=True):
     id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
     tenant_id: UUID = Field(sa_column=tenant_fk())
     source_id: UUID = Field(sa_column=source_fk())
-    email: str = Field(sa_type=String(320))  # lower-cased
+    email: str = Field(sa_type=Text)  # lower-cased
     day: date = Field(sa_type=Date)
     sign_ins: int = 0
     meetings_hosted: int = 0

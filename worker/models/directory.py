@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Index, String, UniqueConstraint
+from sqlalchemy import Index, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from worker.models.base import BigIntPK, JsonField, TenantScoped, TimestampField, utcnow
@@ -33,20 +33,20 @@ class ZoomUser(_Seen, TenantScoped, table=True):
     id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
     tenant_id: uuid.UUID = Field(sa_column=tenant_fk())
     source_id: uuid.UUID = Field(sa_column=source_fk())
-    zoom_id: str = Field(sa_type=String(64))
-    email: str = Field(default="", sa_type=String(320))
-    first_name: str = Field(default="", sa_type=String(200))
-    last_name: str = Field(default="", sa_type=String(200))
-    display_name: str = Field(default="", sa_type=String(400))
+    zoom_id: str = Field(sa_type=Text)
+    email: str = Field(default="", sa_type=Text)
+    first_name: str = Field(default="", sa_type=Text)
+    last_name: str = Field(default="", sa_type=Text)
+    display_name: str = Field(default="", sa_type=Text)
     type: int | None = None  # 1 Basic, 2 Licensed, 99 None
-    status: str = Field(default="", sa_type=String(16))
-    role_id: str | None = Field(default=None, sa_type=String(64))
-    dept: str | None = Field(default=None, sa_type=String(200))
-    employee_unique_id: str | None = Field(default=None, sa_type=String(200))
+    status: str = Field(default="", sa_type=Text)
+    role_id: str | None = Field(default=None, sa_type=Text)
+    dept: str | None = Field(default=None, sa_type=Text)
+    employee_unique_id: str | None = Field(default=None, sa_type=Text)
     group_ids: list = JsonField(list)
-    timezone: str | None = Field(default=None, sa_type=String(64))
+    timezone: str | None = Field(default=None, sa_type=Text)
     verified: int | None = None
-    last_client_version: str | None = Field(default=None, sa_type=String(100))
+    last_client_version: str | None = Field(default=None, sa_type=Text)
     zoom_created_at: datetime | None = TimestampField()
     last_login_time: datetime | None = TimestampField()
     custom_attributes: list = JsonField(list)
@@ -63,8 +63,8 @@ class ZoomGroup(_Seen, TenantScoped, table=True):
     id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
     tenant_id: uuid.UUID = Field(sa_column=tenant_fk())
     source_id: uuid.UUID = Field(sa_column=source_fk())
-    zoom_id: str = Field(sa_type=String(64))
-    name: str = Field(default="", sa_type=String(400))
+    zoom_id: str = Field(sa_type=Text)
+    name: str = Field(default="", sa_type=Text)
     total_members: int | None = None
     content_hash: str = Field(default="", sa_type=String(64))
 
@@ -76,9 +76,9 @@ class ZoomRole(_Seen, TenantScoped, table=True):
     id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
     tenant_id: uuid.UUID = Field(sa_column=tenant_fk())
     source_id: uuid.UUID = Field(sa_column=source_fk())
-    zoom_id: str = Field(sa_type=String(64))
-    name: str = Field(default="", sa_type=String(400))
-    description: str | None = Field(default=None, sa_type=String(2000))
+    zoom_id: str = Field(sa_type=Text)
+    name: str = Field(default="", sa_type=Text)
+    description: str | None = Field(default=None, sa_type=Text)
     total_members: int | None = None
     # Roles can be known only from users' role_id when the app lacks role:read:admin.
     from_users_only: bool = False
@@ -97,9 +97,9 @@ class ZoomGroupMember(_Seen, TenantScoped, table=True):
     id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
     tenant_id: uuid.UUID = Field(sa_column=tenant_fk())
     source_id: uuid.UUID = Field(sa_column=source_fk())
-    group_zoom_id: str = Field(sa_type=String(64))
-    user_zoom_id: str = Field(sa_type=String(64))
-    email: str = Field(default="", sa_type=String(320))
+    group_zoom_id: str = Field(sa_type=Text)
+    user_zoom_id: str = Field(sa_type=Text)
+    email: str = Field(default="", sa_type=Text)
 
 
 class ZoomRoleMember(_Seen, TenantScoped, table=True):
@@ -112,6 +112,6 @@ class ZoomRoleMember(_Seen, TenantScoped, table=True):
     id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
     tenant_id: uuid.UUID = Field(sa_column=tenant_fk())
     source_id: uuid.UUID = Field(sa_column=source_fk())
-    role_zoom_id: str = Field(sa_type=String(64))
-    user_zoom_id: str = Field(sa_type=String(64))
-    email: str = Field(default="", sa_type=String(320))
+    role_zoom_id: str = Field(sa_type=Text)
+    user_zoom_id: str = Field(sa_type=Text)
+    email: str = Field(default="", sa_type=Text)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Column, ForeignKey, Index, String, UniqueConstraint, Uuid, text
+from sqlalchemy import Column, ForeignKey, Index, String, Text, UniqueConstraint, Uuid, text
 from sqlmodel import Field, SQLModel
 
 from worker.models.base import JsonField, TenantScoped, TimestampField, utcnow
@@ -52,7 +52,7 @@ class AccountCorrelation(SQLModel, TenantScoped, table=True):
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     tenant_id: uuid.UUID = Field(sa_column=tenant_fk())
     source_id: uuid.UUID = Field(sa_column=source_fk())
-    user_zoom_id: str = Field(sa_type=String(64))
+    user_zoom_id: str = Field(sa_type=Text)
     identity_id: uuid.UUID = Field(
         sa_column=Column(Uuid, ForeignKey("identity.id", ondelete="CASCADE"), nullable=False)
     )

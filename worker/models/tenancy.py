@@ -66,7 +66,7 @@ class Source(SQLModel, TenantScoped, table=True):
     grant_type: str = Field(default=GrantType.ACCOUNT_CREDENTIALS, sa_type=String(32))
     # Known up front for S2S apps; learnt from GET /users/me for refresh-token apps. Keys the
     # rate limiter, because Zoom counts limits per account over all its apps.
-    zoom_account_id: str | None = Field(default=None, sa_type=String(64), index=True)
+    zoom_account_id: str | None = Field(default=None, sa_type=Text, index=True)
     # Fernet(JSON{client_id, client_secret, account_id?, refresh_token?}). Never in clear.
     credentials_ciphertext: str = Field(default="", sa_type=Text)
     # Bumped on every write of the credentials (rotation included): compare-and-set guard.

@@ -23,8 +23,8 @@ from worker.models import (
     UserDailySummary,
     ZoomUser,
 )
+from worker.zoom.items import SIGN_IN_TYPES
 
-SIGN_IN_TYPES = ("sign in", "signin", "sign_in")
 WINDOW_DAYS = 90  # days of "days active" and sign-ins, as Activity Insights shows them
 
 

@@ -18,9 +18,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
 from worker.activity import summaries
-from worker.aggregation.service import parse_time
 from worker.db import session_scope
 from worker.models import Meeting, Source, WebhookEvent, WebhookStatus
+from worker.zoom.items import parse_time
 
 log = logging.getLogger(__name__)
 
@@ -29,19 +29,22 @@ TASK = "zoom.webhook_meeting_participants"
 REPORT_DELAY_SECONDS = 300.0
 
 
-def _s(value: Any, limit: int) -> str:
-    return ("" if value is None else str(value))[:limit]
+def _s(value: Any, limit: int | None = None) -> str:
+    # Identifiers are kept whole (a cut meeting UUID names another meeting); only display text
+    # is shortened.
+    text = "" if value is None else str(value)
+    return text if limit is None else text[:limit]
 
 
 def ended(session: Session, source: Source, row: WebhookEvent, obj: dict[str, Any]
           ) -> tuple[str, str]:
-    meeting_uuid = _s(obj.get("uuid"), 128)
+    meeting_uuid = _s(obj.get("uuid"))
     if not meeting_uuid:
         return WebhookStatus.IGNORED, "meeting.ended without a uuid"
     start, end = parse_time(obj.get("start_time")), parse_time(obj.get("end_time"))
     values = {
         "tenant_id": source.tenant_id, "source_id": source.id, "uuid": meeting_uuid,
-        "meeting_id": _s(obj.get("id"), 32), "host_zoom_id": _s(obj.get("host_id"), 64),
+        "meeting_id": _s(obj.get("id")), "host_zoom_id": _s(obj.get("host_id")),
         "topic": _s(obj.get("topic"), 500), "type": obj.get("type") if isinstance(
             obj.get("type"), int) else None,
         "start_time": start, "end_time": end,
@@ -84,7 +87,7 @@ def fetch_participants(event_id: uuid.UUID, *, client: Any = None, redis_client:
             return "missing"
         source = session.get_one(Source, event.source_id)
         meeting_uuid = _s((json.loads(event.body).get("payload") or {}).get("object", {})
-                          .get("uuid"), 128)
+                          .get("uuid"))
         meeting = session.exec(select(Meeting).where(Meeting.source_id == source.id,
                                                      Meeting.uuid == meeting_uuid)).first()
         if meeting is None or meeting.participants_status != "pending":

@@ -31,7 +31,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from worker.activity import summaries
-from worker.aggregation.service import parse_time
 from worker.db import session_scope
 from worker.models import (
     ActivityEvent,
@@ -45,6 +44,7 @@ from worker.models import (
     utcnow,
 )
 from worker.models.base import as_utc
+from worker.zoom.items import parse_time
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +52,11 @@ SIGN_IN_EVENTS = {"user.signed_in": "Sign in", "user.signed_out": "Sign out"}
 USER_EVENTS = {"user.created", "user.updated", "user.activated", "user.deactivated",
                "user.deleted", "user.disassociated"}
 MEETING_ENDED = "meeting.ended"
-# Zoom's user fields a user event may carry, as ZoomUser columns.
-_USER_FIELDS = {
-    "email": ("email", 320), "first_name": ("first_name", 200),
-    "last_name": ("last_name", 200), "display_name": ("display_name", 400),
-    "status": ("status", 16), "role_id": ("role_id", 64), "dept": ("dept", 200),
-    "employee_unique_id": ("employee_unique_id", 200), "timezone": ("timezone", 64),
-    "last_client_version": ("last_client_version", 100),
-}
+# Zoom's user fields a user event may carry, as ZoomUser columns (TEXT: stored whole, as the
+# pull stores them, so an event and the next pull agree on every value).
+_USER_FIELDS = {name: name for name in (
+    "email", "first_name", "last_name", "display_name", "status", "role_id", "dept",
+    "employee_unique_id", "timezone", "last_client_version")}
 
 
 def _sha(*parts: Any) -> str:
@@ -141,13 +138,13 @@ def _apply(session: Session, source: Source, row: WebhookEvent, message: dict[st
 
 def sign_in(session: Session, source: Source, kind: str, obj: dict[str, Any]
             ) -> tuple[str, str]:
-    email = str(obj.get("email") or "").lower()[:320]
+    email = str(obj.get("email") or "").lower()
     when = parse_time(obj.get("date_time"))
     if not email or when is None:
         return WebhookStatus.IGNORED, "sign-in without email or date_time"
     when = when.astimezone(UTC)
-    client_type = str(obj.get("client_type") or "")[:64] or None
-    version = str(obj.get("version") or "")[:100] or None
+    client_type = str(obj.get("client_type") or "") or None
+    version = str(obj.get("version") or "") or None
     key = push_key(source.id, email, when, kind, client_type)
     lock_signins(session, source.id)
     twin = session.exec(
@@ -181,9 +178,9 @@ def sign_in(session: Session, source: Source, kind: str, obj: dict[str, Any]
 
 def _user_changes(obj: dict[str, Any]) -> dict[str, Any]:
     changes: dict[str, Any] = {}
-    for name, (column, limit) in _USER_FIELDS.items():
+    for name, column in _USER_FIELDS.items():
         if name in obj and obj[name] is not None:
-            changes[column] = str(obj[name])[:limit]
+            changes[column] = str(obj[name])
     if "type" in obj and isinstance(obj["type"], int):
         changes["type"] = obj["type"]
     if isinstance(obj.get("group_ids"), list):

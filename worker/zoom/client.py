@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 import httpx
 
+from worker.zoom import codes
 from worker.zoom.endpoints import category_for
 from worker.zoom.errors import (
     ZoomAuthError,
@@ -39,9 +40,6 @@ from worker.zoom.errors import (
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 300
-# Zoom's codes for "this token is not (or no longer) valid" and "token lacks scopes".
-INVALID_TOKEN_CODES = {124}
-SCOPE_CODES = {4700, 4711}
 # A failed request to Zoom that we wait a little for, then retry: first backoff and cap.
 BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 30.0
@@ -187,7 +185,7 @@ def _is_html(response: httpx.Response) -> bool:
 
 
 class ZoomClient:
-    """Calls one source's Zoom account. Construct through ``worker.zoom.factory``."""
+    """Calls one source's Zoom account. Construct through ``worker.clients.client_for_source``."""
 
     def __init__(
         self,
@@ -200,6 +198,7 @@ class ZoomClient:
         timeout: float | None = None,
         max_retries: int | None = None,
         deadline_seconds: float | None = None,
+        max_pages: int | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if timeout is None or max_retries is None or deadline_seconds is None:
@@ -218,6 +217,7 @@ class ZoomClient:
         self.timeout = timeout
         self.max_retries = max_retries
         self.deadline_seconds = deadline_seconds
+        self.max_pages = MAX_PAGES if max_pages is None else max_pages
         self._sleep = sleep
 
     def __repr__(self) -> str:
@@ -288,12 +288,16 @@ class ZoomClient:
                     raise last
                 continue
 
-            if code in SCOPE_CODES and status in (400, 401, 403):
+            if code in codes.SCOPE_CODES and status in (400, 401, 403):
+                # Zoom names the missing scopes in its own family; when it does not, name the
+                # endpoint's scope in the family the app's token uses.
+                missing = parse_missing_scopes(message) or [
+                    codes.scope_hint(path, getattr(token, "scopes", None) or ())]
                 raise ZoomScopeError(
                     f"GET {path}: {message or 'token lacks scopes'}", code, status,
-                    missing=parse_missing_scopes(message),
+                    missing=[m for m in missing if m],
                 )
-            if status == 401 or code in INVALID_TOKEN_CODES:
+            if status == 401 or code in codes.INVALID_TOKEN_CODES:
                 if not auth_retried:
                     auth_retried = True
                     log.info("zoom token rejected source=%s path=%s code=%s: refreshing once",
@@ -302,9 +306,7 @@ class ZoomClient:
                     continue
                 raise ZoomAuthError(
                     f"GET {path}: access token rejected twice: {message}".rstrip(": "),
-                    code, status,
-                    admin_message="Zoom rejected the app's access token. Check that the app "
-                    "is activated and not revoked, then test the connection again.",
+                    code, status, admin_message=codes.REST_MESSAGES[codes.INVALID_TOKEN],
                 )
             if status == 403 and (_is_html(response) or code is None):
                 raise ZoomForbidden(
@@ -312,7 +314,8 @@ class ZoomClient:
                     admin_message="Zoom refused this one item; it was skipped.",
                 )
             if status == 404:
-                raise ZoomNotFound(f"GET {path}: {message or 'not found'}", code, status)
+                raise ZoomNotFound(f"GET {path}: {message or 'not found'}", code, status,
+                                   admin_message=codes.rest_message(code))
             if status >= 500:
                 last = ZoomServerError(
                     f"GET {path}: Zoom server error {status}", code, status,
@@ -321,22 +324,37 @@ class ZoomClient:
                 failures += 1
                 self._backoff(failures, deadline, last, path)
                 continue
-            raise ZoomError(f"GET {path}: {message or 'request refused'}", code, status)
+            known = codes.rest_message(code)
+            raise ZoomError(
+                f"GET {path}: {message or 'request refused'}", code, status,
+                admin_message=f"{known} (GET {path}: {message})" if known else None,
+            )
 
     def _json(self, response: httpx.Response, path: str) -> dict[str, Any]:
         try:
             body = response.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ZoomBadResponse(
-                f"GET {path}: response is not valid JSON", None, response.status_code,
-                admin_message="Zoom sent a malformed response; the sync will retry later.",
-            ) from None
+            raise self._bad_response(path, "the response is malformed JSON (truncated?)",
+                                     status=response.status_code) from None
         if not isinstance(body, dict):
-            raise ZoomBadResponse(
-                f"GET {path}: expected a JSON object, got {type(body).__name__}",
-                None, response.status_code,
+            raise self._bad_response(
+                path, f"expected a JSON object, got {type(body).__name__}",
+                status=response.status_code,
             )
         return body
+
+    def _bad_response(
+        self, path: str, reason: str, *, page: int | None = None, status: int | None = None
+    ) -> ZoomBadResponse:
+        """A named, permanent failure: which endpoint, which page, which source, and why. The
+        run that gets it ends `failed`, so the words say so (pages already stored are kept)."""
+        where = f"GET {path}" + (f" page {page}" if page is not None else "")
+        return ZoomBadResponse(
+            f"{where}: {reason} [source {self.source_key}]", None, status,
+            reason=reason, page=page,
+            admin_message=f"Zoom's answer to {where} was unusable: {reason}. The run failed "
+            "(pages stored before it are kept); start it again, and report it if it repeats.",
+        )
 
     def _backoff(self, failures: int, deadline: float, last: ZoomError, path: str) -> None:
         if failures > self.max_retries:
@@ -357,32 +375,85 @@ class ZoomClient:
     def iter_pages(
         self, path: str, params: dict[str, Any] | None, items_key: str
     ) -> Iterator[Page]:
-        """Pages of a list endpoint, following ``next_page_token``; holds one page at a time."""
+        """Pages of a list endpoint, following ``next_page_token``; holds one page at a time.
+
+        Always ends: a server whose tokens never stop is caught by `PageGuard` (repeated token,
+        empty page with a token, more items or pages than ``total_records`` allows, a hard
+        cap), and the call fails with a named `ZoomBadResponse` rather than paging for hours.
+        """
         query = dict(params or {})
         query.setdefault("page_size", PAGE_SIZE)
-        seen_tokens: set[str] = set()
+        guard = PageGuard(int(query["page_size"]), self.max_pages)
         number = 0
         while True:
-            body = self.get(path, query)
+            try:
+                body = self.get(path, query)
+            except ZoomBadResponse as exc:
+                if exc.page is not None:
+                    raise
+                # Name the page: which one broke matters to whoever reads the run.
+                raise self._bad_response(path, exc.reason, page=number + 1,
+                                         status=exc.status) from None
             items = body.pop(items_key, None)
             if items is None:
                 items = []
-            if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-                raise ZoomBadResponse(f"GET {path}: '{items_key}' is not a list of objects")
             number += 1
+            if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+                raise self._bad_response(path, f"'{items_key}' is not a list of objects",
+                                         page=number)
             page = Page(items=items, raw=body, number=number)
             next_token = page.next_page_token
+            problem = guard.check(page, next_token)
+            if problem:
+                raise self._bad_response(path, problem, page=number)
             yield page
             if not next_token:
                 return
-            if next_token in seen_tokens:
-                raise ZoomBadResponse(f"GET {path}: Zoom repeated a next_page_token")
-            seen_tokens.add(next_token)
             query["next_page_token"] = next_token
 
-    def paginate(
-        self, path: str, params: dict[str, Any] | None, items_key: str
-    ) -> Iterator[dict[str, Any]]:
-        """Items of a list endpoint, page by page."""
-        for page in self.iter_pages(path, params, items_key):
-            yield from page.items
+
+# Extra pages tolerated beyond what ``total_records`` / ``page_size`` allows (a list that grew
+# while it was paged); and the last guard, per call, whatever the server says (300 items a page:
+# 3 million items, more than any one Zoom list or one month's report we page).
+PAGE_MARGIN = 2
+MAX_PAGES = 10_000
+
+
+class PageGuard:
+    """Decides, page by page, whether a paged list can still be honest. Rules from Zoom's
+    pagination contract (zoom-api.md "Pagination"; every list schema in the OpenAPI document
+    carries ``next_page_token``, ``page_size`` and, where known, ``total_records``)."""
+
+    def __init__(self, page_size: int, max_pages: int = MAX_PAGES) -> None:
+        self.page_size = max(1, page_size)
+        self.max_pages = max_pages
+        self.tokens: set[str] = set()
+        self.items = 0
+        self.pages = 0
+
+    def check(self, page: Page, next_token: str) -> str | None:
+        """Why this page breaks the contract, or None."""
+        self.pages += 1
+        self.items += len(page.items)
+        total = page.raw.get("total_records")
+        if isinstance(total, int) and not isinstance(total, bool) and total >= 0:
+            if self.items > total:
+                return (f"{self.items} items after {self.pages} pages, more than the "
+                        f"total_records={total} Zoom promised")
+            size = page.raw.get("page_size")
+            size = size if isinstance(size, int) and not isinstance(size, bool) and size > 0 \
+                else self.page_size
+            allowed = -(-total // min(size, self.page_size)) + PAGE_MARGIN
+            if next_token and self.pages >= allowed:
+                return (f"{self.pages} pages and still a next_page_token, more than "
+                        f"total_records={total} at page_size={size} allows")
+        if not next_token:
+            return None
+        if not page.items:
+            return f"an empty page with a next_page_token (after {self.pages} pages)"
+        if next_token in self.tokens:
+            return f"Zoom repeated a next_page_token (after {self.pages} pages)"
+        if self.pages >= self.max_pages:
+            return f"still paging after {self.pages} pages, the cap per call"
+        self.tokens.add(next_token)
+        return None

@@ -161,7 +161,22 @@ class ZoomServerError(ZoomError):
 
 
 class ZoomBadResponse(ZoomError):
-    """The body was not JSON, or not the shape Zoom documents (e.g. the item list is missing)."""
+    """The body was not JSON, or not the shape Zoom documents (e.g. the item list is missing),
+    or a paged list broke its contract (``reason``; ``page`` is the page number when paging)."""
+
+    def __init__(
+        self,
+        message: str,
+        code: int | str | None = None,
+        status: int | None = None,
+        *,
+        reason: str | None = None,
+        page: int | None = None,
+        admin_message: str | None = None,
+    ) -> None:
+        super().__init__(message, code, status, admin_message=admin_message)
+        self.reason = reason or message
+        self.page = page
 
 
 class ZoomUnavailable(ZoomError):

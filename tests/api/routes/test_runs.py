@@ -146,3 +146,18 @@ def test_an_activity_run_lists_its_chunks_and_runs_are_filtered_and_paged(
     assert [r["id"] for r in page1["items"] + page2["items"]] == [r["id"] for r in top]
     bad = client.get(f"{runs}?kind=nope", headers=tenant.headers)
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "kind"
+
+
+def test_a_backfill_is_accepted_exactly_within_zooms_report_horizon(
+    client: TestClient, tenant: TenantCtx
+) -> None:
+    from worker.zoom.reports import earliest_report_time
+
+    source = create_source(client, tenant)
+    floor = earliest_report_time(datetime.now(UTC))
+    url = f"/v1/sources/{source['id']}/activity-syncs"
+    early = client.post(url, json={"from": _iso(floor - timedelta(hours=1))},
+                        headers=tenant.headers)
+    assert early.status_code == 422 and "six months" in early.text
+    assert client.post(url, json={"from": _iso(floor + timedelta(hours=1))},
+                       headers=tenant.headers).status_code == 202

@@ -25,7 +25,7 @@ from worker.zoom.errors import (
     ZoomNotFound,
     ZoomScopeError,
 )
-from worker.zoom.pagination import month_windows, window_params
+from worker.zoom.pagination import items_of, month_windows, window_params
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def _client(fake: FakeZoomServer, engine: Engine, general: bool = False) -> Zoom
 
 
 def _ids(client: ZoomClient, status: str) -> list[str]:
-    return [u["id"] for u in client.paginate("/users", {"status": status}, "users")]
+    return [u["id"] for u in items_of(client.iter_pages("/users", {"status": status}, "users"))]
 
 
 def test_pagination_yields_every_user_once_at_page_size_300(
@@ -101,8 +101,8 @@ def test_general_app_pages_reports_over_month_windows(
     today = fake.fake.clock.today()
     events = []
     for window in month_windows(today - dt.timedelta(days=3), today):
-        events.extend(client.paginate("/report/activities", window_params(window),
-                                      "activity_logs"))
+        events.extend(items_of(client.iter_pages("/report/activities", window_params(window),
+                                                 "activity_logs")))
     truth = fake.fake.account(0).events(today - dt.timedelta(days=3), today)
     assert len(events) == len(truth) and events
 
@@ -110,8 +110,8 @@ def test_general_app_pages_reports_over_month_windows(
 def test_zoom_codes_reach_the_caller(fake: FakeZoomServer, clean_db: Engine) -> None:
     client = _client(fake, clean_db)
     with pytest.raises(ZoomNotFound) as gone:
-        list(client.paginate(f"/report/meetings/{encode_meeting_uuid('nope==')}/participants",
-                             None, "participants"))
+        path = f"/report/meetings/{encode_meeting_uuid('nope==')}/participants"
+        list(items_of(client.iter_pages(path, None, "participants")))
     assert gone.value.code == 3001 and gone.value.status == 404
     account = fake.fake.account(0)
     scopeless = account.add_app("s2s", scopes=["user:read:admin"])
@@ -132,7 +132,7 @@ def test_double_encoded_meeting_uuids_and_the_html_403(
     assert odd and plain
     for meeting in odd[:2]:
         path = f"/report/meetings/{encode_meeting_uuid(meeting)}/participants"
-        assert list(client.paginate(path, None, "participants"))
+        assert list(items_of(client.iter_pages(path, None, "participants")))
     fake.fake.set_faults(html_403_meeting_uuid=plain[0])
     with pytest.raises(ZoomForbidden):
         client.get(f"/report/meetings/{encode_meeting_uuid(plain[0])}/participants")

@@ -28,6 +28,7 @@ from worker.zoom.errors import (
     ZoomServerError,
     ZoomUnavailable,
 )
+from worker.zoom.pagination import items_of
 
 API = "https://api.test/v2"
 
@@ -122,7 +123,7 @@ def test_pagination_follows_next_page_token_and_yields_every_item_once() -> None
     assert all("users" not in p.raw for p in pages)
     assert [i["id"] for p in pages for i in p.items] == [str(i) for i in range(7)]
     assert all(q["page_size"] == "300" and q["status"] == "active" for q in requests)
-    assert [i["id"] for i in client.paginate("/users", None, "users")] == [
+    assert [i["id"] for i in items_of(client.iter_pages("/users", None, "users"))] == [
         str(i) for i in range(7)
     ]
 
@@ -218,13 +219,26 @@ def test_scope_errors_name_the_missing_scopes(status: int) -> None:
     assert tokens.invalidated == []
 
 
-def test_scope_error_4700_without_names() -> None:
-    client, _, _ = make_client(
+def test_scope_error_4700_without_names_names_the_endpoint_scope_in_the_apps_family() -> None:
+    client, tokens, _ = make_client(
         lambda r: zoom_error(400, 4700, "Invalid access token, does not contain scopes.")
     )
     with pytest.raises(ZoomScopeError) as info:
         client.get("/report/activities")
-    assert info.value.missing == [] and info.value.code == 4700
+    # A token that carries no scope list: the classic name.
+    assert info.value.missing == ["report:read:admin"] and info.value.code == 4700
+
+    @dataclass
+    class GranularTok:
+        access_token: str
+        scopes: list[str]
+
+    tokens.get_token = lambda: GranularTok(  # type: ignore[method-assign]
+        "tok-g", ["user:read:list_users:admin", "report:read:list_meeting_participants:admin"])
+    with pytest.raises(ZoomScopeError) as info:
+        client.get("/report/activities")
+    assert info.value.missing == ["report:read:user_activities:admin"]
+    assert "report:read:admin" not in info.value.admin_message
 
 
 def test_rate_limit_honours_retry_after_drains_the_bucket_and_retries() -> None:
@@ -319,13 +333,13 @@ def test_other_4xx_carry_the_zoom_code() -> None:
 def test_malformed_body_raises_bad_response(body: bytes) -> None:
     client, _, _ = make_client(lambda r: httpx.Response(200, content=body))
     with pytest.raises(ZoomBadResponse):
-        list(client.paginate("/users", None, "users"))
+        list(items_of(client.iter_pages("/users", None, "users")))
 
 
 def test_items_of_the_wrong_shape_raise_bad_response() -> None:
     client, _, _ = make_client(lambda r: httpx.Response(200, json={"users": {"id": 1}}))
     with pytest.raises(ZoomBadResponse):
-        list(client.paginate("/users", None, "users"))
+        list(items_of(client.iter_pages("/users", None, "users")))
 
 
 def test_repeated_page_token_raises_instead_of_looping() -> None:
@@ -333,7 +347,7 @@ def test_repeated_page_token_raises_instead_of_looping() -> None:
         lambda r: httpx.Response(200, json={"users": [{"id": "1"}], "next_page_token": "same"})
     )
     with pytest.raises(ZoomBadResponse):
-        list(client.paginate("/users", None, "users"))
+        list(items_of(client.iter_pages("/users", None, "users")))
 
 
 def test_meeting_uuids_with_slashes_are_encoded_twice_and_survive_httpx() -> None:
@@ -348,7 +362,7 @@ def test_meeting_uuids_with_slashes_are_encoded_twice_and_survive_httpx() -> Non
 
     client, _, _ = make_client(handler)
     path = f"/report/meetings/{encode_meeting_uuid('/ab//c==')}/participants"
-    list(client.paginate(path, None, "participants"))
+    list(items_of(client.iter_pages(path, None, "participants")))
     assert seen[0].startswith("/v2/report/meetings/%252Fab%252F%252Fc%253D%253D/participants")
 
 
@@ -394,3 +408,68 @@ def test_errors_never_show_the_token_in_logs(caplog: pytest.LogCaptureFixture) -
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "tok-" not in text and "Bearer" not in text
     assert json.dumps([r.args for r in caplog.records], default=str).count("tok-") == 0
+
+
+def _endless(body: Any) -> Any:
+    """A server that answers every page with `body(n)` for the n-th request."""
+    calls = {"n": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls["n"] += 1
+        return httpx.Response(200, json=body(calls["n"]))
+
+    handler.calls = calls  # type: ignore[attr-defined]
+    return handler
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        # A fresh token on every page and no total: only the hard cap ends it.
+        (lambda n: {"users": [{"id": str(n)}], "next_page_token": f"t{n}"}, "the cap per call"),
+        (lambda n: {"users": [], "next_page_token": f"t{n}"}, "empty page with a next_page_token"),
+        (lambda n: {"users": [{"id": str(n)}] * 2, "next_page_token": f"t{n}",
+                    "total_records": 3}, "more than the total_records=3"),
+        # 10 items at page_size 300 allow 1 page (+2 margin); the 3rd page still has a token.
+        (lambda n: {"users": [{"id": str(n)}], "next_page_token": f"t{n}", "page_size": 300,
+                    "total_records": 10}, "3 pages and still a next_page_token"),
+        (lambda n: {"users": [{"id": "1"}], "next_page_token": "same"}, "repeated"),
+    ],
+)
+def test_pagination_always_ends_with_a_named_error(body: Any, words: str) -> None:
+    handler = _endless(body)
+    client, _, _ = make_client(handler)
+    client.max_pages = 25
+    with pytest.raises(ZoomBadResponse) as info:
+        list(client.iter_pages("/users", {"status": "active"}, "users"))
+    err = info.value
+    assert words in err.message
+    assert "GET /users page " in err.message and "src-1" in err.message
+    assert "GET /users page " in err.admin_message and "failed" in err.admin_message
+    assert "retry" not in err.admin_message
+    assert handler.calls["n"] <= 25
+
+
+def test_a_list_that_grew_while_paged_is_still_read_whole() -> None:
+    # total_records rises from 6 to 7 between pages: within the margin, nothing is refused.
+    def body(n: int) -> dict[str, Any]:
+        items = [{"id": f"{n}-{i}"} for i in range(3)] if n < 3 else [{"id": "3-0"}]
+        return {"users": items, "next_page_token": f"t{n}" if n < 3 else "",
+                "page_size": 3, "total_records": 6 if n == 1 else 7}
+
+    client, _, _ = make_client(_endless(body))
+    items = list(items_of(client.iter_pages("/users", {"page_size": 3}, "users")))
+    assert len(items) == 7
+
+
+def test_truncated_json_names_endpoint_and_page_and_says_the_run_failed() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.params.get("next_page_token"):
+            return httpx.Response(200, content=b'{"users": [{"id": "2"')
+        return httpx.Response(200, json={"users": [{"id": "1"}], "next_page_token": "p2"})
+
+    client, _, _ = make_client(handler)
+    with pytest.raises(ZoomBadResponse) as info:
+        list(client.iter_pages("/users", None, "users"))
+    assert "GET /users page 2" in info.value.admin_message
+    assert "failed" in info.value.admin_message and "retry" not in info.value.admin_message

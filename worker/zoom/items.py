@@ -1,0 +1,409 @@
+"""Zoom's list items as rows: one parse function per object kind, every field read with ``.get``
+and converted in one place.
+
+What Zoom's OpenAPI document (shared/zoom/ZoomMeetingAPISpec.json) allows is what we must take:
+it requires almost nothing (a `/users` item needs only ``email`` and ``type``; pending users have
+no ``id``), sets no maximum length on identifiers and free text (only ``first_name``/``last_name``
+64 and ``dept`` 128), and lets timestamps carry any offset. So:
+
+- identifiers are kept exactly as sent (never truncated, never stripped); one that cannot be a
+  key at all (not a string or integer, a NUL, a lone surrogate, longer than `ID_MAX_BYTES`, which
+  keeps it inside a Postgres b-tree index entry) makes its item `Unusable`;
+- display text is cleaned (NUL and lone surrogates become U+FFFD, which Postgres cannot store
+  otherwise) and cut at `TEXT_MAX_CHARS` with `TRUNCATED` appended, so a cut value says so;
+- integers must fit the column (32 bits); timestamps are aware UTC (`parse_time`);
+- a field that cannot be stored (other than the item's key) is left out and noted; an item
+  whose key cannot be stored is `Unusable`: skipped and counted by the caller (`ItemWarnings`
+  on the run's ``details["item_warnings"]``), never the run's end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+# Postgres refuses b-tree index entries above ~2700 bytes; our unique keys hold up to two Zoom
+# identifiers, so each stays well under half of it.
+ID_MAX_BYTES = 1000
+# Display text beyond this is cut (and says so): nothing a person reads is this long.
+TEXT_MAX_CHARS = 10_000
+TRUNCATED = " …[truncated]"
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+# How many examples of skipped or cut items a run keeps (the count is always whole).
+MAX_EXAMPLES = 5
+
+# Sign-in log event types: the spec's enum for /report/activities `type` is "Sign in" and
+# "Sign out"; older answers and other tools spell them "signin" / "sign_in". Stored canonical.
+SIGN_IN = "Sign in"
+SIGN_OUT = "Sign out"
+SIGN_IN_TYPES = ("sign in", "signin", "sign_in")
+SIGN_OUT_TYPES = ("sign out", "signout", "sign_out")
+
+
+class Unusable(ValueError):
+    """This item cannot be stored; the message names the field and why."""
+
+
+@dataclass
+class ItemWarnings:
+    """Items skipped or cut during one run: counts by kind and the first few examples, for the
+    run's ``details["item_warnings"]``."""
+
+    skipped: dict[str, int] = field(default_factory=dict)
+    truncated: dict[str, int] = field(default_factory=dict)
+    dropped: dict[str, int] = field(default_factory=dict)
+    examples: list[str] = field(default_factory=list)
+
+    def _example(self, text: str) -> None:
+        if len(self.examples) < MAX_EXAMPLES:
+            self.examples.append(text[:300])
+
+    def skip(self, kind: str, reason: str, item: dict[str, Any] | None = None) -> None:
+        self.skipped[kind] = self.skipped.get(kind, 0) + 1
+        self._example(f"{kind} skipped: {reason}{_describe(item)}")
+
+    def cut(self, kind: str, name: str) -> None:
+        self.truncated[kind] = self.truncated.get(kind, 0) + 1
+        self._example(f"{kind} field {name} truncated to {TEXT_MAX_CHARS} characters")
+
+    def drop(self, kind: str, name: str, reason: str, item: dict[str, Any] | None) -> None:
+        self.dropped[kind] = self.dropped.get(kind, 0) + 1
+        self._example(f"{kind} field {name} not stored: {reason}{_describe(item)}")
+
+    @property
+    def count(self) -> int:
+        return sum(self.skipped.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"skipped": sum(self.skipped.values()), "skipped_by_kind": dict(self.skipped),
+                "truncated": sum(self.truncated.values()),
+                "truncated_by_kind": dict(self.truncated),
+                "dropped_fields": sum(self.dropped.values()),
+                "dropped_by_kind": dict(self.dropped), "examples": list(self.examples)}
+
+    def details(self) -> dict[str, Any]:
+        """What a run's ``details`` gets: nothing when every item was stored whole."""
+        if not self.skipped and not self.truncated and not self.dropped:
+            return {}
+        return {"item_warnings": self.as_dict()}
+
+
+def _describe(item: dict[str, Any] | None) -> str:
+    if not item:
+        return ""
+    for key in ("id", "uuid", "email", "user_email", "time", "date"):
+        value = item.get(key)
+        if isinstance(value, str | int) and not isinstance(value, bool) and value != "":
+            return f" ({key}={str(value)[:80]!r})"
+    return ""
+
+
+def parse_items(
+    kind: str,
+    items: list[dict[str, Any]],
+    parse: Callable[[dict[str, Any], Fields], dict[str, Any]],
+    warnings: ItemWarnings,
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(item, row) of each usable item; the others counted on ``warnings``, with why."""
+    out = []
+    for item in items:
+        try:
+            out.append((item, parse(item, Fields(kind, item, warnings))))
+        except Unusable as exc:
+            warnings.skip(kind, str(exc), item)
+    return out
+
+
+# -- typed conversions (one place) -------------------------------------------------------
+
+
+def _clean(text: str) -> str:
+    """Postgres TEXT holds neither NUL nor unpaired surrogates (what JSON's ``\\ud800`` gives)."""
+    if "\x00" in text or any("\ud800" <= ch <= "\udfff" for ch in text):
+        return "".join("\ufffd" if ch == "\x00" or "\ud800" <= ch <= "\udfff" else ch
+                       for ch in text)
+    return text
+
+
+def parse_time(value: Any) -> datetime | None:
+    """Zoom's ISO-8601 timestamps (``Z``, any offset, or none: UTC) as aware UTC; None when
+    absent or not a timestamp. The one parser of Zoom times in the worker."""
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # year 1 with a positive offset, year 9999 with a negative one
+        return None
+
+
+def content_hash(item: dict[str, Any]) -> str:
+    """Hash of an item as Zoom sent it: tells "updated" from "unchanged" cheaply."""
+    return hashlib.sha256(json.dumps(item, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def key_hash(*parts: Any) -> str:
+    """A natural key of parts as one fixed-size string (surrogate-safe)."""
+    joined = "\x1f".join("" if p is None else str(p) for p in parts)
+    return hashlib.sha256(joined.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _ident_problem(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return f"is a {type(value).__name__}, not an identifier"
+    text = str(value)
+    if _clean(text) != text:
+        return "holds characters no database can store"
+    if len(text.encode()) > ID_MAX_BYTES:
+        return f"is {len(text.encode())} bytes, over {ID_MAX_BYTES}"
+    return None
+
+
+@dataclass
+class Fields:
+    """Typed reads of one item's fields; text that had to be cut is noted on ``warnings``."""
+
+    kind: str
+    item: dict[str, Any]
+    warnings: ItemWarnings
+
+    def ident(self, name: str, *, required: bool = False, key: bool = False) -> str | None:
+        """An identifier, exactly as sent (integers as their decimal form). One that cannot be
+        stored makes the item unusable when it is the item's key (or required); otherwise only
+        the field is left out, and noted."""
+        value = self.item.get(name)
+        if value is None or value == "":
+            if required:
+                raise Unusable(f"no {name}")
+            return None
+        problem = _ident_problem(value)
+        if problem is None:
+            return str(value)
+        if required or key:
+            raise Unusable(f"{name} {problem}")
+        self.warnings.drop(self.kind, name, problem, self.item)
+        return None
+
+    def email(self, name: str = "email", *, key: bool = False) -> str:
+        """An e-mail address, lower-cased (how every table matches them); "" when absent."""
+        value = self.ident(name, key=key)
+        return "" if value is None else value.lower()
+
+    def text(self, name: str, *, default: str = "") -> str:
+        value = self.item.get(name)
+        if value is None:
+            return default
+        if isinstance(value, dict | list):
+            value = json.dumps(value, sort_keys=True)
+        text = _clean(str(value))
+        if len(text) > TEXT_MAX_CHARS:
+            self.warnings.cut(self.kind, name)
+            text = text[: TEXT_MAX_CHARS - len(TRUNCATED)] + TRUNCATED
+        return text
+
+    def optional_text(self, name: str) -> str | None:
+        return self.text(name) or None
+
+    def integer(self, name: str, *, default: int | None = None) -> int | None:
+        """An integer that fits its column; one that is not (or does not fit) is left out
+        (``default``) and noted: no integer field is the key of an item."""
+        value = self.item.get(name)
+        if value is None or value == "":
+            return default
+        number: int | None = None
+        if isinstance(value, bool):
+            number = int(value)
+        elif isinstance(value, int):
+            number = value
+        elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            number = int(value)
+        elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            number = int(value.strip())
+        if number is None:
+            self.warnings.drop(self.kind, name, "is not an integer", self.item)
+            return default
+        if not INT_MIN <= number <= INT_MAX:
+            self.warnings.drop(self.kind, name, f"{number} does not fit a 32-bit column",
+                               self.item)
+            return default
+        return number
+
+    def count(self, name: str) -> int:
+        number = self.integer(name, default=0)
+        return 0 if number is None else number
+
+    def time(self, name: str, *, required: bool = False) -> datetime | None:
+        when = parse_time(self.item.get(name))
+        if when is None and required:
+            raise Unusable(f"{name} is missing or not a timestamp")
+        return when
+
+    def ids(self, name: str) -> list[str]:
+        """A list of identifiers (group_ids): the usable ones, in order."""
+        value = self.item.get(name)
+        if not isinstance(value, list):
+            return []
+        out = []
+        for entry in value:
+            if entry != "" and _ident_problem(entry) is None:
+                out.append(str(entry))
+        return out
+
+    def objects(self, name: str) -> list[dict[str, Any]]:
+        """A list of small objects (custom_attributes), as JSON-safe dicts."""
+        value = self.item.get(name)
+        if isinstance(value, dict):
+            value = [value]
+        if not isinstance(value, list):
+            return []
+        return [{str(k): v for k, v in entry.items()} for entry in value
+                if isinstance(entry, dict)]
+
+
+# -- one parse function per kind ---------------------------------------------------------
+
+
+EMAIL_KEY = "email:"
+
+
+def user_key(fields: Fields) -> str:
+    """A user's key: Zoom's id, or for a user without one (pending users: the spec requires only
+    ``email`` and ``type``) ``email:`` and the lower-cased address."""
+    zoom_id = fields.ident("id", key=True)
+    if zoom_id is not None:
+        return zoom_id
+    email = fields.email(key=True)
+    if not email:
+        raise Unusable("neither id nor email")
+    return EMAIL_KEY + email
+
+
+def user_ref(key: str) -> str:
+    """What a ``{userId}`` path parameter takes for a `user_key`: "the user ID or email address"
+    (spec, e.g. ``reportMeetings``)."""
+    return key.removeprefix(EMAIL_KEY)
+
+
+def parse_user(item: dict[str, Any], f: Fields) -> dict[str, Any]:
+    """A `/users` item (spec ``GET /users``, operationId ``users``)."""
+    first, last = f.text("first_name"), f.text("last_name")
+    return {
+        "zoom_id": user_key(f),
+        "email": f.ident("email") or "",
+        "first_name": first,
+        "last_name": last,
+        "display_name": f.text("display_name") or f"{first} {last}".strip(),
+        "type": f.integer("type"),
+        "status": f.text("status"),
+        "role_id": f.ident("role_id"),
+        "dept": f.optional_text("dept"),
+        "employee_unique_id": f.ident("employee_unique_id"),
+        "group_ids": f.ids("group_ids"),
+        "timezone": f.optional_text("timezone"),
+        "verified": f.integer("verified"),
+        "last_client_version": f.optional_text("last_client_version"),
+        "zoom_created_at": f.time("created_at"),
+        "last_login_time": f.time("last_login_time"),
+        "custom_attributes": f.objects("custom_attributes"),
+        "content_hash": content_hash(item),
+    }
+
+
+def parse_group(item: dict[str, Any], f: Fields) -> dict[str, Any]:
+    """A `/groups` item (operationId ``groups``): no field is required by the spec."""
+    return {"zoom_id": f.ident("id", required=True), "name": f.text("name"),
+            "total_members": f.integer("total_members"), "content_hash": content_hash(item)}
+
+
+def parse_role(item: dict[str, Any], f: Fields) -> dict[str, Any]:
+    """A `/roles` item (operationId ``roles``)."""
+    return {"zoom_id": f.ident("id", required=True), "name": f.text("name"),
+            "description": f.optional_text("description"),
+            "total_members": f.integer("total_members"), "from_users_only": False,
+            "content_hash": content_hash(item)}
+
+
+def parse_member(item: dict[str, Any], f: Fields) -> dict[str, Any]:
+    """A group or role member (operationIds ``groupMembers``, ``roleMembers``): keyed like a
+    user, so a member without ``id`` still matches their user row."""
+    return {"user_zoom_id": user_key(f), "email": f.ident("email") or ""}
+
+
+def sign_in_type(raw: str) -> str:
+    """The canonical spelling of a sign-in log event type (other values kept as sent)."""
+    folded = raw.strip().lower()
+    if folded in SIGN_IN_TYPES:
+        return SIGN_IN
+    if folded in SIGN_OUT_TYPES:
+        return SIGN_OUT
+    return raw
+
+
+def parse_signin(item: dict[str, Any], f: Fields) -> dict[str, Any]:
+    """A `/report/activities` item (operationId ``reportSignInSignOutActivities``): no id, so
+    its whole content is its key; without a time it cannot be placed."""
+    return {"email": f.email(), "time": f.time("time", required=True),
+            "type": sign_in_type(f.text("type")), "ip_address": f.optional_text("ip_address"),
+            "client_type": f.optional_text("client_type"),
+            "version": f.optional_text("version")}
+
+
+def parse_host_usage(item: dict[str, Any], f: Fields) -> dict[str, Any]:
+    """A `/report/users` item (operationId ``reportUsers``)."""
+    return {"user_zoom_id": user_key(f), "email": f.ident("email") or "",
+            "meetings": f.count("meetings"),
+            "participants": f.count("participants"),
+            "meeting_minutes": f.count("meeting_minutes"),
+            "last_client_version": f.optional_text("last_client_version")}
+
+
+def parse_meeting(item: dict[str, Any], f: Fields) -> dict[str, Any]:
+    """A `/report/users/{userId}/meetings` item (operationId ``reportMeetings``): the UUID is
+    the key and the path of the participants call, so it is never cut."""
+    return {"uuid": f.ident("uuid", required=True), "meeting_id": f.ident("id") or "",
+            "host_email": f.email("user_email"), "topic": f.text("topic"),
+            "type": f.integer("type"), "start_time": f.time("start_time"),
+            "end_time": f.time("end_time"), "duration": f.integer("duration"),
+            "total_minutes": f.integer("total_minutes"),
+            "participants_count": f.integer("participants_count")}
+
+
+def parse_participant(item: dict[str, Any], f: Fields) -> dict[str, Any]:
+    """A `/report/meetings/{meetingId}/participants` item (``reportMeetingParticipants``). An
+    item naming nobody (no id, user id, name or e-mail) is nobody's attendance: skipped."""
+    row = {"participant_id": f.ident("id"), "user_id": f.ident("user_id"),
+           "name": f.text("name"), "user_email": f.email("user_email"),
+           "join_time": f.time("join_time"), "leave_time": f.time("leave_time"),
+           "duration": f.integer("duration"), "status": f.optional_text("status")}
+    if not (row["participant_id"] or row["user_id"] or row["name"] or row["user_email"]):
+        raise Unusable("names no participant")
+    return row
+
+
+def parse_daily(item: dict[str, Any], f: Fields) -> dict[str, Any]:
+    """A `/report/daily` ``dates`` item (operationId ``reportDaily``)."""
+    raw = item.get("date")
+    try:
+        day = date.fromisoformat(str(raw)[:10])
+    except ValueError:
+        raise Unusable("date is missing or not a date") from None
+    return {"day": day, "new_users": f.count("new_users"), "meetings": f.count("meetings"),
+            "participants": f.count("participants"),
+            "meeting_minutes": f.count("meeting_minutes")}
+
+
+def parse_operation_log(item: dict[str, Any], f: Fields) -> dict[str, Any]:
+    """A `/report/operationlogs` item (operationId ``reportOperationLogs``)."""
+    return {"time": f.time("time", required=True), "operator": f.text("operator"),
+            "category_type": f.text("category_type"), "action": f.text("action"),
+            "operation_detail": f.text("operation_detail")}
