@@ -95,6 +95,7 @@ from worker.models.runs import ConnectionTest
 from worker.models.tenancy import Source
 from worker.tokens.cache import AccessToken, error_key, token_key
 from worker.tokens.faults import fault
+from worker.zoom.codes import REAUTHORIZE_MESSAGE
 from worker.zoom.errors import (
     TokenCacheUnavailable,
     ZoomAuthError,
@@ -123,10 +124,6 @@ ANSWERED = "answered"
 AUTO_TESTS = 6
 RETEST_AFTER_SECONDS = 60.0
 
-REAUTHORIZE_MESSAGE = (
-    "Zoom no longer accepts this source's refresh token (invalid_grant). Re-authorise the app in "
-    "the Zoom Marketplace and paste the new refresh token into this source's credentials."
-)
 _UNKNOWN = (
     "Zoom's answer to a refresh of this source's token was lost (a timeout, a dropped "
     "connection or a stopped worker), so it is not known whether Zoom has already replaced the "

@@ -257,7 +257,7 @@ def test_a_refused_refresh_token_puts_the_source_in_reauthorize_with_the_revoked
     with clean_db.connect() as conn:
         status, message = conn.execute(select(col(Source.status), col(Source.status_message))
                                        .where(col(Source.id) == sid)).one()
-    assert status == SourceStatus.REAUTHORIZE and "paste the new refresh token" in message
+    assert status == SourceStatus.REAUTHORIZE and message == REAUTHORIZE_MESSAGE
     assert harness.token_requests(fake, app.client_id) == {"400": 1}
     assert not redis_client.exists(pending_key(str(sid)))
 
