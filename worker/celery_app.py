@@ -5,19 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import task_postrun, task_prerun, worker_process_init, worker_shutting_down
 
 from worker.queues import TASK_ROUTES, Queue
+from worker.runs import stop
 from worker.settings import get_settings
-
-# Beat's only entry: the dispatcher reads due schedules from Postgres (scheduling/service.py).
-DISPATCH_INTERVAL_SECONDS = 30.0
 
 
 def create_celery_app() -> Celery:
     settings = get_settings()
     visibility = settings.broker_visibility_timeout
     soft_limit = settings.task_soft_time_limit
+    # Beat's only entry: the dispatcher reads due schedules from Postgres and sweeps lost work.
+    interval = settings.dispatch_interval_seconds
     app = Celery("activity_insights", include=["worker.tasks"])
     app.conf.update(
         broker_url=settings.broker_url,
@@ -31,7 +31,9 @@ def create_celery_app() -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        # Redelivery of an unacked message waits this long: well above the longest task.
+        # Redelivery of an unacked message waits this long: well above the longest task. It is
+        # only the last resort: the run's lease in Postgres lets the sweep re-send a killed
+        # worker's run within about two leases (worker/runs/).
         broker_transport_options={"visibility_timeout": visibility},
         result_backend_transport_options={"visibility_timeout": visibility},
         task_soft_time_limit=soft_limit,
@@ -46,10 +48,9 @@ def create_celery_app() -> Celery:
         beat_schedule={
             "dispatch-due-schedules": {
                 "task": "scheduling.dispatch_due",
-                "schedule": DISPATCH_INTERVAL_SECONDS,
+                "schedule": interval,
                 # A tick not picked up before the next one is useless: drop it.
-                "options": {"queue": str(Queue.SCHEDULING),
-                            "expires": DISPATCH_INTERVAL_SECONDS},
+                "options": {"queue": str(Queue.SCHEDULING), "expires": interval},
             }
         },
     )
@@ -62,6 +63,23 @@ def _fresh_connections_after_fork(**_: Any) -> None:
     from worker.db import dispose_engines
 
     dispose_engines()
+    stop.mark_pool_child()
+
+
+@task_prerun.connect
+def _task_started(**_: Any) -> None:
+    stop.task_started()
+
+
+@task_postrun.connect
+def _task_ended(**_: Any) -> None:
+    stop.task_ended()
+
+
+@worker_shutting_down.connect
+def _stopping(**_: Any) -> None:
+    # Warm shutdown (SIGTERM): running runs stop after their page and hand themselves back.
+    stop.forward_to_pool_children()
 
 
 celery_app = create_celery_app()

@@ -37,6 +37,7 @@ from worker.models import (
     ZoomUser,
     utcnow,
 )
+from worker.runs.lease import mark_sent
 from worker.settings import get_settings
 from worker.zoom.pagination import earliest_report_date, month_windows
 
@@ -160,7 +161,7 @@ def plan_activity(
             else:
                 heads = _create_chunks(session, run, now, redis_client)
             for head in heads:
-                head.details = {**head.details, "enqueued_at": utcnow().isoformat()}
+                mark_sent(head)
     except BaseException as exc:
         runs.record_failure(run_id, exc)
         raise

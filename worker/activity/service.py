@@ -41,6 +41,7 @@ from worker.models import (
     SyncRun,
     utcnow,
 )
+from worker.runs.lease import mark_sent
 from worker.zoom.client import encode_meeting_uuid
 from worker.zoom.errors import ZoomError, ZoomNotFound
 
@@ -413,7 +414,7 @@ def _run(
         runs.finish(run, RunStatus.SUCCEEDED, skipped_meetings=chunk.skipped)
         next_chunk = next_in_chain(session, run)
         if next_chunk is not None:
-            next_chunk.details = {**next_chunk.details, "enqueued_at": utcnow().isoformat()}
+            mark_sent(next_chunk)
         if run.parent_id is not None:
             roll_up(session, run.parent_id)
         log.info("activity chunk %s %s %s..%s of %s: %d items (%d new), %d pages, %d skipped",

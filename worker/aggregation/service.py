@@ -37,6 +37,7 @@ from worker.models import (
     ZoomUser,
     utcnow,
 )
+from worker.runs.lease import mark_sent
 from worker.zoom.errors import ZoomNotFound, ZoomScopeError
 
 log = logging.getLogger(__name__)
@@ -483,6 +484,7 @@ def _aggregate(
         source = session.get_one(Source, source_id)
         correlation = runs.new_run(source, RunKind.CORRELATION, run.trigger,
                                    details={"after_aggregation": str(run_id)})
+        mark_sent(correlation)
         session.add(correlation)
         log.info("aggregation %s of %s succeeded: %s", run_id, runs.where(source),
                  {n: t.as_dict() for n, t in pull.tallies.items()})

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from worker.db import session_scope
 from worker.kit.crypto import CredentialsUnreadable
-from worker.kit.runs import new_run
+from worker.kit.runs import is_transient, new_run
 from worker.models import (
     ConnectionTest,
     RunKind,
@@ -27,6 +27,8 @@ from worker.models import (
     TestStatus,
     utcnow,
 )
+from worker.runs.lease import mark_sent
+from worker.runs.sweep import running_test_lease
 from worker.zoom.endpoints import has_scope_for, scopes_for
 from worker.zoom.errors import ZoomAuthError, ZoomError, ZoomScopeError
 
@@ -122,6 +124,8 @@ def run_connection_test(
             return test  # a redelivered task: the result is already recorded
         test.status = TestStatus.RUNNING
         test.started_at = utcnow()
+        # A killed worker's test is sent again by the sweep once this has passed.
+        test.lease_until = test.started_at + running_test_lease()
         source_id = test.source_id
 
     result: dict[str, Any] = {"granted_scopes": [], "missing_scopes": [],
@@ -178,6 +182,10 @@ def run_connection_test(
         ok = False
         result["message"] = f"{exc}: re-enter the client secret (and refresh token) of the source"
     except Exception as exc:
+        if is_transient(exc) and not isinstance(exc, ZoomError):
+            # Redis or Postgres briefly gone: nothing is known about the source yet; the task
+            # retries (and the running test's lease lets the sweep find it otherwise).
+            raise
         # A test must never stay "running": record the failure, then let the task log it.
         log.exception("connection test %s of source %s crashed", test_id, source_id)
         _record(test_id, False, {**result, "message": f"internal error ({type(exc).__name__})",
@@ -207,6 +215,7 @@ def _record(
         assert source is not None
         test.status = TestStatus.SUCCEEDED if ok else TestStatus.FAILED
         test.finished_at = utcnow()
+        test.lease_until = None
         test.token_ms = result.get("token_ms")
         test.call_ms = result.get("call_ms")
         test.granted_scopes = list(result["granted_scopes"])
@@ -242,6 +251,7 @@ def _record(
             if source.activity_enabled:
                 to_enqueue.append(new_run(source, RunKind.ACTIVITY, RunTrigger.AFTER_TEST))
             for run in to_enqueue:
+                mark_sent(run)
                 session.add(run)
         log.info("connection test %s of source %s: %s (%s)", test_id, source.id,
                  test.status, test.zoom_error_code or "ok")

@@ -24,6 +24,8 @@ from sqlmodel import Session
 from worker.db import session_scope
 from worker.kit.locks import LeaseLock, renewing
 from worker.models import RunKind, RunStatus, RunTrigger, Source, SourceStatus, SyncRun, utcnow
+from worker.runs import stop
+from worker.runs.lease import RunLease, mark_sent, working_until
 from worker.zoom.errors import ZoomAuthError, ZoomError, ZoomRateLimited
 
 log = logging.getLogger(__name__)
@@ -72,7 +74,7 @@ def classify(exc: BaseException, now: datetime | None = None) -> Outcome:
         status = RunStatus.RETRYABLE if exc.retryable else RunStatus.FAILED
         code = None if exc.code is None else str(exc.code)
         return Outcome(status, code, exc.admin_message)
-    if isinstance(exc, LeaseLost | AlreadyRunning):
+    if isinstance(exc, LeaseLost | AlreadyRunning | stop.StopRequested):
         return Outcome(RunStatus.RETRYABLE, None, str(exc))
     if isinstance(exc, redis.RedisError):
         return Outcome(RunStatus.RETRYABLE, None, "Redis was unavailable; the run will retry")
@@ -111,6 +113,7 @@ def record_failure(run_id: uuid.UUID, exc: BaseException) -> Outcome:
         run.error_code = outcome.code
         run.error_message = error_text(outcome, source)
         run.finished_at = utcnow()
+        run.lease_until = None
         if outcome.not_before is not None:
             run.checkpoint = {**run.checkpoint, "not_before": outcome.not_before.isoformat()}
         if isinstance(exc, ZoomAuthError) and exc.reauthorize and source is not None:
@@ -149,6 +152,7 @@ def new_run(
 def begin(session: Session, run: SyncRun) -> None:
     """Mark a run running. `started_at` keeps the first attempt's time (retry deadlines)."""
     run.status = RunStatus.RUNNING
+    run.lease_until = working_until()
     run.started_at = run.started_at or utcnow()
     run.finished_at = None
     run.error_code = None
@@ -160,6 +164,7 @@ def begin(session: Session, run: SyncRun) -> None:
 def finish(run: SyncRun, status: RunStatus = RunStatus.SUCCEEDED, **details: Any) -> None:
     run.status = status
     run.finished_at = utcnow()
+    run.lease_until = None
     if details:
         run.details = {**run.details, **details}
 
@@ -180,23 +185,71 @@ def working(
     what: str,
     on_failure: Callable[[Outcome], None] | None = None,
 ) -> Iterator[Callable[[], None]]:
-    """Around the body of a run that holds ``lock`` (acquired): renew the lease while it works,
-    release it after, and record any failure on the run (``on_failure`` then sees the outcome).
-    Yields ``check``, which raises `LeaseLost` once the lease is gone; call it between pages."""
+    """Around the body of a run that holds ``lock`` (acquired): renew the lease (Redis lock and
+    the run's row) while it works, release it after, and record any failure on the run
+    (``on_failure`` then sees the outcome). Yields ``check``, which raises `LeaseLost` once the
+    lease is gone and `StopRequested` once the worker is stopping; call it between pages, after
+    the page's commit.
+
+    A transient failure whose record cannot be written (Postgres is the fault) propagates
+    unrecorded: the task retries until Postgres answers, and the row stays `running` with a
+    lease that runs out, so the sweep finds it if the retry is lost too."""
     try:
-        with renewing(lock) as renewer:
+        with renewing(lock, RunLease(run_id)) as renewer:
 
             def check() -> None:
                 if renewer.lost.is_set():
                     raise LeaseLost(f"the {what} lock's lease was lost; will retry")
+                if stop.requested():
+                    raise stop.StopRequested(f"the worker is stopping; the {what} run is "
+                                             "queued again from its checkpoint")
 
             yield check
-    except BaseException as exc:
-        if not isinstance(exc, AlreadyRunning):
-            outcome = record_failure(run_id, exc)
-            if on_failure is not None:
-                on_failure(outcome)
+    except stop.StopRequested:
+        hand_back(run_id)
         raise
+    except (SystemExit, KeyboardInterrupt):
+        # The process is going down mid-page: a stop, not a failure of the run.
+        try:
+            hand_back(run_id)
+        except Exception:
+            log.warning("run %s: could not hand back; its lease runs out and the sweep "
+                        "sends it again", run_id)
+        raise
+    except BaseException as exc:
+        if isinstance(exc, AlreadyRunning):
+            raise
+        try:
+            outcome = record_failure(run_id, exc)
+        except Exception as record_exc:
+            if not is_transient(record_exc):
+                raise
+            # Nothing is recorded: the task must see a transient fault and retry.
+            log.warning("run %s: could not record %s (%s); the task retries it",
+                        run_id, type(exc).__name__, type(record_exc).__name__)
+            raise record_exc from exc
+        if on_failure is not None:
+            on_failure(outcome)
+        raise
+
+
+def hand_back(run_id: uuid.UUID) -> SyncRun | None:
+    """The worker is stopping: the run is queued again from its last committed checkpoint (not
+    failed, not retried with a delay) and stamped as sent; the task sends it."""
+    with session_scope() as session:
+        run = session.get(SyncRun, run_id, with_for_update=True)
+        if run is None or run.status in TERMINAL:
+            return run
+        run.status = RunStatus.QUEUED
+        run.finished_at = None
+        run.details = {**run.details, "handed_back_at": utcnow().isoformat()}
+        mark_sent(run)
+        log.info("run %s handed back: the worker is stopping", run_id)
+        if run.parent_id is not None:
+            from worker.activity.planner import roll_up
+
+            roll_up(session, run.parent_id)
+        return run
 
 
 def skip_duplicate(run_id: uuid.UUID, reason: str) -> None:
@@ -206,6 +259,7 @@ def skip_duplicate(run_id: uuid.UUID, reason: str) -> None:
             return
         run.status = RunStatus.SKIPPED
         run.finished_at = utcnow()
+        run.lease_until = None
         run.error_message = reason
         run.details = {**run.details, "skipped_reason": reason}
         log.info("run %s skipped: %s", run_id, reason)

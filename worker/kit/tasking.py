@@ -7,6 +7,12 @@
 - Transient failures retry with exponential backoff and jitter while the run is younger than the
   retry deadline; then the run stays `retryable` (the service recorded it). Permanent failures
   were recorded by the service with Zoom's code and message; the task just ends.
+- Nothing is acknowledged while its outcome is unrecorded: when Postgres cannot take the
+  record (of a failure, of a retry), the task retries with capped backoff for as long as it
+  takes, whatever the retry count. When Redis cannot take the retry either, Celery drops the
+  message; the row is `queued` or `running` with a lease that runs out, so the sweep sends it.
+- A stopping worker (`StopRequested`) has handed the run back as `queued`; the task sends it
+  again at once and ends normally.
 """
 
 from __future__ import annotations
@@ -20,18 +26,24 @@ from datetime import timedelta
 from typing import Any
 
 from celery import Task
+from sqlalchemy.exc import SQLAlchemyError
 
 from worker.db import session_scope
 from worker.kit import runs
 from worker.kit.locks import TenantSlot, renewing
 from worker.models import RunStatus, SyncRun, utcnow
 from worker.models.base import as_utc
+from worker.runs import stop
+from worker.runs.lease import mark_sent
 from worker.settings import get_settings
 
 log = logging.getLogger(__name__)
 
 RETRY_CAP_SECONDS = 600.0
 MAX_RETRIES = 8
+# While an outcome cannot be recorded, retry at least this often, and without a retry limit.
+UNRECORDED_RETRY_CAP_SECONDS = 30.0
+UNLIMITED = 10**9
 
 
 class RunTask(Task):
@@ -50,6 +62,19 @@ def requeue(task_name: str, run: SyncRun, countdown: float) -> None:
          countdown=countdown * random.uniform(1.0, 1.5))
 
 
+def _backoff(retries: int, cap: float = RETRY_CAP_SECONDS) -> float:
+    countdown = min(cap, get_settings().retry_base_seconds * 2 ** retries)
+    return countdown * random.uniform(0.5, 1.0)
+
+
+def _unrecorded(task: Task, exc: BaseException, why: str) -> Exception:
+    """Postgres (or Redis) could not take what this delivery must record: retry, unlimited."""
+    countdown = _backoff(task.request.retries, UNRECORDED_RETRY_CAP_SECONDS)
+    log.warning("%s %s: %s (%s); retrying in %.0fs", task.name, task.request.id, why,
+                type(exc).__name__, countdown)
+    return task.retry(exc=exc, countdown=countdown, max_retries=UNLIMITED)
+
+
 def execute(
     task: Task,
     run_id: str,
@@ -60,13 +85,19 @@ def execute(
 ) -> str:
     """Load the run, take a tenant slot, call `body(run_id)`; re-queue or retry as needed."""
     rid = uuid.UUID(str(run_id))
-    with session_scope() as session:
-        run = session.get(SyncRun, rid)
-        if run is None:
-            log.warning("%s: run %s does not exist (deleted with its source?)", task.name, rid)
-            return "missing"
-        if run.status in runs.TERMINAL:
-            return f"noop: run already {run.status}"
+    try:
+        with session_scope() as session:
+            run = session.get(SyncRun, rid)
+            if run is None:
+                log.warning("%s: run %s does not exist (deleted with its source?)", task.name,
+                            rid)
+                return "missing"
+            if run.status in runs.TERMINAL:
+                return f"noop: run already {run.status}"
+    except SQLAlchemyError as exc:
+        if not runs.is_transient(exc):
+            raise
+        raise _unrecorded(task, exc, "Postgres is unavailable before the run started") from exc
     slot: TenantSlot | None = None
     if gated:
         from worker.kit.redis import get_redis
@@ -74,7 +105,13 @@ def execute(
         slot = TenantSlot(get_redis(), str(run.tenant_id),
                           holder=f"{task.request.id or rid}",
                           limit=get_settings().tenant_max_concurrent_tasks)
-        if not slot.acquire():
+        try:
+            acquired = slot.acquire()
+        except Exception as exc:
+            if not runs.is_transient(exc):
+                raise
+            raise _unrecorded(task, exc, "Redis is unavailable before the run started") from exc
+        if not acquired:
             requeue(task.name, run, get_settings().requeue_countdown_seconds)
             return "requeued: tenant at its concurrency limit"
     guard: AbstractContextManager[Any] = renewing(slot) if slot is not None else nullcontext()
@@ -82,40 +119,66 @@ def execute(
         with guard:
             body(rid)
         return "done"
+    except stop.StopRequested:
+        _send_again(run)
+        return "handed back: the worker is stopping"
     except runs.AlreadyRunning as exc:
         log.info("%s %s: %s", task.name, rid, exc)
         requeue(task.name, run, get_settings().requeue_countdown_seconds)
         return "requeued: busy"
     except Exception as exc:
-        if runs.is_transient(exc) and _may_retry(task, rid):
-            countdown = min(RETRY_CAP_SECONDS,
-                            get_settings().retry_base_seconds * 2 ** task.request.retries)
-            countdown *= random.uniform(0.5, 1.0)
-            _back_to_queue(rid, exc, countdown)
+        if not runs.is_transient(exc):
+            raise
+        started = as_utc(run.started_at)
+        if _may_retry(task, started):
+            countdown = _backoff(task.request.retries)
+            try:
+                _back_to_queue(rid, exc, countdown)
+            except Exception as record_exc:
+                if not runs.is_transient(record_exc):
+                    raise
+                raise _unrecorded(task, exc, "could not record the retry") from record_exc
             raise task.retry(exc=exc, countdown=countdown) from exc
-        if on_give_up is not None and runs.is_transient(exc):
-            on_give_up(rid)
+        try:
+            # The service recorded `retryable` unless Postgres was the fault: make sure.
+            runs.record_failure(rid, exc)
+            if on_give_up is not None:
+                on_give_up(rid)
+        except Exception as record_exc:
+            if not runs.is_transient(record_exc):
+                raise
+            raise _unrecorded(task, exc, "could not record giving up") from record_exc
         raise
 
 
-def _may_retry(task: Task, run_id: uuid.UUID) -> bool:
+def _send_again(run: SyncRun) -> None:
+    """After a hand-back (the row is queued and stamped): send it now, or the sweep will."""
+    from worker.dispatch import enqueue_run
+
+    try:
+        enqueue_run(run)
+    except Exception:
+        log.warning("run %s handed back but not re-sent; the sweep sends it", run.id)
+
+
+def _may_retry(task: Task, started: Any) -> bool:
     if task.request.retries >= (task.max_retries or 0):
         return False
-    with session_scope() as session:
-        run = session.get(SyncRun, run_id)
-        started = as_utc(run.started_at) if run is not None else None
     deadline = timedelta(seconds=get_settings().retry_deadline_seconds)
     return started is None or utcnow() - started < deadline
 
 
 def _back_to_queue(run_id: uuid.UUID, exc: BaseException, countdown: float) -> None:
-    """The service recorded `retryable`; a retry is coming, so the run is queued again."""
+    """A retry is coming, so the run is queued again, stamped as sent after the countdown (if
+    Redis cannot take the retry, the sweep sends it once that has passed)."""
     with session_scope() as session:
-        run = session.get(SyncRun, run_id)
+        run = session.get(SyncRun, run_id, with_for_update=True)
         if run is None:
             return
+        last_error = run.error_message or runs.error_text(runs.classify(exc), None)
         run.status = RunStatus.QUEUED
         run.finished_at = None
-        run.details = {**run.details, "last_error": run.error_message,
+        run.details = {**run.details, "last_error": last_error,
                        "retry_in_seconds": round(countdown, 1)}
+        mark_sent(run, countdown=countdown)
         log.info("run %s retries in %.0fs after %s", run_id, countdown, type(exc).__name__)

@@ -30,7 +30,7 @@ class StubTask:
         self.request = SimpleNamespace(id=str(uuid.uuid4()), retries=0)
         self.retried: list[dict[str, Any]] = []
 
-    def retry(self, exc: BaseException, countdown: float) -> Retry:
+    def retry(self, exc: BaseException, countdown: float, **_: Any) -> Retry:
         self.retried.append({"exc": exc, "countdown": countdown})
         return Retry(exc=exc, when=countdown)
 
