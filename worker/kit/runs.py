@@ -10,6 +10,8 @@ source and the Zoom code, never a secret.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -158,7 +160,9 @@ def begin(session: Session, run: SyncRun) -> None:
     run.error_code = None
     run.error_message = None
     attempts = int(run.details.get("attempts", 0)) + 1
-    run.details = {**run.details, "attempts": attempts}
+    # Who holds it, for operators (and the fault tests): host and process.
+    run.details = {**run.details, "attempts": attempts,
+                   "held_by": f"{socket.gethostname()}:{os.getpid()}"}
 
 
 def finish(run: SyncRun, status: RunStatus = RunStatus.SUCCEEDED, **details: Any) -> None:
