@@ -26,7 +26,9 @@ from datetime import timedelta
 from typing import Any
 
 from celery import Task
+from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import col
 
 from worker.db import session_scope
 from worker.kit import runs
@@ -34,7 +36,7 @@ from worker.kit.locks import TenantSlot, renewing
 from worker.models import RunStatus, SyncRun, utcnow
 from worker.models.base import as_utc
 from worker.runs import stop
-from worker.runs.lease import mark_sent
+from worker.runs.lease import mark_sent, queued_grace
 from worker.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -58,8 +60,19 @@ def requeue(task_name: str, run: SyncRun, countdown: float) -> None:
     from worker.dispatch import send
 
     # Jitter: a tenant's waiting tasks should not all come back in the same second.
+    countdown *= random.uniform(1.0, 1.5)
     send(task_name, run.id, tenant_id=run.tenant_id, source_id=run.source_id,
-         countdown=countdown * random.uniform(1.0, 1.5))
+         countdown=countdown)
+    # Its message is alive: the sweep must not add copies of a run that only waits its turn.
+    try:
+        with session_scope() as session:
+            session.execute(
+                update(SyncRun)
+                .where(col(SyncRun.id) == run.id, col(SyncRun.status) == RunStatus.QUEUED)
+                .values(lease_until=utcnow() + timedelta(seconds=countdown) + queued_grace())
+            )
+    except SQLAlchemyError:
+        log.info("run %s re-queued; its lease could not be extended", run.id)
 
 
 def _backoff(retries: int, cap: float = RETRY_CAP_SECONDS) -> float:

@@ -31,8 +31,9 @@ from worker.db import dispose_engines, session_scope
 from worker.models import RunStatus, SyncRun
 
 ROOT = Path(__file__).resolve().parents[3]
-LEASE_SECONDS = 3
-TICK_SECONDS = 1
+# Overridable to measure with the defaults (AI_TEST_FAULT_LEASE_SECONDS=60, ..._TICK_SECONDS=30).
+LEASE_SECONDS = float(os.environ.get("AI_TEST_FAULT_LEASE_SECONDS", "3"))
+TICK_SECONDS = float(os.environ.get("AI_TEST_FAULT_TICK_SECONDS", "1"))
 QUEUES = "connection_tests,aggregation,activity,scheduling"
 
 

@@ -35,7 +35,7 @@ from worker.models import RunKind, RunStatus, Stream, SyncRun, ZoomGroupMember, 
 pytestmark = pytest.mark.slow
 
 # Generous next to lease + tick (the expected figure), tiny next to the 4 h visibility timeout.
-RESUME_DEADLINE = 60
+RESUME_DEADLINE = 60 + 2 * LEASE_SECONDS + TICK_SECONDS
 
 
 def new_run(tenant_id: uuid.UUID, source_id: uuid.UUID, kind: RunKind, **fields) -> SyncRun:
