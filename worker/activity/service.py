@@ -22,10 +22,8 @@ import redis
 from sqlmodel import Session
 
 from worker.activity import summaries
-from worker.activity.planner import next_in_chain, roll_up
 from worker.aggregation.service import parse_time
 from worker.db import session_scope
-from worker.kit import runs
 from worker.kit.upsert import Written, upsert
 from worker.models import (
     ActivityEvent,
@@ -41,7 +39,9 @@ from worker.models import (
     SyncRun,
     utcnow,
 )
+from worker.runs import lifecycle as runs
 from worker.runs.lease import mark_sent
+from worker.runs.lifecycle import next_in_chain, roll_up
 from worker.zoom.client import encode_meeting_uuid
 from worker.zoom.errors import ZoomError, ZoomNotFound
 

@@ -25,7 +25,6 @@ from sqlalchemy.dialects import postgresql
 from sqlmodel import Session, SQLModel, col, select
 
 from worker.db import session_scope
-from worker.kit import runs
 from worker.kit.upsert import COPY_THRESHOLD, copy_to_temp, dedupe, upsert, with_defaults
 from worker.models import (
     RunKind,
@@ -39,6 +38,7 @@ from worker.models import (
     ZoomUser,
     utcnow,
 )
+from worker.runs import lifecycle as runs
 from worker.runs.lease import mark_sent
 from worker.zoom.errors import ZoomNotFound, ZoomScopeError
 

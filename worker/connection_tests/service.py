@@ -16,7 +16,6 @@ from typing import Any, Protocol
 
 from worker.db import session_scope
 from worker.kit.crypto import CredentialsUnreadable
-from worker.kit.runs import is_transient, new_run
 from worker.models import (
     ConnectionTest,
     RunKind,
@@ -28,6 +27,7 @@ from worker.models import (
     utcnow,
 )
 from worker.runs.lease import mark_sent
+from worker.runs.lifecycle import is_transient, new_run
 from worker.runs.sweep import running_test_lease
 from worker.zoom.endpoints import has_scope_for, scopes_for
 from worker.zoom.errors import ZoomAuthError, ZoomError, ZoomScopeError

@@ -7,8 +7,8 @@ from typing import Any
 
 from worker.celery_app import celery_app
 from worker.connection_tests.service import run_connection_test
-from worker.kit.runs import is_transient
-from worker.kit.tasking import UNLIMITED, UNRECORDED_RETRY_CAP_SECONDS
+from worker.runs.lifecycle import is_transient
+from worker.runs.task import UNLIMITED, UNRECORDED_RETRY_CAP_SECONDS
 
 
 @celery_app.task(name="zoom.test_connection", bind=True, acks_late=True,

@@ -5,7 +5,7 @@ tasks; billiard's default in a prefork child turns SIGTERM into `SystemExit` mid
 used to end runs `failed`. Instead, the main process forwards the request to its children, and
 a child that is running a task only sets a flag: the run's `check()` between pages raises
 `StopRequested`, the service has committed the page and its checkpoint, and the task hands the
-run back as `queued` and re-sends it (worker/kit/tasking.py). An idle child exits at once.
+run back as `queued` and re-sends it (worker/runs/task.py). An idle child exits at once.
 """
 
 from __future__ import annotations

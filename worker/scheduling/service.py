@@ -26,9 +26,8 @@ import redis
 from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
-from worker.activity.planner import chain_heads, reserve_heavy, roll_up
+from worker.activity.planner import reserve_heavy
 from worker.db import is_postgres, session_scope
-from worker.kit import runs
 from worker.models import (
     RunKind,
     RunStatus,
@@ -39,8 +38,10 @@ from worker.models import (
     utcnow,
 )
 from worker.models.base import as_utc
+from worker.runs import lifecycle as runs
 from worker.runs import sweep
 from worker.runs.lease import mark_sent, mark_test_sent
+from worker.runs.lifecycle import chain_heads, roll_up
 from worker.scheduling.cron import default_cron, next_fire
 
 log = logging.getLogger(__name__)

@@ -12,10 +12,10 @@ from celery.exceptions import Retry
 
 from tests.factories import make_source, make_tenant
 from worker.db import session_scope
-from worker.kit import runs
 from worker.kit.locks import TenantSlot
-from worker.kit.tasking import execute
 from worker.models import RunKind, RunStatus, SyncRun
+from worker.runs import lifecycle as runs
+from worker.runs.task import execute
 from worker.settings import get_settings
 from worker.zoom.errors import ZoomAuthError, ZoomServerError
 

@@ -31,10 +31,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col
 
 from worker.db import session_scope
-from worker.kit import runs
 from worker.kit.locks import TenantSlot, renewing
 from worker.models import RunStatus, SyncRun, utcnow
 from worker.models.base import as_utc
+from worker.runs import lifecycle as runs
 from worker.runs import stop
 from worker.runs.lease import mark_sent, queued_grace
 from worker.settings import get_settings

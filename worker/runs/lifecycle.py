@@ -1,4 +1,7 @@
-"""Run records: starting a run, and turning any failure into the run's final status and message.
+"""The run boundary: starting a run, holding it, and turning any outcome into the run's record.
+
+Begin (status, lease, attempt), `working` (lease renewal, between-page checks, failure record,
+hand-back on stop), finish, failure and its wording, and the roll-up of a plan from its chunks.
 
 One place decides what an error means for a run, so every domain words failures the same way:
 permanent Zoom errors (credentials, scope, malformed data) fail at once with Zoom's code and the
@@ -13,7 +16,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,7 +24,7 @@ from typing import Any
 
 import redis
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from worker.db import session_scope
 from worker.kit.locks import LeaseLock, renewing
@@ -130,8 +133,6 @@ def record_failure(run_id: uuid.UUID, exc: BaseException) -> Outcome:
             type(exc).__name__, where(source), outcome.code,
         )
         if run.parent_id is not None:
-            from worker.activity.planner import roll_up
-
             roll_up(session, run.parent_id)
     return outcome
 
@@ -250,8 +251,6 @@ def hand_back(run_id: uuid.UUID) -> SyncRun | None:
         mark_sent(run)
         log.info("run %s handed back: the worker is stopping", run_id)
         if run.parent_id is not None:
-            from worker.activity.planner import roll_up
-
             roll_up(session, run.parent_id)
         return run
 
@@ -267,3 +266,75 @@ def skip_duplicate(run_id: uuid.UUID, reason: str) -> None:
         run.error_message = reason
         run.details = {**run.details, "skipped_reason": reason}
         log.info("run %s skipped: %s", run_id, reason)
+
+
+# -- plans and their chunks: a chunk's chain in its stream, and the plan's roll-up -------------
+
+
+def chain_heads(chunks: Iterable[SyncRun]) -> list[SyncRun]:
+    """The chunk to run next in each stream: the earliest one still queued, unless an earlier
+    one is running or deferred (then the chain is already moving, or waits for it)."""
+    by_stream: dict[str, list[SyncRun]] = {}
+    for chunk in chunks:
+        by_stream.setdefault(str(chunk.stream), []).append(chunk)
+    heads = []
+    now_floor = datetime.min.replace(tzinfo=UTC)
+    for items in by_stream.values():
+        for chunk in sorted(items, key=lambda c: c.window_start or now_floor):
+            if chunk.status in (RunStatus.RUNNING, RunStatus.DEFERRED):
+                break
+            if chunk.status == RunStatus.QUEUED:
+                heads.append(chunk)
+                break
+    return heads
+
+
+def next_in_chain(session: Session, chunk: SyncRun) -> SyncRun | None:
+    if chunk.parent_id is None:
+        return None
+    return session.exec(
+        select(SyncRun)
+        .where(SyncRun.parent_id == chunk.parent_id, SyncRun.stream == chunk.stream,
+               SyncRun.status == RunStatus.QUEUED,
+               col(SyncRun.window_start) > chunk.window_start)
+        .order_by(col(SyncRun.window_start))
+        .limit(1)
+    ).first()
+
+
+def roll_up(session: Session, plan_id: uuid.UUID) -> None:
+    """The plan's status and counts from its chunks. A plan is never `succeeded` while a chunk
+    is deferred or failed: data skipped must show."""
+    plan = session.get(SyncRun, plan_id, with_for_update=True)
+    if plan is None:
+        return
+    children = session.exec(select(SyncRun).where(SyncRun.parent_id == plan_id)).all()
+    statuses = {RunStatus(c.status) for c in children}
+    if RunStatus.RUNNING in statuses:
+        status = RunStatus.RUNNING
+    elif RunStatus.DEFERRED in statuses:
+        status = RunStatus.DEFERRED
+    elif RunStatus.QUEUED in statuses:
+        status = RunStatus.RUNNING
+    elif RunStatus.FAILED in statuses:
+        status = RunStatus.FAILED
+    elif RunStatus.RETRYABLE in statuses:
+        status = RunStatus.RETRYABLE
+    else:
+        status = RunStatus.SUCCEEDED
+    plan.status = status
+    for name in ("pages", "seen", "inserted", "updated", "unchanged", "skipped"):
+        setattr(plan, name, sum(getattr(c, name) for c in children))
+    by_status: dict[str, int] = {}
+    for c in children:
+        by_status[str(c.status)] = by_status.get(str(c.status), 0) + 1
+    plan.details = {**plan.details, "chunks_by_status": by_status}
+    if status in TERMINAL:
+        plan.finished_at = plan.finished_at or utcnow()
+        failed = [c for c in children if c.status in (RunStatus.FAILED, RunStatus.RETRYABLE)]
+        if failed:
+            plan.error_code = failed[0].error_code
+            plan.error_message = f"{len(failed)} chunk(s) did not complete: " + (
+                failed[0].error_message or "")
+    else:
+        plan.finished_at = None
