@@ -36,7 +36,7 @@ from worker.models import (
     utcnow,
 )
 from worker.runs import lifecycle as runs
-from worker.runs.lease import mark_sent
+from worker.runs.followups import send_after_commit, stamp
 from worker.runs.lifecycle import chain_heads, roll_up
 from worker.settings import get_settings
 from worker.zoom.pagination import earliest_report_date, month_windows
@@ -161,15 +161,13 @@ def plan_activity(
             else:
                 heads = _create_chunks(session, run, now, redis_client)
             for head in heads:
-                mark_sent(head)
+                if enqueue:
+                    send_after_commit(session, head)
+                else:
+                    stamp(head)
     except BaseException as exc:
         runs.record_failure(run_id, exc)
         raise
-    if enqueue:
-        from worker.dispatch import enqueue_run
-
-        for head in heads:
-            enqueue_run(head)
     return run
 
 

@@ -40,7 +40,7 @@ from worker.models import (
     utcnow,
 )
 from worker.runs import lifecycle as runs
-from worker.runs.lease import mark_sent
+from worker.runs.followups import send_after_commit, stamp
 from worker.runs.lifecycle import next_in_chain, roll_up
 from worker.zoom.client import encode_meeting_uuid
 from worker.zoom.errors import ZoomError, ZoomNotFound
@@ -360,11 +360,7 @@ def run_chunk(
             abandon_chain(run_id)
 
     with runs.working(run_id, lock, "stream", after_failure) as check:
-        run, next_chunk = _run(run_id, tenant_id, source_id, stream, client, check)
-    if enqueue and next_chunk is not None:
-        from worker.dispatch import enqueue_run
-
-        enqueue_run(next_chunk)
+        run, _ = _run(run_id, tenant_id, source_id, stream, client, check, enqueue)
     return run
 
 
@@ -375,6 +371,7 @@ def _run(
     stream: str,
     client: ZoomApi | None,
     check: Callable[[], None],
+    enqueue: bool = True,
 ) -> tuple[SyncRun, SyncRun | None]:
     with session_scope() as session:
         run = session.get_one(SyncRun, run_id)
@@ -413,8 +410,10 @@ def _run(
         run.checkpoint = {}
         runs.finish(run, RunStatus.SUCCEEDED, skipped_meetings=chunk.skipped)
         next_chunk = next_in_chain(session, run)
-        if next_chunk is not None:
-            mark_sent(next_chunk)
+        if next_chunk is not None and enqueue:
+            send_after_commit(session, next_chunk)
+        elif next_chunk is not None:
+            stamp(next_chunk)
         if run.parent_id is not None:
             roll_up(session, run.parent_id)
         log.info("activity chunk %s %s %s..%s of %s: %d items (%d new), %d pages, %d skipped",

@@ -39,7 +39,7 @@ from worker.models import (
     utcnow,
 )
 from worker.runs import lifecycle as runs
-from worker.runs.lease import mark_sent
+from worker.runs.followups import send_after_commit, stamp
 from worker.zoom.errors import ZoomNotFound, ZoomScopeError
 
 log = logging.getLogger(__name__)
@@ -529,12 +529,11 @@ def _aggregate(
         source = session.get_one(Source, source_id)
         correlation = runs.new_run(source, RunKind.CORRELATION, run.trigger,
                                    details={"after_aggregation": str(run_id)})
-        mark_sent(correlation)
         session.add(correlation)
+        if enqueue:
+            send_after_commit(session, correlation)
+        else:
+            stamp(correlation)
         log.info("aggregation %s of %s succeeded: %s", run_id, runs.where(source),
                  {n: t.as_dict() for n, t in pull.tallies.items()})
-    if enqueue:
-        from worker.dispatch import enqueue_run
-
-        enqueue_run(correlation)
     return run

@@ -26,7 +26,7 @@ from worker.models import (
     TestStatus,
     utcnow,
 )
-from worker.runs.lease import mark_sent
+from worker.runs.followups import send_after_commit, stamp
 from worker.runs.lifecycle import is_transient, new_run
 from worker.runs.sweep import running_test_lease
 from worker.zoom.endpoints import has_scope_for, scopes_for
@@ -251,13 +251,11 @@ def _record(
             if source.activity_enabled:
                 to_enqueue.append(new_run(source, RunKind.ACTIVITY, RunTrigger.AFTER_TEST))
             for run in to_enqueue:
-                mark_sent(run)
                 session.add(run)
+                if enqueue:
+                    send_after_commit(session, run)
+                else:
+                    stamp(run)
         log.info("connection test %s of source %s: %s (%s)", test_id, source.id,
                  test.status, test.zoom_error_code or "ok")
-    if enqueue:
-        from worker.dispatch import enqueue_run
-
-        for run in to_enqueue:
-            enqueue_run(run)
     return test

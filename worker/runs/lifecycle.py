@@ -30,7 +30,8 @@ from worker.db import session_scope
 from worker.kit.locks import LeaseLock, renewing
 from worker.models import RunKind, RunStatus, RunTrigger, Source, SourceStatus, SyncRun, utcnow
 from worker.runs import stop
-from worker.runs.lease import RunLease, mark_sent, working_until
+from worker.runs.followups import send_after_commit
+from worker.runs.lease import RunLease, working_until
 from worker.zoom.errors import ZoomAuthError, ZoomError, ZoomRateLimited
 
 log = logging.getLogger(__name__)
@@ -240,7 +241,7 @@ def working(
 
 def hand_back(run_id: uuid.UUID) -> SyncRun | None:
     """The worker is stopping: the run is queued again from its last committed checkpoint (not
-    failed, not retried with a delay) and stamped as sent; the task sends it."""
+    failed, not retried with a delay) and sent again once that is committed."""
     with session_scope() as session:
         run = session.get(SyncRun, run_id, with_for_update=True)
         if run is None or run.status in TERMINAL:
@@ -248,7 +249,7 @@ def hand_back(run_id: uuid.UUID) -> SyncRun | None:
         run.status = RunStatus.QUEUED
         run.finished_at = None
         run.details = {**run.details, "handed_back_at": utcnow().isoformat()}
-        mark_sent(run)
+        send_after_commit(session, run)
         log.info("run %s handed back: the worker is stopping", run_id)
         if run.parent_id is not None:
             roll_up(session, run.parent_id)

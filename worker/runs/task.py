@@ -11,8 +11,8 @@
   record (of a failure, of a retry), the task retries with capped backoff for as long as it
   takes, whatever the retry count. When Redis cannot take the retry either, Celery drops the
   message; the row is `queued` or `running` with a lease that runs out, so the sweep sends it.
-- A stopping worker (`StopRequested`) has handed the run back as `queued`; the task sends it
-  again at once and ends normally.
+- A stopping worker (`StopRequested`) has handed the run back as `queued` and sent it again
+  (worker/runs/followups.py); the task ends normally.
 """
 
 from __future__ import annotations
@@ -133,7 +133,6 @@ def execute(
             body(rid)
         return "done"
     except stop.StopRequested:
-        _send_again(run)
         return "handed back: the worker is stopping"
     except runs.AlreadyRunning as exc:
         log.info("%s %s: %s", task.name, rid, exc)
@@ -162,16 +161,6 @@ def execute(
                 raise
             raise _unrecorded(task, exc, "could not record giving up") from record_exc
         raise
-
-
-def _send_again(run: SyncRun) -> None:
-    """After a hand-back (the row is queued and stamped): send it now, or the sweep will."""
-    from worker.dispatch import enqueue_run
-
-    try:
-        enqueue_run(run)
-    except Exception:
-        log.warning("run %s handed back but not re-sent; the sweep sends it", run.id)
 
 
 def _may_retry(task: Task, started: Any) -> bool:

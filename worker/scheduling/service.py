@@ -29,6 +29,7 @@ from sqlmodel import Session, col, select
 from worker.activity.planner import reserve_heavy
 from worker.db import is_postgres, session_scope
 from worker.models import (
+    ConnectionTest,
     RunKind,
     RunStatus,
     RunTrigger,
@@ -40,7 +41,7 @@ from worker.models import (
 from worker.models.base import as_utc
 from worker.runs import lifecycle as runs
 from worker.runs import sweep
-from worker.runs.lease import mark_sent, mark_test_sent
+from worker.runs.followups import send_after_commit, stamp
 from worker.runs.lifecycle import chain_heads, roll_up
 from worker.scheduling.cron import default_cron, next_fire
 
@@ -168,28 +169,13 @@ def dispatch_due(
         fresh = {r.id for r in (*created, *resumed)}
         lost = [r for r in sweep.lost_runs(session, now) if r.id not in fresh]
         to_send = [*created, *resumed, *lost]
-        for run in to_send:
-            mark_sent(run, now)
         tests = sweep.lost_tests(session, now)
-        for test in tests:
-            mark_test_sent(test, now)
-    if enqueue:
-        from worker.dispatch import enqueue_connection_test, enqueue_run
-
-        for run in to_send:
-            try:
-                enqueue_run(run)
-            except Exception:
-                # The run row exists and is queued: the sweep sends it again later.
-                log.exception("could not enqueue run %s [%s]", run.id, runs.where(None,
-                                                                                  run.tenant_id))
-        for test in tests:
-            try:
-                enqueue_connection_test(test.id, tenant_id=test.tenant_id,
-                                        source_id=test.source_id)
-            except Exception:
-                log.exception("could not re-send connection test %s [%s]", test.id,
-                              runs.where(None, test.tenant_id))
+        rows: list[SyncRun | ConnectionTest] = [*to_send, *tests]
+        for row in rows:
+            if enqueue:
+                send_after_commit(session, row, now)
+            else:
+                stamp(row, now)
     if to_send or tests:
         log.info("dispatch_due: %d scheduled, %d resumed, %d runs and %d connection tests "
                  "re-sent", len(created), len(resumed), len(lost), len(tests))
