@@ -7,10 +7,17 @@ from __future__ import annotations
 
 import pytest
 
-from tests.worker.helpers import count, stored_participant_keys, truth_participant_keys, window
+from tests.worker.helpers import (
+    count,
+    stored_participant_keys,
+    stored_users,
+    truth_participant_keys,
+    truth_users,
+    window,
+)
 from tests.worker.runs.harness import all_runs, wait_until
 from tests.worker.runs.test_lease import get, new_run
-from worker.models import Meeting, MeetingParticipant, RunKind, RunStatus, Stream, SyncRun
+from worker.models import Meeting, MeetingParticipant, RunKind, RunStatus, Stream, SyncRun, ZoomUser
 
 pytestmark = pytest.mark.slow
 
@@ -65,3 +72,27 @@ def test_sigterm_mid_chunk_hands_the_run_back_and_the_next_worker_completes_it(
     assert stored_participant_keys(source_id) == truth
     assert count(MeetingParticipant, source_id) == len(truth)  # no duplicate rows
     assert count(Meeting, source_id) == len(truth_meetings(account))
+
+
+def test_sigterm_mid_aggregation_hands_it_back_with_its_progress(fake, source, start) -> None:
+    tenant_id, source_id = source
+    account = fake.fake.account(0)
+    worker = start("worker")
+    beat = start("beat")
+    fake.fake.set_faults(latency_ms=700)
+    agg = new_run(tenant_id, source_id, RunKind.AGGREGATION)
+    wait_until(lambda: get(agg.id).status == RunStatus.RUNNING and get(agg.id).pages > 0, 60,
+               "the aggregation under way, its progress written", worker, beat)
+    worker.terminate()
+    wait_until(lambda: not worker.alive, STOP_WITHIN, "the worker to exit", worker)
+    handed = get(agg.id)
+    assert handed.status == RunStatus.QUEUED, (handed.status, handed.error_message)
+    assert handed.pages > 0 and handed.seen > 0  # how far it got is on the record
+
+    fake.fake.set_faults(latency_ms=0)
+    successor = start("worker")
+    wait_until(lambda: get(agg.id).status not in (RunStatus.QUEUED, RunStatus.RUNNING), 60,
+               "the aggregation completed", successor, beat)
+    assert get(agg.id).status == RunStatus.SUCCEEDED, get(agg.id).error_message
+    assert stored_users(source_id) == truth_users(account)
+    assert count(ZoomUser, source_id) == len(truth_users(account))
