@@ -52,8 +52,11 @@ def lost_runs(session: Session, now: datetime, limit: int = BATCH) -> list[SyncR
     stmt = (
         select(SyncRun)
         .where(or_(
-            and_(col(SyncRun.status) == RunStatus.RUNNING, col(SyncRun.lease_until) < now,
-                 not_(plan)),
+            # (A running row without a lease predates leases: its start stands in for one.)
+            and_(col(SyncRun.status) == RunStatus.RUNNING, not_(plan),
+                 or_(col(SyncRun.lease_until) < now,
+                     and_(col(SyncRun.lease_until).is_(None),
+                          col(SyncRun.started_at) < now - 2 * lease()))),
             and_(col(SyncRun.status) == RunStatus.QUEUED, _expired(SyncRun, now, queued_grace()),
                  or_(col(SyncRun.parent_id).is_(None), not_(blocked))),
         ))

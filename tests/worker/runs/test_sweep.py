@@ -43,11 +43,13 @@ def test_a_running_run_is_sent_again_once_its_lease_expired_and_not_before(clean
     run = add_run(ids=ids, status=RunStatus.RUNNING, lease_until=T0 + dt.timedelta(seconds=60))
     plan = add_run(ids=ids, kind=RunKind.ACTIVITY, status=RunStatus.RUNNING,
                    lease_until=T0)  # a running plan is only its chunks' roll-up
-    assert sent(T0 + dt.timedelta(seconds=59)) == set()
+    # Running since before leases existed: two leases after its start it counts as expired.
+    legacy = add_run(ids=ids, status=RunStatus.RUNNING, started_at=T0 - queued_grace())
+    assert sent(T0 + dt.timedelta(seconds=59)) == {legacy.id}
     assert sent(T0 + dt.timedelta(seconds=61)) == {run.id}
     # Sent: presumed on its way for a grace, then sent again (a lost re-send is re-sent).
     assert sent(T0 + dt.timedelta(seconds=62)) == set()
-    assert sent(T0 + dt.timedelta(seconds=62) + queued_grace(1)) == {run.id}
+    assert sent(T0 + dt.timedelta(seconds=62) + queued_grace(1)) == {run.id, legacy.id}
     with session_scope() as session:
         assert session.get_one(SyncRun, plan.id).status == RunStatus.RUNNING
 
