@@ -21,17 +21,16 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlmodel import Session, SQLModel, select
 
 from api.errors import Forbidden, NotFound, Unauthorized
-from api.keys import hash_key
 from api.ratelimit import RateLimit
 from worker.db import get_engine, get_for_tenant, session_scope
+from worker.kit.apikeys import hash_key
+from worker.kit.redis import client_for
 from worker.models import ApiKey, utcnow
 from worker.settings import Settings, SettingsError, get_settings
 
 # last_used_at is a hint for key hygiene, not an audit log: one write per key per interval.
 _LAST_USED_RESOLUTION = timedelta(minutes=5)
 _ADMIN_ENV_KEY_ID = "admin-env"
-
-_redis_clients: dict[str, redis.Redis] = {}
 
 T = TypeVar("T", bound=SQLModel)
 
@@ -48,15 +47,8 @@ def get_session() -> Iterator[Session]:
 
 
 def redis_client(url: str | None = None) -> redis.Redis:
-    url = url or get_settings().redis_url
-    client = _redis_clients.get(url)
-    if client is None:
-        # Short timeouts: the API answers in milliseconds or says a dependency is down.
-        client = redis.Redis.from_url(
-            url, socket_connect_timeout=1.0, socket_timeout=2.0, health_check_interval=30
-        )
-        _redis_clients[url] = client
-    return client
+    # Short timeouts: the API answers in milliseconds or says a dependency is down.
+    return client_for(url or get_settings().redis_url, connect_timeout=1.0, socket_timeout=2.0)
 
 
 def get_redis() -> redis.Redis:

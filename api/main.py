@@ -5,8 +5,11 @@ Run it with ``uvicorn --factory api.main:create_app``.
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI
 
+from api.docs import install_docs
 from api.errors import install_error_handlers, install_problem_openapi
 from api.middleware import MAX_BODY_BYTES, BodySizeLimit
 from api.ratelimit import RateLimit
@@ -25,6 +28,8 @@ from api.routes import (
     sources,
     tenants,
 )
+from worker import logs
+from worker.settings import get_settings
 
 DESCRIPTION = """\
 Activity Insights for Zoom: tenants, Zoom sources, connection tests, runs, and the accounts,
@@ -47,10 +52,11 @@ def create_app(
         title="Activity Insights for Zoom",
         version="1.0.0",
         description=DESCRIPTION,
-        docs_url="/docs",
+        docs_url=None,
         openapi_url="/openapi.json",
         redoc_url=None,
     )
+    install_docs(app)
     app.state.rate_limit = rate_limit
     for module in (
         health, tenants, keys, sources, connection_tests, runs, identities,
@@ -60,4 +66,12 @@ def create_app(
     install_error_handlers(app)
     install_problem_openapi(app)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    _log_format()
     return app
+
+
+def _log_format() -> None:
+    # uvicorn set up its loggers before calling this factory: give their handlers our format.
+    settings = get_settings()
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logs.reformat(logging.getLogger(name), settings.log_format, settings.log_level)

@@ -57,8 +57,8 @@ def minimum_requests(config: Any) -> dict[str, int]:
 
 
 def _client(source_id: uuid.UUID, api_url: str) -> Any:
+    from worker.clients import get_http, get_token_cache, token_for_source
     from worker.zoom.client import NoLimiter, ZoomClient
-    from worker.zoom.factory import get_http, get_token_cache, token_for_source
 
     cache = get_token_cache()
     token_for_source(source_id)

@@ -24,7 +24,8 @@ from typing import Any
 
 import httpx
 
-from bench.harness import ROOT, BenchEnv, Figure, free_port, median, percentile, ratio
+from bench.harness import ROOT, BenchEnv, Figure, median, percentile, ratio
+from worker.kit.net import free_port
 
 CONCURRENCY = 16
 _CONTENT_LENGTH = re.compile(rb"(?i)\r\ncontent-length:\s*(\d+)")
@@ -42,7 +43,7 @@ def make_app() -> Any:
 def _seed(env: BenchEnv) -> tuple[uuid.UUID, str]:
     from sqlmodel import Session
 
-    from api.keys import display_prefix, generate_key, hash_key
+    from worker.kit.apikeys import display_prefix, generate_key, hash_key
     from worker.kit.crypto import encrypt_json
     from worker.models import ApiKey, Source, SourceStatus, Tenant
 

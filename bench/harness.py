@@ -21,7 +21,6 @@ import queue
 import resource
 import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,7 @@ from typing import Any
 import httpx
 
 from fakezoom.server import FakeZoomURLs
+from worker.kit.net import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_PATH = ROOT / "bench" / "results.json"
@@ -185,12 +185,6 @@ def write_results(figures: Sequence[Figure], machine: dict[str, Any], *, quick: 
 # ----------------------------------------------------------------------------- services
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def quiet_logging() -> None:
     """Workers log a warning per 429 and retry; the fake's counters are what we report."""
     logging.basicConfig(level=logging.ERROR, format="%(processName)s %(name)s: %(message)s")
@@ -301,9 +295,9 @@ class BenchEnv:
         dispose_engines()
         reset_redis()
         with contextlib.suppress(ImportError):
-            from worker.zoom import factory
+            from worker import clients
 
-            factory.reset()
+            clients.reset()
 
     def set_env(self, **values: str) -> None:
         os.environ.update({k: str(v) for k, v in values.items()})

@@ -50,10 +50,10 @@ def chain_worker(arg: dict[str, Any], wait_start: WaitStart) -> dict[str, Any]:
 
     from worker.activity.planner import plan_activity
     from worker.activity.service import run_chunk
+    from worker.clients import get_http, get_token_cache, token_for_source
     from worker.db import get_engine
     from worker.models import RunKind, RunStatus, RunTrigger, Stream, SyncRun
     from worker.zoom.client import NoLimiter, ZoomClient
-    from worker.zoom.factory import get_http, get_token_cache, token_for_source
 
     if arg.get("copy_threshold") is not None:
         # What-if only (never the headline figure): the same pipeline with the bulk upsert's

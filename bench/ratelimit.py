@@ -32,7 +32,7 @@ HEAVY_PER_SECOND = {"free": 1, "pro": 10, "business": 40}
 
 def pager(arg: dict[str, Any], wait_start: WaitStart) -> dict[str, int]:
     """Take month windows from the shared queue until the sentinel; page through each."""
-    from worker.zoom.factory import client_for_source, token_for_source
+    from worker.clients import client_for_source, token_for_source
     from worker.zoom.pagination import window_params
 
     sid = uuid.UUID(arg["source"])
@@ -82,8 +82,8 @@ def _plan(env: BenchEnv) -> tuple[Any, list[tuple[str, str]], int, int]:
 def run(env: BenchEnv) -> Figure:
     import multiprocessing as mp
 
+    from worker.clients import token_for_source
     from worker.settings import get_settings
-    from worker.zoom.factory import token_for_source
 
     fig = Figure("ratelimit", "Rate-limit efficiency: one account's backfill by N processes")
     config, windows, pages, events = _plan(env)

@@ -43,7 +43,7 @@ def _digest(token: str) -> str:
 def _caller_cold(sources: list[uuid.UUID], start: threading.Barrier,
                  seen: dict[str, Counter[str]], errors: list[str], lock: threading.Lock
                  ) -> None:
-    from worker.zoom.factory import token_for_source
+    from worker.clients import token_for_source
 
     start.wait()
     for sid in sources:
@@ -60,7 +60,7 @@ def _caller_cold(sources: list[uuid.UUID], start: threading.Barrier,
 def _caller_steady(sources: list[uuid.UUID], start: threading.Barrier, until: list[float],
                    index: int, calls: list[int], errors: list[str], lock: threading.Lock
                    ) -> None:
-    from worker.zoom.factory import token_for_source
+    from worker.clients import token_for_source
 
     rng = random.Random(index)
     start.wait()
@@ -79,7 +79,7 @@ def _caller_steady(sources: list[uuid.UUID], start: threading.Barrier, until: li
 
 def token_worker(arg: dict[str, Any], wait_start: WaitStart) -> dict[str, Any]:
     """One worker process: ``threads`` threads per phase, phases in step with the parent."""
-    from worker.zoom.factory import get_token_cache
+    from worker.clients import get_token_cache
 
     get_token_cache()  # build the pooled HTTP client and Redis client before the clock starts
     all_sources = [uuid.UUID(s) for s in arg["sources"]]
@@ -242,8 +242,8 @@ def run(env: BenchEnv) -> Figure:
 
 def _latency(env: BenchEnv, source: uuid.UUID) -> dict[str, float]:
     """Cached read (one Redis round trip plus decoding) against a bare GET of the same key."""
+    from worker.clients import get_token_cache, token_for_source
     from worker.tokens.cache import token_key
-    from worker.zoom.factory import get_token_cache, token_for_source
 
     env.refresh_settings()
     cache = get_token_cache()

@@ -20,6 +20,17 @@ from sqlmodel import Session, SQLModel
 
 from tests.services import Services, ServiceUnavailable, discover
 
+# Fixtures by subject, available to every test (none is imported by a test module). The API
+# helpers' asserts (a tenant or source the API refused to create) keep pytest's detailed report.
+pytest.register_assert_rewrite("tests.api.helpers")
+pytest_plugins = [
+    "tests.fixtures.api",
+    "tests.fixtures.cli",
+    "tests.fixtures.clock",
+    "tests.fixtures.fakezoom",
+    "tests.fixtures.zoom",
+]
+
 # Redis databases the suite may use (0 is the usual application default). Each run leases one
 # so that two runs at once (two developers' terminals, a helper and CI) never flush each other.
 # (14 and 15 are the benchmark's and its smoke test's.)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import secrets
+import uuid
 from typing import Any
 
 from sqlmodel import Session
 
+from fakezoom.core import Account, App
+from worker.db import session_scope
 from worker.kit.crypto import encrypt_json
 from worker.models import GrantType, Source, Tenant
 
@@ -41,3 +44,27 @@ def make_source(
     session.add(source)
     session.flush()
     return source
+
+
+def app_credentials(app: App) -> tuple[GrantType, dict[str, Any]]:
+    """What an admin enters for a fakezoom app: an S2S app names its account, a refresh-token
+    app's account is learnt from Zoom."""
+    creds: dict[str, Any] = {"client_id": app.client_id, "client_secret": app.client_secret}
+    if app.kind == "s2s":
+        creds["account_id"] = app.account_id
+        return GrantType.ACCOUNT_CREDENTIALS, creds
+    creds["refresh_token"] = app.refresh_token
+    return GrantType.REFRESH_TOKEN, creds
+
+
+def add_app_source(account: Account, app: App, *, name: str | None = None,
+                   **fields: Any) -> uuid.UUID:
+    """A new tenant with one source for a fakezoom app, on the account's plan, committed (so
+    worker processes see it); returns the source id."""
+    grant, creds = app_credentials(app)
+    fields.setdefault("plan", account.plan)
+    with session_scope() as session:
+        tenant = make_tenant(session)
+        source = make_source(session, tenant, name=name, grant_type=grant, credentials=creds,
+                             **fields)
+        return source.id

@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from worker.kit.net import free_port
+
 
 class ServiceUnavailable(RuntimeError):
     pass
@@ -28,12 +30,6 @@ def _answers(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _binary(name: str) -> str | None:
@@ -64,7 +60,7 @@ def _throwaway_postgres(services: Services) -> str:
             "install postgresql (apt-get install postgresql) or set DATABASE_URL"
         )
     workdir = tempfile.mkdtemp(prefix="ai-pg-")
-    port = _free_port()
+    port = free_port()
     run_as: list[str] = []
     if os.geteuid() == 0:  # postgres refuses to run as root
         shutil.chown(workdir, "postgres")
@@ -94,7 +90,7 @@ def _throwaway_redis(services: Services) -> str:
             "Redis is not running on 127.0.0.1:6379 and redis-server is not installed: "
             "install redis-server (apt-get install redis-server) or set REDIS_URL"
         )
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -13,7 +13,7 @@ import psutil
 import pytest
 from rich.console import Console
 
-from worker.demo import MISSING_SCOPE, DemoOptions, run_demo
+from demo.run import MISSING_SCOPE, DemoOptions, run_demo
 
 pytestmark = pytest.mark.slow
 
@@ -70,7 +70,7 @@ def test_the_demo_runs_on_embedded_defaults_and_matches_the_fake(tmp_path: Path)
 
 
 def test_the_demo_reports_a_service_it_cannot_reach_in_one_line(tmp_path: Path) -> None:
-    from worker.demo_stack import Stack, StackConfig, StackError
+    from demo.stack import Stack, StackConfig, StackError
 
     config = StackConfig(data_dir=tmp_path / "demo-data", use_env_services=False,
                          redis_url="redis://127.0.0.1:1/0")

@@ -5,10 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun, worker_process_init, worker_shutting_down
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    task_postrun,
+    task_prerun,
+    worker_process_init,
+)
 
+from worker import logs
+from worker.db import dispose_engines
 from worker.queues import TASK_ROUTES, Queue
-from worker.runs import stop
 from worker.settings import get_settings
 
 
@@ -60,26 +67,31 @@ def create_celery_app() -> Celery:
 @worker_process_init.connect
 def _fresh_connections_after_fork(**_: Any) -> None:
     # A prefork child must not share the parent's database sockets.
-    from worker.db import dispose_engines
-
     dispose_engines()
-    stop.mark_pool_child()
-
-
-@task_prerun.connect
-def _task_started(**_: Any) -> None:
-    stop.task_started()
-
-
-@task_postrun.connect
-def _task_ended(**_: Any) -> None:
-    stop.task_ended()
-
-
-@worker_shutting_down.connect
-def _stopping(**_: Any) -> None:
-    # Warm shutdown (SIGTERM): running runs stop after their page and hand themselves back.
-    stop.forward_to_pool_children()
 
 
 celery_app = create_celery_app()
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _our_log_format(logger: Any, **_: Any) -> None:
+    settings = get_settings()
+    logs.reformat(logger, settings.log_format, settings.log_level)
+
+
+@task_prerun.connect
+def _bind_task_ids(task_id: str, task: Any, args: Any = (), **_: Any) -> None:
+    # The ids ride in the message headers (worker.dispatch.send), which Celery copies onto the
+    # request; a run task's one argument is its run (or connection test) id.
+    request = task.request
+    headers = request.headers if isinstance(request.headers, dict) else {}
+    logs.bind(task=task.name, task_id=task_id,
+              tenant_id=getattr(request, "tenant_id", None) or headers.get("tenant_id"),
+              source_id=getattr(request, "source_id", None) or headers.get("source_id"),
+              run_id=args[0] if args else None)
+
+
+@task_postrun.connect
+def _unbind_task_ids(**_: Any) -> None:
+    logs.bind()

@@ -22,6 +22,8 @@ def send(
     source_id: uuid.UUID,
     countdown: float | None = None,
 ) -> str:
+    # Here, not at the top: importing it builds the Celery app from the settings (broker URL),
+    # which importers of this module (the API, the CLI, tests) may not have in place yet.
     from worker.celery_app import celery_app
 
     options: dict[str, Any] = {
@@ -75,7 +77,7 @@ def enqueue_run(run: Any, *, countdown: float | None = None) -> str:
 
 
 def enqueue_dispatch_due() -> str:
-    from worker.celery_app import celery_app
+    from worker.celery_app import celery_app  # as in `send`: built on first use
 
     return str(celery_app.send_task("scheduling.dispatch_due",
                                     queue=str(TASK_ROUTES["scheduling.dispatch_due"])).id)

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import sys
 from functools import lru_cache
+from typing import Literal
 
 from cryptography.fernet import Fernet
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Values that appear in docs and examples; a deployment that still uses one is misconfigured.
-_PLACEHOLDERS = {"changeme", "change-me", "secret", "password", ""}
+_PLACEHOLDERS = {"changeme", "change-me", "secret", "password"}
+# The levels Python's logging, Celery and uvicorn all accept.
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class SettingsError(RuntimeError):
@@ -73,6 +76,9 @@ class Settings(BaseSettings):
     # Requests one API key may make per minute before the API answers 429.
     api_rate_limit_per_minute: int = Field(default=600, ge=1)
     log_level: str = "INFO"
+    # "json": one object a line with tenant, source, run and task ids (for log aggregators);
+    # "text": the same records as plain lines, for a terminal.
+    log_format: Literal["json", "text"] = "text"
 
     @field_validator("database_url")
     @classmethod
@@ -105,6 +111,14 @@ class Settings(BaseSettings):
                 ) from exc
         return value
 
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)} (got {value!r})")
+        return level
+
     @model_validator(mode="after")
     def _defaults(self) -> Settings:
         if not self.broker_url:
@@ -116,8 +130,12 @@ class Settings(BaseSettings):
     def require(self, *names: str) -> None:
         """Refuse placeholder or empty values for settings this process cannot run without."""
         for name in names:
-            if str(getattr(self, name)).strip().lower() in _PLACEHOLDERS:
+            value = str(getattr(self, name)).strip()
+            if not value:
                 raise SettingsError(f"AI_{name.upper()} is not set (see .env.example)")
+            if value.lower() in _PLACEHOLDERS:
+                raise SettingsError(f"AI_{name.upper()} is still the placeholder {value!r}: "
+                                    "set a real value (see .env.example)")
 
     @property
     def is_sqlite(self) -> bool:
@@ -127,8 +145,10 @@ class Settings(BaseSettings):
 def _describe(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
-        field = str(err["loc"][0]) if err["loc"] else "?"
-        lines.append(f"AI_{field.upper()}: {err['msg']}")
+        field = str(err["loc"][0]).upper() if err["loc"] else "?"
+        # A field read through an alias is reported by the alias, which has the prefix already.
+        name = field if field.startswith("AI_") else f"AI_{field}"
+        lines.append(f"{name}: {err['msg']}")
     return "; ".join(lines)
 
 

@@ -9,8 +9,8 @@ from sqlmodel import Session, col, select
 
 from api.deps import AdminDep, SessionDep
 from api.errors import PROBLEM_RESPONSES, NotFound
-from api.keys import display_prefix, generate_key, hash_key
 from api.schemas.tenants import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic
+from worker.kit.apikeys import display_prefix, generate_key, hash_key
 from worker.models import ApiKey, Tenant, utcnow
 
 router = APIRouter(prefix="/v1/tenants/{tenant_id}/keys", tags=["keys"],

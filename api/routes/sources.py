@@ -203,12 +203,7 @@ def update_source(
 def disable_source(source_id: uuid.UUID, tenant_id: TenantDep, session: SessionDep) -> SourcePublic:
     """Disable a source: no scheduled or manual runs until it is enabled again."""
     source = get_or_404(session, Source, tenant_id, source_id, "source")
-    source.status = SourceStatus.DISABLED
-    source.status_message = "disabled by an admin"
-    source.updated_at = utcnow()
-    compute_next_runs(source, source.updated_at)
-    session.add(source)
-    session.commit()
+    sources.disable(session, source, by="an admin")
     return to_public(source)
 
 

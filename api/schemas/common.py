@@ -119,7 +119,3 @@ def decode_cursor(cursor: str | None, *kinds: type) -> tuple[Any, ...] | None:
         raise BadRequest(
             "cursor is not one this API issued", field="cursor", location="query"
         ) from None
-
-
-class Link(BaseModel):
-    href: str

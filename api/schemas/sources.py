@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-from croniter import croniter
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -19,6 +18,7 @@ from pydantic import (
 
 from api.schemas.common import Name, Schema, Str64, Str100, Str200, Str320, Text
 from worker.models import GrantType, ZoomPlan
+from worker.scheduling.cron import InvalidSchedule, check_cron
 from worker.sources.service import missing_credentials
 
 # Which credential fields each grant type needs (account_id is Zoom's account id for S2S apps).
@@ -26,22 +26,10 @@ CREDENTIAL_FIELDS = ("client_id", "client_secret", "account_id", "refresh_token"
 
 
 def _cron(value: str) -> str:
-    value = value.strip()
-    if not value:
-        return value
-    # Five fields only: croniter also accepts seconds and years, which beat does not honour.
-    if len(value.split()) != 5:
-        raise ValueError("must be a five-field cron expression, e.g. '15 2 * * *'")
     try:
-        # is_valid alone accepts dates that never come ("0 0 31 2 *"); ask for a firing.
-        valid = croniter.is_valid(value)
-        if valid:
-            croniter(value, datetime(2026, 1, 1, tzinfo=UTC)).get_next(datetime)
-    except Exception:  # croniter raises assorted types on odd input
-        valid = False
-    if not valid:
-        raise ValueError("is not a valid cron expression, or never fires")
-    return value
+        return check_cron(value)
+    except InvalidSchedule as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _timezone(value: str) -> str:

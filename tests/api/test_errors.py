@@ -8,8 +8,8 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from api.ratelimit import RateLimit
-from tests.api.conftest import TenantCtx, assert_no_secret, source_payload
-from tests.api.conftest import TestClient as Client
+from tests.api.helpers import TenantCtx, assert_no_secret, source_payload
+from tests.api.helpers import TestClient as Client
 
 
 def _is_problem(response: Any, status: int) -> dict[str, Any]:

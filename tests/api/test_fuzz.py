@@ -18,7 +18,7 @@ from schemathesis.specs.openapi.checks import (
 
 from api.main import create_app
 from api.ratelimit import RateLimit
-from tests.api.conftest import World
+from tests.api.helpers import World
 
 # The flood guard would answer most generated requests with 429 and hide the handlers.
 schema = schemathesis.openapi.from_asgi(

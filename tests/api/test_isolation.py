@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from api.main import create_app
-from tests.api.conftest import World
+from tests.api.helpers import World
 
 # Endpoints that only the admin key may call; tested in test_tenants / test_keys.
 _ADMIN_PREFIX = "/v1/tenants"

@@ -10,7 +10,7 @@ import pytest
 
 from api.errors import PROBLEM_MEDIA_TYPE
 from api.main import create_app
-from tests.api.conftest import TestClient, new_tenant
+from tests.api.helpers import TestClient, new_tenant
 from tests.worker.runs.harness import ThrowawayPostgres, database_at
 
 

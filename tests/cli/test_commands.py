@@ -14,11 +14,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from click.testing import Result
+from sqlalchemy.exc import NoResultFound
 from sqlmodel import select
 
-from api.keys import hash_key
-from tests.cli.conftest import queued_messages
+from tests.broker import broker_messages
 from worker.db import session_scope
+from worker.kit.apikeys import hash_key
 from worker.kit.crypto import decrypt_json
 from worker.models import (
     ApiKey,
@@ -116,6 +117,9 @@ def test_source_add_names_the_missing_credential_and_bad_schedule(cli: Cli) -> N
                  "c", "--client-secret", "x", "--activity-cron", "every day")
     _one_line_error(result, 2, "cron")
     result = cli("source", "add", "-t", "acme", "-n", "z", "--account-id", "a", "--client-id",
+                 "c", "--client-secret", "x", "--aggregation-cron", "61 * * * *")
+    _one_line_error(result, 2, "--aggregation-cron: '61 * * * *': the minute field '61'")
+    result = cli("source", "add", "-t", "acme", "-n", "z", "--account-id", "a", "--client-id",
                  "c", "--client-secret", "x", "--timezone", "Mars/Olympus")
     _one_line_error(result, 2, "time zone")
 
@@ -149,19 +153,45 @@ def test_test_connection_enqueues_ids_only_on_its_own_queue(cli: Cli, redis_clie
     with session_scope() as session:
         test = session.exec(select(ConnectionTest)).one()
     assert test.status == TS.QUEUED and test.source_id == source_id
-    (message,) = queued_messages(redis_client, "connection_tests")
+    (message,) = broker_messages(redis_client, "connection_tests")
     assert message["headers"]["task"] == "zoom.test_connection"
-    assert message["decoded_body"][0] == [str(test.id)]
+    assert message["args"] == [str(test.id)]
     assert message["headers"]["tenant_id"] == str(tenant_id)
     assert SECRET not in str(message)
 
 
-def _later(fn: Callable[[], None], delay: float = 0.6) -> threading.Thread:
-    def run() -> None:
-        time.sleep(delay)
-        fn()
+class _Later(threading.Thread):
+    """Plays the worker in the background: applies `fn` once the CLI has created the row it
+    looks for (`fn` raising NoResultFound means "not yet"), within a generous deadline. An
+    assertion failing inside `fn` is raised again by `join`, in the test."""
 
-    thread = threading.Thread(target=run, daemon=True)
+    def __init__(self, fn: Callable[[], None], deadline: float = 60) -> None:
+        super().__init__(daemon=True)
+        self.fn, self.deadline, self.error = fn, deadline, None
+
+    def run(self) -> None:
+        end = time.monotonic() + self.deadline
+        while True:
+            try:
+                self.fn()
+                return
+            except NoResultFound as exc:
+                if time.monotonic() > end:
+                    self.error = exc
+                    return
+                time.sleep(0.1)
+            except BaseException as exc:
+                self.error = exc
+                return
+
+    def join(self, timeout: float | None = None) -> None:
+        super().join(timeout)
+        if self.error is not None:
+            raise self.error
+
+
+def _later(fn: Callable[[], None]) -> _Later:
+    thread = _Later(fn)
     thread.start()
     return thread
 
@@ -181,7 +211,7 @@ def test_test_connection_wait_shows_the_missing_scope_and_what_to_fix(cli: Cli) 
             test.finished_at = datetime.now(UTC)
 
     thread = _later(worker_says_scope_missing)
-    result = cli("test-connection", "zoom", "--wait", "--timeout", "20")
+    result = cli("test-connection", "zoom", "--wait", "--timeout", "60")
     thread.join()
     assert result.exit_code == 1, result.output
     assert "connection failed" in result.stdout
@@ -208,7 +238,7 @@ def test_aggregate_wait_follows_the_run_record_to_the_end(cli: Cli) -> None:
             run.finished_at = datetime.now(UTC)
 
     thread = _later(worker_aggregates)
-    result = cli("aggregate", "zoom", "--wait", "--timeout", "20")
+    result = cli("aggregate", "zoom", "--wait", "--timeout", "60")
     thread.join()
     assert result.exit_code == 0, result.output
     assert "seen 42" in result.stdout
@@ -224,7 +254,7 @@ def test_a_failed_run_exits_non_zero_with_its_message(cli: Cli) -> None:
             run.status, run.error_message = RunStatus.FAILED, "client secret rejected by Zoom"
 
     thread = _later(worker_fails)
-    result = cli("aggregate", "zoom", "--wait", "--timeout", "20")
+    result = cli("aggregate", "zoom", "--wait", "--timeout", "60")
     thread.join()
     _one_line_error(result, 1, "client secret rejected by Zoom")
 
@@ -252,7 +282,7 @@ def test_sync_activity_passes_the_window_and_shows_chunk_progress(cli: Cli) -> N
 
     thread = _later(worker_plans_and_runs_chunks)
     result = cli("sync-activity", "zoom", "--from", "2026-09-01", "--to", "2026-10-15",
-                 "--wait", "--timeout", "20")
+                 "--wait", "--timeout", "60")
     thread.join()
     assert result.exit_code == 0, result.output
     assert "4 chunks, 40 records read, 0 not succeeded" in result.stdout
@@ -274,7 +304,7 @@ def test_disabled_sources_start_nothing(cli: Cli, redis_client: Any) -> None:
     _s2s_source(cli)
     assert cli("source", "disable", "zoom").exit_code == 0
     _one_line_error(cli("aggregate", "zoom"), 2, "disabled")
-    assert queued_messages(redis_client, "aggregation") == []
+    assert broker_messages(redis_client, "aggregation") == []
 
 
 def test_status_shows_tests_runs_counts_and_failures(cli: Cli) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 
 import httpx
+import pytest
 
 from fakezoom.config import AccountSpec, AppSpec, FakeZoomConfig
 from fakezoom.core import FakeZoom
@@ -35,6 +37,7 @@ def test_same_seed_same_data_and_another_seed_other_data() -> None:
     assert a["users"] != c["users"] and a["account"] != c["account"]
 
 
+@pytest.mark.usefixtures("pinned_clock")
 def test_generated_history_is_plausible() -> None:
     fake = FakeZoom(small_config())
     acc = fake.account(0)
@@ -50,7 +53,9 @@ def test_generated_history_is_plausible() -> None:
     pending = {u["email"] for u in users if u["status"] == "pending"}
     assert not pending & {e["email"] for e in events}
     daily = acc.daily(last.year, last.month)
-    assert daily[-1]["date"] == fake.clock.today().isoformat()
+    # The month of yesterday ends today, or at its own last day when today is the 1st.
+    month_end = last.replace(day=calendar.monthrange(last.year, last.month)[1])
+    assert daily[-1]["date"] == min(fake.clock.today(), month_end).isoformat()
     month = acc.meetings(last.replace(day=1), last)
     assert month and sum(d["meetings"] for d in daily) == len(month)
 

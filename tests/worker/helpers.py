@@ -1,38 +1,32 @@
-"""Shared pieces of the worker's integration tests: a fakezoom server, settings pointing at it,
-sources made from the fake's apps, and the fake's ground truth shaped like our tables.
+"""Shared pieces of the worker's integration tests: the fake's configuration and settings,
+counts of what a sync wrote, and the fake's ground truth shaped like our tables.
 
-Import the fixtures you use into the test module (`from tests.worker.helpers import zoom`).
+The `zoom` fixture (a running fake, settings pointing at it) is in `tests/fixtures/zoom.py`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-import pytest
 from sqlalchemy import func
 from sqlmodel import Session, SQLModel, col, select
 
 from fakezoom.config import CLASSIC_SCOPES, AccountSpec, AppSpec, FakeZoomConfig
-from fakezoom.core import Account, App
+from fakezoom.core import Account
 from fakezoom.server import FakeZoomServer
-from tests.factories import make_source, make_tenant
+from tests.env import zoom_urls
 from worker.activity.service import event_key, participant_key
 from worker.db import session_scope
 from worker.models import (
     ActivityEvent,
     ConnectionTest,
-    GrantType,
     MeetingParticipant,
     Source,
     UserDailySummary,
     ZoomGroupMember,
-    ZoomPlan,
     ZoomRoleMember,
     ZoomUser,
 )
@@ -54,67 +48,17 @@ def fake_config(*, users: int = 40, days: int = 10, accounts: int = 2, seed: int
     return FakeZoomConfig(seed=seed, plan="business", accounts=specs, **settings)
 
 
+# What the worker tests run with, on top of the fake's URLs: a short backfill, few retries.
+WORKER_SETTINGS = {
+    "AI_ACTIVITY_BACKFILL_DAYS": str(BACKFILL_DAYS),
+    "AI_ZOOM_MAX_RETRIES": "2",
+    "AI_ZOOM_DEADLINE_SECONDS": "30",
+}
+
+
 def worker_env(server: FakeZoomServer) -> dict[str, str]:
-    """Settings that point the worker (this process or a subprocess) at the fake."""
-    return {
-        "AI_ZOOM_API_URL": server.api_url,
-        "AI_ZOOM_OAUTH_URL": server.oauth_token_url,
-        "AI_ACTIVITY_BACKFILL_DAYS": str(BACKFILL_DAYS),
-        "AI_ZOOM_MAX_RETRIES": "2",
-        "AI_ZOOM_DEADLINE_SECONDS": "30",
-    }
-
-
-def reset_process_state() -> None:
-    from worker.kit.redis import reset_redis
-    from worker.settings import get_settings
-    from worker.zoom import factory
-
-    get_settings.cache_clear()
-    factory.reset()
-    reset_redis()
-
-
-@pytest.fixture
-def zoom(clean_db: Any, redis_client: Any) -> Iterator[FakeZoomServer]:
-    """A running fakezoom, with this process's settings pointing at it."""
-    with FakeZoomServer(fake_config()) as server, settings_pointed_at(server):
-        yield server
-
-
-@contextmanager
-def settings_pointed_at(server: FakeZoomServer) -> Iterator[None]:
-    """This process's settings (and the subprocesses it starts) point at `server` until exit."""
-    saved = {k: os.environ.get(k) for k in worker_env(server)}
-    os.environ.update(worker_env(server))
-    reset_process_state()
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        reset_process_state()
-
-
-def add_source(account: Account, app: App, *, name: str | None = None,
-               **fields: Any) -> uuid.UUID:
-    """A tenant with one source for `app`, committed; returns the source id."""
-    creds: dict[str, Any] = {"client_id": app.client_id, "client_secret": app.client_secret}
-    if app.kind == "s2s":
-        creds["account_id"] = app.account_id
-        grant = GrantType.ACCOUNT_CREDENTIALS
-    else:
-        creds["refresh_token"] = app.refresh_token
-        grant = GrantType.REFRESH_TOKEN
-    fields.setdefault("plan", ZoomPlan.BUSINESS)
-    with session_scope() as session:
-        tenant = make_tenant(session)
-        source = make_source(session, tenant, name=name, grant_type=grant, credentials=creds,
-                             **fields)
-        return source.id
+    """Settings that point a worker subprocess at the fake."""
+    return {**zoom_urls(server), **WORKER_SETTINGS}
 
 
 def new_test(source_id: uuid.UUID) -> uuid.UUID:

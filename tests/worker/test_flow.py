@@ -22,13 +22,14 @@ import pytest
 from sqlmodel import col, select
 
 from fakezoom.server import FakeZoomServer
+from tests.env import settings_pointed_at
+from tests.factories import add_app_source
 from tests.worker.helpers import (
-    add_source,
+    WORKER_SETTINGS,
     count,
     fake_config,
     new_test,
     row_counts,
-    settings_pointed_at,
     stored_event_keys,
     stored_pairs,
     stored_participant_keys,
@@ -109,7 +110,7 @@ class Worker:
 def fake(clean_db: Any, redis_client: Any, request: pytest.FixtureRequest
          ) -> Iterator[FakeZoomServer]:
     config = fake_config(**getattr(request, "param", {}))
-    with FakeZoomServer(config) as server, settings_pointed_at(server):
+    with FakeZoomServer(config) as server, settings_pointed_at(server, **WORKER_SETTINGS):
         yield server
 
 
@@ -202,8 +203,8 @@ def assert_matches_truth(fake: FakeZoomServer, index: int, source_id: uuid.UUID,
 
 def test_two_tenants_flow_from_connection_test_to_rows_equal_to_zoom(fake, worker) -> None:
     w = worker()
-    s2s = add_source(fake.fake.account(0), fake.fake.account(0).s2s_app)
-    general = add_source(fake.fake.account(1), fake.fake.account(1).general_app)
+    s2s = add_app_source(fake.fake.account(0), fake.fake.account(0).s2s_app)
+    general = add_app_source(fake.fake.account(1), fake.fake.account(1).general_app)
     initial_refresh_token = fake.fake.account(1).general_app.refresh_token
     emails = [u["email"] for u in fake.fake.account(0).all_users()[:10]]
     add_identities(s2s, emails)
@@ -258,7 +259,7 @@ def test_a_worker_killed_mid_task_has_its_task_redelivered_with_the_same_result(
     fake, worker
 ) -> None:
     account = fake.fake.account(0)
-    source_id = add_source(account, account.s2s_app, status="active")
+    source_id = add_app_source(account, account.s2s_app, status="active")
     with session_scope() as session:
         tenant_id = session.get_one(Source, source_id).tenant_id
 

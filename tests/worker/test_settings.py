@@ -28,6 +28,17 @@ def test_malformed_setting_is_one_line_naming_the_variable(
         load_settings()
     message = str(info.value)
     assert "AI_DATABASE_URL" in message and "\n" not in message
+    assert "AI_AI_" not in message
+
+
+def test_an_unknown_log_level_is_refused_naming_the_choices(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AI_LOG_LEVEL", "verbose")
+    with pytest.raises(SettingsError, match=r"AI_LOG_LEVEL.*DEBUG, INFO, WARNING"):
+        load_settings()
+    monkeypatch.setenv("AI_LOG_LEVEL", "warning")
+    assert load_settings().log_level == "WARNING"
 
 
 def test_bad_encryption_key_is_refused_with_a_hint(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -38,7 +49,10 @@ def test_bad_encryption_key_is_refused_with_a_hint(monkeypatch: pytest.MonkeyPat
 
 def test_required_placeholder_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AI_ADMIN_API_KEY", "changeme")
-    with pytest.raises(SettingsError, match="AI_ADMIN_API_KEY"):
+    with pytest.raises(SettingsError, match="AI_ADMIN_API_KEY is still the placeholder 'changeme'"):
+        Settings().require("admin_api_key")
+    monkeypatch.setenv("AI_ADMIN_API_KEY", "")
+    with pytest.raises(SettingsError, match="AI_ADMIN_API_KEY is not set"):
         Settings().require("admin_api_key")
 
 

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import redis
 from sqlmodel import Session
 
+from worker import clients
 from worker.activity import summaries
 from worker.aggregation.service import parse_time
 from worker.db import session_scope
@@ -322,9 +323,7 @@ SUMMARY_STREAMS = {Stream.SIGNINS, Stream.MEETINGS}
 
 
 def _default_client(source_id: uuid.UUID) -> ZoomApi:
-    from worker.zoom.factory import client_for_source
-
-    return client_for_source(source_id)
+    return clients.client_for_source(source_id)
 
 
 def run_chunk(

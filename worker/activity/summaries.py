@@ -37,6 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
+from worker.correlation.service import accounts_source_id
 from worker.models import (
     AccountCorrelation,
     ActivityEvent,
@@ -75,8 +76,8 @@ def _utc_day(column: Any, dialect: str) -> Any:
 
 
 def _details(zoom_id: Any, identity_id: Any, dialect: str) -> Any:
-    """`details` as the JSON the old Python loop wrote: {} without a Zoom account, else its id
-    and, when correlated, the identity's id as the canonical uuid string."""
+    """`details` of a summary row: {} for an e-mail without a Zoom account, else the account's
+    id and, when correlated, the identity's id as the canonical uuid string."""
     if dialect == "postgresql":
         empty: Any = cast(literal("{}"), JSON)
         linked = func.json_build_object("user_zoom_id", zoom_id)
@@ -157,10 +158,8 @@ def recompute(session: Session, source: Source, days: Iterable[date]) -> int:
         .group_by(inputs.c.email, inputs.c.day)
     ).subquery("per_day")
 
-    from worker.correlation.service import accounts_source_id
-
     target = accounts_source_id(source)
-    # One Zoom account per e-mail (the old dict kept an arbitrary one among duplicates).
+    # One Zoom account per e-mail: among duplicates the lowest id, so every run picks the same.
     accounts = (
         select(func.lower(ZoomUser.email).label("email"), func.min(ZoomUser.zoom_id).label("zid"))
         .where(col(ZoomUser.source_id) == target, col(ZoomUser.deleted_at).is_(None))

@@ -24,6 +24,7 @@ from sqlalchemy import Table, literal_column, or_, text, update
 from sqlalchemy.dialects import postgresql
 from sqlmodel import Session, SQLModel, col, select
 
+from worker import clients
 from worker.db import session_scope
 from worker.kit.upsert import COPY_THRESHOLD, copy_to_temp, dedupe, upsert, with_defaults
 from worker.models import (
@@ -454,9 +455,7 @@ def reporting(pull: Pull, check: Callable[[], None]) -> Callable[[], None]:
 
 
 def _default_client(source_id: uuid.UUID) -> ZoomApi:
-    from worker.zoom.factory import client_for_source
-
-    return client_for_source(source_id)
+    return clients.client_for_source(source_id)
 
 
 def run_aggregation(

@@ -12,7 +12,12 @@ from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
 import typer
+from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from worker.kit.crypto import CredentialsUnreadable
 from worker.settings import SettingsError
 
 P = ParamSpec("P")
@@ -48,13 +53,6 @@ def _database_hint(exc: BaseException) -> str:
 
 def describe(exc: BaseException) -> tuple[str, int] | None:
     """The one line and exit code for an expected failure, or None for a bug."""
-    from kombu.exceptions import OperationalError as KombuOperationalError
-    from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import TimeoutError as RedisTimeoutError
-    from sqlalchemy.exc import OperationalError, ProgrammingError
-
-    from worker.kit.crypto import CredentialsUnreadable
-
     if isinstance(exc, CliError):
         return str(exc), exc.code
     if isinstance(exc, SettingsError):

@@ -16,7 +16,7 @@ from worker.cli.errors import CliError
 from worker.queues import Queue
 from worker.settings import Settings
 
-# The Celery app with every task registered (issue 5's `worker/tasks.py`).
+# The Celery app with every task registered: `worker/tasks.py` imports every domain's tasks.
 CELERY_APP = "worker.tasks"
 ALL_QUEUES = tuple(str(q) for q in Queue)
 
@@ -134,7 +134,9 @@ def flower_command(
             "or pass --local to run it without auth on 127.0.0.1"
         )
     address = host or ("127.0.0.1" if local and not has_auth else "0.0.0.0")
-    argv = _celery("flower", f"--address={address}", f"--port={port}", "--enable_events=True")
+    # Through our wrapper, so that Flower's /metrics needs the basic auth too (flower.py).
+    argv = [sys.executable, "-m", "worker.cli.flower", "-A", CELERY_APP, "flower",
+            f"--address={address}", f"--port={port}", "--enable_events=True"]
     if persistent_db:
         argv += ["--persistent=True", f"--db={persistent_db}", "--state_save_interval=60000"]
     if url_prefix:

@@ -8,6 +8,7 @@ one line on stderr and a non-zero exit (see `worker.cli.errors`).
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Annotated
@@ -15,11 +16,25 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlmodel import Session, col, select
 
+from worker import migrate
 from worker.cli import launch as launchers
 from worker.cli import ops
 from worker.cli.errors import EXIT_FAILED, CliError, friendly
-from worker.models import GrantType, RunKind, RunStatus, TestStatus, ZoomPlan
+from worker.cli.watch import render_connection_test, wait_activity, wait_connection_test, wait_run
+from worker.db import session_scope
+from worker.kit.crypto import decrypt_json
+from worker.models import (
+    ConnectionTest,
+    GrantType,
+    RunKind,
+    RunStatus,
+    SyncRun,
+    Tenant,
+    TestStatus,
+    ZoomPlan,
+)
 from worker.models.base import as_utc
 from worker.settings import get_settings, settings_or_exit
 
@@ -67,8 +82,6 @@ def _when(value: datetime | None) -> str:
 def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
     """Apply migrations up to REVISION (default: head)."""
     settings = settings_or_exit()
-    from worker import migrate
-
     migrate.upgrade(settings.database_url, revision)
     typer.echo(f"database at {migrate.current(settings.database_url)}")
 
@@ -78,8 +91,6 @@ def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) 
 def db_current() -> None:
     """Show the revision the database is at, and whether it is the newest."""
     settings = settings_or_exit()
-    from worker import migrate
-
     current, head = migrate.current(settings.database_url), migrate.head()
     state = "up to date" if current == head else f"behind (head is {head})"
     typer.echo(f"{current or 'empty'}: {state}")
@@ -93,8 +104,6 @@ def db_current() -> None:
 def tenant_create(name: Annotated[str, typer.Argument(help="Unique tenant name.")]) -> None:
     """Create a tenant; prints its id."""
     settings_or_exit()
-    from worker.db import session_scope
-
     with session_scope() as session:
         tenant = ops.create_tenant(session, name)
     typer.echo(f"tenant {tenant.name} created: {tenant.id}")
@@ -105,11 +114,6 @@ def tenant_create(name: Annotated[str, typer.Argument(help="Unique tenant name."
 def tenant_list() -> None:
     """List tenants."""
     settings_or_exit()
-    from sqlmodel import col, select
-
-    from worker.db import session_scope
-    from worker.models import Tenant
-
     with session_scope() as session:
         for tenant in session.exec(select(Tenant).order_by(col(Tenant.name))):
             typer.echo(f"{tenant.id}  {tenant.name}")
@@ -126,8 +130,6 @@ def key_create(
 ) -> None:
     """Create an API key. It is printed once; only its hash is stored."""
     settings_or_exit()
-    from worker.db import session_scope
-
     with session_scope() as session:
         row, plain = ops.create_key(session, tenant, name, admin)
     scope = "admin" if row.is_admin else f"tenant {row.tenant_id}"
@@ -183,8 +185,6 @@ def source_add(
 ) -> None:
     """Add a source (a Zoom app) with its credentials, stored encrypted."""
     settings_or_exit()
-    from worker.db import session_scope
-
     grant = (
         GrantType.REFRESH_TOKEN
         if grant_type == GrantChoice.refresh_token
@@ -220,8 +220,6 @@ def source_add(
 
 
 def _stdin_is_tty() -> bool:
-    import sys
-
     return sys.stdin.isatty()
 
 
@@ -232,8 +230,6 @@ def source_list(
 ) -> None:
     """List sources with their status."""
     settings_or_exit()
-    from worker.db import session_scope
-
     table = Table("tenant", "source", "id", "grant", "status", "last test ok", box=None)
     with session_scope() as session:
         for t, s in ops.list_sources(session, tenant):
@@ -255,10 +251,6 @@ def source_show(
 ) -> None:
     """Show a source; credentials only as which fields are set."""
     settings_or_exit()
-    from worker.db import session_scope
-    from worker.kit.crypto import decrypt_json
-    from worker.models import Tenant
-
     with session_scope() as session:
         row = ops.resolve_source(session, source)
         tenant = session.get(Tenant, row.tenant_id)
@@ -309,8 +301,6 @@ def source_disable(
 ) -> None:
     """Disable a source: no scheduled or manual runs until it is enabled again."""
     settings_or_exit()
-    from worker.db import session_scope
-
     with session_scope() as session:
         row = ops.disable_source(session, ops.resolve_source(session, source))
     typer.echo(f"source {row.name} disabled")
@@ -328,9 +318,6 @@ def test_connection(
 ) -> None:
     """Queue a connection test; with --wait, show the result and what to fix."""
     settings_or_exit()
-    from worker.cli.watch import render_connection_test, wait_connection_test
-    from worker.db import session_scope
-
     with session_scope() as session:
         row = ops.resolve_source(session, source)
         test = ops.start_connection_test(session, row)
@@ -370,9 +357,6 @@ def correlate(
 
 def _start_and_follow(source: str, kind: RunKind, wait: bool, timeout: float) -> None:
     settings_or_exit()
-    from worker.cli.watch import wait_run
-    from worker.db import session_scope
-
     with session_scope() as session:
         run = ops.start_run(session, ops.resolve_source(session, source), kind)
     if not wait:
@@ -427,9 +411,6 @@ def sync_activity(
 ) -> None:
     """Queue an activity sync: incremental from the watermark, or the --from/--to window."""
     settings_or_exit()
-    from worker.cli.watch import wait_activity
-    from worker.db import session_scope
-
     start = _parse_day(from_, "--from")
     end = _parse_day(to, "--to", end=True)
     if end is not None and start is None:
@@ -468,8 +449,6 @@ def status(
 ) -> None:
     """One table: every tenant's sources, last test, last runs, next runs and failures."""
     settings_or_exit()
-    from worker.db import session_scope
-
     table = Table(
         "tenant", "source", "status", "last test", "aggregation", "correlation", "activity",
         "next runs", "failures 24h", title="Activity Insights for Zoom", show_lines=True,
@@ -503,8 +482,6 @@ def status(
 
 
 def _test_cell(test: object) -> str:
-    from worker.models import ConnectionTest
-
     if not isinstance(test, ConnectionTest):
         return "never"
     mark = {"succeeded": "[green]ok[/]", "failed": "[red]failed[/]"}.get(test.status, test.status)
@@ -515,10 +492,6 @@ def _test_cell(test: object) -> str:
 
 
 def _run_cell(session: object, run: object) -> str:
-    from sqlmodel import Session
-
-    from worker.models import SyncRun
-
     if not isinstance(run, SyncRun) or not isinstance(session, Session):
         return "never"
     totals = ops.run_totals(session, run)

@@ -15,11 +15,11 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from croniter import croniter
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from worker.cli.errors import EXIT_UNAVAILABLE, CliError
+from worker.kit.apikeys import display_prefix, generate_key, hash_key
 from worker.models import (
     ApiKey,
     ConnectionTest,
@@ -28,24 +28,21 @@ from worker.models import (
     RunStatus,
     RunTrigger,
     Source,
-    SourceStatus,
     SyncRun,
     Tenant,
     TestStatus,
     ZoomPlan,
     utcnow,
 )
+from worker.runs.lifecycle import TERMINAL
+from worker.scheduling.cron import InvalidSchedule, check_cron
 from worker.sources import service as sources
 from worker.sources.service import QueueUnavailable, SourceDisabled, SourceInvalid
 
 FINAL_TEST = {TestStatus.SUCCEEDED, TestStatus.FAILED}
-FINAL_RUN = {
-    RunStatus.SUCCEEDED,
-    RunStatus.FAILED,
-    RunStatus.RETRYABLE,
-    RunStatus.DEFERRED,
-    RunStatus.SKIPPED,
-}
+# What a watcher stops waiting for: a finished run, or a deferred one (it resumes by itself
+# later, once the rate cap allows; nothing more happens to it now).
+FINAL_RUN = TERMINAL | {RunStatus.DEFERRED}
 
 
 # --- tenants and keys ---------------------------------------------------------------------
@@ -81,9 +78,6 @@ def create_key(
     session: Session, tenant_ref: str | None, name: str, admin: bool
 ) -> tuple[ApiKey, str]:
     """Create an API key; returns the row and the key itself, which is never stored."""
-    # The API verifies keys with these functions: one format, one hash.
-    from api.keys import display_prefix, generate_key, hash_key
-
     if admin == (tenant_ref is not None):
         raise CliError("give either --tenant (a tenant key) or --admin (an admin key)")
     tenant = resolve_tenant(session, tenant_ref) if tenant_ref else None
@@ -148,12 +142,10 @@ def resolve_source(session: Session, ref: str, tenant_ref: str | None = None) ->
 
 
 def _check_cron(value: str, option: str) -> str:
-    value = value.strip()
-    if value and (len(value.split()) != 5 or not croniter.is_valid(value)):
-        raise CliError(
-            f"{option}: {value!r} is not a five-field cron expression, e.g. '15 2 * * *'"
-        )
-    return value
+    try:
+        return check_cron(value)
+    except InvalidSchedule as exc:
+        raise CliError(f"{option}: {exc}") from None
 
 
 def _check_timezone(value: str) -> str:
@@ -221,13 +213,7 @@ def list_sources(session: Session, tenant_ref: str | None = None) -> list[tuple[
 
 
 def disable_source(session: Session, source: Source) -> Source:
-    source.status = SourceStatus.DISABLED
-    source.status_message = "disabled by an operator"
-    source.next_aggregation_at = None
-    source.next_activity_at = None
-    source.updated_at = utcnow()
-    session.add(source)
-    session.commit()
+    sources.disable(session, source, by="an operator")
     return source
 
 

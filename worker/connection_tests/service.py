@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
+from worker import clients
 from worker.db import session_scope
 from worker.kit.crypto import CredentialsUnreadable
 from worker.models import (
@@ -29,6 +30,7 @@ from worker.models import (
 from worker.runs.followups import send_after_commit, stamp
 from worker.runs.lifecycle import is_transient, new_run
 from worker.runs.sweep import running_test_lease
+from worker.scheduling.service import compute_next
 from worker.zoom.endpoints import has_scope_for, scopes_for
 from worker.zoom.errors import ZoomAuthError, ZoomError, ZoomScopeError
 
@@ -94,15 +96,11 @@ def auth_message(exc: ZoomAuthError) -> str:
 
 
 def _default_token(source_id: uuid.UUID) -> Token:
-    from worker.zoom.factory import token_for_source
-
-    return token_for_source(source_id)
+    return clients.token_for_source(source_id)
 
 
 def _default_client(source_id: uuid.UUID) -> Probe:
-    from worker.zoom.factory import client_for_source
-
-    return client_for_source(source_id)
+    return clients.client_for_source(source_id)
 
 
 def run_connection_test(
@@ -204,8 +202,6 @@ def _record(
     now: datetime | None,
     enqueue: bool,
 ) -> ConnectionTest:
-    from worker.scheduling.service import compute_next
-
     now = now or utcnow()
     to_enqueue: list[SyncRun] = []
     with session_scope() as session:

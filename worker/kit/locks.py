@@ -20,12 +20,12 @@ from typing import Protocol
 import redis
 from redis.exceptions import LockError, LockNotOwnedError
 
+from worker.settings import get_settings
+
 log = logging.getLogger(__name__)
 
 
 def default_lease_seconds() -> float:
-    from worker.settings import get_settings
-
     return get_settings().lock_lease_seconds
 
 

@@ -1,7 +1,8 @@
-"""The process's Redis client (token cache, rate limiter, locks), built lazily from settings.
+"""The process's Redis clients (token cache, rate limiter, locks; the API's flood guard and
+readiness checks), one per URL and timeouts, built lazily.
 
-One client per process: redis-py's connection pool is thread-safe but must not cross a fork
-(Celery prefork children would share the parent's sockets), so it is dropped in the child.
+redis-py's connection pool is thread-safe but must not cross a fork (Celery prefork children
+would share the parent's sockets), so a child drops the parent's clients and builds its own.
 """
 
 from __future__ import annotations
@@ -13,38 +14,60 @@ import redis
 
 from worker.settings import get_settings
 
-_lock = threading.Lock()
-_client: redis.Redis | None = None
-_pid: int | None = None
-
 # Short socket timeouts: a Redis that hangs must turn into a retryable error quickly instead of
 # holding a worker for the OAuth timeout.
 SOCKET_TIMEOUT_SECONDS = 5.0
 
+_Key = tuple[str, float, float]
+_lock = threading.Lock()
+_clients: dict[_Key, redis.Redis] = {}
+_pid: int | None = None
 
-def get_redis() -> redis.Redis:
-    global _client, _pid
-    client = _client
+
+def client_for(
+    url: str,
+    *,
+    connect_timeout: float = SOCKET_TIMEOUT_SECONDS,
+    socket_timeout: float = SOCKET_TIMEOUT_SECONDS,
+) -> redis.Redis:
+    """This process's client for ``url`` with these timeouts (one connection pool each)."""
+    global _pid
+    key = (url, connect_timeout, socket_timeout)
+    client = _clients.get(key)
     if client is not None and _pid == os.getpid():
         return client
     with _lock:
-        if _client is None or _pid != os.getpid():
-            _client = redis.Redis.from_url(
-                get_settings().redis_url,
-                socket_timeout=SOCKET_TIMEOUT_SECONDS,
-                socket_connect_timeout=SOCKET_TIMEOUT_SECONDS,
+        if _pid != os.getpid():
+            _clients.clear()
+            _pid = os.getpid()
+        client = _clients.get(key)
+        if client is None:
+            client = redis.Redis.from_url(
+                url,
+                socket_timeout=socket_timeout,
+                socket_connect_timeout=connect_timeout,
                 health_check_interval=30,
             )
-            _pid = os.getpid()
-        return _client
+            _clients[key] = client
+        return client
+
+
+def get_redis() -> redis.Redis:
+    """The worker's client, on ``AI_REDIS_URL``."""
+    return client_for(get_settings().redis_url)
 
 
 def reset_redis() -> None:
-    """Forget the client (after fork, or when a test changes AI_REDIS_URL)."""
-    global _client, _pid
-    client, _client, _pid = _client, None, None
-    if client is not None and _pid_is_ours(client):
-        client.close()
+    """Forget the clients (after fork, or when a test changes AI_REDIS_URL)."""
+    global _pid
+    with _lock:
+        ours = _pid == os.getpid()
+        clients = list(_clients.values())
+        _clients.clear()
+        _pid = None
+    for client in clients:
+        if ours and _pid_is_ours(client):
+            client.close()
 
 
 def _pid_is_ours(client: redis.Redis) -> bool:
@@ -53,10 +76,11 @@ def _pid_is_ours(client: redis.Redis) -> bool:
 
 
 def _after_fork_in_child() -> None:
-    global _client, _pid, _lock
+    global _pid, _lock
     _lock = threading.Lock()
     # Do not close: the sockets belong to the parent.
-    _client, _pid = None, None
+    _clients.clear()
+    _pid = None
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from psycopg.types.json import Json
 from sqlalchemy import JSON, Table, literal_column, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel
@@ -125,8 +126,6 @@ def copy_to_temp(
 ) -> str:
     """COPY `rows` into a new temporary table shaped like `table` (Postgres only); returns its
     name. The caller drops it: ON COMMIT DROP alone keeps the name busy until commit."""
-    from psycopg.types.json import Json
-
     tmp = f"tmp_{table.name}_{uuid.uuid4().hex[:12]}"
     cols = ", ".join(f'"{c}"' for c in columns)
     json_cols = {c.name for c in table.columns if isinstance(c.type, JSON)}

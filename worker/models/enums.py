@@ -18,7 +18,9 @@ class SourceStatus(StrEnum):
     NEW = "new"  # never tested
     ACTIVE = "active"  # last connection test passed; scheduled
     FAILING = "failing"  # last test failed (credentials, scopes): not scheduled
-    REAUTHORIZE = "reauthorize"  # refresh token rejected: an admin must paste a new one
+    # Refresh token rejected (an admin must paste a new one), or a rotation's outcome unknown
+    # (its answer was lost; a queued connection test finds out). status_message says which.
+    REAUTHORIZE = "reauthorize"
     DISABLED = "disabled"  # switched off by an admin
 
 

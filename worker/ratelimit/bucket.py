@@ -45,7 +45,8 @@ class CategoryLimit:
 
 
 _HR = "heavy+resource"
-# https://developers.zoom.us/docs/commerce/rate-limits/ (shared/zoom-api.md), per account.
+# Zoom's documented limits per account, by plan and category:
+# https://developers.zoom.us/docs/commerce/rate-limits/
 PLAN_LIMITS: dict[str, dict[Category, CategoryLimit]] = {
     "free": {
         Category.LIGHT: CategoryLimit(4, 6000),

@@ -18,6 +18,8 @@ import threading
 from types import FrameType
 from typing import Any
 
+from celery.signals import task_postrun, task_prerun, worker_process_init, worker_shutting_down
+
 log = logging.getLogger(__name__)
 
 _requested = threading.Event()
@@ -85,3 +87,26 @@ def forward_to_pool_children() -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child.pid, signal.SIGTERM)
     log.info("stop requested: running runs hand back after their current page")
+
+
+# Wired here (worker.runs is imported by every run task, so by every worker process), not in
+# celery_app: the app module sits below the run lifecycle in the layers.
+@worker_process_init.connect
+def _pool_child_started(**_: Any) -> None:
+    mark_pool_child()
+
+
+@task_prerun.connect
+def _task_started(**_: Any) -> None:
+    task_started()
+
+
+@task_postrun.connect
+def _task_ended(**_: Any) -> None:
+    task_ended()
+
+
+@worker_shutting_down.connect
+def _stopping(**_: Any) -> None:
+    # Warm shutdown (SIGTERM): running runs stop after their page and hand themselves back.
+    forward_to_pool_children()

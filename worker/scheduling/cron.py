@@ -33,11 +33,48 @@ def zone(name: str) -> ZoneInfo:
         raise InvalidSchedule(f"unknown time zone {name!r}") from None
 
 
+# The five fields beat honours, with their ranges (croniter also takes seconds and years).
+FIELDS = (("minute", "0-59"), ("hour", "0-23"), ("day of month", "1-31"), ("month", "1-12"),
+          ("day of week", "0-7 or SUN-SAT"))
+
+
+def check_cron(expression: str) -> str:
+    """The one validator of schedules (API schema, CLI and scheduler): the expression stripped,
+    or `InvalidSchedule` naming the field that is wrong. Empty means the default schedule."""
+    expression = expression.strip()
+    if not expression:
+        return expression
+    parts = expression.split()
+    if len(parts) != len(FIELDS):
+        raise InvalidSchedule(
+            f"{expression!r} has {len(parts)} field(s); a schedule has five "
+            "(minute hour day-of-month month day-of-week), e.g. '15 2 * * *'")
+    for index, ((name, allowed), part) in enumerate(zip(FIELDS, parts, strict=True)):
+        alone = " ".join(part if i == index else "*" for i in range(len(FIELDS)))
+        if not _parses(alone):
+            raise InvalidSchedule(
+                f"{expression!r}: the {name} field {part!r} is not valid (allowed: {allowed})")
+    # Each field can be fine and the whole never fire ("0 0 31 2 *"): ask for a firing.
+    if not _parses(expression, fire=True):
+        raise InvalidSchedule(f"{expression!r} never fires")
+    return expression
+
+
+def _parses(expression: str, fire: bool = False) -> bool:
+    try:
+        if not croniter.is_valid(expression):
+            return False
+        if fire:
+            croniter(expression, datetime(2026, 1, 1, tzinfo=UTC)).get_next(datetime)
+    except Exception:  # croniter raises assorted types on odd input
+        return False
+    return True
+
+
 def validate(expression: str, timezone: str = "UTC") -> None:
-    """For the API: refuse a schedule before it is stored, with a message naming the problem."""
+    """Refuse a schedule (cron and time zone) with a message naming the problem."""
     zone(timezone)
-    if expression and not croniter.is_valid(expression):
-        raise InvalidSchedule(f"invalid cron expression {expression!r}")
+    check_cron(expression)
 
 
 def next_fire(expression: str, timezone: str, after: datetime) -> datetime:

@@ -213,6 +213,17 @@ def rotate_credentials(
     return True
 
 
+def disable(session: Session, source: Source, by: str) -> None:
+    """Disable the source and commit: no scheduled or manual work until it is enabled again.
+    ``by`` says who did it, for the status message (``"an admin"``, ``"an operator"``)."""
+    source.status = SourceStatus.DISABLED
+    source.status_message = f"disabled by {by}"
+    source.updated_at = utcnow()
+    compute_next(source, source.updated_at)  # a disabled source has no next run
+    session.add(source)
+    session.commit()
+
+
 # --- starting work ------------------------------------------------------------------------
 
 

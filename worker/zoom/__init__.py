@@ -1,7 +1,7 @@
 """Everything that speaks HTTP to Zoom: the client, its errors, pagination and endpoint table.
 
-Build clients with ``worker.zoom.factory.client_for_source`` (not imported here, so that this
-package can be imported without settings, Redis or a database).
+It knows nothing of Redis or Postgres: a client is handed its token source and rate limiter.
+Build one for a source with ``worker.clients.client_for_source``.
 """
 
 from worker.zoom.client import Page, ZoomClient, encode_meeting_uuid

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api.conftest import World
+from tests.api.helpers import World
 
 
 def _emails(world: World, query: str) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from urllib.parse import quote
 
-from tests.api.conftest import World
+from tests.api.helpers import World
 from tests.api.seed import NOW
 
 

@@ -10,7 +10,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from tests.api.conftest import TenantCtx, assert_no_secret, broker_messages, create_source
+from tests.api.helpers import TenantCtx, assert_no_secret, create_source
+from tests.broker import broker_messages
 
 
 def test_a_test_is_queued_at_once_with_ids_only_on_the_connection_tests_queue(

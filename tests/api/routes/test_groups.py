@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.api.conftest import World
+from tests.api.helpers import World
 
 
 def test_groups_are_listed_and_read_with_members(world: World) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from api.routes.identities import MAX_ROWS
-from tests.api.conftest import TenantCtx, create_source
+from tests.api.helpers import TenantCtx, create_source
 
 
 def _csv(client: TestClient, tenant: TenantCtx, content: bytes | str):  # type: ignore[no-untyped-def]
@@ -68,7 +68,7 @@ def test_more_rows_than_the_limit_is_413(client: TestClient, tenant: TenantCtx) 
 
 def test_a_body_over_the_size_cap_is_413_before_it_is_parsed(tenant: TenantCtx) -> None:
     from api.main import create_app
-    from tests.api.conftest import TestClient as Client
+    from tests.api.helpers import TestClient as Client
 
     with Client(create_app(max_body_bytes=1024)) as small:
         big = "external_id,email\n" + "x" * 2000 + ",a@b.example\n"

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.api.conftest import World
+from tests.api.helpers import World
 from tests.api.seed import NOW
 
 

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from tests.api.conftest import TenantCtx
+from tests.api.helpers import TenantCtx
 
 
 def test_a_key_is_shown_once_and_stored_only_as_its_hash(
@@ -74,8 +74,8 @@ def test_missing_and_unknown_keys_get_the_same_401(client: TestClient) -> None:
 def test_an_admin_key_row_counts_as_the_admin_key(
     client: TestClient, clean_db: Engine
 ) -> None:
-    from api.keys import display_prefix, generate_key, hash_key
     from worker.db import session_scope
+    from worker.kit.apikeys import display_prefix, generate_key, hash_key
     from worker.models import ApiKey
 
     plain = generate_key()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.api.conftest import World
+from tests.api.helpers import World
 
 
 def test_meetings_are_latest_first_and_filtered_by_host(world: World) -> None:

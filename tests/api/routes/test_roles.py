@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.api.conftest import World
+from tests.api.helpers import World
 
 
 def test_a_role_is_read_by_id(world: World) -> None:

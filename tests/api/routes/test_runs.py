@@ -10,7 +10,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from tests.api.conftest import TenantCtx, assert_no_secret, broker_messages, create_source
+from tests.api.helpers import TenantCtx, assert_no_secret, create_source
+from tests.broker import broker_messages
 
 
 def _iso(value: datetime) -> str:
@@ -47,6 +48,7 @@ def test_a_run_is_queued_with_its_id_only(
     assert run["id"] == body["id"] and run["children"] == []
 
 
+@pytest.mark.usefixtures("pinned_clock")
 def test_a_backfill_window_is_stored_on_the_run(
     client: TestClient, tenant: TenantCtx
 ) -> None:
@@ -61,6 +63,7 @@ def test_a_backfill_window_is_stored_on_the_run(
     assert datetime.fromisoformat(run["window_end"]) == end
 
 
+@pytest.mark.usefixtures("pinned_clock")
 def test_a_backfill_without_to_runs_until_now(client: TestClient, tenant: TenantCtx) -> None:
     source = create_source(client, tenant)
     response = client.post(f"/v1/sources/{source['id']}/activity-syncs",
@@ -74,6 +77,7 @@ def test_a_backfill_without_to_runs_until_now(client: TestClient, tenant: Tenant
     assert run["window_end"] is not None
 
 
+@pytest.mark.usefixtures("pinned_clock")
 @pytest.mark.parametrize(
     ("window", "field"),
     [

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from tests.api.conftest import (
+from tests.api.helpers import (
     REFRESH_CREDENTIALS,
     S2S_CREDENTIALS,
     TenantCtx,

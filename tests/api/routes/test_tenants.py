@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import TenantCtx
+from tests.api.helpers import TenantCtx
 
 
 def test_the_admin_key_creates_a_tenant_and_a_duplicate_name_conflicts(

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import func, update
 from sqlmodel import col, select
 
+from tests.factories import add_app_source
 from tests.worker.helpers import (
-    add_source,
     count,
     row_counts,
     stored_pairs,
@@ -18,7 +18,6 @@ from tests.worker.helpers import (
     truth_group_members,
     truth_role_members,
     truth_users,
-    zoom,
 )
 from worker.aggregation import service
 from worker.aggregation.service import run_aggregation
@@ -36,8 +35,6 @@ from worker.models import (
 )
 from worker.zoom.errors import ZoomBadResponse
 
-__all__ = ["zoom"]
-
 
 def new_run(source_id: uuid.UUID, kind: str = RunKind.AGGREGATION) -> uuid.UUID:
     with session_scope() as session:
@@ -54,7 +51,7 @@ def get_run(run_id: uuid.UUID) -> SyncRun:
 
 def test_aggregation_stores_the_fakes_directory_and_queues_correlation(zoom) -> None:
     account = zoom.fake.account(0)
-    source_id = add_source(account, account.s2s_app)
+    source_id = add_app_source(account, account.s2s_app)
     run = run_aggregation(new_run(source_id), enqueue=False)
 
     assert run.status == RunStatus.SUCCEEDED
@@ -77,7 +74,7 @@ def test_aggregation_stores_the_fakes_directory_and_queues_correlation(zoom) -> 
 
 def test_with_the_roles_scope_roles_and_members_come_from_zoom(zoom) -> None:
     account = zoom.fake.account(1)
-    source_id = add_source(account, account.general_app)
+    source_id = add_app_source(account, account.general_app)
     run = run_aggregation(new_run(source_id), enqueue=False)
     assert run.status == RunStatus.SUCCEEDED
     assert run.details["missing_optional_scopes"] == []
@@ -87,7 +84,7 @@ def test_with_the_roles_scope_roles_and_members_come_from_zoom(zoom) -> None:
 
 def test_deltas_between_two_aggregations_are_reflected(zoom) -> None:
     account = zoom.fake.account(0)
-    source_id = add_source(account, account.s2s_app)
+    source_id = add_app_source(account, account.s2s_app)
     run_aggregation(new_run(source_id), enqueue=False)
 
     users = [u for u in account.all_users("active")]
@@ -118,7 +115,7 @@ def test_deltas_between_two_aggregations_are_reflected(zoom) -> None:
 
 def test_a_failed_aggregation_deletes_nothing_and_records_the_error(zoom) -> None:
     account = zoom.fake.account(0)
-    source_id = add_source(account, account.s2s_app)
+    source_id = add_app_source(account, account.s2s_app)
     run_aggregation(new_run(source_id), enqueue=False)
     before = count(ZoomUser, source_id, live=True)
     account.delete_user(account.all_users("active")[5]["id"])
@@ -137,7 +134,7 @@ def test_a_failed_aggregation_deletes_nothing_and_records_the_error(zoom) -> Non
 
 def test_rerunning_aggregation_changes_no_row_count(zoom) -> None:
     account = zoom.fake.account(0)
-    source_id = add_source(account, account.s2s_app)
+    source_id = add_app_source(account, account.s2s_app)
     run_aggregation(new_run(source_id), enqueue=False)
     first = row_counts(source_id)
     again = run_aggregation(new_run(source_id), enqueue=False)
@@ -152,7 +149,7 @@ def test_a_second_aggregation_while_one_holds_the_lock_is_skipped_and_says_so(
     from worker.kit.locks import LeaseLock
 
     account = zoom.fake.account(0)
-    source_id = add_source(account, account.s2s_app)
+    source_id = add_app_source(account, account.s2s_app)
     holder = LeaseLock(redis_client, f"ai:lock:aggregate:{source_id}", owner="other-run",
                        lease=30)
     assert holder.acquire()
@@ -180,7 +177,7 @@ def write_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
 
 def test_a_no_change_aggregation_only_moves_last_seen(zoom, write_path) -> None:
     account = zoom.fake.account(0)
-    source_id = add_source(account, account.s2s_app)
+    source_id = add_app_source(account, account.s2s_app)
     run_aggregation(new_run(source_id), enqueue=False)
     probe = account.all_users("active")[0]["id"]
     # A stored content column that differs while the hash still matches shows whether the
@@ -209,7 +206,7 @@ def test_a_no_change_aggregation_only_moves_last_seen(zoom, write_path) -> None:
 
 def test_a_reappearing_user_counts_as_updated_and_is_live_again(zoom, write_path) -> None:
     account = zoom.fake.account(0)
-    source_id = add_source(account, account.s2s_app)
+    source_id = add_app_source(account, account.s2s_app)
     run_aggregation(new_run(source_id), enqueue=False)
     back = account.all_users("active")[3]["id"]
     # As a complete pull that missed the user (and its memberships) would have left them.

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from sqlmodel import select
 
-from tests.worker.helpers import add_source, new_test, source_row, zoom
+from tests.factories import add_app_source
+from tests.worker.helpers import new_test, source_row
+from worker.clients import forget_source_tokens
 from worker.connection_tests.service import run_connection_test
 from worker.db import session_scope
 from worker.kit.crypto import decrypt_json, encrypt_json
@@ -18,9 +20,6 @@ from worker.models import (
     SyncRun,
     enums,
 )
-from worker.zoom.factory import forget_source_tokens
-
-__all__ = ["zoom"]
 
 
 def runs_of(source_id) -> list[SyncRun]:
@@ -30,7 +29,7 @@ def runs_of(source_id) -> list[SyncRun]:
 
 def test_a_good_test_activates_schedules_and_starts_aggregation_and_activity(zoom) -> None:
     account = zoom.fake.account(1)
-    source_id = add_source(account, account.general_app)  # refresh-token grant
+    source_id = add_app_source(account, account.general_app)  # refresh-token grant
     test = run_connection_test(new_test(source_id), enqueue=False)
 
     assert test.status == enums.TestStatus.SUCCEEDED
@@ -52,7 +51,7 @@ def test_a_good_test_activates_schedules_and_starts_aggregation_and_activity(zoo
 
 def test_the_missing_optional_roles_scope_is_reported_but_passes(zoom) -> None:
     account = zoom.fake.account(0)
-    source_id = add_source(account, account.s2s_app)
+    source_id = add_app_source(account, account.s2s_app)
     test = run_connection_test(new_test(source_id), enqueue=False)
     assert test.status == enums.TestStatus.SUCCEEDED
     assert test.missing_optional_scopes == ["role:read:admin"]
@@ -61,7 +60,7 @@ def test_the_missing_optional_roles_scope_is_reported_but_passes(zoom) -> None:
 def test_a_missing_required_scope_fails_and_stops_scheduling(zoom) -> None:
     account = zoom.fake.account(0)
     app = account.add_app("s2s", scopes=["user:read:admin", "group:read:admin"])
-    source_id = add_source(account, app)
+    source_id = add_app_source(account, app)
     test = run_connection_test(new_test(source_id), enqueue=False)
     assert test.status == enums.TestStatus.FAILED
     assert test.missing_scopes == ["report:read:admin"]
@@ -76,7 +75,7 @@ def test_a_missing_required_scope_fails_and_stops_scheduling(zoom) -> None:
 def test_bad_credentials_fail_then_fixed_credentials_resume_scheduling(zoom) -> None:
     account = zoom.fake.account(0)
     app = account.s2s_app
-    source_id = add_source(account, app)
+    source_id = add_app_source(account, app)
     with session_scope() as session:
         source = session.get_one(Source, source_id)
         creds = decrypt_json(source.credentials_ciphertext)
@@ -106,7 +105,7 @@ def test_bad_credentials_fail_then_fixed_credentials_resume_scheduling(zoom) -> 
 def test_a_revoked_refresh_token_asks_for_reauthorisation(zoom) -> None:
     account = zoom.fake.account(1)
     app = account.general_app
-    source_id = add_source(account, app)
+    source_id = add_app_source(account, app)
     zoom.fake.revoke_tokens(app, refresh=True)
     test = run_connection_test(new_test(source_id), enqueue=False)
     assert test.status == enums.TestStatus.FAILED

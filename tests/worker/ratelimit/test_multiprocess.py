@@ -14,6 +14,8 @@ from sqlalchemy.engine import Engine
 
 from fakezoom.server import FakeZoomServer
 from fakezoom.testing import running_fakezoom
+from tests.env import settings_pointed_at
+from tests.factories import add_app_source
 from tests.worker.zoom import harness
 
 pytestmark = pytest.mark.slow
@@ -29,7 +31,7 @@ SECONDS = 3.0
 @pytest.fixture
 def server(redis_client: redis.Redis, clean_db: Engine) -> Iterator[FakeZoomServer]:
     with running_fakezoom(users=30, days=1, rate_scale=FAKE_SCALE) as srv, \
-            harness.zoom_env(srv), harness.catching_logs() as logs:
+            settings_pointed_at(srv), harness.catching_logs() as logs:
         yield srv
         harness.assert_no_secret_logged(logs, harness.known_secrets(srv))
 
@@ -37,7 +39,7 @@ def server(redis_client: redis.Redis, clean_db: Engine) -> Iterator[FakeZoomServ
 def test_four_processes_share_one_account_budget_without_429(
     server: FakeZoomServer, clean_db: Engine
 ) -> None:
-    sid = harness.add_source(clean_db, server.fake.account(0).s2s_app)
+    sid = add_app_source(server.fake.account(0), server.fake.account(0).s2s_app)
     barrier = f"barrier:{uuid.uuid4().hex}"
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(PROCESSES, mp_context=ctx) as pool:

@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from fakezoom.server import FakeZoomServer
-from tests.worker.helpers import add_source, fake_config, settings_pointed_at, worker_env
+from tests.env import settings_pointed_at
+from tests.factories import add_app_source as add_source
+from tests.worker.helpers import fake_config, worker_env
 from tests.worker.runs.harness import Proc, fault_env, processes
 from worker.db import session_scope
 from worker.models import Source

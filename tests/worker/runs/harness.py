@@ -26,8 +26,9 @@ from typing import Any
 from sqlalchemy import create_engine, pool, text
 from sqlmodel import col, select
 
-from tests.services import _binary, _free_port
+from tests.services import _binary
 from worker.db import dispose_engines, session_scope
+from worker.kit.net import free_port as _free_port
 from worker.models import RunStatus, SyncRun
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -10,8 +10,8 @@ import uuid
 import pytest
 from sqlmodel import select
 
+from tests.factories import add_app_source as add_source
 from tests.worker.helpers import (
-    add_source,
     count,
     new_test,
     stored_event_keys,

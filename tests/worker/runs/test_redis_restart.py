@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.services import _answers, _free_port
+from tests.services import _answers
 from tests.worker.helpers import (
     count,
     new_test,
@@ -27,6 +27,7 @@ from tests.worker.helpers import (
 )
 from tests.worker.runs.harness import all_runs, fault_env, processes, wait_until
 from tests.worker.runs.test_lost_messages import connection_tests_of, finished
+from worker.kit.net import free_port as _free_port
 from worker.models import RunKind, ZoomUser
 
 pytestmark = pytest.mark.slow

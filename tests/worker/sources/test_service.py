@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlmodel import Session, select
 
-from tests.api.conftest import broker_messages
+from tests.broker import broker_messages
 from tests.factories import make_source, make_tenant
 from worker import dispatch
 from worker.kit.crypto import decrypt_json

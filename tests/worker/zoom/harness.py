@@ -1,5 +1,5 @@
-"""Shared set-up for the integration tests: fakezoom as a real server, sources committed to
-Postgres, 'spawn' worker processes, a Redis start barrier and a secret-catching log handler.
+"""Shared pieces of the multi-process tests: 'spawn' worker processes' entry points, a Redis
+start barrier, the fake's token counters and a secret-catching log handler.
 
 Child-process entry points live here (not in test modules) so that spawned interpreters import
 them without importing pytest fixtures.
@@ -14,59 +14,15 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import redis
-from sqlalchemy.engine import Engine
-from sqlmodel import Session
 
-from fakezoom.core import App
 from fakezoom.server import FakeZoomServer
-from tests.factories import make_source, make_tenant
-from worker.models import GrantType
 
 BARRIER_TIMEOUT = 60.0
 
 
 # -- parent side -------------------------------------------------------------------------
-
-@contextmanager
-def zoom_env(server: FakeZoomServer) -> Iterator[None]:
-    """Point settings (here and in children spawned meanwhile) at the fake."""
-    from worker.settings import get_settings
-    from worker.zoom import factory
-
-    saved = {k: os.environ.get(k) for k in ("AI_ZOOM_OAUTH_URL", "AI_ZOOM_API_URL")}
-    os.environ["AI_ZOOM_OAUTH_URL"] = server.oauth_token_url
-    os.environ["AI_ZOOM_API_URL"] = server.api_url
-    get_settings.cache_clear()
-    factory.reset()
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        get_settings.cache_clear()
-        factory.reset()
-
-
-def add_source(engine: Engine, app: App, **fields: Any) -> uuid.UUID:
-    """A committed source for a fake app (children read it from Postgres)."""
-    creds: dict[str, Any] = {"client_id": app.client_id, "client_secret": app.client_secret,
-                             "account_id": app.account_id}
-    grant = GrantType.ACCOUNT_CREDENTIALS
-    if app.kind == "general":
-        creds["refresh_token"] = app.refresh_token
-        grant = GrantType.REFRESH_TOKEN
-    with Session(engine) as session:
-        tenant = make_tenant(session)
-        source = make_source(session, tenant, grant_type=grant, credentials=creds, **fields)
-        session.commit()
-        return source.id
-
 
 def token_requests(server: FakeZoomServer, client_id: str | None = None) -> dict[str, int]:
     """Token requests by status (all apps, or one app)."""
@@ -138,16 +94,16 @@ def redis_barrier(name: str, parties: int) -> None:
 
 def warm_up() -> int:
     """Import everything and open pools before the timed part of a test."""
-    from worker.zoom import factory
+    from worker import clients
 
-    factory.get_token_cache()
+    clients.get_token_cache()
     return os.getpid()
 
 
 def stampede_child(barrier: str, parties: int, source_ids: list[str], threads: int
                    ) -> list[tuple[str, str]]:
     """`threads` threads each ask for the token of every source, all at the same moment."""
-    from worker.zoom import factory
+    from worker import clients
 
     results: list[tuple[str, str]] = []
     lock = threading.Lock()
@@ -157,7 +113,7 @@ def stampede_child(barrier: str, parties: int, source_ids: list[str], threads: i
         start.wait()
         order = source_ids[offset % len(source_ids):] + source_ids[:offset % len(source_ids)]
         for sid in order:
-            token = factory.token_for_source(uuid.UUID(sid))
+            token = clients.token_for_source(uuid.UUID(sid))
             with lock:
                 results.append((sid, token.access_token))
 
@@ -172,9 +128,9 @@ def stampede_child(barrier: str, parties: int, source_ids: list[str], threads: i
 
 def rotation_child(source_id: str, counter: str, target: int) -> int:
     """Force refreshes (invalidate the current token) until `target` succeeded overall."""
-    from worker.zoom import factory
+    from worker import clients
 
-    cache = factory.get_token_cache()
+    cache = clients.get_token_cache()
     client = redis.Redis.from_url(os.environ["AI_REDIS_URL"])
     done = 0
     for _ in range(target * 4):
@@ -191,11 +147,11 @@ def rotation_child(source_id: str, counter: str, target: int) -> int:
 
 def crash_child(source_id: str, point: str, lease: float | None = None) -> None:
     """Refresh the source's token and die by SIGKILL at `point`."""
+    from worker import clients
     from worker.tokens import faults
-    from worker.zoom import factory
 
     faults.FAULT_POINT = point
-    cache = factory.get_token_cache()
+    cache = clients.get_token_cache()
     if lease is not None:
         cache.lease = lease
     cache.get_token(source_id)
@@ -206,21 +162,21 @@ def pager_child(barrier: str, parties: int, source_id: str, per_second: float, s
                 seconds: float) -> tuple[int, int, float, float]:
     """Page GET /users for `seconds` under an account limiter scaled down to `per_second`.
     Returns (pages, rate-limit errors, wall time of the first and of the last answer)."""
+    from worker import clients
     from worker.kit.redis import get_redis
     from worker.ratelimit.bucket import AccountLimiter, CategoryLimit
     from worker.settings import get_settings
-    from worker.zoom import factory
     from worker.zoom.client import ZoomClient
     from worker.zoom.endpoints import Category
     from worker.zoom.errors import ZoomRateLimited
 
-    cache = factory.get_token_cache()
-    limits = factory._source_limits(uuid.UUID(source_id))
+    cache = clients.get_token_cache()
+    limits = clients._source_limits(uuid.UUID(source_id))
     limiter = AccountLimiter(
         get_redis(), limits.account_key, share=share,
         limits={c: CategoryLimit(per_second) for c in Category},
     )
-    client = ZoomClient(source_id, cache.for_source(source_id), limiter, factory.get_http(),
+    client = ZoomClient(source_id, cache.for_source(source_id), limiter, clients.get_http(),
                         get_settings().zoom_api_url)
     cache.get_token(source_id)
     redis_barrier(barrier, parties)

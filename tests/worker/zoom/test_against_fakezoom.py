@@ -14,8 +14,10 @@ from sqlalchemy.engine import Engine
 
 from fakezoom.server import FakeZoomServer
 from fakezoom.testing import running_fakezoom
+from tests.env import settings_pointed_at
+from tests.factories import add_app_source
 from tests.worker.zoom import harness
-from worker.zoom import factory
+from worker import clients
 from worker.zoom.client import ZoomClient, encode_meeting_uuid
 from worker.zoom.errors import (
     ZoomBadResponse,
@@ -28,7 +30,7 @@ from worker.zoom.pagination import month_windows, window_params
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[FakeZoomServer]:
-    with running_fakezoom(users=700, days=20) as srv, harness.zoom_env(srv):
+    with running_fakezoom(users=700, days=20) as srv, settings_pointed_at(srv):
         yield srv
 
 
@@ -38,7 +40,7 @@ def fake(server: FakeZoomServer, redis_client: redis.Redis, clean_db: Engine
     server.fake.reset_stats()
     server.fake.clear_faults()
     server.fake.configure(rate_limits_enabled=False)
-    factory.reset()
+    clients.reset()
     with harness.catching_logs() as logs:
         yield server
     harness.assert_no_secret_logged(logs, harness.known_secrets(server))
@@ -47,8 +49,8 @@ def fake(server: FakeZoomServer, redis_client: redis.Redis, clean_db: Engine
 def _client(fake: FakeZoomServer, engine: Engine, general: bool = False) -> ZoomClient:
     account = fake.fake.account(0)
     app = account.add_app("general") if general else account.s2s_app
-    sid: uuid.UUID = harness.add_source(engine, app)
-    client = factory.client_for_source(sid)
+    sid: uuid.UUID = add_app_source(account, app)
+    client = clients.client_for_source(sid)
     client.deadline_seconds = 30
     return client
 
@@ -113,7 +115,7 @@ def test_zoom_codes_reach_the_caller(fake: FakeZoomServer, clean_db: Engine) -> 
     assert gone.value.code == 3001 and gone.value.status == 404
     account = fake.fake.account(0)
     scopeless = account.add_app("s2s", scopes=["user:read:admin"])
-    limited = factory.client_for_source(harness.add_source(clean_db, scopeless))
+    limited = clients.client_for_source(add_app_source(account, scopeless))
     with pytest.raises(ZoomScopeError) as scope:
         limited.get("/report/activities", {"from": "2024-01-01", "to": "2024-01-02"})
     assert scope.value.code in (4700, 4711) and scope.value.missing

@@ -1,16 +1,15 @@
-"""API test fixtures: the app on real Postgres and a real Redis broker, tenants with keys."""
+"""What the API tests share: tenants with keys made through the API, source payloads, the
+credentials' secrets (to check none leaks) and the seeded world's shape.
+
+The fixtures that use these (`client`, `tenant`, `world`...) are in `tests/fixtures/api.py`.
+"""
 
 from __future__ import annotations
 
-import base64
-import json
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
-from sqlalchemy.engine import Engine
 from starlette.exceptions import StarletteDeprecationWarning
 
 # Starlette 1.x prefers httpx2 for its TestClient and warns on httpx; the warning is about a
@@ -19,25 +18,11 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
     from fastapi.testclient import TestClient
 
-from api.main import create_app
-
-
 @dataclass
 class TenantCtx:
     id: str
     key: str
     headers: dict[str, str]
-
-
-@pytest.fixture
-def client(clean_db: Engine, redis_client: Any) -> Iterator[TestClient]:
-    with TestClient(create_app()) as test_client:
-        yield test_client
-
-
-@pytest.fixture
-def admin_headers(admin_key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {admin_key}"}
 
 
 def new_tenant(client: TestClient, admin_headers: dict[str, str], name: str) -> TenantCtx:
@@ -49,16 +34,6 @@ def new_tenant(client: TestClient, admin_headers: dict[str, str], name: str) -> 
     assert key.status_code == 201, key.text
     plain = key.json()["key"]
     return TenantCtx(id=tenant_id, key=plain, headers={"Authorization": f"Bearer {plain}"})
-
-
-@pytest.fixture
-def tenant(client: TestClient, admin_headers: dict[str, str]) -> TenantCtx:
-    return new_tenant(client, admin_headers, "acme")
-
-
-@pytest.fixture
-def other_tenant(client: TestClient, admin_headers: dict[str, str]) -> TenantCtx:
-    return new_tenant(client, admin_headers, "globex")
 
 
 S2S_CREDENTIALS = {
@@ -99,18 +74,6 @@ def create_source(client: TestClient, ctx: TenantCtx, name: str = "zoom-main",
     return body
 
 
-def broker_messages(redis_client: Any, queue: str) -> list[dict[str, Any]]:
-    """Messages waiting in a queue of kombu's Redis transport (a list of JSON envelopes whose
-    body is base64 JSON ``[args, kwargs, embed]``), oldest first."""
-    out = []
-    for raw in reversed(redis_client.lrange(queue, 0, -1)):
-        envelope = json.loads(raw)
-        body = json.loads(base64.b64decode(envelope["body"]))
-        out.append({"raw": raw.decode(), "headers": envelope["headers"], "args": body[0],
-                    "kwargs": body[1]})
-    return out
-
-
 def assert_no_secret(text: str) -> None:
     for secret in SECRETS:
         assert secret not in text
@@ -127,31 +90,3 @@ class World:
     source_b: dict[str, Any]
     seed_a: Any
     seed_b: Any
-
-
-@pytest.fixture(scope="module")
-def world(engine: Engine, redis_url: str, admin_key: str) -> Iterator[World]:
-    """Seeded once per module (truncating per test would dominate the suite's run time);
-    tests using it must not write."""
-    import redis
-
-    from tests.api.seed import seed_directory_and_activity
-    from tests.conftest import truncate_all
-
-    truncate_all(engine)
-    flush = redis.Redis.from_url(redis_url)
-    flush.flushdb()
-    admin = {"Authorization": f"Bearer {admin_key}"}
-    with TestClient(create_app()) as test_client:
-        a = new_tenant(test_client, admin, "acme")
-        b = new_tenant(test_client, admin, "globex")
-        source_a = create_source(test_client, a, "zoom-a")
-        source_b = create_source(test_client, b, "zoom-b")
-        yield World(
-            client=test_client, a=a, b=b, source_a=source_a, source_b=source_b,
-            seed_a=seed_directory_and_activity(a.id, source_a["id"]),
-            seed_b=seed_directory_and_activity(b.id, source_b["id"]),
-        )
-    truncate_all(engine)
-    flush.flushdb()
-    flush.close()

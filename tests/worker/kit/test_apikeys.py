@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from api.keys import display_prefix, generate_key, hash_key
+from worker.kit.apikeys import display_prefix, generate_key, hash_key
 
 
 def test_keys_are_random_prefixed_and_hashed_with_sha256() -> None:

@@ -1,6 +1,6 @@
 """An embedded Redis stand-in for the demo: fakeredis's TCP server in a process of its own.
 
-``python -m worker.demo_redis [PORT]`` listens on 127.0.0.1 (a free port when 0) and prints
+``python -m demo.embedded_redis [PORT]`` listens on 127.0.0.1 (a free port when 0) and prints
 ``READY <port>`` once it accepts connections. It runs apart from the demo's own process so the
 broker, token cache, locks and rate limiter never wait on the demo's GIL. Lua scripts work
 because fakeredis is installed with its ``lua`` extra. Data lives in memory only.
@@ -13,10 +13,10 @@ import signal
 import sys
 from types import FrameType
 
+from fakeredis import TcpFakeServer
+
 
 def main(argv: list[str] | None = None) -> int:
-    from fakeredis import TcpFakeServer
-
     args = sys.argv[1:] if argv is None else argv
     port = int(args[0]) if args else 0
     TcpFakeServer.daemon_threads = True

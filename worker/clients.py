@@ -1,4 +1,9 @@
-"""Building Zoom clients from settings and a source row, with per-process shared plumbing.
+"""The composition root: Zoom clients built from settings, a source row and shared plumbing.
+
+`worker.zoom` knows HTTP and Zoom, `worker.tokens` the token cache, `worker.ratelimit` the
+account buckets; none of them knows the others' storage. Here they are put together: the
+services ask for `client_for_source(source_id)` and get a client that shares tokens and the
+rate limit with every other process working for the same Zoom account.
 
 Per process (rebuilt after fork): one pooled ``httpx.Client``, one Redis client
 (``worker.kit.redis``), one ``TokenCache``. Per call: a light ``ZoomClient`` over those, with
@@ -23,7 +28,7 @@ from worker.models.tenancy import Source
 from worker.ratelimit.bucket import AccountLimiter
 from worker.settings import get_settings
 from worker.tokens.cache import AccessToken, TokenCache
-from worker.tokens.credentials import OAuthClient, SourceTokenFetcher
+from worker.tokens.credentials import OAuthClient, SourceTokenFetcher, forget_source_credentials
 from worker.zoom.client import ZoomClient
 from worker.zoom.errors import ZoomNotFound
 
@@ -119,17 +124,7 @@ def token_for_source(source_id: uuid.UUID) -> AccessToken:
     return get_token_cache().get_token(str(source_id))
 
 
-def account_id_for_source(source_id: uuid.UUID) -> str | None:
-    """The Zoom account id of the source's app, from ``GET /users/me`` (a Light call).
-    The caller stores it on ``source.zoom_account_id`` so the limiter keys by account."""
-    me = client_for_source(source_id).get("/users/me")
-    account_id = me.get("account_id")
-    return str(account_id) if account_id else None
-
-
 def forget_source_tokens(source_id: uuid.UUID) -> None:
     """After an admin changed a source's credentials: drop its cached token and any remembered
     refusal, so the next call uses the new credentials at once (no Zoom call here)."""
-    from worker.tokens.credentials import forget_source_credentials
-
     forget_source_credentials(get_redis(), str(source_id))

@@ -12,7 +12,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,9 +21,13 @@ from types import TracebackType
 from typing import IO
 
 import httpx
+import redis
 from cryptography.fernet import Fernet
+from sqlalchemy.exc import OperationalError
 
+from worker import migrate as migrations
 from worker.cli import launch as launchers
+from worker.kit.net import free_port
 from worker.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,12 +35,6 @@ ROOT = Path(__file__).resolve().parent.parent
 
 class StackError(RuntimeError):
     """A piece of the demo did not start; the message names it and its log file."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -120,7 +117,7 @@ class Stack:
         log_path = self.logs / "redis.log"
         log_file = log_path.open("wb")
         popen = subprocess.Popen(
-            [sys.executable, "-m", "worker.demo_redis", "0"],
+            [sys.executable, "-m", "demo.embedded_redis", "0"],
             stdout=subprocess.PIPE, stderr=log_file, cwd=ROOT, start_new_session=True,
         )
         self.procs.append(Proc("redis", popen, log_path, log_file))
@@ -131,8 +128,6 @@ class Stack:
         return f"redis://127.0.0.1:{int(line.split()[1])}/0"
 
     def _check_redis(self) -> None:
-        import redis
-
         client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=3)
         try:
             client.ping()
@@ -142,12 +137,8 @@ class Stack:
             client.close()
 
     def migrate(self) -> None:
-        from sqlalchemy.exc import OperationalError
-
-        from worker import migrate
-
         try:
-            migrate.upgrade(self.database_url)
+            migrations.upgrade(self.database_url)
         except OperationalError as exc:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             raise StackError(f"cannot migrate the database: {reason}") from None

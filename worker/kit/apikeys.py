@@ -2,6 +2,9 @@
 
 A plain hash (no salt, no slow KDF) is right for keys: they are random and long, so there is
 nothing to brute-force, and a fast hash lets every request look its key up by index.
+
+The API verifies keys and the CLI (`activity-insights key create`) mints them with these same
+functions: one format, one hash.
 """
 
 from __future__ import annotations

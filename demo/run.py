@@ -1,7 +1,7 @@
 """`make demo`: the real system in miniature, driven over HTTP the way a tenant admin would.
 
-    python -m worker.demo            # run, summarise, shut down (under a minute)
-    python -m worker.demo --serve    # ...then keep the API (/docs), Flower and fakezoom up
+    python -m demo            # run, summarise, shut down (under a minute)
+    python -m demo --serve    # ...then keep the API (/docs), Flower and fakezoom up
 
 Nothing external is needed: a fresh SQLite file under demo-data/ for the database, fakeredis's
 TCP server for broker, result backend, token cache, locks and rate limiter, fakezoom for Zoom.
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import signal
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -40,9 +39,12 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from worker.demo_stack import ROOT, Stack, StackConfig, StackError
+from demo.stack import ROOT, Stack, StackConfig, StackError
+from fakezoom.config import CLASSIC_SCOPES, AccountSpec, AppSpec, FakeZoomConfig
+from fakezoom.core import FakeZoom
+from fakezoom.server import FakeZoomServer
+from worker.cli.ops import FINAL_RUN
 
-FINAL = {"succeeded", "failed", "retryable", "deferred", "skipped"}
 PLAN: Final = "business"
 MISSING_SCOPE = "report:read:admin"
 
@@ -80,13 +82,11 @@ class DemoOptions:
 class DemoResult:
     tenants: list[DemoTenant]
     seconds: float
-    fake: Any  # fakezoom.core.FakeZoom: the ground truth
+    fake: FakeZoom  # the ground truth
     urls: dict[str, str]
 
 
 def demo_tenants(options: DemoOptions) -> list[DemoTenant]:
-    from fakezoom.config import CLASSIC_SCOPES
-
     # Roles are optional to the product (it degrades to role ids from users) but a real
     # deployment grants them: the two good apps do, so roles come with their names.
     full = [*CLASSIC_SCOPES, "role:read:admin"]
@@ -98,9 +98,7 @@ def demo_tenants(options: DemoOptions) -> list[DemoTenant]:
     ]
 
 
-def fake_config(tenants: list[DemoTenant], options: DemoOptions) -> Any:
-    from fakezoom.config import AccountSpec, AppSpec, FakeZoomConfig
-
+def fake_config(tenants: list[DemoTenant], options: DemoOptions) -> FakeZoomConfig:
     accounts = []
     for t in tenants:
         app = AppSpec(kind="s2s" if t.kind == "s2s" else "general", name=f"{t.name} insights")
@@ -260,7 +258,7 @@ def _update(progress: Progress, bars: _Bars, runs: list[dict[str, Any]]) -> bool
         return max(top, key=lambda r: r["created_at"]) if top else None
 
     agg, cor, plan = latest("aggregation"), latest("correlation"), latest("activity")
-    steps = sum(1 for r in (agg, cor) if r and r["status"] in FINAL)
+    steps = sum(1 for r in (agg, cor) if r and r["status"] in FINAL_RUN)
     line = "queued"
     if agg:
         line = f"aggregation {_mark(agg)} {agg['seen']} accounts"
@@ -268,19 +266,19 @@ def _update(progress: Progress, bars: _Bars, runs: list[dict[str, Any]]) -> bool
         line += f", correlation {_mark(cor)} {cor['inserted'] + cor['updated']} linked"
     progress.update(bars.directory, completed=steps, line=line)
     chunks = [r for r in runs if plan and r["parent_id"] == plan["id"]]
-    done = [c for c in chunks if c["status"] in FINAL]
+    done = [c for c in chunks if c["status"] in FINAL_RUN]
     records = sum(c["seen"] for c in chunks)
     progress.update(bars.activity, total=len(chunks) or None, completed=len(done),
                     line=f"chunks, {records} records" if chunks else "planning")
     directory_done = steps == 2
-    activity_done = plan is not None and plan["status"] in FINAL and len(done) == len(chunks)
+    activity_done = plan is not None and plan["status"] in FINAL_RUN and len(done) == len(chunks)
     return directory_done and activity_done
 
 
 def _mark(run: dict[str, Any]) -> str:
     if run["status"] == "succeeded":
         return "✓"
-    return "…" if run["status"] not in FINAL else run["status"]
+    return "…" if run["status"] not in FINAL_RUN else run["status"]
 
 
 def summarise(api: Api, tenants: list[DemoTenant]) -> None:
@@ -351,9 +349,6 @@ def print_summary(console: Console, tenants: list[DemoTenant]) -> None:
 
 def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult:
     """Start the stack, drive it, summarise; with ``serve``, wait for Ctrl-C before stopping."""
-    from fakezoom.core import FakeZoom
-    from fakezoom.server import FakeZoomServer
-
     console = console or Console()
     started = time.monotonic()
     tenants = demo_tenants(options)
@@ -435,7 +430,7 @@ def _sigterm_as_interrupt(_signum: int, _frame: FrameType | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m worker.demo", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--serve", action="store_true",
                         help="keep the API, Flower and fakezoom running until Ctrl-C")
@@ -457,7 +452,3 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[red]demo failed:[/] {exc}")
         return 1
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
