@@ -13,6 +13,8 @@ Tree::
     ├── RateLimited           429  (retry_after)
     └── ServiceUnavailable    503  (checks)
 
+Postgres, Redis or the broker unreachable mid-request becomes 503 with the dependency named in
+``checks`` and a ``Retry-After`` (a fault of ours that passes, not the client's and not a 500).
 Payload validation (pydantic) becomes 422 with ``errors: [{field, in, reason}]``; malformed
 JSON becomes 400. Error bodies never echo input values: a rejected body may hold a secret.
 Anything unexpected becomes a 500 problem without internals (and is logged with its traceback).
@@ -29,6 +31,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("api.errors")
@@ -229,6 +232,40 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# How long a client should wait before trying again while a dependency is down.
+UNAVAILABLE_RETRY_AFTER = 15
+
+
+def _unavailable(request: Request, dependency: str, detail: str) -> JSONResponse:
+    return problem_response(
+        503, detail, slug="unavailable", instance=request.url.path,
+        headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)},
+        checks={dependency: "unreachable"}, retry_after=UNAVAILABLE_RETRY_AFTER,
+    )
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DBAPIError)
+    if not (isinstance(exc, OperationalError) or exc.connection_invalidated):
+        return await _unexpected(request, exc)
+    log.warning("database unavailable on %s %s: %s", request.method, request.url.path,
+                type(exc.orig).__name__)
+    return _unavailable(request, "postgres",
+                        "the database is unreachable; nothing was changed, try again shortly")
+
+
+async def _redis_error(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("Redis unavailable on %s %s: %s", request.method, request.url.path,
+                type(exc).__name__)
+    return _unavailable(request, "redis", "Redis is unreachable; try again shortly")
+
+
+async def _broker_error(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("broker unavailable on %s %s: %s", request.method, request.url.path,
+                type(exc).__name__)
+    return _unavailable(request, "broker", "the task queue is unreachable; try again shortly")
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     # Logged with the traceback for operators; the client sees no internals. Request bodies
     # are never logged (they may hold credentials).
@@ -242,6 +279,13 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    import kombu.exceptions
+    import redis
+
+    app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(redis.ConnectionError, _redis_error)
+    app.add_exception_handler(redis.TimeoutError, _redis_error)
+    app.add_exception_handler(kombu.exceptions.OperationalError, _broker_error)
     app.add_exception_handler(Exception, _unexpected)
 
 

@@ -18,14 +18,13 @@ from worker.db import dispose_engines
 from worker.queues import TASK_ROUTES, Queue
 from worker.settings import get_settings
 
-# Beat's only entry: the dispatcher reads due schedules from Postgres (scheduling/service.py).
-DISPATCH_INTERVAL_SECONDS = 30.0
-
 
 def create_celery_app() -> Celery:
     settings = get_settings()
     visibility = settings.broker_visibility_timeout
     soft_limit = settings.task_soft_time_limit
+    # Beat's only entry: the dispatcher reads due schedules from Postgres and sweeps lost work.
+    interval = settings.dispatch_interval_seconds
     app = Celery("activity_insights", include=["worker.tasks"])
     app.conf.update(
         broker_url=settings.broker_url,
@@ -39,7 +38,9 @@ def create_celery_app() -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        # Redelivery of an unacked message waits this long: well above the longest task.
+        # Redelivery of an unacked message waits this long: well above the longest task. It is
+        # only the last resort: the run's lease in Postgres lets the sweep re-send a killed
+        # worker's run within about two leases (worker/runs/).
         broker_transport_options={"visibility_timeout": visibility},
         result_backend_transport_options={"visibility_timeout": visibility},
         task_soft_time_limit=soft_limit,
@@ -54,10 +55,9 @@ def create_celery_app() -> Celery:
         beat_schedule={
             "dispatch-due-schedules": {
                 "task": "scheduling.dispatch_due",
-                "schedule": DISPATCH_INTERVAL_SECONDS,
+                "schedule": interval,
                 # A tick not picked up before the next one is useless: drop it.
-                "options": {"queue": str(Queue.SCHEDULING),
-                            "expires": DISPATCH_INTERVAL_SECONDS},
+                "options": {"queue": str(Queue.SCHEDULING), "expires": interval},
             }
         },
     )

@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     # Transient failures: backoff base, and how long after a run started they are retried.
     retry_base_seconds: float = Field(default=10, gt=0)
     retry_deadline_seconds: float = Field(default=3600, gt=0)
+    # Beat's tick: schedules due, deferred runs resumed, lost work swept (tests make it fast).
+    dispatch_interval_seconds: float = Field(default=30, gt=0)
     # Requests one API key may make per minute before the API answers 429.
     api_rate_limit_per_minute: int = Field(default=600, ge=1)
     log_level: str = "INFO"

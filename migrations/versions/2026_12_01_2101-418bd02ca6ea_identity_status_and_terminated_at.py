@@ -5,7 +5,7 @@ passed) who still hold an active Zoom account are an access-review finding. Exis
 are "active" (the server default) with no termination date.
 
 Revision ID: 418bd02ca6ea
-Revises: d1c3db4f1215
+Revises: 5e1a7c0b9d42
 Create Date: 2026-12-01 21:01:51.749246+00:00
 """
 from collections.abc import Sequence
@@ -15,7 +15,7 @@ from alembic import op
 
 
 revision: str = '418bd02ca6ea'
-down_revision: str | None = 'd1c3db4f1215'
+down_revision: str | None = '5e1a7c0b9d42'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

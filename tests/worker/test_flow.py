@@ -1,7 +1,9 @@
 """End to end with real processes: a `celery worker` subprocess (prefork, 2 children) on the
 test Redis, fakezoom as a real HTTP server, Postgres. A connection test starts everything; the
 rows must equal the fake's ground truth. Then: duplicates change nothing, and a worker killed
-with SIGKILL mid-task has its task redelivered to a restarted worker with the same end result.
+with SIGKILL mid-task has its run sent again by beat's sweep (its lease in Postgres ran out; the
+broker's visibility timeout stays at its 4 h default) to a restarted worker, with the same end
+result. (tests/worker/runs/ has the fault tests with a second worker alive.)
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from tests.worker.helpers import (
     truth_users,
     worker_env,
 )
+from tests.worker.runs.harness import beat_proc
 from worker import dispatch
 from worker.db import session_scope
 from worker.models import (
@@ -60,8 +63,7 @@ from worker.models import (
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-# Short enough that a killed worker's message comes back within seconds.
-VISIBILITY_TIMEOUT = 4
+# Short enough that a killed worker's run is swept up again within seconds.
 LEASE_SECONDS = 3
 
 
@@ -115,11 +117,13 @@ def fake(clean_db: Any, redis_client: Any, request: pytest.FixtureRequest
 @pytest.fixture
 def worker(fake: FakeZoomServer, tmp_path: Path) -> Iterator[Callable[[], Worker]]:
     env = {**os.environ, **worker_env(fake),
-           "AI_BROKER_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
+           "AI_DISPATCH_INTERVAL_SECONDS": "1",
            "AI_LOCK_LEASE_SECONDS": str(LEASE_SECONDS),
            "AI_REQUEUE_COUNTDOWN_SECONDS": "1",
            "AI_RETRY_BASE_SECONDS": "1"}
-    started: list[Worker] = []
+    started: list[Any] = []
+    # Beat's tick sends again what a killed worker held (the sweep).
+    started.append(beat_proc(env, tmp_path / "beat.log").start())
 
     def start() -> Worker:
         w = Worker(env, tmp_path / "worker.log").start()
@@ -269,7 +273,6 @@ def test_a_worker_killed_mid_task_has_its_task_redelivered_with_the_same_result(
     wait_until(lambda: count(ZoomUser, source_id) > 0, 60, w, "the first page of users")
     w.kill()
     assert runs(source_id, RunKind.AGGREGATION)[0].status == RunStatus.RUNNING
-    time.sleep(VISIBILITY_TIMEOUT + 1)
     fake.fake.set_faults(latency_ms=0)
     w = worker()
     wait_until(lambda: runs(source_id, RunKind.AGGREGATION)[0].status in FINISHED, 60, w,
@@ -292,7 +295,6 @@ def test_a_worker_killed_mid_task_has_its_task_redelivered_with_the_same_result(
 
     wait_until(chunk_in_progress, 60, w, "a meetings chunk half done")
     w.kill()
-    time.sleep(VISIBILITY_TIMEOUT + 1)
     fake.fake.set_faults(latency_ms=0)
     w = worker()
     wait_until(lambda: all(r.status in FINISHED for r in runs(source_id, top=False)), 90, w,

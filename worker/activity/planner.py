@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -28,7 +28,6 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from worker.db import session_scope
-from worker.kit import runs
 from worker.models import (
     ActivityEvent,
     HostUsage,
@@ -43,6 +42,9 @@ from worker.models import (
 )
 from worker.models.base import as_utc
 from worker.ratelimit.budget import DailyBudget, account_key, charging, utc_day
+from worker.runs import lifecycle as runs
+from worker.runs.followups import send_after_commit, stamp
+from worker.runs.lifecycle import chain_heads, roll_up
 from worker.settings import get_settings
 from worker.zoom.reports import clamp_windows
 
@@ -258,15 +260,13 @@ def plan_activity(
             else:
                 heads = _create_chunks(session, run, now, redis_client)
             for head in heads:
-                head.details = {**head.details, "enqueued_at": utcnow().isoformat()}
+                if enqueue:
+                    send_after_commit(session, head)
+                else:
+                    stamp(head)
     except BaseException as exc:
         runs.record_failure(run_id, exc)
         raise
-    if enqueue:
-        from worker.dispatch import enqueue_run
-
-        for head in heads:
-            enqueue_run(head)
     return run
 
 
@@ -324,72 +324,3 @@ def _create_chunks(session: Session, run: SyncRun, now: datetime,
     log.info("activity plan %s of %s: %d chunks, %d deferred, ~%d Heavy calls today",
              run.id, runs.where(source), len(chunks), deferred, planned_cost)
     return chain_heads(chunks)
-
-
-def chain_heads(chunks: Iterable[SyncRun]) -> list[SyncRun]:
-    """The chunk to run next in each stream: the earliest one still queued, unless an earlier
-    one is running or deferred (then the chain is already moving, or waits for it)."""
-    by_stream: dict[str, list[SyncRun]] = {}
-    for chunk in chunks:
-        by_stream.setdefault(str(chunk.stream), []).append(chunk)
-    heads = []
-    now_floor = datetime.min.replace(tzinfo=UTC)
-    for items in by_stream.values():
-        for chunk in sorted(items, key=lambda c: c.window_start or now_floor):
-            if chunk.status in (RunStatus.RUNNING, RunStatus.DEFERRED):
-                break
-            if chunk.status == RunStatus.QUEUED:
-                heads.append(chunk)
-                break
-    return heads
-
-
-def next_in_chain(session: Session, chunk: SyncRun) -> SyncRun | None:
-    if chunk.parent_id is None:
-        return None
-    return session.exec(
-        select(SyncRun)
-        .where(SyncRun.parent_id == chunk.parent_id, SyncRun.stream == chunk.stream,
-               SyncRun.status == RunStatus.QUEUED,
-               col(SyncRun.window_start) > chunk.window_start)
-        .order_by(col(SyncRun.window_start))
-        .limit(1)
-    ).first()
-
-
-def roll_up(session: Session, plan_id: uuid.UUID) -> None:
-    """The plan's status and counts from its chunks. A plan is never `succeeded` while a chunk
-    is deferred or failed: data skipped must show."""
-    plan = session.get(SyncRun, plan_id, with_for_update=True)
-    if plan is None:
-        return
-    children = session.exec(select(SyncRun).where(SyncRun.parent_id == plan_id)).all()
-    statuses = {RunStatus(c.status) for c in children}
-    if RunStatus.RUNNING in statuses:
-        status = RunStatus.RUNNING
-    elif RunStatus.DEFERRED in statuses:
-        status = RunStatus.DEFERRED
-    elif RunStatus.QUEUED in statuses:
-        status = RunStatus.RUNNING
-    elif RunStatus.FAILED in statuses:
-        status = RunStatus.FAILED
-    elif RunStatus.RETRYABLE in statuses:
-        status = RunStatus.RETRYABLE
-    else:
-        status = RunStatus.SUCCEEDED
-    plan.status = status
-    for name in ("pages", "seen", "inserted", "updated", "unchanged", "skipped"):
-        setattr(plan, name, sum(getattr(c, name) for c in children))
-    by_status: dict[str, int] = {}
-    for c in children:
-        by_status[str(c.status)] = by_status.get(str(c.status), 0) + 1
-    plan.details = {**plan.details, "chunks_by_status": by_status}
-    if status in runs.TERMINAL:
-        plan.finished_at = plan.finished_at or utcnow()
-        failed = [c for c in children if c.status in (RunStatus.FAILED, RunStatus.RETRYABLE)]
-        if failed:
-            plan.error_code = failed[0].error_code
-            plan.error_message = f"{len(failed)} chunk(s) did not complete: " + (
-                failed[0].error_message or "")
-    else:
-        plan.finished_at = None

@@ -21,11 +21,10 @@ from urllib.parse import quote
 import redis
 from sqlmodel import Session
 
-from worker import clients, dispatch
+from worker import clients
 from worker.activity import readiness, summaries
-from worker.activity.planner import day_start, heavy_reservation, next_in_chain, roll_up
+from worker.activity.planner import day_start, heavy_reservation
 from worker.db import session_scope
-from worker.kit import runs
 from worker.kit.redis import get_redis
 from worker.kit.upsert import Written, upsert
 from worker.models import (
@@ -41,6 +40,9 @@ from worker.models import (
     SyncRun,
     utcnow,
 )
+from worker.runs import lifecycle as runs
+from worker.runs.followups import send_after_commit, stamp
+from worker.runs.lifecycle import next_in_chain, roll_up
 from worker.webhooks import reconcile
 from worker.zoom import codes
 from worker.zoom import items as zi
@@ -322,9 +324,7 @@ def run_chunk(
 
     with heavy_reservation(run_id, redis_client or get_redis()), \
             runs.working(run_id, lock, "stream", after_failure) as check:
-        run, next_chunk = _run(run_id, tenant_id, source_id, stream, client, check)
-    if enqueue and next_chunk is not None:
-        dispatch.enqueue_run(next_chunk)
+        run, _ = _run(run_id, tenant_id, source_id, stream, client, check, enqueue)
     return run
 
 
@@ -335,6 +335,7 @@ def _run(
     stream: str,
     client: ZoomApi | None,
     check: Callable[[], None],
+    enqueue: bool = True,
 ) -> tuple[SyncRun, SyncRun | None]:
     with session_scope() as session:
         run = session.get_one(SyncRun, run_id)
@@ -377,8 +378,10 @@ def _run(
         if stream == Stream.SIGNINS:
             readiness.mark_if_ready(session, source)
         next_chunk = next_in_chain(session, run)
-        if next_chunk is not None:
-            next_chunk.details = {**next_chunk.details, "enqueued_at": utcnow().isoformat()}
+        if next_chunk is not None and enqueue:
+            send_after_commit(session, next_chunk)
+        elif next_chunk is not None:
+            stamp(next_chunk)
         if run.parent_id is not None:
             roll_up(session, run.parent_id)
         log.info("activity chunk %s %s %s..%s of %s: %d items (%d new), %d pages, %d skipped",

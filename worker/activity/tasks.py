@@ -7,7 +7,7 @@ from typing import Any
 from worker.activity.planner import plan_activity
 from worker.activity.service import abandon_chain, run_chunk
 from worker.celery_app import celery_app
-from worker.kit.tasking import RunTask, execute
+from worker.runs.task import RunTask, execute
 
 
 @celery_app.task(name="zoom.sync_activity", bind=True, base=RunTask)

@@ -8,7 +8,9 @@ nothing; a user who reappears gets `deleted_at` cleared. One aggregation per sou
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -21,10 +23,9 @@ from sqlalchemy import Table, literal_column, or_, text, update
 from sqlalchemy.dialects import postgresql
 from sqlmodel import Session, SQLModel, col, select
 
-from worker import clients, dispatch
+from worker import clients
 from worker.activity import readiness
 from worker.db import session_scope
-from worker.kit import runs
 from worker.kit.upsert import COPY_THRESHOLD, copy_to_temp, dedupe, upsert, with_defaults
 from worker.models import (
     RunKind,
@@ -38,6 +39,8 @@ from worker.models import (
     ZoomUser,
     utcnow,
 )
+from worker.runs import lifecycle as runs
+from worker.runs.followups import send_after_commit, stamp
 from worker.zoom import codes
 from worker.zoom import items as zi
 from worker.zoom.errors import ZoomBadResponse, ZoomNotFound, ZoomScopeError
@@ -385,6 +388,45 @@ def mark_deleted(session: Session, pull: Pull) -> None:
         pull.tally(name).deleted += max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
 
 
+# Progress goes to the run record at least this often, so `status`, the API and Flower show
+# how far a running (or failed) aggregation got.
+PROGRESS_EVERY_PAGES = 3
+PROGRESS_EVERY_SECONDS = 2.0
+
+
+def _counts(run: SyncRun, pull: Pull) -> None:
+    users = pull.tally("users")
+    run.seen, run.inserted, run.updated = users.seen, users.inserted, users.updated
+    run.unchanged, run.deleted = users.unchanged, users.deleted
+    run.skipped = pull.warnings.count  # items Zoom sent that could not be stored
+    run.pages = sum(t.pages for t in pull.tallies.values())
+    run.details = {**run.details, "counts": {n: t.as_dict() for n, t in pull.tallies.items()}}
+
+
+def write_progress(pull: Pull) -> None:
+    """The counts so far on the run record, in a transaction of their own (pages are committed
+    before this runs, so the record never counts more than is stored)."""
+    with session_scope() as session:
+        run = session.get(SyncRun, pull.run_id, with_for_update=True)
+        if run is not None and run.status == RunStatus.RUNNING:
+            _counts(run, pull)
+
+
+def reporting(pull: Pull, check: Callable[[], None]) -> Callable[[], None]:
+    """`check` between pages, and every few pages (or seconds) the progress."""
+    last = {"pages": 0, "at": time.monotonic()}
+
+    def check_and_report() -> None:
+        check()
+        pages = sum(t.pages for t in pull.tallies.values())
+        if pages - last["pages"] >= PROGRESS_EVERY_PAGES or (
+                pages > last["pages"] and time.monotonic() - last["at"] >= PROGRESS_EVERY_SECONDS):
+            write_progress(pull)
+            last["pages"], last["at"] = pages, time.monotonic()
+
+    return check_and_report
+
+
 def _default_client(source_id: uuid.UUID) -> ZoomApi:
     return clients.client_for_source(source_id)
 
@@ -431,19 +473,23 @@ def _aggregate(
         runs.begin(session, run)
     pull = Pull(run_id=run_id, tenant_id=tenant_id, source_id=source_id, since=utcnow(),
                 check=check)
+    pull.check = reporting(pull, check)
     client = client or _default_client(source_id)
+    try:
+        with session_scope() as session:
+            pull_users(session, client, pull)
+            pull_groups(session, client, pull)
+            pull_roles(session, client, pull)
+            check()
+    except BaseException:
+        # How far it got (what is committed), on the record of a failed or handed-back run.
+        with contextlib.suppress(Exception):
+            write_progress(pull)
+        raise
     with session_scope() as session:
-        pull_users(session, client, pull)
-        pull_groups(session, client, pull)
-        pull_roles(session, client, pull)
-        check()
         mark_deleted(session, pull)
         run = session.get_one(SyncRun, run_id, with_for_update=True)
-        users = pull.tally("users")
-        run.seen, run.inserted, run.updated = users.seen, users.inserted, users.updated
-        run.unchanged, run.deleted = users.unchanged, users.deleted
-        run.skipped = pull.warnings.count  # items Zoom sent that could not be stored
-        run.pages = sum(t.pages for t in pull.tallies.values())
+        _counts(run, pull)
         runs.finish(
             run,
             RunStatus.SUCCEEDED,
@@ -458,8 +504,10 @@ def _aggregate(
         correlation = runs.new_run(source, RunKind.CORRELATION, run.trigger,
                                    details={"after_aggregation": str(run_id)})
         session.add(correlation)
+        if enqueue:
+            send_after_commit(session, correlation)
+        else:
+            stamp(correlation)
         log.info("aggregation %s of %s succeeded: %s", run_id, runs.where(source),
                  {n: t.as_dict() for n, t in pull.tallies.items()})
-    if enqueue:
-        dispatch.enqueue_run(correlation)
     return run

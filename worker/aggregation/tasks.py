@@ -6,7 +6,7 @@ from typing import Any
 
 from worker.aggregation.service import run_aggregation
 from worker.celery_app import celery_app
-from worker.kit.tasking import RunTask, execute
+from worker.runs.task import RunTask, execute
 
 
 @celery_app.task(name="zoom.aggregate", bind=True, base=RunTask)

@@ -20,7 +20,6 @@ from sqlmodel import Session, col, select
 
 from worker.cli.errors import EXIT_UNAVAILABLE, CliError
 from worker.kit.apikeys import display_prefix, generate_key, hash_key
-from worker.kit.runs import TERMINAL
 from worker.models import (
     ApiKey,
     ConnectionTest,
@@ -35,6 +34,7 @@ from worker.models import (
     ZoomPlan,
     utcnow,
 )
+from worker.runs.lifecycle import TERMINAL
 from worker.scheduling.cron import InvalidSchedule, check_cron
 from worker.sources import service as sources
 from worker.sources.service import QueueUnavailable, SourceDisabled, SourceInvalid

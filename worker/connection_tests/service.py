@@ -14,10 +14,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
-from worker import clients, dispatch
+from worker import clients
 from worker.db import session_scope
 from worker.kit.crypto import CredentialsUnreadable
-from worker.kit.runs import new_run
 from worker.models import (
     ConnectionTest,
     RunKind,
@@ -28,6 +27,9 @@ from worker.models import (
     TestStatus,
     utcnow,
 )
+from worker.runs.followups import send_after_commit, stamp
+from worker.runs.lifecycle import is_transient, new_run
+from worker.runs.sweep import running_test_lease
 from worker.scheduling.service import compute_next
 from worker.zoom import codes
 from worker.zoom.errors import ZoomAuthError, ZoomError, ZoomScopeError
@@ -105,6 +107,8 @@ def run_connection_test(
             return test  # a redelivered task: the result is already recorded
         test.status = TestStatus.RUNNING
         test.started_at = utcnow()
+        # A killed worker's test is sent again by the sweep once this has passed.
+        test.lease_until = test.started_at + running_test_lease()
         source_id = test.source_id
 
     result: dict[str, Any] = {"granted_scopes": [], "missing_scopes": [],
@@ -162,6 +166,10 @@ def run_connection_test(
         ok = False
         result["message"] = f"{exc}: re-enter the client secret (and refresh token) of the source"
     except Exception as exc:
+        if is_transient(exc) and not isinstance(exc, ZoomError):
+            # Redis or Postgres briefly gone: nothing is known about the source yet; the task
+            # retries (and the running test's lease lets the sweep find it otherwise).
+            raise
         # A test must never stay "running": record the failure, then let the task log it.
         log.exception("connection test %s of source %s crashed", test_id, source_id)
         _record(test_id, False, {**result, "message": f"internal error ({type(exc).__name__})",
@@ -189,6 +197,7 @@ def _record(
         assert source is not None
         test.status = TestStatus.SUCCEEDED if ok else TestStatus.FAILED
         test.finished_at = utcnow()
+        test.lease_until = None
         test.token_ms = result.get("token_ms")
         test.call_ms = result.get("call_ms")
         test.granted_scopes = list(result["granted_scopes"])
@@ -225,9 +234,10 @@ def _record(
                 to_enqueue.append(new_run(source, RunKind.ACTIVITY, RunTrigger.AFTER_TEST))
             for run in to_enqueue:
                 session.add(run)
+                if enqueue:
+                    send_after_commit(session, run)
+                else:
+                    stamp(run)
         log.info("connection test %s of source %s: %s (%s)", test_id, source.id,
                  test.status, test.zoom_error_code or "ok")
-    if enqueue:
-        for run in to_enqueue:
-            dispatch.enqueue_run(run)
     return test

@@ -20,7 +20,6 @@ from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
 from worker.db import session_scope
-from worker.kit import runs
 from worker.models import (
     AccountCorrelation,
     Identity,
@@ -31,6 +30,7 @@ from worker.models import (
     utcnow,
 )
 from worker.models.tenancy import DEFAULT_CORRELATION
+from worker.runs import lifecycle as runs
 
 log = logging.getLogger(__name__)
 

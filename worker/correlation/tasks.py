@@ -6,7 +6,7 @@ from typing import Any
 
 from worker.celery_app import celery_app
 from worker.correlation.service import run_correlation
-from worker.kit.tasking import RunTask, execute
+from worker.runs.task import RunTask, execute
 
 
 @celery_app.task(name="zoom.correlate", bind=True, base=RunTask)

@@ -31,6 +31,9 @@ class ConnectionTest(SQLModel, TenantScoped, table=True):
     missing_optional_scopes: list = JsonField(list)
     zoom_error_code: str | None = Field(default=None, sa_type=String(64))
     message: str = Field(default="", sa_type=Text)
+    # Until when the test's holder (its broker message, then its worker) is presumed alive;
+    # past it the scheduler's sweep sends the test again (worker/runs/sweep.py).
+    lease_until: datetime | None = TimestampField()
 
 
 class SyncRun(SQLModel, TenantScoped, table=True):
@@ -71,6 +74,10 @@ class SyncRun(SQLModel, TenantScoped, table=True):
     created_at: datetime = TimestampField(nullable=False, default_factory=utcnow)
     started_at: datetime | None = TimestampField()
     finished_at: datetime | None = TimestampField()
+    # Postgres is the truth of who holds a run: a queued run's message, or a running run's
+    # worker, is presumed alive until `lease_until` (renewed while working); past it the
+    # scheduler's sweep sends the run again, whoever held it.
+    lease_until: datetime | None = TimestampField()
 
 
 class StreamCursor(SQLModel, TenantScoped, table=True):

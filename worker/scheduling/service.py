@@ -8,26 +8,28 @@ creates their runs, advances `next_*_at` from the cron, commits, and only then e
 beat, or two ticks at once, find the rows locked or no longer due: nothing is enqueued twice. A
 changed schedule is the API recomputing `next_*_at` (`compute_next`): the next tick sees it.
 
-The same tick resumes deferred activity chunks whose time has come, and re-enqueues runs whose
-message was lost (queued long ago, never started: e.g. Redis flushed), which is harmless because
-every task is idempotent and a finished run ignores a second delivery.
+The same tick resumes deferred activity chunks whose time has come, and sweeps up lost work
+(worker/runs/sweep.py): a running run whose lease expired (a killed worker), a queued run or
+connection test whose message was not picked up within its grace (a Redis flush or restart, an
+enqueue that failed), a chunk whose turn has come but was never sent. Sending again is harmless:
+every task is idempotent, a finished run ignores a second delivery, a held one is re-queued.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import redis
 from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
-from worker.activity.planner import chain_heads, readmission_order, readmit, roll_up
+from worker.activity.planner import readmission_order, readmit
 from worker.db import is_postgres, session_scope
-from worker.kit import runs
 from worker.models import (
+    ConnectionTest,
     RunKind,
     RunStatus,
     RunTrigger,
@@ -37,12 +39,14 @@ from worker.models import (
     utcnow,
 )
 from worker.models.base import as_utc
+from worker.runs import lifecycle as runs
+from worker.runs import sweep
+from worker.runs.followups import send_after_commit, stamp
+from worker.runs.lifecycle import chain_heads, roll_up
 from worker.scheduling.cron import default_cron, next_fire
 
 log = logging.getLogger(__name__)
 
-# A queued run whose message was sent this long ago and that never started was lost.
-LOST_AFTER = timedelta(minutes=30)
 BATCH = 200
 # A tick keeps taking batches for at most this long: well inside beat's 30 s interval.
 TICK_BUDGET_SECONDS = 20.0
@@ -153,27 +157,14 @@ def resumable_runs(session: Session, now: datetime, redis_client: redis.Redis) -
     return heads
 
 
-def lost_runs(session: Session, now: datetime) -> list[SyncRun]:
-    stmt = select(SyncRun).where(SyncRun.status == RunStatus.QUEUED,
-                                 col(SyncRun.created_at) < now - LOST_AFTER).limit(BATCH)
-    lost = []
-    for run in session.exec(_lock(stmt, session)).all():
-        sent = run.details.get("enqueued_at")
-        if run.parent_id is not None and not sent:
-            continue  # a chunk waiting for its turn in the chain, not a lost message
-        if sent and datetime.fromisoformat(sent) > now - LOST_AFTER:
-            continue
-        lost.append(run)
-    return lost
-
-
 def dispatch_due(
     now: datetime | None = None,
     *,
     redis_client: redis.Redis | None = None,
     enqueue: bool = True,
 ) -> list[SyncRun]:
-    """One scheduler tick. Returns the runs it enqueued (or would have, with enqueue=False)."""
+    """One scheduler tick. Returns the runs it enqueued (or would have, with enqueue=False);
+    lost connection tests are sent again too (not in the returned list)."""
     now = now or utcnow()
     if redis_client is None:
         from worker.kit.redis import get_redis
@@ -182,28 +173,24 @@ def dispatch_due(
     with session_scope() as session:
         created = due_runs(session, now)
         resumed = resumable_runs(session, now, redis_client)
-        lost = lost_runs(session, now)
+        fresh = {r.id for r in (*created, *resumed)}
+        lost = [r for r in sweep.lost_runs(session, now) if r.id not in fresh]
         to_send = [*created, *resumed, *lost]
-        stamp = utcnow().isoformat()
-        for run in to_send:
-            run.details = {**run.details, "enqueued_at": stamp}
+        tests = sweep.lost_tests(session, now)
+        rows: list[SyncRun | ConnectionTest] = [*to_send, *tests]
+        for row in rows:
+            if enqueue:
+                send_after_commit(session, row, now)
+            else:
+                stamp(row, now)
     if enqueue:
-        from worker.dispatch import enqueue_run
+        # A real cycle: the inbox reads sources (sources -> scheduling.compute_next -> here).
+        from worker.webhooks.inbox import sweep as sweep_webhooks
 
-        for run in to_send:
-            try:
-                enqueue_run(run)
-            except Exception:
-                # The run row exists and is queued: the lost-run sweep sends it again later.
-                log.exception("could not enqueue run %s [%s]", run.id, runs.where(None,
-                                                                                  run.tenant_id))
-    if enqueue:
-        from worker.webhooks.inbox import sweep  # webhook events the API could not send
-
-        sweep(now)
-    if to_send:
-        log.info("dispatch_due: %d scheduled, %d resumed, %d re-sent", len(created),
-                 len(resumed), len(lost))
+        sweep_webhooks(now)  # webhook events the API could not send
+    if to_send or tests:
+        log.info("dispatch_due: %d scheduled, %d resumed, %d runs and %d connection tests "
+                 "re-sent", len(created), len(resumed), len(lost), len(tests))
     return to_send
 
 

@@ -27,7 +27,6 @@ from typing import Any
 from sqlmodel import Session, select
 
 from worker import dispatch
-from worker.kit import runs
 from worker.kit.crypto import CredentialsUnreadable, decrypt_json, encrypt_json
 from worker.models import (
     ConnectionTest,
@@ -41,6 +40,7 @@ from worker.models import (
     TestStatus,
     utcnow,
 )
+from worker.runs import lifecycle as runs
 from worker.scheduling.service import compute_next
 
 log = logging.getLogger(__name__)

@@ -12,10 +12,10 @@ from celery.exceptions import Retry
 
 from tests.factories import make_source, make_tenant
 from worker.db import session_scope
-from worker.kit import runs
 from worker.kit.locks import TenantSlot
-from worker.kit.tasking import execute
 from worker.models import RunKind, RunStatus, SyncRun
+from worker.runs import lifecycle as runs
+from worker.runs.task import execute
 from worker.settings import get_settings
 from worker.zoom.errors import ZoomAuthError, ZoomServerError
 
@@ -30,8 +30,8 @@ class StubTask:
         self.request = SimpleNamespace(id=str(uuid.uuid4()), retries=0)
         self.retried: list[dict[str, Any]] = []
 
-    def retry(self, exc: BaseException, countdown: float) -> Retry:
-        self.retried.append({"exc": exc, "countdown": countdown})
+    def retry(self, exc: BaseException, countdown: float, **options: Any) -> Retry:
+        self.retried.append({"exc": exc, "countdown": countdown, **options})
         return Retry(exc=exc, when=countdown)
 
 
@@ -123,3 +123,34 @@ def test_rate_limits_defer_the_run_until_after_the_cap_or_the_storm() -> None:
     storm = runs.classify(ZoomRateLimited("429s", retry_after=2), now)
     assert storm.status == RunStatus.DEFERRED
     assert storm.not_before is not None and now < storm.not_before < daily.not_before
+
+
+def test_an_outcome_postgres_cannot_record_is_retried_without_limit_never_acked(
+    redis_client, tmp_path
+) -> None:
+    """Postgres goes down while the run fails (a throwaway cluster of this test's own): the
+    failure cannot be recorded, so the task retries, even past its retry limit, instead of
+    ending; once Postgres is back the row is still there to be run (or swept)."""
+    from tests.worker.runs.harness import ThrowawayPostgres, database_at
+    from worker.runs.task import UNLIMITED, UNRECORDED_RETRY_CAP_SECONDS
+
+    pg = ThrowawayPostgres()
+    try:
+        with database_at(pg.url):
+            run = new_run()
+
+            def fails_while_postgres_goes_away(run_id: uuid.UUID) -> None:
+                pg.stop()
+                raise ZoomServerError("GET /users: 503", None, 503)
+
+            task = StubTask()
+            task.request.retries = task.max_retries  # even out of ordinary retries
+            with pytest.raises(Retry):
+                execute(task, str(run.id), fails_while_postgres_goes_away)
+            [retry] = task.retried
+            assert retry["max_retries"] == UNLIMITED
+            assert retry["countdown"] <= UNRECORDED_RETRY_CAP_SECONDS
+            pg.start()
+            assert status(run.id).status == RunStatus.QUEUED  # nothing recorded as final
+    finally:
+        pg.close()

@@ -1,4 +1,7 @@
-"""Run records: starting a run, and turning any failure into the run's final status and message.
+"""The run boundary: starting a run, holding it, and turning any outcome into the run's record.
+
+Begin (status, lease, attempt), `working` (lease renewal, between-page checks, failure record,
+hand-back on stop), finish, failure and its wording, and the roll-up of a plan from its chunks.
 
 One place decides what an error means for a run, so every domain words failures the same way:
 permanent Zoom errors (credentials, scope, malformed data) fail at once with Zoom's code and the
@@ -10,8 +13,10 @@ source and the Zoom code, never a secret.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,11 +24,14 @@ from typing import Any
 
 import redis
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from worker.db import session_scope
 from worker.kit.locks import LeaseLock, renewing
 from worker.models import RunKind, RunStatus, RunTrigger, Source, SourceStatus, SyncRun, utcnow
+from worker.runs import stop
+from worker.runs.followups import send_after_commit
+from worker.runs.lease import RunLease, working_until
 from worker.zoom.errors import ZoomAuthError, ZoomError, ZoomRateLimited
 
 log = logging.getLogger(__name__)
@@ -72,7 +80,7 @@ def classify(exc: BaseException, now: datetime | None = None) -> Outcome:
         status = RunStatus.RETRYABLE if exc.retryable else RunStatus.FAILED
         code = None if exc.code is None else str(exc.code)
         return Outcome(status, code, exc.admin_message)
-    if isinstance(exc, LeaseLost | AlreadyRunning):
+    if isinstance(exc, LeaseLost | AlreadyRunning | stop.StopRequested):
         return Outcome(RunStatus.RETRYABLE, None, str(exc))
     if isinstance(exc, redis.RedisError):
         return Outcome(RunStatus.RETRYABLE, None, "Redis was unavailable; the run will retry")
@@ -111,6 +119,7 @@ def record_failure(run_id: uuid.UUID, exc: BaseException) -> Outcome:
         run.error_code = outcome.code
         run.error_message = error_text(outcome, source)
         run.finished_at = utcnow()
+        run.lease_until = None
         if outcome.not_before is not None:
             run.checkpoint = {**run.checkpoint, "not_before": outcome.not_before.isoformat()}
         if isinstance(exc, ZoomAuthError) and exc.reauthorize and source is not None:
@@ -125,8 +134,6 @@ def record_failure(run_id: uuid.UUID, exc: BaseException) -> Outcome:
             type(exc).__name__, where(source), outcome.code,
         )
         if run.parent_id is not None:
-            from worker.activity.planner import roll_up
-
             roll_up(session, run.parent_id)
     return outcome
 
@@ -149,17 +156,21 @@ def new_run(
 def begin(session: Session, run: SyncRun) -> None:
     """Mark a run running. `started_at` keeps the first attempt's time (retry deadlines)."""
     run.status = RunStatus.RUNNING
+    run.lease_until = working_until()
     run.started_at = run.started_at or utcnow()
     run.finished_at = None
     run.error_code = None
     run.error_message = None
     attempts = int(run.details.get("attempts", 0)) + 1
-    run.details = {**run.details, "attempts": attempts}
+    # Who holds it, for operators (and the fault tests): host and process.
+    run.details = {**run.details, "attempts": attempts,
+                   "held_by": f"{socket.gethostname()}:{os.getpid()}"}
 
 
 def finish(run: SyncRun, status: RunStatus = RunStatus.SUCCEEDED, **details: Any) -> None:
     run.status = status
     run.finished_at = utcnow()
+    run.lease_until = None
     if details:
         run.details = {**run.details, **details}
 
@@ -180,23 +191,69 @@ def working(
     what: str,
     on_failure: Callable[[Outcome], None] | None = None,
 ) -> Iterator[Callable[[], None]]:
-    """Around the body of a run that holds ``lock`` (acquired): renew the lease while it works,
-    release it after, and record any failure on the run (``on_failure`` then sees the outcome).
-    Yields ``check``, which raises `LeaseLost` once the lease is gone; call it between pages."""
+    """Around the body of a run that holds ``lock`` (acquired): renew the lease (Redis lock and
+    the run's row) while it works, release it after, and record any failure on the run
+    (``on_failure`` then sees the outcome). Yields ``check``, which raises `LeaseLost` once the
+    lease is gone and `StopRequested` once the worker is stopping; call it between pages, after
+    the page's commit.
+
+    A transient failure whose record cannot be written (Postgres is the fault) propagates
+    unrecorded: the task retries until Postgres answers, and the row stays `running` with a
+    lease that runs out, so the sweep finds it if the retry is lost too."""
     try:
-        with renewing(lock) as renewer:
+        with renewing(lock, RunLease(run_id)) as renewer:
 
             def check() -> None:
                 if renewer.lost.is_set():
                     raise LeaseLost(f"the {what} lock's lease was lost; will retry")
+                if stop.requested():
+                    raise stop.StopRequested(f"the worker is stopping; the {what} run is "
+                                             "queued again from its checkpoint")
 
             yield check
-    except BaseException as exc:
-        if not isinstance(exc, AlreadyRunning):
-            outcome = record_failure(run_id, exc)
-            if on_failure is not None:
-                on_failure(outcome)
+    except stop.StopRequested:
+        hand_back(run_id)
         raise
+    except (SystemExit, KeyboardInterrupt):
+        # The process is going down mid-page: a stop, not a failure of the run.
+        try:
+            hand_back(run_id)
+        except Exception:
+            log.warning("run %s: could not hand back; its lease runs out and the sweep "
+                        "sends it again", run_id)
+        raise
+    except BaseException as exc:
+        if isinstance(exc, AlreadyRunning):
+            raise
+        try:
+            outcome = record_failure(run_id, exc)
+        except Exception as record_exc:
+            if not is_transient(record_exc):
+                raise
+            # Nothing is recorded: the task must see a transient fault and retry.
+            log.warning("run %s: could not record %s (%s); the task retries it",
+                        run_id, type(exc).__name__, type(record_exc).__name__)
+            raise record_exc from exc
+        if on_failure is not None:
+            on_failure(outcome)
+        raise
+
+
+def hand_back(run_id: uuid.UUID) -> SyncRun | None:
+    """The worker is stopping: the run is queued again from its last committed checkpoint (not
+    failed, not retried with a delay) and sent again once that is committed."""
+    with session_scope() as session:
+        run = session.get(SyncRun, run_id, with_for_update=True)
+        if run is None or run.status in TERMINAL:
+            return run
+        run.status = RunStatus.QUEUED
+        run.finished_at = None
+        run.details = {**run.details, "handed_back_at": utcnow().isoformat()}
+        send_after_commit(session, run)
+        log.info("run %s handed back: the worker is stopping", run_id)
+        if run.parent_id is not None:
+            roll_up(session, run.parent_id)
+        return run
 
 
 def skip_duplicate(run_id: uuid.UUID, reason: str) -> None:
@@ -206,6 +263,79 @@ def skip_duplicate(run_id: uuid.UUID, reason: str) -> None:
             return
         run.status = RunStatus.SKIPPED
         run.finished_at = utcnow()
+        run.lease_until = None
         run.error_message = reason
         run.details = {**run.details, "skipped_reason": reason}
         log.info("run %s skipped: %s", run_id, reason)
+
+
+# -- plans and their chunks: a chunk's chain in its stream, and the plan's roll-up -------------
+
+
+def chain_heads(chunks: Iterable[SyncRun]) -> list[SyncRun]:
+    """The chunk to run next in each stream: the earliest one still queued, unless an earlier
+    one is running or deferred (then the chain is already moving, or waits for it)."""
+    by_stream: dict[str, list[SyncRun]] = {}
+    for chunk in chunks:
+        by_stream.setdefault(str(chunk.stream), []).append(chunk)
+    heads = []
+    now_floor = datetime.min.replace(tzinfo=UTC)
+    for items in by_stream.values():
+        for chunk in sorted(items, key=lambda c: c.window_start or now_floor):
+            if chunk.status in (RunStatus.RUNNING, RunStatus.DEFERRED):
+                break
+            if chunk.status == RunStatus.QUEUED:
+                heads.append(chunk)
+                break
+    return heads
+
+
+def next_in_chain(session: Session, chunk: SyncRun) -> SyncRun | None:
+    if chunk.parent_id is None:
+        return None
+    return session.exec(
+        select(SyncRun)
+        .where(SyncRun.parent_id == chunk.parent_id, SyncRun.stream == chunk.stream,
+               SyncRun.status == RunStatus.QUEUED,
+               col(SyncRun.window_start) > chunk.window_start)
+        .order_by(col(SyncRun.window_start))
+        .limit(1)
+    ).first()
+
+
+def roll_up(session: Session, plan_id: uuid.UUID) -> None:
+    """The plan's status and counts from its chunks. A plan is never `succeeded` while a chunk
+    is deferred or failed: data skipped must show."""
+    plan = session.get(SyncRun, plan_id, with_for_update=True)
+    if plan is None:
+        return
+    children = session.exec(select(SyncRun).where(SyncRun.parent_id == plan_id)).all()
+    statuses = {RunStatus(c.status) for c in children}
+    if RunStatus.RUNNING in statuses:
+        status = RunStatus.RUNNING
+    elif RunStatus.DEFERRED in statuses:
+        status = RunStatus.DEFERRED
+    elif RunStatus.QUEUED in statuses:
+        status = RunStatus.RUNNING
+    elif RunStatus.FAILED in statuses:
+        status = RunStatus.FAILED
+    elif RunStatus.RETRYABLE in statuses:
+        status = RunStatus.RETRYABLE
+    else:
+        status = RunStatus.SUCCEEDED
+    plan.status = status
+    for name in ("pages", "seen", "inserted", "updated", "unchanged", "skipped"):
+        setattr(plan, name, sum(getattr(c, name) for c in children))
+    by_status: dict[str, int] = {}
+    for c in children:
+        by_status[str(c.status)] = by_status.get(str(c.status), 0) + 1
+    plan.details = {**plan.details, "chunks_by_status": by_status}
+    if status in TERMINAL:
+        plan.finished_at = plan.finished_at or utcnow()
+        failed = [c for c in children if c.status in (RunStatus.FAILED, RunStatus.RETRYABLE)]
+        if failed:
+            plan.error_code = failed[0].error_code
+            plan.error_message = f"{len(failed)} chunk(s) did not complete: " + (
+                failed[0].error_message or "")
+    else:
+        plan.finished_at = None

@@ -1,0 +1,186 @@
+"""What every run task does around its service call: fairness, re-queues and retries.
+
+- Fairness: a task takes one of its tenant's `tenant_max_concurrent_tasks` Redis slots (leased,
+  renewed while it works). A full tenant re-queues the task with a short countdown; that is not
+  a retry and never fails the run, so a big backfill only waits its turn.
+- A run held by another delivery (`AlreadyRunning`) is re-queued the same way.
+- Transient failures retry with exponential backoff and jitter while the run is younger than the
+  retry deadline; then the run stays `retryable` (the service recorded it). Permanent failures
+  were recorded by the service with Zoom's code and message; the task just ends.
+- Nothing is acknowledged while its outcome is unrecorded: when Postgres cannot take the
+  record (of a failure, of a retry), the task retries with capped backoff for as long as it
+  takes, whatever the retry count. When Redis cannot take the retry either, Celery drops the
+  message; the row is `queued` or `running` with a lease that runs out, so the sweep sends it.
+- A stopping worker (`StopRequested`) has handed the run back as `queued` and sent it again
+  (worker/runs/followups.py); the task ends normally.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from datetime import timedelta
+from typing import Any
+
+from celery import Task
+from sqlalchemy import update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import col
+
+from worker.db import session_scope
+from worker.kit.locks import TenantSlot, renewing
+from worker.models import RunStatus, SyncRun, utcnow
+from worker.models.base import as_utc
+from worker.runs import lifecycle as runs
+from worker.runs import stop
+from worker.runs.lease import mark_sent, queued_grace
+from worker.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+RETRY_CAP_SECONDS = 600.0
+MAX_RETRIES = 8
+# While an outcome cannot be recorded, retry at least this often, and without a retry limit.
+UNRECORDED_RETRY_CAP_SECONDS = 30.0
+UNLIMITED = 10**9
+
+
+class RunTask(Task):
+    """Base of the run tasks: late acknowledgement, so a killed worker's task is redelivered."""
+
+    acks_late = True
+    reject_on_worker_lost = True
+    max_retries = MAX_RETRIES
+
+
+def requeue(task_name: str, run: SyncRun, countdown: float) -> None:
+    from worker.dispatch import send
+
+    # Jitter: a tenant's waiting tasks should not all come back in the same second.
+    countdown *= random.uniform(1.0, 1.5)
+    send(task_name, run.id, tenant_id=run.tenant_id, source_id=run.source_id,
+         countdown=countdown)
+    # Its message is alive: the sweep must not add copies of a run that only waits its turn.
+    try:
+        with session_scope() as session:
+            session.execute(
+                update(SyncRun)
+                .where(col(SyncRun.id) == run.id, col(SyncRun.status) == RunStatus.QUEUED)
+                .values(lease_until=utcnow() + timedelta(seconds=countdown) + queued_grace())
+            )
+    except SQLAlchemyError:
+        log.info("run %s re-queued; its lease could not be extended", run.id)
+
+
+def _backoff(retries: int, cap: float = RETRY_CAP_SECONDS) -> float:
+    countdown = min(cap, get_settings().retry_base_seconds * 2 ** retries)
+    return countdown * random.uniform(0.5, 1.0)
+
+
+def _unrecorded(task: Task, exc: BaseException, why: str) -> Exception:
+    """Postgres (or Redis) could not take what this delivery must record: retry, unlimited."""
+    countdown = _backoff(task.request.retries, UNRECORDED_RETRY_CAP_SECONDS)
+    log.warning("%s %s: %s (%s); retrying in %.0fs", task.name, task.request.id, why,
+                type(exc).__name__, countdown)
+    return task.retry(exc=exc, countdown=countdown, max_retries=UNLIMITED)
+
+
+def execute(
+    task: Task,
+    run_id: str,
+    body: Callable[[uuid.UUID], Any],
+    *,
+    gated: bool = True,
+    on_give_up: Callable[[uuid.UUID], Any] | None = None,
+) -> str:
+    """Load the run, take a tenant slot, call `body(run_id)`; re-queue or retry as needed."""
+    rid = uuid.UUID(str(run_id))
+    try:
+        with session_scope() as session:
+            run = session.get(SyncRun, rid)
+            if run is None:
+                log.warning("%s: run %s does not exist (deleted with its source?)", task.name,
+                            rid)
+                return "missing"
+            if run.status in runs.TERMINAL:
+                return f"noop: run already {run.status}"
+    except SQLAlchemyError as exc:
+        if not runs.is_transient(exc):
+            raise
+        raise _unrecorded(task, exc, "Postgres is unavailable before the run started") from exc
+    slot: TenantSlot | None = None
+    if gated:
+        from worker.kit.redis import get_redis
+
+        slot = TenantSlot(get_redis(), str(run.tenant_id),
+                          holder=f"{task.request.id or rid}",
+                          limit=get_settings().tenant_max_concurrent_tasks)
+        try:
+            acquired = slot.acquire()
+        except Exception as exc:
+            if not runs.is_transient(exc):
+                raise
+            raise _unrecorded(task, exc, "Redis is unavailable before the run started") from exc
+        if not acquired:
+            requeue(task.name, run, get_settings().requeue_countdown_seconds)
+            return "requeued: tenant at its concurrency limit"
+    guard: AbstractContextManager[Any] = renewing(slot) if slot is not None else nullcontext()
+    try:
+        with guard:
+            body(rid)
+        return "done"
+    except stop.StopRequested:
+        return "handed back: the worker is stopping"
+    except runs.AlreadyRunning as exc:
+        log.info("%s %s: %s", task.name, rid, exc)
+        requeue(task.name, run, get_settings().requeue_countdown_seconds)
+        return "requeued: busy"
+    except Exception as exc:
+        if not runs.is_transient(exc):
+            raise
+        started = as_utc(run.started_at)
+        if _may_retry(task, started):
+            countdown = _backoff(task.request.retries)
+            try:
+                _back_to_queue(rid, exc, countdown)
+            except Exception as record_exc:
+                if not runs.is_transient(record_exc):
+                    raise
+                raise _unrecorded(task, exc, "could not record the retry") from record_exc
+            raise task.retry(exc=exc, countdown=countdown) from exc
+        try:
+            # The service recorded `retryable` unless Postgres was the fault: make sure.
+            runs.record_failure(rid, exc)
+            if on_give_up is not None:
+                on_give_up(rid)
+        except Exception as record_exc:
+            if not runs.is_transient(record_exc):
+                raise
+            raise _unrecorded(task, exc, "could not record giving up") from record_exc
+        raise
+
+
+def _may_retry(task: Task, started: Any) -> bool:
+    if task.request.retries >= (task.max_retries or 0):
+        return False
+    deadline = timedelta(seconds=get_settings().retry_deadline_seconds)
+    return started is None or utcnow() - started < deadline
+
+
+def _back_to_queue(run_id: uuid.UUID, exc: BaseException, countdown: float) -> None:
+    """A retry is coming, so the run is queued again, stamped as sent after the countdown (if
+    Redis cannot take the retry, the sweep sends it once that has passed)."""
+    with session_scope() as session:
+        run = session.get(SyncRun, run_id, with_for_update=True)
+        if run is None:
+            return
+        last_error = run.error_message or runs.error_text(runs.classify(exc), None)
+        run.status = RunStatus.QUEUED
+        run.finished_at = None
+        run.details = {**run.details, "last_error": last_error,
+                       "retry_in_seconds": round(countdown, 1)}
+        mark_sent(run, countdown=countdown)
+        log.info("run %s retries in %.0fs after %s", run_id, countdown, type(exc).__name__)
