@@ -10,7 +10,7 @@ import uuid
 from sqlmodel import col, select
 
 from api.routes.sources import to_public
-from tests.worker.helpers import add_source, zoom
+from tests.factories import add_app_source as add_source
 from worker.activity.planner import plan_activity
 from worker.activity.readiness import mark_if_ready
 from worker.activity.service import run_chunk
@@ -19,8 +19,6 @@ from worker.db import session_scope
 from worker.models import HostUsage, RunKind, RunStatus, Source, Stream, StreamCursor, SyncRun
 from worker.ratelimit.plans import PLAN_LIMITS, CategoryLimit
 from worker.zoom.endpoints import Category
-
-__all__ = ["zoom"]
 
 
 def new_run(source_id: uuid.UUID, kind: RunKind, **fields: object) -> uuid.UUID:

@@ -91,7 +91,7 @@ def adaptive_child(barrier: str, parties: int, source_id: str,
 
 
 def run_adaptive(server: FakeZoomServer, engine: Engine) -> tuple[dict[str, int], list]:
-    sid = harness.add_source(engine, server.fake.account(0).s2s_app, plan="pro")
+    sid = add_app_source(server.fake.account(0), server.fake.account(0).s2s_app, plan="pro")
     barrier = f"barrier:{uuid.uuid4().hex}"
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(PROCESSES, mp_context=ctx) as pool:
@@ -115,7 +115,7 @@ def test_four_processes_learn_an_account_limited_below_its_plan(
     headers: bool, redis_client: redis.Redis, clean_db: Engine
 ) -> None:
     with running_fakezoom(users=30, days=1, rate_scale=REAL_SCALE,
-                          omit_optional_headers=not headers) as srv, harness.zoom_env(srv):
+                          omit_optional_headers=not headers) as srv, settings_pointed_at(srv):
         counts, results = run_adaptive(srv, clean_db)
     wanted = PROCESSES * REQUESTS_EACH
     # Nothing gave up: the adapted rate had its chance before any 429 counted.
