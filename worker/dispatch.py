@@ -21,6 +21,7 @@ def send(
     tenant_id: uuid.UUID,
     source_id: uuid.UUID,
     countdown: float | None = None,
+    task_id: str | None = None,
 ) -> str:
     # Here, not at the top: importing it builds the Celery app from the settings (broker URL),
     # which importers of this module (the API, the CLI, tests) may not have in place yet.
@@ -29,10 +30,9 @@ def send(
     options: dict[str, Any] = {
         "queue": str(TASK_ROUTES[task_name]),
         "headers": {"tenant_id": str(tenant_id), "source_id": str(source_id)},
-        # Flower lists tasks by name and args; the short tenant prefix makes them filterable.
-        "shadow": f"{task_name}[tenant={str(tenant_id)[:8]}]",
-        # The task-sent event can carry the plain name, so the tenant also goes into what
-        # Flower shows as args (its search box matches it). Still ids only.
+        # The task name stays plain (no tenant in it): Flower's Prometheus series are per task
+        # name, and one series per tenant would grow without bound. The tenant goes into what
+        # Flower shows as kwargs instead, which its search box matches. Still ids only.
         "argsrepr": f"['{record_id}']",
         "kwargsrepr": f"{{'tenant': '{tenant_id}', 'source': '{source_id}'}}",
         # Outcomes live in the run records in Postgres. Without this the Redis result backend
@@ -41,6 +41,9 @@ def send(
     }
     if countdown:
         options["countdown"] = countdown
+    if task_id:
+        # A re-queue keeps its task id, so Flower shows one task, not one per wait.
+        options["task_id"] = task_id
     result = celery_app.send_task(task_name, args=[str(record_id)], **options)
     return str(result.id)
 

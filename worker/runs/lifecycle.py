@@ -44,6 +44,12 @@ TERMINAL = frozenset(
 STORM_PAUSE = timedelta(minutes=5)
 
 
+class RecordedFailure(Exception):
+    """A connection test or run failed and its outcome (status, Zoom code, admin message) is
+    recorded: raised from the task after that, so Celery and Flower count a failure instead of
+    a success whose result string says "failed". Celery logs it as expected (no traceback)."""
+
+
 class LeaseLost(RuntimeError):
     """Our lock's lease ran out mid-run (Redis gone, process stalled): stop, retry later."""
 

@@ -26,6 +26,7 @@ from datetime import timedelta
 from typing import Any
 
 from celery import Task
+from celery.exceptions import Retry
 from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col
@@ -38,6 +39,7 @@ from worker.runs import lifecycle as runs
 from worker.runs import stop
 from worker.runs.lease import mark_sent, queued_grace
 from worker.settings import get_settings
+from worker.zoom.errors import ZoomError
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +56,21 @@ class RunTask(Task):
     acks_late = True
     reject_on_worker_lost = True
     max_retries = MAX_RETRIES
+    # Outcomes the run record already explains (Zoom refused, rate-limited, a bad page): Celery
+    # logs them at INFO without a traceback and Flower still counts the failure.
+    throws = (ZoomError, runs.RecordedFailure)
 
 
-def requeue(task_name: str, run: SyncRun, countdown: float) -> None:
+def requeue(task_name: str, run: SyncRun, countdown: float, task_id: str | None = None
+            ) -> float:
+    """Send the run's task again after ``countdown`` (with jitter; returned), under the same
+    task id when given."""
     from worker.dispatch import send
 
     # Jitter: a tenant's waiting tasks should not all come back in the same second.
     countdown *= random.uniform(1.0, 1.5)
     send(task_name, run.id, tenant_id=run.tenant_id, source_id=run.source_id,
-         countdown=countdown)
+         countdown=countdown, task_id=task_id)
     # Its message is alive: the sweep must not add copies of a run that only waits its turn.
     try:
         with session_scope() as session:
@@ -73,6 +81,16 @@ def requeue(task_name: str, run: SyncRun, countdown: float) -> None:
             )
     except SQLAlchemyError:
         log.info("run %s re-queued; its lease could not be extended", run.id)
+    return countdown
+
+
+def _waiting(task: Task, run: SyncRun, why: str) -> Retry:
+    """Re-queue under this delivery's task id and end it as RETRY, not SUCCESS: Flower keeps one
+    entry per task (shown retrying while it waits) and its final outcome still shows; a wait is
+    not a retry, so the retry count and its backoff are untouched."""
+    countdown = requeue(task.name, run, get_settings().requeue_countdown_seconds,
+                        task_id=task.request.id)
+    return Retry(f"requeued: {why}", when=countdown)
 
 
 def _backoff(retries: int, cap: float = RETRY_CAP_SECONDS) -> float:
@@ -125,8 +143,7 @@ def execute(
                 raise
             raise _unrecorded(task, exc, "Redis is unavailable before the run started") from exc
         if not acquired:
-            requeue(task.name, run, get_settings().requeue_countdown_seconds)
-            return "requeued: tenant at its concurrency limit"
+            raise _waiting(task, run, "tenant at its concurrency limit")
     guard: AbstractContextManager[Any] = renewing(slot) if slot is not None else nullcontext()
     try:
         with guard:
@@ -136,8 +153,7 @@ def execute(
         return "handed back: the worker is stopping"
     except runs.AlreadyRunning as exc:
         log.info("%s %s: %s", task.name, rid, exc)
-        requeue(task.name, run, get_settings().requeue_countdown_seconds)
-        return "requeued: busy"
+        raise _waiting(task, run, "busy") from None
     except Exception as exc:
         if not runs.is_transient(exc):
             raise

@@ -185,7 +185,6 @@ def send(tenant_id: uuid.UUID, source_id: uuid.UUID, event_ids: list[uuid.UUID])
         celery_app.send_task(
             TASK, args=[ids], queue=str(TASK_ROUTES[TASK]),
             headers={"tenant_id": str(tenant_id), "source_id": str(source_id)},
-            shadow=f"{TASK}[tenant={str(tenant_id)[:8]}]",
             argsrepr=f"[{len(ids)} webhook events]",
             kwargsrepr=f"{{'tenant': '{tenant_id}', 'source': '{source_id}'}}",
             ignore_result=True,

@@ -3,6 +3,7 @@ queued again, permanent ones end the run at once."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from types import SimpleNamespace
 from typing import Any
@@ -58,9 +59,14 @@ def test_a_tenant_at_its_limit_requeues_the_task_without_running_it(clean_db,
     assert all(s.acquire() for s in busy)
     called: list[uuid.UUID] = []
     task = StubTask()
-    assert execute(task, str(run.id), called.append).startswith("requeued")
+    # Ends this delivery as RETRY (Flower shows it waiting, not succeeded), with no Celery retry:
+    # the same task id is sent again with a countdown.
+    with pytest.raises(Retry, match="requeued: tenant at its concurrency limit"):
+        execute(task, str(run.id), called.append)
     assert called == [] and task.retried == []
     assert redis_client.llen("aggregation") == 1  # the same task, sent again with a countdown
+    sent = json.loads(redis_client.lindex("aggregation", 0))
+    assert sent["headers"]["id"] == task.request.id
     assert status(run.id).status == RunStatus.QUEUED
 
     busy[0].release()
