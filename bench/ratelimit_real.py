@@ -32,7 +32,7 @@ def real_rate(scale: float) -> float:
 
 
 def run(env: BenchEnv, headers: bool = True) -> Figure:
-    from worker.zoom.factory import token_for_source
+    from worker.clients import token_for_source
 
     from worker.settings import get_settings
 

@@ -73,11 +73,11 @@ def adaptive_child(barrier: str, parties: int, source_id: str,
                    requests: int) -> tuple[int, int]:
     """Send `requests` GET /users through the production client (limiter from the source row:
     plan x default share). Returns (answers, rate-limit errors that reached the caller)."""
-    from worker.zoom import factory
+    from worker import clients
     from worker.zoom.errors import ZoomRateLimited
 
     sid = uuid.UUID(source_id)
-    client = factory.client_for_source(sid)
+    client = clients.client_for_source(sid)
     factory.token_for_source(sid)
     harness.redis_barrier(barrier, parties)
     answers = refused = 0
@@ -103,7 +103,7 @@ def run_adaptive(server: FakeZoomServer, engine: Engine) -> tuple[dict[str, int]
                    for _ in range(PROCESSES)]
         results = [f.result(timeout=180) for f in futures]
     stats = server.fake.stats()
-    from worker.zoom.factory import limiter_for_source
+    from worker.clients import limiter_for_source
 
     rate = limiter_for_source(sid).rate("medium")  # what the workers learned, in Redis
     return {"requests": stats["requests_total"], "429s": stats["rate_limited_total"],
