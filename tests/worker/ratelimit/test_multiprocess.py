@@ -78,7 +78,7 @@ def adaptive_child(barrier: str, parties: int, source_id: str,
 
     sid = uuid.UUID(source_id)
     client = clients.client_for_source(sid)
-    factory.token_for_source(sid)
+    clients.token_for_source(sid)
     harness.redis_barrier(barrier, parties)
     answers = refused = 0
     for _ in range(requests):
