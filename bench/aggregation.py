@@ -81,7 +81,8 @@ def aggregation_worker(arg: dict[str, Any], wait_start: WaitStart) -> dict[str, 
         import worker.aggregation.service as aggregation
         from worker.kit.upsert import upsert
 
-        aggregation.upsert = functools.partial(upsert,
+        # The service's own name for the write path, swapped for this child process only.
+        vars(aggregation)["upsert"] = functools.partial(upsert,
                                                copy_threshold=int(arg["copy_threshold"]))
     source_id = uuid.UUID(arg["source"])
     client = _client(source_id, arg["api_url"])

@@ -63,7 +63,8 @@ def chain_worker(arg: dict[str, Any], wait_start: WaitStart) -> dict[str, Any]:
         import worker.activity.service as activity
         from worker.kit.upsert import upsert
 
-        activity.upsert = functools.partial(upsert,
+        # The service's own name for the write path, swapped for this child process only.
+        vars(activity)["upsert"] = functools.partial(upsert,
                                             copy_threshold=int(arg["copy_threshold"]))
     source_id = uuid.UUID(arg["source"])
     tenant_id = uuid.UUID(arg["tenant"])

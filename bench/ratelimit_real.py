@@ -33,7 +33,6 @@ def real_rate(scale: float) -> float:
 
 def run(env: BenchEnv, headers: bool = True) -> Figure:
     from worker.clients import token_for_source
-
     from worker.settings import get_settings
 
     fig = Figure("ratelimit_real", "Rate limits learned: an account limited below its plan")

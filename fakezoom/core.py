@@ -240,7 +240,7 @@ class Stats:
         self.faults: Counter[str] = Counter()
 
     def as_dict(self) -> dict[str, Any]:
-        accounts: dict[str, Any] = {}
+        accounts: dict[str, dict[str, Any]] = {}
 
         def acc(a: str) -> dict[str, Any]:
             return accounts.setdefault(a, {
@@ -249,9 +249,10 @@ class Stats:
             })
 
         def ep(a: str, e: str) -> dict[str, Any]:
-            return acc(a)["by_endpoint"].setdefault(
+            endpoint: dict[str, Any] = acc(a)["by_endpoint"].setdefault(
                 e, {"requests": 0, "pages": 0, "items": 0, "statuses": {}}
             )
+            return endpoint
 
         for (a, e, s), n in self.requests.items():
             acc(a)["requests"] += n
@@ -694,7 +695,7 @@ class FakeZoom:
         offset, issued = struct.unpack(">II", body)
         if self.clock.now() - issued > self.config.page_token_ttl:
             return None
-        return offset
+        return int(offset)
 
     # ---------------------------------------------------------------- knobs
     def configure(self, **settings: Any) -> None:

@@ -295,7 +295,7 @@ class AccountData:
         return not self._over.get(i, {}).get("deleted") and (i < self.n_base or i in self._over)
 
     @lru_cache(maxsize=64)  # noqa: B019 - keyed by version, a handful of entries
-    def _status_list(self, status: int, version: int) -> array:
+    def _status_list(self, status: int, version: int) -> array[int]:
         base = self.by_status[status]
         if not self._over:
             return base
@@ -312,7 +312,7 @@ class AccountData:
     def _keeps(self, i: int, name: str) -> bool:
         return self.live(i) and self.status_of(i) == name
 
-    def users_with_status(self, status: str) -> array:
+    def users_with_status(self, status: str) -> array[int]:
         return self._status_list(STATUSES.index(status), self.version)
 
     def all_user_indexes(self) -> list[int]:
@@ -330,9 +330,9 @@ class AccountData:
         return over.get("role_id") or self.role_ids[self.role[i]]
 
     @lru_cache(maxsize=8)  # noqa: B019 - keyed by version
-    def _memberships(self, version: int) -> tuple[dict[str, array], dict[str, array]]:
-        groups: dict[str, array] = {g: array("i") for g in self.group_ids}
-        roles: dict[str, array] = {r: array("i") for r in self.role_ids}
+    def _memberships(self, version: int) -> tuple[dict[str, array[int]], dict[str, array[int]]]:
+        groups: dict[str, array[int]] = {g: array("i") for g in self.group_ids}
+        roles: dict[str, array[int]] = {r: array("i") for r in self.role_ids}
         for i in self.all_user_indexes():
             for g in self.groups_of(i):
                 if g in groups:
@@ -340,10 +340,10 @@ class AccountData:
             roles.setdefault(self.role_of(i), array("i")).append(i)
         return groups, roles
 
-    def group_members(self, group_id: str) -> array:
+    def group_members(self, group_id: str) -> array[int]:
         return self._memberships(self.version)[0][group_id]
 
-    def role_members(self, role_id: str) -> array:
+    def role_members(self, role_id: str) -> array[int]:
         return self._memberships(self.version)[1][role_id]
 
     # ---------------------------------------------------------------- mutations

@@ -83,7 +83,7 @@ class HostileZoom:
     extra_fields: bool = True
     # Every request as (path, decoded meeting UUID or None), for round-trip checks.
     requests: list[tuple[str, str | None]] = field(default_factory=list)
-    _nonce: itertools.count = field(default_factory=itertools.count)
+    _nonce: itertools.count[int] = field(default_factory=itertools.count)
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self._httpx)
@@ -245,7 +245,7 @@ def odd_data(today: date) -> dict[str, list[dict[str, Any]]]:
                  "start_time": at.isoformat() + "+09:00", "end_time": at.isoformat() + "Z",
                  "duration": 30, "participants_count": 2, "user_email": "Long.Id@Example.com"}
                 for i, u in enumerate(ODD_UUIDS)]
-    participants = [
+    participants: list[dict[str, Any]] = [
         {"id": long_id, "user_id": "1" * 90, "name": "Zoë 🎉", "user_email": "Long.Id@Example.com",
          "join_time": at.isoformat() + "Z", "leave_time": at.isoformat() + "+00:00",
          "duration": 60, "status": "in_meeting"},

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -44,7 +45,7 @@ def _binary(name: str) -> str | None:
 class Services:
     postgres_url: str  # server URL (database part is replaced per run)
     redis_url: str  # base URL without db number
-    _cleanups: list = field(default_factory=list)
+    _cleanups: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
         for cleanup in reversed(self._cleanups):

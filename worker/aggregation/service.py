@@ -131,7 +131,8 @@ def _store(
 
 
 def _table(model: type[SQLModel]) -> Table:
-    return model.__table__  # type: ignore[attr-defined]
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    return table
 
 
 def _write_changed(

@@ -40,7 +40,8 @@ class Written:
 def _table(model: type[SQLModel] | Table) -> Table:
     if isinstance(model, Table):
         return model
-    return model.__table__  # type: ignore[attr-defined]
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    return table
 
 
 def dedupe(rows: Iterable[dict[str, Any]], key: Sequence[str]) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Date, Index, String, Text, UniqueConstraint
@@ -163,4 +164,4 @@ class UserDailySummary(SQLModel, TenantScoped, table=True):
     meeting_minutes: int = 0
     last_activity_at: datetime | None = TimestampField()
     updated_at: datetime = TimestampField(nullable=False, default_factory=utcnow)
-    details: dict = JsonField(dict)
+    details: dict[str, Any] = JsonField(dict)

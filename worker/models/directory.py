@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Index, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -43,13 +44,13 @@ class ZoomUser(_Seen, TenantScoped, table=True):
     role_id: str | None = Field(default=None, sa_type=Text)
     dept: str | None = Field(default=None, sa_type=Text)
     employee_unique_id: str | None = Field(default=None, sa_type=Text)
-    group_ids: list = JsonField(list)
+    group_ids: list[str] = JsonField(list)
     timezone: str | None = Field(default=None, sa_type=Text)
     verified: int | None = None
     last_client_version: str | None = Field(default=None, sa_type=Text)
     zoom_created_at: datetime | None = TimestampField()
     last_login_time: datetime | None = TimestampField()
-    custom_attributes: list = JsonField(list)
+    custom_attributes: list[dict[str, Any]] = JsonField(list)
     # Hash of the fields above as Zoom sent them: tells "updated" from "unchanged" cheaply.
     content_hash: str = Field(default="", sa_type=String(64))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Column, ForeignKey, Index, String, Text, UniqueConstraint, Uuid, text
 from sqlmodel import Field, SQLModel
@@ -25,7 +26,7 @@ class Identity(SQLModel, TenantScoped, table=True):
     # Lower-cased email: correlation is case-insensitive and must use an index.
     email_normalized: str = Field(default="", sa_type=String(320))
     display_name: str = Field(default="", sa_type=String(400))
-    attributes: dict = JsonField(dict)
+    attributes: dict[str, Any] = JsonField(dict)
     # As the identity system says: "active", "inactive" or "terminated" (IDENTITY_STATUSES).
     # A leaver is inactive/terminated, or has a terminated_at that has passed.
     status: str = Field(

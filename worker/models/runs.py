@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Column, ForeignKey, Index, String, Text, Uuid
 from sqlmodel import Field, SQLModel
@@ -26,9 +27,9 @@ class ConnectionTest(SQLModel, TenantScoped, table=True):
     finished_at: datetime | None = TimestampField()
     token_ms: int | None = None  # time to get a token (cache hit or OAuth round trip)
     call_ms: int | None = None  # time of the probe API call
-    granted_scopes: list = JsonField(list)
-    missing_scopes: list = JsonField(list)
-    missing_optional_scopes: list = JsonField(list)
+    granted_scopes: list[str] = JsonField(list)
+    missing_scopes: list[str] = JsonField(list)
+    missing_optional_scopes: list[str] = JsonField(list)
     zoom_error_code: str | None = Field(default=None, sa_type=String(64))
     message: str = Field(default="", sa_type=Text)
     # Until when the test's holder (its broker message, then its worker) is presumed alive;
@@ -67,8 +68,8 @@ class SyncRun(SQLModel, TenantScoped, table=True):
     deleted: int = 0
     skipped: int = 0  # items Zoom would not give (gone meetings) or duplicates of a run
     # Resumable position: e.g. {"stream": ..., "next_day": ...} for a deferred chunk.
-    checkpoint: dict = JsonField(dict)
-    details: dict = JsonField(dict)
+    checkpoint: dict[str, Any] = JsonField(dict)
+    details: dict[str, Any] = JsonField(dict)
     error_code: str | None = Field(default=None, sa_type=String(64))
     error_message: str | None = Field(default=None, sa_type=Text)
     created_at: datetime = TimestampField(nullable=False, default_factory=utcnow)

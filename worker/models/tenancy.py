@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Column, ForeignKey, String, Text, UniqueConstraint, Uuid
 from sqlmodel import Field, SQLModel
@@ -12,13 +13,13 @@ from worker.models.base import JsonField, TenantScoped, TimestampField, utcnow
 from worker.models.enums import GrantType, SourceStatus, ZoomPlan
 
 
-def tenant_fk() -> Column:
+def tenant_fk() -> Column[Any]:
     return Column(
         Uuid, ForeignKey("tenant.id", ondelete="CASCADE"), nullable=False, index=True
     )
 
 
-def source_fk() -> Column:
+def source_fk() -> Column[Any]:
     return Column(Uuid, ForeignKey("source.id", ondelete="CASCADE"), nullable=False)
 
 
@@ -87,7 +88,7 @@ class Source(SQLModel, TenantScoped, table=True):
         default=None,
         sa_column=Column(Uuid, ForeignKey("source.id", ondelete="SET NULL"), nullable=True),
     )
-    correlation_config: dict = JsonField(lambda: dict(DEFAULT_CORRELATION))
+    correlation_config: dict[str, Any] = JsonField(lambda: dict(DEFAULT_CORRELATION))
 
     # Cron expressions evaluated in ``timezone``; empty means the default spread by source id.
     aggregation_cron: str = Field(default="", sa_type=String(100))

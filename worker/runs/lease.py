@@ -34,7 +34,7 @@ def lease() -> timedelta:
 
 def queued_grace(sends: int = 0) -> timedelta:
     """How long a sent message may take to be picked up before the sweep sends it again."""
-    return min(2 * lease() * 2 ** min(max(sends - 1, 0), 8), max(MAX_QUEUED_GRACE, 2 * lease()))
+    return min(2 * lease() * (1 << min(max(sends - 1, 0), 8)), max(MAX_QUEUED_GRACE, 2 * lease()))
 
 
 def mark_sent(run: SyncRun, now: datetime | None = None, countdown: float = 0) -> None:

@@ -94,7 +94,7 @@ def _waiting(task: Task, run: SyncRun, why: str) -> Retry:
 
 
 def _backoff(retries: int, cap: float = RETRY_CAP_SECONDS) -> float:
-    countdown = min(cap, get_settings().retry_base_seconds * 2 ** retries)
+    countdown = min(cap, get_settings().retry_base_seconds * (1 << min(retries, 30)))
     return countdown * random.uniform(0.5, 1.0)
 
 
@@ -103,7 +103,8 @@ def _unrecorded(task: Task, exc: BaseException, why: str) -> Exception:
     countdown = _backoff(task.request.retries, UNRECORDED_RETRY_CAP_SECONDS)
     log.warning("%s %s: %s (%s); retrying in %.0fs", task.name, task.request.id, why,
                 type(exc).__name__, countdown)
-    return task.retry(exc=exc, countdown=countdown, max_retries=UNLIMITED)
+    retry: Exception = task.retry(exc=exc, countdown=countdown, max_retries=UNLIMITED)
+    return retry
 
 
 def execute(
