@@ -8,6 +8,7 @@ one line on stderr and a non-zero exit (see `worker.cli.errors`).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -26,6 +27,7 @@ from worker.cli.report import report as report_command
 from worker.cli.watch import render_connection_test, wait_activity, wait_connection_test, wait_run
 from worker.db import session_scope
 from worker.kit.crypto import decrypt_json
+from worker.kit.redis import get_redis
 from worker.models import (
     ConnectionTest,
     GrantType,
@@ -38,6 +40,8 @@ from worker.models import (
 )
 from worker.models.base import as_utc
 from worker.settings import get_settings, settings_or_exit
+from worker.sources import service as sources_service
+from worker.tokens.credentials import forget_source_credentials
 
 app = typer.Typer(
     name="activity-insights",
@@ -186,7 +190,8 @@ def source_add(
     timezone: Annotated[str, typer.Option(help="IANA zone the crons run in.")] = "UTC",
 ) -> None:
     """Add a source (a Zoom app) with its credentials, stored encrypted."""
-    settings_or_exit()
+    # Before any prompt: a secret typed in only to hear that it cannot be stored is wasted.
+    settings_or_exit().require("encryption_key")
     grant = (
         GrantType.REFRESH_TOKEN
         if grant_type == GrantChoice.refresh_token
@@ -326,6 +331,141 @@ def source_webhook_secret(
     del secret
     typer.echo(f"webhook Secret Token of source {name} set; Zoom's event notification "
                f"endpoint URL: <API base URL>/v1/webhooks/zoom/{source_id}")
+
+
+SECRET_ENV = {
+    "client_secret": "AI_SOURCE_CLIENT_SECRET",
+    "refresh_token": "AI_SOURCE_REFRESH_TOKEN",
+    "webhook_secret_token": "AI_SOURCE_WEBHOOK_SECRET_TOKEN",
+}
+
+
+def _new_secret(name: str) -> str:
+    """A secret to store, from its environment variable or a hidden prompt; never from argv
+    (other users of the machine can read a process's arguments)."""
+    env = SECRET_ENV[name]
+    value = os.environ.get(env, "").strip()
+    if not value and _stdin_is_tty():
+        value = typer.prompt(f"new {name.replace('_', ' ')}", hide_input=True).strip()
+    if not value:
+        raise CliError(f"--{name.replace('_', '-')}: set {env} or run in a terminal to be "
+                       "prompted (the value is never taken from the command line)")
+    return value
+
+
+@source_app.command("update")
+@friendly
+def source_update(
+    source: Annotated[str, typer.Argument(help="Source id, id prefix, name or TENANT/NAME.")],
+    grant_type: Annotated[
+        GrantChoice | None, typer.Option("--grant-type", "-g", help="Switch the grant type.")
+    ] = None,
+    account_id: Annotated[str | None, typer.Option(help="New Zoom account id (s2s).")] = None,
+    client_id: Annotated[str | None, typer.Option(help="New client id.")] = None,
+    client_secret: Annotated[
+        bool,
+        typer.Option("--client-secret", help="Set a new client secret: from "
+                     "AI_SOURCE_CLIENT_SECRET, else prompted for (hidden)."),
+    ] = False,
+    refresh_token: Annotated[
+        bool,
+        typer.Option("--refresh-token", help="Set a new refresh token: from "
+                     "AI_SOURCE_REFRESH_TOKEN, else prompted for (hidden)."),
+    ] = False,
+    webhook_secret_token: Annotated[
+        bool,
+        typer.Option("--webhook-secret-token", help="Set the webhook Secret Token: from "
+                     "AI_SOURCE_WEBHOOK_SECRET_TOKEN, else prompted for (hidden)."),
+    ] = False,
+    aggregation_cron: Annotated[
+        str | None, typer.Option(help="Five-field cron; '' for the default (daily, spread).")
+    ] = None,
+    activity_cron: Annotated[
+        str | None, typer.Option(help="Five-field cron; '' for the default (daily, spread).")
+    ] = None,
+    timezone: Annotated[str | None, typer.Option(help="IANA zone the crons run in.")] = None,
+    aggregation: Annotated[
+        bool | None, typer.Option("--aggregation/--no-aggregation",
+                                  help="Scheduled aggregations on or off.")
+    ] = None,
+    activity: Annotated[
+        bool | None, typer.Option("--activity/--no-activity",
+                                  help="Scheduled activity syncs on or off.")
+    ] = None,
+    plan: Annotated[ZoomPlan | None, typer.Option(help="The account's Zoom plan.")] = None,
+    rate_share: Annotated[
+        float | None, typer.Option(help="Share of the account's Zoom limits (0-1].")
+    ] = None,
+    description: Annotated[str | None, typer.Option()] = None,
+    owner: Annotated[str | None, typer.Option(help="Who to ask about this source.")] = None,
+) -> None:
+    """Change a source's credentials, schedules or streams; omitted options keep their value.
+
+    New credentials are merged with the stored ones and bump the credentials version; the
+    cached access token is dropped so the next task uses them."""
+    settings = settings_or_exit()
+    wants_secret = client_secret or refresh_token or webhook_secret_token
+    if wants_secret or account_id is not None or client_id is not None or grant_type:
+        settings.require("encryption_key")
+    credentials: dict[str, str] = {}
+    if account_id is not None:
+        credentials["account_id"] = account_id
+    if client_id is not None:
+        credentials["client_id"] = client_id
+    for name, wanted in (("client_secret", client_secret), ("refresh_token", refresh_token),
+                         ("webhook_secret_token", webhook_secret_token)):
+        if wanted:
+            credentials[name] = _new_secret(name)
+    grant = None
+    if grant_type is not None:
+        grant = (GrantType.REFRESH_TOKEN if grant_type == GrantChoice.refresh_token
+                 else GrantType.ACCOUNT_CREDENTIALS)
+    changes = ops.SourceChanges(
+        grant_type=grant,
+        credentials=credentials,
+        fields={
+            "aggregation_cron": aggregation_cron, "activity_cron": activity_cron,
+            "timezone": timezone, "aggregation_enabled": aggregation,
+            "activity_enabled": activity, "plan": plan, "rate_share": rate_share,
+            "description": description, "owner": owner,
+        },
+    )
+    with session_scope() as session:
+        row = ops.resolve_source(session, source)
+        changed = ops.update_source(session, row, changes)
+        stored = sources_service.stored_credentials(row)
+        if webhook_secret_token and "webhook_secret_token" not in stored:
+            raise CliError("this version does not store a webhook Secret Token")
+        del stored
+        name, source_id, version = row.name, row.id, row.credentials_version
+    del credentials
+    if not changed:
+        typer.echo(f"source {name}: nothing to change")
+        return
+    if "credentials" in changed:
+        forget_source_credentials(get_redis(), str(source_id))
+        changed[changed.index("credentials")] = f"credentials (version {version})"
+    typer.echo(f"source {name} updated: {', '.join(changed)}")
+    if any(c.startswith("credentials") for c in changed):
+        typer.echo(f"next: activity-insights test-connection {source_id} --wait", err=True)
+
+
+@source_app.command("enable")
+@friendly
+def source_enable(
+    source: Annotated[str, typer.Argument(help="Source id, id prefix, name or TENANT/NAME.")],
+) -> None:
+    """Enable a disabled source; schedules resume after its next successful connection test."""
+    settings_or_exit()
+    with session_scope() as session:
+        row = ops.resolve_source(session, source)
+        enabled = ops.enable_source(session, row)
+        name, source_id = row.name, row.id
+    if not enabled:
+        typer.echo(f"source {name} is not disabled: nothing to do")
+        return
+    typer.echo(f"source {name} enabled")
+    typer.echo(f"next: activity-insights test-connection {source_id} --wait", err=True)
 
 
 @source_app.command("disable")
@@ -518,6 +658,8 @@ def status(
 def _test_cell(test: object) -> str:
     if not isinstance(test, ConnectionTest):
         return "never"
+    if sources_service.never_started(test):
+        return f"[yellow]not started[/] {_when(test.finished_at or test.created_at)}"
     mark = {"succeeded": "[green]ok[/]", "failed": "[red]failed[/]"}.get(test.status, test.status)
     cell = f"{mark} {_when(test.finished_at or test.created_at)}"
     if test.status == TestStatus.FAILED and test.message:
