@@ -10,14 +10,16 @@ from __future__ import annotations
 import json
 import os
 import sys
+import textwrap
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlmodel import Session, col, select
+from rich.text import Text
+from sqlmodel import col, select
 
 from worker import migrate
 from worker.cli import launch as launchers
@@ -620,64 +622,132 @@ def sync_activity(
 @friendly
 def status(
     tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="Only this tenant.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
 ) -> None:
-    """One table: every tenant's sources, last test, last runs, next runs and failures."""
+    """Every source: its state, last test, last runs, next runs and failures."""
     settings_or_exit()
-    table = Table(
-        "tenant", "source", "status", "last test", "aggregation", "correlation", "activity",
-        "next runs", "failures 24h", title="Activity Insights for Zoom", show_lines=True,
-    )
     with session_scope() as session:
         rows = ops.status_rows(session, tenant)
-        for row in rows:
-            runs = {}
-            for kind, run in row.last_runs.items():
-                runs[kind] = _run_cell(session, run)
-            failures = str(row.failures_24h)
-            if row.last_failure is not None:
-                failures += f"\n{(row.last_failure.error_message or row.last_failure.status)[:60]}"
-            s = row.source
-            table.add_row(
-                row.tenant.name,
-                f"{s.name}\n[dim]{str(s.id)[:8]} {s.grant_type}[/]",
-                _status_text(s.status) + (f"\n[dim]{s.status_message[:50]}[/]"
-                                          if s.status_message else ""),
-                _test_cell(row.last_test),
-                runs[RunKind.AGGREGATION],
-                runs[RunKind.CORRELATION],
-                runs[RunKind.ACTIVITY] + f"\ninsights ready {_when(s.insights_ready_at)}",
-                f"agg {_when(s.next_aggregation_at)}\nact {_when(s.next_activity_at)}",
-                failures,
-            )
+        totals = {
+            (row.source.id, kind): ops.run_totals(session, run)
+            for row in rows for kind, run in row.last_runs.items() if run is not None
+        }
+    if as_json:
+        typer.echo(json.dumps([_status_json(row, totals) for row in rows], indent=2))
+        return
     if not rows:
         typer.echo("no sources yet: `activity-insights source add --help`")
         return
-    _console().print(table)
+    # Not `_console()`: this layout is made to read in the terminal's width (80 when piped, or
+    # COLUMNS), one block per source rather than a table too wide to read.
+    console = Console(highlight=False)
+    width = max(40, console.width)
+    for number, row in enumerate(rows):
+        if number:
+            console.print()
+        _print_status_block(console, row, totals, width)
 
 
-def _test_cell(test: object) -> str:
-    if not isinstance(test, ConnectionTest):
-        return "never"
-    if sources_service.never_started(test):
-        return f"[yellow]not started[/] {_when(test.finished_at or test.created_at)}"
-    mark = {"succeeded": "[green]ok[/]", "failed": "[red]failed[/]"}.get(test.status, test.status)
-    cell = f"{mark} {_when(test.finished_at or test.created_at)}"
+_LABEL = 13  # "correlation" and two spaces
+
+
+def _shorten(text: str, width: int) -> str:
+    """One line of at most ``width`` characters, cut at a word boundary with an ellipsis."""
+    return textwrap.shorten(" ".join(text.split()), width=max(width, 10), placeholder=" …")
+
+
+def _print_status_block(
+    console: Console, row: ops.SourceStatusRow, totals: dict[Any, dict[str, int]], width: int
+) -> None:
+    s = row.source
+    value_width = width - _LABEL
+    console.print(Text(f"{row.tenant.name}/{s.name}", style="bold"), overflow="ellipsis",
+                  no_wrap=True)
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="dim", width=_LABEL - 2, no_wrap=True)
+    grid.add_column(width=value_width, overflow="fold")
+    state = Text(s.status, style=_STATUS_STYLE.get(s.status, ""))
+    grant = "s2s" if s.grant_type == GrantType.ACCOUNT_CREDENTIALS else s.grant_type
+    state.append(f"  id {str(s.id)[:8]}  {grant}", style="dim")
+    grid.add_row("state", state)
+    if s.status_message:
+        grid.add_row("", _shorten(s.status_message, value_width))
+    grid.add_row("last test", _test_cell(row.last_test, value_width))
+    for kind, run in row.last_runs.items():
+        grid.add_row(kind, _run_cell(run, totals.get((s.id, kind)), value_width))
+    grid.add_row("insights", f"ready {_when(s.insights_ready_at)}")
+    grid.add_row("next", Text(
+        f"agg {_when(s.next_aggregation_at)}\nact {_when(s.next_activity_at)}"))
+    failures = f"{row.failures_24h} in 24h"
+    if row.last_failure is not None:
+        failures += "; last: " + (row.last_failure.error_message or row.last_failure.status)
+    grid.add_row("failures", _shorten(failures, value_width))
+    console.print(grid)
+
+
+_STATUS_STYLE = {"active": "green", "failing": "red", "reauthorize": "red", "disabled": "dim",
+                 "succeeded": "green", "failed": "red", "retryable": "yellow",
+                 "deferred": "yellow", "not started": "yellow", "ok": "green"}
+
+
+def _test_cell(test: ConnectionTest | None, width: int) -> Text:
+    if test is None:
+        return Text("never")
+    state = "not started" if sources_service.never_started(test) else (
+        "ok" if test.status == TestStatus.SUCCEEDED else test.status)
+    cell = Text(state, style=_STATUS_STYLE.get(state, ""))
+    cell.append(f" {_when(test.finished_at or test.created_at)}")
     if test.status == TestStatus.FAILED and test.message:
-        cell += f"\n{test.message[:60]}"
+        cell.append("\n" + _shorten(test.message, width))
     return cell
 
 
-def _run_cell(session: object, run: object) -> str:
-    if not isinstance(run, SyncRun) or not isinstance(session, Session):
-        return "never"
-    totals = ops.run_totals(session, run)
-    colour = {"succeeded": "green", "failed": "red", "retryable": "yellow", "deferred": "yellow"}
-    state = f"[{colour[run.status]}]{run.status}[/]" if run.status in colour else run.status
-    return (
-        f"{state} {_when(run.finished_at or run.created_at)}\n"
-        f"seen {totals['seen']} new {totals['inserted']} upd {totals['updated']} "
-        f"del {totals['deleted']}"
-    )
+def _run_cell(run: SyncRun | None, totals: dict[str, int] | None, width: int) -> Text:
+    if run is None:
+        return Text("never")
+    cell = Text(run.status, style=_STATUS_STYLE.get(run.status, ""))
+    cell.append(f" {_when(run.finished_at or run.created_at)}")
+    if totals:
+        cell.append(f"\nseen {totals['seen']} new {totals['inserted']} upd {totals['updated']} "
+                    f"del {totals['deleted']}")
+    if run.status in (RunStatus.FAILED, RunStatus.RETRYABLE) and run.error_message:
+        cell.append("\n" + _shorten(run.error_message, width))
+    return cell
+
+
+def _status_json(row: ops.SourceStatusRow, totals: dict[Any, dict[str, int]]) -> dict[str, Any]:
+    s, test = row.source, row.last_test
+    return {
+        "tenant": {"id": str(row.tenant.id), "name": row.tenant.name},
+        "source": {
+            "id": str(s.id), "name": s.name, "grant_type": s.grant_type, "status": s.status,
+            "status_message": s.status_message, "last_test_ok_at": _iso(s.last_test_ok_at),
+            "next_aggregation_at": _iso(s.next_aggregation_at),
+            "next_activity_at": _iso(s.next_activity_at),
+            "insights_ready_at": _iso(s.insights_ready_at),
+        },
+        "last_test": None if test is None else {
+            "id": str(test.id), "status": test.status,
+            "started": not sources_service.never_started(test),
+            "created_at": _iso(test.created_at), "finished_at": _iso(test.finished_at),
+            "zoom_error_code": test.zoom_error_code, "message": test.message,
+        },
+        "last_runs": {
+            str(kind): None if run is None else {
+                "id": str(run.id), "status": run.status, "trigger": run.trigger,
+                "created_at": _iso(run.created_at), "finished_at": _iso(run.finished_at),
+                "error_code": run.error_code, "error_message": run.error_message,
+                **totals.get((s.id, kind), {}),
+            }
+            for kind, run in row.last_runs.items()
+        },
+        "failures_24h": row.failures_24h,
+        "last_failure": None if row.last_failure is None else {
+            "id": str(row.last_failure.id), "kind": row.last_failure.kind,
+            "status": row.last_failure.status, "error_message": row.last_failure.error_message,
+            "created_at": _iso(row.last_failure.created_at),
+        },
+    }
 
 
 # --- launchers ----------------------------------------------------------------------------
