@@ -25,6 +25,7 @@ from worker import migrate
 from worker.cli import launch as launchers
 from worker.cli import ops
 from worker.cli.errors import EXIT_FAILED, CliError, friendly
+from worker.cli.identities import identities_app
 from worker.cli.report import report as report_command
 from worker.cli.watch import render_connection_test, wait_activity, wait_connection_test, wait_run
 from worker.db import session_scope
@@ -61,6 +62,7 @@ app.add_typer(tenant_app, name="tenant")
 app.add_typer(key_app, name="key")
 app.add_typer(source_app, name="source")
 app.command("report")(report_command)
+app.add_typer(identities_app, name="identities")
 
 
 def _console() -> Console:
