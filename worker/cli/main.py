@@ -26,6 +26,7 @@ from worker.cli import launch as launchers
 from worker.cli import ops
 from worker.cli.errors import EXIT_FAILED, CliError, friendly
 from worker.cli.identities import identities_app
+from worker.cli.insights import insights_app
 from worker.cli.report import report as report_command
 from worker.cli.watch import render_connection_test, wait_activity, wait_connection_test, wait_run
 from worker.db import session_scope
@@ -63,6 +64,7 @@ app.add_typer(key_app, name="key")
 app.add_typer(source_app, name="source")
 app.command("report")(report_command)
 app.add_typer(identities_app, name="identities")
+app.add_typer(insights_app, name="insights")
 
 
 def _console() -> Console:
