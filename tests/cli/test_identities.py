@@ -46,6 +46,9 @@ def test_import_upserts_by_external_id_with_a_summary(cli: Cli, tmp_path: Path) 
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == "tenant acme: 2 rows read, 1 inserted, 1 updated"
     assert _count(acme) == rows + 1
+    # "-" reads the file from stdin (`docker compose exec -T api ... - < people.csv`).
+    piped = cli("identities", "import", "-t", "acme", "-", input="external_id\npiped\n")
+    assert piped.stdout.strip() == "tenant acme: 1 rows read, 1 inserted, 0 updated"
 
 
 def test_a_bad_file_is_one_line_naming_the_row_and_writes_nothing(

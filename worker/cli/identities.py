@@ -3,6 +3,7 @@ upserted by the same code as the API's ``POST /v1/identities/csv`` (`worker.iden
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -24,14 +25,14 @@ identities_app = typer.Typer(help="Identities (the tenant's people) for correlat
 @friendly
 def identities_import(
     file: Annotated[Path, typer.Argument(help="CSV: external_id,email,display_name,... "
-                                         "(other columns become attributes).")],
+                                         "(other columns become attributes); - for stdin.")],
     tenant: Annotated[str, typer.Option("--tenant", "-t", help="Tenant name or id.")],
 ) -> None:
     """Insert or update identities by external_id; a bad row stops the import before anything
     is written."""
     settings_or_exit()
     try:
-        data = file.read_bytes()
+        data = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
     except OSError as exc:
         raise CliError(f"{file}: cannot read it ({exc.strerror or exc})") from None
     try:
