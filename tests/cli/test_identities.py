@@ -3,8 +3,12 @@ upsert, more rows than one API request takes, and bad files that write nothing."
 
 from __future__ import annotations
 
+import io
+import re
 from pathlib import Path
 
+import pytest
+from rich.console import Console
 from sqlalchemy import func
 from sqlmodel import select
 
@@ -71,3 +75,21 @@ def test_a_bad_file_is_one_line_naming_the_row_and_writes_nothing(
     good.write_text("external_id\ne1\n")
     _one_line_error(cli("identities", "import", "-t", "nobody", str(good)), 2, "no tenant")
     assert _count(acme) == 0
+
+
+def test_import_draws_a_progress_bar_on_a_terminal(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from worker.cli import identities as command
+
+    _tenant(cli)
+    drawn = io.StringIO()
+    monkeypatch.setattr(command, "Console", lambda **_: Console(
+        file=drawn, force_terminal=True, width=80))
+    csv = tmp_path / "people.csv"
+    csv.write_text("external_id\n" + "".join(f"e{n}\n" for n in range(2500)))
+    result = cli("identities", "import", "-t", "acme", str(csv))
+    assert result.exit_code == 0, result.output
+    screen = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", drawn.getvalue())
+    # Intermediate steps depend on rich's refresh timing; the bar and its full count do not.
+    assert "identities" in screen and "━" in screen and "2500/2500" in screen, screen
