@@ -172,3 +172,15 @@ def test_an_unreachable_broker_is_what_both_the_cli_and_status_say(cli: Cli) -> 
     shown = cli("status", env={"COLUMNS": "80"}).stdout
     assert "not started" in shown
     assert "failed" not in shown.replace("not started", "")
+
+
+def test_update_sets_the_webhook_secret_token_from_the_environment(cli: Cli) -> None:
+    _tenant(cli)
+    source_id = _s2s_source(cli)
+    result = cli("source", "update", "zoom", "--webhook-secret-token",
+                 env={"AI_SOURCE_WEBHOOK_SECRET_TOKEN": "wh-" + SECRET})
+    assert result.exit_code == 0, result.output
+    assert SECRET not in result.output
+    stored = decrypt_json(_source(source_id).credentials_ciphertext)
+    assert stored["webhook_secret_token"] == "wh-" + SECRET
+    assert stored["client_secret"] == SECRET  # the OAuth credentials stay
