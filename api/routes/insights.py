@@ -3,26 +3,41 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 from sqlalchemy import and_, or_
-from sqlmodel import col
+from sqlmodel import Session, col
 
 from api.deps import SessionDep, TenantDep, get_or_404
 from api.errors import PROBLEM_RESPONSES
-from api.insights import WINDOW_DAYS, account_key, figures, inactive_condition, last_activity
 from api.pagination import keyset_page
 from api.routes.accounts import SourceFilter, check_source, correlations
-from api.schemas.activity import AccountInsight, AccountRef, IdentityInsight, InactiveAccount
+from api.schemas.activity import (
+    AccountInsight,
+    AccountRef,
+    ActivityFigures,
+    IdentityInsight,
+    InactiveAccount,
+)
 from api.schemas.common import MAX_BIGINT, Limit, Page
 from worker.db import tenant_query
+from worker.insights import account_key, inactive_accounts_query, last_activity
+from worker.insights import figures as _figures
 from worker.models import AccountCorrelation, Identity, ZoomUser, utcnow
+from worker.reports.activity import WINDOW_DAYS
 
 router = APIRouter(prefix="/v1/insights", tags=["insights"], responses=PROBLEM_RESPONSES)
 
 WindowDays = Annotated[int, Query(ge=1, le=180, description="Window for the counts (days)")]
+
+
+def figures(session: Session, tenant_id: uuid.UUID, users: Sequence[ZoomUser], now: datetime,
+            window_days: int) -> ActivityFigures:
+    return ActivityFigures(**asdict(_figures(session, tenant_id, users, now, window_days)))
 
 
 def _ref(user: ZoomUser) -> AccountRef:
@@ -90,11 +105,7 @@ def inactive_accounts(
     """Access-review candidates: Zoom accounts (not deleted) with no activity in N days."""
     check_source(session, tenant_id, source_id)
     cutoff = utcnow() - timedelta(days=days)
-    query = tenant_query(ZoomUser, tenant_id).where(
-        col(ZoomUser.deleted_at).is_(None), inactive_condition(tenant_id, cutoff)
-    )
-    if source_id is not None:
-        query = query.where(ZoomUser.source_id == source_id)
+    query = inactive_accounts_query(tenant_id, cutoff, source_id)
     page: list[ZoomUser]
     page, next_cursor = keyset_page(session, query, col(ZoomUser.id), cursor, limit,
                                     lambda u: u.id)

@@ -23,7 +23,7 @@ from api.schemas.sources import (
     SourceUpdate,
 )
 from worker.db import get_for_tenant, tenant_query
-from worker.models import Source, SourceStatus, utcnow
+from worker.models import Source, utcnow
 from worker.sources import service as sources
 from worker.sources.service import SourceInvalid
 from worker.tokens.credentials import forget_source_credentials
@@ -215,14 +215,8 @@ def disable_source(source_id: uuid.UUID, tenant_id: TenantDep, session: SessionD
 def enable_source(source_id: uuid.UUID, tenant_id: TenantDep, session: SessionDep) -> SourcePublic:
     """Enable a disabled source; schedules resume after its next successful connection test."""
     source = get_or_404(session, Source, tenant_id, source_id, "source")
-    if source.status == SourceStatus.DISABLED:
-        source.status = SourceStatus.NEW
-        source.status_message = "enabled: run a connection test to resume syncing"
-        now = utcnow()
-        source.updated_at = now
-        compute_next_runs(source, now)
-        session.add(source)
-        session.commit()
+    with _as_problems():
+        sources.enable(session, source)
     return to_public(source)
 
 

@@ -5,12 +5,25 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.errors import BadRequest
+
+# The text types live with the worker (its input parsers use them too); the schemas import
+# them from here.
+from worker.kit.text import Name as Name
+from worker.kit.text import Str64 as Str64
+from worker.kit.text import Str100 as Str100
+from worker.kit.text import Str200 as Str200
+from worker.kit.text import Str320 as Str320
+from worker.kit.text import Str400 as Str400
+from worker.kit.text import Str2000 as Str2000
+from worker.kit.text import Text as Text
+from worker.kit.text import UtcDatetime as UtcDatetime
+from worker.kit.text import aware as _aware
 
 T = TypeVar("T")
 
@@ -18,53 +31,6 @@ T = TypeVar("T")
 MAX_BIGINT = 2**63 - 1
 
 
-def _storable(value: str) -> str:
-    # Postgres text holds neither NUL nor lone surrogates; refusing them here turns a driver
-    # error into a 422.
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("must be valid UTF-8 text") from None
-    return value
-
-
-def _aware(value: datetime) -> datetime:
-    """Timestamps without an offset are read as UTC; everything is stored in UTC."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-# Stripped strings bounded by their column's length, without NUL.
-Str64 = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=64), AfterValidator(_storable)
-]
-Str100 = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=100), AfterValidator(_storable)
-]
-Str200 = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=200), AfterValidator(_storable)
-]
-Str320 = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=320), AfterValidator(_storable)
-]
-Str400 = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=400), AfterValidator(_storable)
-]
-Str2000 = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=2000), AfterValidator(_storable)
-]
-Text = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=20000), AfterValidator(_storable)
-]
-Name = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, max_length=200, min_length=1),
-    AfterValidator(_storable),
-]
-
-
-UtcDatetime = Annotated[datetime, AfterValidator(_aware)]
 BigId = Annotated[int, Field(ge=1, le=MAX_BIGINT)]
 Limit = Annotated[int, Field(ge=1, le=500, description="Items per page (1-500)")]
 

@@ -4,42 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from api.schemas.common import Name, Schema, Str320, Str400, Str2000, UtcDatetime
-
-AttributeValue = Annotated[
-    Str2000 | bool | Annotated[int, Field(ge=-(2**53), le=2**53)]
-    | Annotated[float, Field(allow_inf_nan=False)] | None,
-    Field(union_mode="smart"),
-]
-
-
-def _lower(value: Any) -> Any:
-    return value.strip().lower() if isinstance(value, str) else value
-
-
-IdentityStatus = Annotated[
-    Literal["active", "inactive", "terminated"], BeforeValidator(_lower),
-    Field(description="As the identity system says (case-insensitive)"),
-]
-
-
-class IdentityIn(Schema):
-    """One identity from the tenant's identity system; upserted by external_id."""
-
-    external_id: Name
-    email: Str320 = ""
-    display_name: Str400 = ""
-    status: IdentityStatus = "active"
-    terminated_at: UtcDatetime | None = Field(
-        default=None, description="When the person left (or leaves); past = a leaver"
-    )
-    attributes: dict[Annotated[str, Field(max_length=200)], AttributeValue] = Field(
-        default_factory=dict, max_length=100
-    )
+# Defined with the worker's CSV parser, which validates rows with it: one definition of a row.
+from worker.identities import IdentityIn as IdentityIn
+from worker.identities import IdentityStatus as IdentityStatus
 
 
 class IdentityUpsertResult(BaseModel):

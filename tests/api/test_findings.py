@@ -332,7 +332,7 @@ def test_the_idle_list_and_the_review_agree_on_who_is_idle(seeded: Fixture) -> N
     endpoint's EXISTS probes and the review's grouped latest activity."""
     from sqlmodel import col, select
 
-    from api.insights import inactive_condition
+    from worker.insights import inactive_condition
 
     with session_scope() as db:
         for cutoff in (CUTOFF, CUTOFF - SECOND, NOW - timedelta(days=3), NOW - timedelta(days=45)):

@@ -369,3 +369,23 @@ def test_the_webhook_secret_token_is_set_encrypted_and_never_echoed(cli: Cli) ->
     shown = cli("source", "show", "zoom", "--json")
     assert "webhook_secret_token" in shown.stdout and "wh-cli-secret-token" not in shown.stdout
     _one_line_error(cli("source", "webhook-secret", "zoom", "--secret", " "), 2, "Secret Token")
+
+
+def test_every_command_the_readme_cli_section_names_exists(cli: Cli) -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## The operator CLI", 1)[1].split("\n## ", 1)[0]
+    groups = {"db", "tenant", "key", "source", "identities", "insights"}
+    seen: set[tuple[str, ...]] = set()
+    for line in section.splitlines():
+        words = line.split("activity-insights ", 1)[1].split() if "activity-insights " in line \
+            else []
+        if not words or words[0].startswith(("-", "`", "...")):
+            continue
+        command = tuple(words[:2]) if words[0] in groups else (words[0],)
+        seen.add(tuple(w.rstrip("`") for w in command))
+    assert ("source", "update") in seen and ("insights", "idle") in seen, seen
+    for command in sorted(seen):
+        result = cli(*command, "--help")
+        assert result.exit_code == 0, (command, result.output)

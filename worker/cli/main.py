@@ -8,24 +8,30 @@ one line on stderr and a non-zero exit (see `worker.cli.errors`).
 from __future__ import annotations
 
 import json
+import os
 import sys
+import textwrap
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlmodel import Session, col, select
+from rich.text import Text
+from sqlmodel import col, select
 
 from worker import migrate
 from worker.cli import launch as launchers
 from worker.cli import ops
 from worker.cli.errors import EXIT_FAILED, CliError, friendly
+from worker.cli.identities import identities_app
+from worker.cli.insights import insights_app
 from worker.cli.report import report as report_command
 from worker.cli.watch import render_connection_test, wait_activity, wait_connection_test, wait_run
 from worker.db import session_scope
 from worker.kit.crypto import decrypt_json
+from worker.kit.redis import get_redis
 from worker.models import (
     ConnectionTest,
     GrantType,
@@ -38,6 +44,8 @@ from worker.models import (
 )
 from worker.models.base import as_utc
 from worker.settings import get_settings, settings_or_exit
+from worker.sources import service as sources_service
+from worker.tokens.credentials import forget_source_credentials
 
 app = typer.Typer(
     name="activity-insights",
@@ -55,6 +63,8 @@ app.add_typer(tenant_app, name="tenant")
 app.add_typer(key_app, name="key")
 app.add_typer(source_app, name="source")
 app.command("report")(report_command)
+app.add_typer(identities_app, name="identities")
+app.add_typer(insights_app, name="insights")
 
 
 def _console() -> Console:
@@ -186,7 +196,8 @@ def source_add(
     timezone: Annotated[str, typer.Option(help="IANA zone the crons run in.")] = "UTC",
 ) -> None:
     """Add a source (a Zoom app) with its credentials, stored encrypted."""
-    settings_or_exit()
+    # Before any prompt: a secret typed in only to hear that it cannot be stored is wasted.
+    settings_or_exit().require("encryption_key")
     grant = (
         GrantType.REFRESH_TOKEN
         if grant_type == GrantChoice.refresh_token
@@ -326,6 +337,141 @@ def source_webhook_secret(
     del secret
     typer.echo(f"webhook Secret Token of source {name} set; Zoom's event notification "
                f"endpoint URL: <API base URL>/v1/webhooks/zoom/{source_id}")
+
+
+SECRET_ENV = {
+    "client_secret": "AI_SOURCE_CLIENT_SECRET",
+    "refresh_token": "AI_SOURCE_REFRESH_TOKEN",
+    "webhook_secret_token": "AI_SOURCE_WEBHOOK_SECRET_TOKEN",
+}
+
+
+def _new_secret(name: str) -> str:
+    """A secret to store, from its environment variable or a hidden prompt; never from argv
+    (other users of the machine can read a process's arguments)."""
+    env = SECRET_ENV[name]
+    value = os.environ.get(env, "").strip()
+    if not value and _stdin_is_tty():
+        value = typer.prompt(f"new {name.replace('_', ' ')}", hide_input=True).strip()
+    if not value:
+        raise CliError(f"--{name.replace('_', '-')}: set {env} or run in a terminal to be "
+                       "prompted (the value is never taken from the command line)")
+    return value
+
+
+@source_app.command("update")
+@friendly
+def source_update(
+    source: Annotated[str, typer.Argument(help="Source id, id prefix, name or TENANT/NAME.")],
+    grant_type: Annotated[
+        GrantChoice | None, typer.Option("--grant-type", "-g", help="Switch the grant type.")
+    ] = None,
+    account_id: Annotated[str | None, typer.Option(help="New Zoom account id (s2s).")] = None,
+    client_id: Annotated[str | None, typer.Option(help="New client id.")] = None,
+    client_secret: Annotated[
+        bool,
+        typer.Option("--client-secret", help="Set a new client secret: from "
+                     "AI_SOURCE_CLIENT_SECRET, else prompted for (hidden)."),
+    ] = False,
+    refresh_token: Annotated[
+        bool,
+        typer.Option("--refresh-token", help="Set a new refresh token: from "
+                     "AI_SOURCE_REFRESH_TOKEN, else prompted for (hidden)."),
+    ] = False,
+    webhook_secret_token: Annotated[
+        bool,
+        typer.Option("--webhook-secret-token", help="Set the webhook Secret Token: from "
+                     "AI_SOURCE_WEBHOOK_SECRET_TOKEN, else prompted for (hidden)."),
+    ] = False,
+    aggregation_cron: Annotated[
+        str | None, typer.Option(help="Five-field cron; '' for the default (daily, spread).")
+    ] = None,
+    activity_cron: Annotated[
+        str | None, typer.Option(help="Five-field cron; '' for the default (daily, spread).")
+    ] = None,
+    timezone: Annotated[str | None, typer.Option(help="IANA zone the crons run in.")] = None,
+    aggregation: Annotated[
+        bool | None, typer.Option("--aggregation/--no-aggregation",
+                                  help="Scheduled aggregations on or off.")
+    ] = None,
+    activity: Annotated[
+        bool | None, typer.Option("--activity/--no-activity",
+                                  help="Scheduled activity syncs on or off.")
+    ] = None,
+    plan: Annotated[ZoomPlan | None, typer.Option(help="The account's Zoom plan.")] = None,
+    rate_share: Annotated[
+        float | None, typer.Option(help="Share of the account's Zoom limits (0-1].")
+    ] = None,
+    description: Annotated[str | None, typer.Option()] = None,
+    owner: Annotated[str | None, typer.Option(help="Who to ask about this source.")] = None,
+) -> None:
+    """Change a source's credentials, schedules or streams; omitted options keep their value.
+
+    New credentials are merged with the stored ones and bump the credentials version; the
+    cached access token is dropped so the next task uses them."""
+    settings = settings_or_exit()
+    wants_secret = client_secret or refresh_token or webhook_secret_token
+    if wants_secret or account_id is not None or client_id is not None or grant_type:
+        settings.require("encryption_key")
+    credentials: dict[str, str] = {}
+    if account_id is not None:
+        credentials["account_id"] = account_id
+    if client_id is not None:
+        credentials["client_id"] = client_id
+    for name, wanted in (("client_secret", client_secret), ("refresh_token", refresh_token),
+                         ("webhook_secret_token", webhook_secret_token)):
+        if wanted:
+            credentials[name] = _new_secret(name)
+    grant = None
+    if grant_type is not None:
+        grant = (GrantType.REFRESH_TOKEN if grant_type == GrantChoice.refresh_token
+                 else GrantType.ACCOUNT_CREDENTIALS)
+    changes = ops.SourceChanges(
+        grant_type=grant,
+        credentials=credentials,
+        fields={
+            "aggregation_cron": aggregation_cron, "activity_cron": activity_cron,
+            "timezone": timezone, "aggregation_enabled": aggregation,
+            "activity_enabled": activity, "plan": plan, "rate_share": rate_share,
+            "description": description, "owner": owner,
+        },
+    )
+    with session_scope() as session:
+        row = ops.resolve_source(session, source)
+        changed = ops.update_source(session, row, changes)
+        stored = sources_service.stored_credentials(row)
+        if webhook_secret_token and "webhook_secret_token" not in stored:
+            raise CliError("this version does not store a webhook Secret Token")
+        del stored
+        name, source_id, version = row.name, row.id, row.credentials_version
+    del credentials
+    if not changed:
+        typer.echo(f"source {name}: nothing to change")
+        return
+    if "credentials" in changed:
+        forget_source_credentials(get_redis(), str(source_id))
+        changed[changed.index("credentials")] = f"credentials (version {version})"
+    typer.echo(f"source {name} updated: {', '.join(changed)}")
+    if any(c.startswith("credentials") for c in changed):
+        typer.echo(f"next: activity-insights test-connection {source_id} --wait", err=True)
+
+
+@source_app.command("enable")
+@friendly
+def source_enable(
+    source: Annotated[str, typer.Argument(help="Source id, id prefix, name or TENANT/NAME.")],
+) -> None:
+    """Enable a disabled source; schedules resume after its next successful connection test."""
+    settings_or_exit()
+    with session_scope() as session:
+        row = ops.resolve_source(session, source)
+        enabled = ops.enable_source(session, row)
+        name, source_id = row.name, row.id
+    if not enabled:
+        typer.echo(f"source {name} is not disabled: nothing to do")
+        return
+    typer.echo(f"source {name} enabled")
+    typer.echo(f"next: activity-insights test-connection {source_id} --wait", err=True)
 
 
 @source_app.command("disable")
@@ -480,62 +626,132 @@ def sync_activity(
 @friendly
 def status(
     tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="Only this tenant.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
 ) -> None:
-    """One table: every tenant's sources, last test, last runs, next runs and failures."""
+    """Every source: its state, last test, last runs, next runs and failures."""
     settings_or_exit()
-    table = Table(
-        "tenant", "source", "status", "last test", "aggregation", "correlation", "activity",
-        "next runs", "failures 24h", title="Activity Insights for Zoom", show_lines=True,
-    )
     with session_scope() as session:
         rows = ops.status_rows(session, tenant)
-        for row in rows:
-            runs = {}
-            for kind, run in row.last_runs.items():
-                runs[kind] = _run_cell(session, run)
-            failures = str(row.failures_24h)
-            if row.last_failure is not None:
-                failures += f"\n{(row.last_failure.error_message or row.last_failure.status)[:60]}"
-            s = row.source
-            table.add_row(
-                row.tenant.name,
-                f"{s.name}\n[dim]{str(s.id)[:8]} {s.grant_type}[/]",
-                _status_text(s.status) + (f"\n[dim]{s.status_message[:50]}[/]"
-                                          if s.status_message else ""),
-                _test_cell(row.last_test),
-                runs[RunKind.AGGREGATION],
-                runs[RunKind.CORRELATION],
-                runs[RunKind.ACTIVITY] + f"\ninsights ready {_when(s.insights_ready_at)}",
-                f"agg {_when(s.next_aggregation_at)}\nact {_when(s.next_activity_at)}",
-                failures,
-            )
+        totals = {
+            (row.source.id, kind): ops.run_totals(session, run)
+            for row in rows for kind, run in row.last_runs.items() if run is not None
+        }
+    if as_json:
+        typer.echo(json.dumps([_status_json(row, totals) for row in rows], indent=2))
+        return
     if not rows:
         typer.echo("no sources yet: `activity-insights source add --help`")
         return
-    _console().print(table)
+    # Not `_console()`: this layout is made to read in the terminal's width (80 when piped, or
+    # COLUMNS), one block per source rather than a table too wide to read.
+    console = Console(highlight=False)
+    width = max(40, console.width)
+    for number, row in enumerate(rows):
+        if number:
+            console.print()
+        _print_status_block(console, row, totals, width)
 
 
-def _test_cell(test: object) -> str:
-    if not isinstance(test, ConnectionTest):
-        return "never"
-    mark = {"succeeded": "[green]ok[/]", "failed": "[red]failed[/]"}.get(test.status, test.status)
-    cell = f"{mark} {_when(test.finished_at or test.created_at)}"
+_LABEL = 13  # "correlation" and two spaces
+
+
+def _shorten(text: str, width: int) -> str:
+    """One line of at most ``width`` characters, cut at a word boundary with an ellipsis."""
+    return textwrap.shorten(" ".join(text.split()), width=max(width, 10), placeholder=" …")
+
+
+def _print_status_block(
+    console: Console, row: ops.SourceStatusRow, totals: dict[Any, dict[str, int]], width: int
+) -> None:
+    s = row.source
+    value_width = width - _LABEL
+    console.print(Text(f"{row.tenant.name}/{s.name}", style="bold"), overflow="ellipsis",
+                  no_wrap=True)
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="dim", width=_LABEL - 2, no_wrap=True)
+    grid.add_column(width=value_width, overflow="fold")
+    state = Text(s.status, style=_STATUS_STYLE.get(s.status, ""))
+    grant = "s2s" if s.grant_type == GrantType.ACCOUNT_CREDENTIALS else s.grant_type
+    state.append(f"  id {str(s.id)[:8]}  {grant}", style="dim")
+    grid.add_row("state", state)
+    if s.status_message:
+        grid.add_row("", _shorten(s.status_message, value_width))
+    grid.add_row("last test", _test_cell(row.last_test, value_width))
+    for kind, run in row.last_runs.items():
+        grid.add_row(kind, _run_cell(run, totals.get((s.id, kind)), value_width))
+    grid.add_row("insights", f"ready {_when(s.insights_ready_at)}")
+    grid.add_row("next", Text(
+        f"agg {_when(s.next_aggregation_at)}\nact {_when(s.next_activity_at)}"))
+    failures = f"{row.failures_24h} in 24h"
+    if row.last_failure is not None:
+        failures += "; last: " + (row.last_failure.error_message or row.last_failure.status)
+    grid.add_row("failures", _shorten(failures, value_width))
+    console.print(grid)
+
+
+_STATUS_STYLE = {"active": "green", "failing": "red", "reauthorize": "red", "disabled": "dim",
+                 "succeeded": "green", "failed": "red", "retryable": "yellow",
+                 "deferred": "yellow", "not started": "yellow", "ok": "green"}
+
+
+def _test_cell(test: ConnectionTest | None, width: int) -> Text:
+    if test is None:
+        return Text("never")
+    state = "not started" if sources_service.never_started(test) else (
+        "ok" if test.status == TestStatus.SUCCEEDED else test.status)
+    cell = Text(state, style=_STATUS_STYLE.get(state, ""))
+    cell.append(f" {_when(test.finished_at or test.created_at)}")
     if test.status == TestStatus.FAILED and test.message:
-        cell += f"\n{test.message[:60]}"
+        cell.append("\n" + _shorten(test.message, width))
     return cell
 
 
-def _run_cell(session: object, run: object) -> str:
-    if not isinstance(run, SyncRun) or not isinstance(session, Session):
-        return "never"
-    totals = ops.run_totals(session, run)
-    colour = {"succeeded": "green", "failed": "red", "retryable": "yellow", "deferred": "yellow"}
-    state = f"[{colour[run.status]}]{run.status}[/]" if run.status in colour else run.status
-    return (
-        f"{state} {_when(run.finished_at or run.created_at)}\n"
-        f"seen {totals['seen']} new {totals['inserted']} upd {totals['updated']} "
-        f"del {totals['deleted']}"
-    )
+def _run_cell(run: SyncRun | None, totals: dict[str, int] | None, width: int) -> Text:
+    if run is None:
+        return Text("never")
+    cell = Text(run.status, style=_STATUS_STYLE.get(run.status, ""))
+    cell.append(f" {_when(run.finished_at or run.created_at)}")
+    if totals:
+        cell.append(f"\nseen {totals['seen']} new {totals['inserted']} upd {totals['updated']} "
+                    f"del {totals['deleted']}")
+    if run.status in (RunStatus.FAILED, RunStatus.RETRYABLE) and run.error_message:
+        cell.append("\n" + _shorten(run.error_message, width))
+    return cell
+
+
+def _status_json(row: ops.SourceStatusRow, totals: dict[Any, dict[str, int]]) -> dict[str, Any]:
+    s, test = row.source, row.last_test
+    return {
+        "tenant": {"id": str(row.tenant.id), "name": row.tenant.name},
+        "source": {
+            "id": str(s.id), "name": s.name, "grant_type": s.grant_type, "status": s.status,
+            "status_message": s.status_message, "last_test_ok_at": _iso(s.last_test_ok_at),
+            "next_aggregation_at": _iso(s.next_aggregation_at),
+            "next_activity_at": _iso(s.next_activity_at),
+            "insights_ready_at": _iso(s.insights_ready_at),
+        },
+        "last_test": None if test is None else {
+            "id": str(test.id), "status": test.status,
+            "started": not sources_service.never_started(test),
+            "created_at": _iso(test.created_at), "finished_at": _iso(test.finished_at),
+            "zoom_error_code": test.zoom_error_code, "message": test.message,
+        },
+        "last_runs": {
+            str(kind): None if run is None else {
+                "id": str(run.id), "status": run.status, "trigger": run.trigger,
+                "created_at": _iso(run.created_at), "finished_at": _iso(run.finished_at),
+                "error_code": run.error_code, "error_message": run.error_message,
+                **totals.get((s.id, kind), {}),
+            }
+            for kind, run in row.last_runs.items()
+        },
+        "failures_24h": row.failures_24h,
+        "last_failure": None if row.last_failure is None else {
+            "id": str(row.last_failure.id), "kind": row.last_failure.kind,
+            "status": row.last_failure.status, "error_message": row.last_failure.error_message,
+            "created_at": _iso(row.last_failure.created_at),
+        },
+    }
 
 
 # --- launchers ----------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func
@@ -37,8 +37,14 @@ from worker.models import (
 from worker.runs.lifecycle import TERMINAL
 from worker.scheduling.cron import InvalidSchedule, check_cron
 from worker.sources import service as sources
-from worker.sources.service import QueueUnavailable, SourceDisabled, SourceInvalid
+from worker.sources.service import (
+    CredentialsMissing,
+    QueueUnavailable,
+    SourceDisabled,
+    SourceInvalid,
+)
 
+MIN_PREFIX = 4  # characters of an id that may stand for it when unique
 FINAL_TEST = {TestStatus.SUCCEEDED, TestStatus.FAILED}
 # What a watcher stops waiting for: a finished run, or a deferred one (it resumes by itself
 # later, once the rate cap allows; nothing more happens to it now).
@@ -49,7 +55,7 @@ FINAL_RUN = TERMINAL | {RunStatus.DEFERRED}
 
 
 def resolve_tenant(session: Session, ref: str) -> Tenant:
-    """A tenant by id, unique id prefix (8+ characters) or name."""
+    """A tenant by id, unique id prefix (4+ characters) or name."""
     ref = ref.strip()
     by_name = session.exec(select(Tenant).where(Tenant.name == ref)).first()
     if by_name is not None:
@@ -97,12 +103,17 @@ def create_key(
 # --- sources ------------------------------------------------------------------------------
 
 
-def _by_id_prefix(session: Session, model: Any, ref: str) -> list[Any]:
+_Row = TypeVar("_Row", Tenant, Source)
+
+
+def _by_id_prefix(session: Session, model: type[_Row], ref: str) -> list[_Row]:
     try:
         return [x for x in [session.get(model, uuid.UUID(ref))] if x is not None]
     except ValueError:
         pass
-    if len(ref) < 8 or any(c not in "0123456789abcdef-" for c in ref.lower()):
+    # Four characters is what a human reads off `status` (ids are shown as 8); a shorter
+    # prefix would match most ids of a small deployment, which helps nobody.
+    if len(ref) < MIN_PREFIX or any(c not in "0123456789abcdef-" for c in ref.lower()):
         return []
     # Prefixes are for humans copying from `status`; a table scan of ids is fine at that scale.
     rows = session.exec(select(model)).all()
@@ -212,6 +223,86 @@ def list_sources(session: Session, tenant_ref: str | None = None) -> list[tuple[
     return [(t, s) for t, s in session.exec(query.order_by(col(Tenant.name), col(Source.name)))]
 
 
+# Columns `source update` may set, with the flag that names each in errors.
+UPDATABLE = {
+    "aggregation_cron": "--aggregation-cron",
+    "activity_cron": "--activity-cron",
+    "timezone": "--timezone",
+    "aggregation_enabled": "--aggregation/--no-aggregation",
+    "activity_enabled": "--activity/--no-activity",
+    "plan": "--plan",
+    "rate_share": "--rate-share",
+    "description": "--description",
+    "owner": "--owner",
+}
+
+
+@dataclass
+class SourceChanges:
+    """What `source update` was asked to change; None (or absent) keeps the stored value."""
+
+    grant_type: GrantType | None = None
+    credentials: dict[str, str] = field(default_factory=dict)
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+def _flag(name: str) -> str:
+    return UPDATABLE.get(name) or "--" + name.replace("_", "-")
+
+
+def update_source(session: Session, source: Source, changes: SourceChanges) -> list[str]:
+    """Apply the changes the way the API's PATCH does (merge and rotate the credentials, set the
+    columns, recompute the schedule) and commit; returns the names of what changed. The caller
+    drops the cached tokens when "credentials" is among them."""
+    fields = {k: v for k, v in changes.fields.items() if v is not None}
+    unknown = set(fields) - set(UPDATABLE)
+    if unknown:
+        raise ValueError(f"not updatable here: {sorted(unknown)}")
+    for cron in ("aggregation_cron", "activity_cron"):
+        if cron in fields:
+            fields[cron] = _check_cron(fields[cron], _flag(cron))
+    if "timezone" in fields:
+        fields["timezone"] = _check_timezone(fields["timezone"])
+    share = fields.get("rate_share")
+    if share is not None and not 0 < share <= 1:
+        raise CliError("--rate-share must be in (0, 1]")
+    given = {k: v.strip() for k, v in changes.credentials.items() if v and v.strip()}
+    try:
+        rotated = sources.rotate_credentials(
+            source, grant_type=changes.grant_type, credentials=given or None
+        )
+    except CredentialsMissing as exc:
+        flags = ", ".join(_flag(n) for n in exc.missing)
+        raise CliError(
+            f"a {exc.grant_type.value} source needs {flags}: give them with this update"
+        ) from None
+    except SourceInvalid as exc:
+        raise CliError(str(exc)) from None
+    changed = ["credentials"] if rotated else []
+    for name, value in fields.items():
+        if getattr(source, name) != value:
+            setattr(source, name, value)
+            changed.append(name)
+    if not changed:
+        return []
+    now = utcnow()
+    try:
+        sources.schedule(source, now)
+    except SourceInvalid as exc:
+        raise CliError(f"{_flag(exc.field or 'timezone')}: {exc}") from None
+    source.updated_at = now
+    session.add(source)
+    session.commit()
+    return changed
+
+
+def enable_source(session: Session, source: Source) -> bool:
+    try:
+        return sources.enable(session, source)
+    except SourceInvalid as exc:
+        raise CliError(str(exc)) from None
+
+
 def disable_source(session: Session, source: Source) -> Source:
     sources.disable(session, source, by="an operator")
     return source
@@ -227,13 +318,22 @@ def _starting_work() -> Iterator[None]:
         yield
     except SourceDisabled as exc:
         raise CliError(
-            f"source {exc.source.name!r} is disabled: enable it through the API first"
+            f"source {exc.source.name!r} is disabled: "
+            f"`activity-insights source enable {exc.source.name}` first"
         ) from None
     except QueueUnavailable as exc:
+        # The row exists (a test or run recorded as not started): say so, as `status` will.
+        what = "connection test" if isinstance(exc.row, ConnectionTest) else f"{exc.row.kind} run"
         raise CliError(
-            f"cannot reach the broker (AI_BROKER_URL): {exc.cause}; nothing was started",
+            f"cannot reach the broker (AI_BROKER_URL): {_first_line(exc.cause)}; nothing ran "
+            f"({what} {str(exc.row.id)[:8]} is recorded as not started)",
             EXIT_UNAVAILABLE,
         ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
 
 
 def start_connection_test(session: Session, source: Source) -> ConnectionTest:

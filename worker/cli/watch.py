@@ -27,6 +27,7 @@ from worker.cli.errors import CliError
 from worker.cli.ops import FINAL_RUN, FINAL_TEST, children
 from worker.db import session_scope
 from worker.models import ConnectionTest, RunStatus, Source, SourceStatus, SyncRun, TestStatus
+from worker.sources.service import never_started
 
 POLL_SECONDS = 0.3
 
@@ -95,6 +96,11 @@ def render_connection_test(test: ConnectionTest, source: Source, console: Consol
 
 def what_to_fix(test: ConnectionTest, source: Source) -> str:
     """The next step for the admin; the worker's message says what happened, this says where."""
+    if never_started(test):
+        return (
+            "start the broker (AI_BROKER_URL) and a worker, then `activity-insights "
+            f"test-connection {source.id} --wait`"
+        )
     if test.status == TestStatus.SUCCEEDED:
         if test.missing_optional_scopes:
             return (
@@ -110,14 +116,15 @@ def what_to_fix(test: ConnectionTest, source: Source) -> str:
         )
     if source.status == SourceStatus.REAUTHORIZE:
         return (
-            "the refresh token was revoked or rotated elsewhere: re-authorise the app in Zoom and "
-            f"PATCH /v1/sources/{source.id} with the new credentials.refresh_token"
+            "the refresh token was revoked or rotated elsewhere: re-authorise the app in Zoom, "
+            f"then `activity-insights source update {source.id} --refresh-token` (prompts for it)"
         )
     code = (test.zoom_error_code or "").lower()
     if code in {"invalid_client", "124", "invalid_grant", "4700", "auth"}:
         return (
             "check the client id / secret (and account id for Server-to-Server apps) in the Zoom "
-            f"app's App Credentials page, update them with PATCH /v1/sources/{source.id}"
+            "app's App Credentials page, then `activity-insights source update "
+            f"{source.id} --client-id ... --client-secret` (prompts for the secret)"
         )
     return "see the message above; run the test again once it is fixed"
 

@@ -244,6 +244,20 @@ def disable(session: Session, source: Source, by: str) -> None:
     session.commit()
 
 
+def enable(session: Session, source: Source) -> bool:
+    """Enable a disabled source and commit; False when it was not disabled (nothing changes).
+    Schedules resume after its next successful connection test."""
+    if source.status != SourceStatus.DISABLED:
+        return False
+    source.status = SourceStatus.NEW
+    source.status_message = "enabled: run a connection test to resume syncing"
+    source.updated_at = utcnow()
+    schedule(source, source.updated_at)
+    session.add(source)
+    session.commit()
+    return True
+
+
 # --- starting work ------------------------------------------------------------------------
 
 
@@ -294,10 +308,28 @@ def enqueue_committed(session: Session, row: ConnectionTest | SyncRun) -> None:
         raise QueueUnavailable(row, exc) from exc
 
 
+NOT_STARTED = "not started: the task queue was unreachable; nothing ran, run the test again"
+
+
+def never_started(test: ConnectionTest) -> bool:
+    """A test that ended without a worker ever picking it up (its task was never sent): it
+    says nothing about the source's credentials."""
+    return (test.status == TestStatus.FAILED and test.started_at is None
+            and test.message == NOT_STARTED)
+
+
 def _mark_unsent(session: Session, row: ConnectionTest | SyncRun) -> None:
     if isinstance(row, ConnectionTest):
         row.status = TestStatus.FAILED
-        row.message = "the task queue was unreachable; run the test again"
+        row.message = NOT_STARTED
+        # The source keeps its status (the credentials are as good as the last test that ran
+        # said), but its message no longer reads as if this test had passed.
+        source = session.get(Source, row.source_id)
+        if source is not None and source.status != SourceStatus.DISABLED:
+            source.status_message = (
+                "the last connection test was not started (the task queue was unreachable)"
+            )
+            session.add(source)
     else:
         row.status = RunStatus.RETRYABLE
         row.error_code = "broker_unavailable"

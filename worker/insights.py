@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, exists, func, or_
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
-from api.schemas.activity import ActivityFigures
+from worker.db import tenant_query
 from worker.models import (
     ActivityEvent,
     MeetingParticipant,
@@ -25,15 +27,31 @@ from worker.models import (
     ZoomUser,
 )
 from worker.reports.activity import (
-    SIGN_IN_TYPES,
     WINDOW_DAYS,
     account_source,
     activity_instants,
     feeding_sources,
     tenant_average_sign_ins,
 )
+from worker.zoom.items import SIGN_IN_TYPES
 
 Account = tuple[uuid.UUID, str]  # (source_id, lower-cased email)
+
+
+@dataclass(frozen=True)
+class ActivityFigures:
+    """What the API's ActivityFigures schema shows (its fields describe each figure)."""
+
+    window_days: int
+    last_activity_at: datetime | None
+    zoom_last_login_at: datetime | None
+    days_active: int
+    sign_ins: int
+    tenant_average_sign_ins: float | None
+    sign_ins_vs_average: float | None
+    meetings_hosted: int
+    meetings_attended: int
+    meeting_minutes: int
 
 
 def account_key(user: ZoomUser) -> Account:
@@ -172,3 +190,16 @@ def inactive_condition(tenant_id: uuid.UUID, cutoff: datetime) -> ColumnElement[
     recent_login = and_(col(ZoomUser.last_login_time).is_not(None),
                         col(ZoomUser.last_login_time) >= cutoff)
     return ~or_(*recent, recent_login)
+
+
+def inactive_accounts_query(
+    tenant_id: uuid.UUID, cutoff: datetime, source_id: uuid.UUID | None = None
+) -> SelectOfScalar[ZoomUser]:
+    """Access-review candidates: the tenant's Zoom accounts (not deleted) with no activity at
+    or after ``cutoff``, optionally of one source. The caller orders and pages."""
+    query = tenant_query(ZoomUser, tenant_id).where(
+        col(ZoomUser.deleted_at).is_(None), inactive_condition(tenant_id, cutoff)
+    )
+    if source_id is not None:
+        query = query.where(ZoomUser.source_id == source_id)
+    return query
