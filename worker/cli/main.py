@@ -308,37 +308,6 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-@source_app.command("webhook-secret")
-@friendly
-def source_webhook_secret(
-    source: Annotated[str, typer.Argument(help="Source id, id prefix, name or TENANT/NAME.")],
-    secret: Annotated[
-        str,
-        typer.Option("--secret", envvar="AI_SOURCE_WEBHOOK_SECRET",
-                     help="The Secret Token of the Zoom app's event subscription; prompted "
-                     "for (hidden) when omitted."),
-    ] = "",
-) -> None:
-    """Set the Secret Token that signs the source's webhooks (stored encrypted)."""
-    settings_or_exit()
-    from worker.db import session_scope
-    from worker.sources.service import rotate_credentials
-
-    if not secret and _stdin_is_tty():
-        secret = typer.prompt("secret token", hide_input=True)
-    if not secret.strip():
-        raise CliError("a Secret Token is needed (--secret, AI_SOURCE_WEBHOOK_SECRET or the "
-                       "prompt)")
-    with session_scope() as session:
-        row = ops.resolve_source(session, source)
-        rotate_credentials(row, credentials={"webhook_secret_token": secret.strip()})
-        session.add(row)
-        name, source_id = row.name, row.id
-    del secret
-    typer.echo(f"webhook Secret Token of source {name} set; Zoom's event notification "
-               f"endpoint URL: <API base URL>/v1/webhooks/zoom/{source_id}")
-
-
 SECRET_ENV = {
     "client_secret": "AI_SOURCE_CLIENT_SECRET",
     "refresh_token": "AI_SOURCE_REFRESH_TOKEN",
@@ -452,6 +421,9 @@ def source_update(
         forget_source_credentials(get_redis(), str(source_id))
         changed[changed.index("credentials")] = f"credentials (version {version})"
     typer.echo(f"source {name} updated: {', '.join(changed)}")
+    if webhook_secret_token:
+        typer.echo("Zoom's event notification endpoint URL: "
+                   f"<API base URL>/v1/webhooks/zoom/{source_id}")
     if any(c.startswith("credentials") for c in changed):
         typer.echo(f"next: activity-insights test-connection {source_id} --wait", err=True)
 
