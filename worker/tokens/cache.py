@@ -14,6 +14,13 @@ The sequence (shared/architecture.md, "Token refresh"):
 6. ``invalidate`` after a 401 / code 124 deletes the cached token only if it still *is* the token
    that failed (compare-and-delete in Lua), so a stale 401 never evicts a newer token.
 
+The cached token is encrypted at rest (Fernet, ``AI_ENCRYPTION_KEY``), like the pending refresh
+token: Redis (often the broker too) never holds a usable Zoom token. The value is
+``{"fp": <keyed digest of the access token>, "ct": <ciphertext of the token's JSON>}``; the
+digest is what the compare-and-delete script compares, since Lua cannot decrypt. A read stays one
+round trip plus one decrypt (bench/tokens.py measures it). A value that does not decrypt (a
+plaintext token from before, a rotated key) counts as absent: the next caller refreshes it.
+
 If the lock holder dies, its lease expires and the next poller takes the lock and refreshes.
 Redis errors become ``TokenCacheUnavailable``: there is no per-process fallback, which would
 stampede Zoom's token endpoint (and, for single-token apps, invalidate each other's tokens).
@@ -32,7 +39,7 @@ from typing import Any
 import redis
 from redis.exceptions import LockNotOwnedError
 
-from worker.kit.crypto import redact
+from worker.kit.crypto import CredentialsUnreadable, decrypt_text, encrypt_text, fingerprint, redact
 from worker.tokens.faults import fault
 from worker.zoom.errors import TokenCacheUnavailable, ZoomAuthError, ZoomUnavailable
 
@@ -44,7 +51,7 @@ _COMPARE_AND_DELETE = """
 local v = redis.call('GET', KEYS[1])
 if not v then return 0 end
 local ok, data = pcall(cjson.decode, v)
-if ok and type(data) == 'table' and data['access_token'] == ARGV[1] then
+if ok and type(data) == 'table' and data['fp'] == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
 return 0
@@ -76,6 +83,12 @@ class AccessToken:
 
 
 Fetcher = Callable[[str], AccessToken]
+
+
+def seal(token: AccessToken) -> str:
+    """The value stored under ``token_key``: the encrypted token and its keyed digest."""
+    return json.dumps({"fp": fingerprint(token.access_token),
+                       "ct": encrypt_text(token.to_json())})
 
 
 def token_key(source_id: str) -> str:
@@ -163,8 +176,8 @@ class TokenCache:
         if raw is None:
             return None
         try:
-            token = AccessToken.from_json(raw)
-        except (ValueError, KeyError, TypeError):
+            token = AccessToken.from_json(decrypt_text(json.loads(raw)["ct"]))
+        except (ValueError, KeyError, TypeError, CredentialsUnreadable):
             log.warning("unreadable cached token for source=%s: ignoring it", source_id)
             return None
         # The TTL already ends a margin early; this guards against clock skew between hosts.
@@ -234,7 +247,7 @@ class TokenCache:
         margin = min(self.margin, lifetime / 2)
         ttl_ms = max(int((lifetime - margin) * 1000), 1)
         try:
-            self.redis.set(token_key(source_id), token.to_json(), px=ttl_ms)
+            self.redis.set(token_key(source_id), seal(token), px=ttl_ms)
         except redis.RedisError as exc:
             raise _unavailable(exc) from exc
 
@@ -270,7 +283,7 @@ class TokenCache:
         """Delete the cached token if it is still ``token``. True when something was deleted."""
         value = token.access_token if isinstance(token, AccessToken) else token
         try:
-            deleted = self._cad(keys=[token_key(source_id)], args=[value])
+            deleted = self._cad(keys=[token_key(source_id)], args=[fingerprint(value)])
         except redis.RedisError as exc:
             raise _unavailable(exc) from exc
         log.info("zoom token invalidated source=%s token=%s evicted=%s", source_id,
