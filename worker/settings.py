@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     # "json": one object a line with tenant, source, run and task ids (for log aggregators);
     # "text": the same records as plain lines, for a terminal.
     log_format: Literal["json", "text"] = "text"
+    # Adds a tenant (runs) or source (Zoom requests, token refreshes) label to /metrics: one
+    # series per customer, so off unless the operator wants that and can store it.
+    metrics_per_tenant: bool = False
 
     @field_validator("database_url")
     @classmethod

@@ -40,6 +40,7 @@ import redis
 from redis.exceptions import LockNotOwnedError
 
 from worker.kit.crypto import CredentialsUnreadable, decrypt_text, encrypt_text, fingerprint, redact
+from worker.kit.metrics import record_token_refresh
 from worker.tokens.faults import fault
 from worker.zoom.errors import TokenCacheUnavailable, ZoomAuthError, ZoomUnavailable
 
@@ -233,8 +234,13 @@ class TokenCache:
         try:
             token = self.fetcher(source_id)
         except ZoomAuthError as exc:
+            record_token_refresh(source_id, "refused")
             self._remember(source_id, exc)
             raise
+        except Exception:
+            record_token_refresh(source_id, "error")
+            raise
+        record_token_refresh(source_id, "ok")
         fault("token_fetched")
         self._store(source_id, token)
         log.info("zoom token refreshed source=%s token=%s expires_in=%.0fs", source_id,
