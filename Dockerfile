@@ -29,8 +29,8 @@ RUN pip install --no-deps -e . \
     && mkdir -p /data && chown app /data
 
 USER app
-# Flower's persistent state and beat's state file, when enabled, live here.
-VOLUME ["/data"]
+# /data holds Flower's and beat's state files where compose mounts a named volume on it; no
+# VOLUME here, which would give every other service an anonymous volume of its own.
 EXPOSE 8000 5555
 
 ENTRYPOINT []
