@@ -11,12 +11,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Dependencies first: they change less often than the code, so this layer stays cached.
+# Dependencies first, exactly as locked (`make lock` writes requirements.lock from
+# pyproject.toml): a build today gets the versions the tests ran with, each file checked
+# against its hash. They change less often than the code, so this layer stays cached.
+COPY requirements.lock ./
+RUN pip install --require-hashes --no-deps -r requirements.lock
+
 COPY pyproject.toml README.md ./
-RUN mkdir -p worker api fakezoom migrations \
-    && touch worker/__init__.py api/__init__.py fakezoom/__init__.py migrations/__init__.py \
-    && pip install . \
-    && pip uninstall -y activity-insights-zoom
 
 COPY alembic.ini ./
 COPY migrations ./migrations
