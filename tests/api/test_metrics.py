@@ -168,3 +168,22 @@ def test_tenant_labels_only_when_the_operator_opts_in(
                  tenant=tenant_id) == 1
     assert total(samples, "ai_zoom_requests_total", source=str(source_id)) > 0
     assert value(samples, "ai_token_refreshes_total", outcome="ok", source=str(source_id)) == 1
+
+
+def test_the_grafana_dashboard_queries_only_metrics_we_export(clean_db: object,
+                                                              redis_client: object) -> None:
+    import json
+    import re
+    from pathlib import Path
+
+    from worker.kit.metrics import StateCollector
+
+    exported = set()
+    for family in StateCollector().collect():
+        exported.add(family.name)
+        exported.add(family.name + "_total")  # counters are exposed with the suffix
+    dashboard = json.loads((Path(__file__).resolve().parents[2] / "docs" /
+                            "grafana-dashboard.json").read_text())
+    used = {name for panel in dashboard["panels"] for target in panel["targets"]
+            for name in re.findall(r"\bai_[a-z_]+", target["expr"])}
+    assert used and used <= exported, used - exported
