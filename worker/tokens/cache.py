@@ -18,7 +18,8 @@ The cached token is encrypted at rest (Fernet, ``AI_ENCRYPTION_KEY``), like the 
 token: Redis (often the broker too) never holds a usable Zoom token. The value is
 ``{"fp": <keyed digest of the access token>, "ct": <ciphertext of the token's JSON>}``; the
 digest is what the compare-and-delete script compares, since Lua cannot decrypt. A read stays one
-round trip plus one decrypt (bench/tokens.py measures it). A value that does not decrypt (a
+round trip plus one decrypt, and a value this process has decrypted before is only compared
+with the one it read (bench/tokens.py measures both). A value that does not decrypt (a
 plaintext token from before, a rotated key) counts as absent: the next caller refreshes it.
 
 If the lock holder dies, its lease expires and the next poller takes the lock and refreshes.
@@ -47,6 +48,9 @@ from worker.zoom.errors import TokenCacheUnavailable, ZoomAuthError, ZoomUnavail
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "ai:token:"
+# Decrypted tokens a process keeps (one per source) so that a value read again is not
+# decrypted again.
+_MAX_OPENED = 10_000
 
 _COMPARE_AND_DELETE = """
 local v = redis.call('GET', KEYS[1])
@@ -147,6 +151,9 @@ class TokenCache:
         self.poll_seconds = poll_seconds
         self.auth_error_ttl = auth_error_ttl
         self._cad = redis_client.register_script(_COMPARE_AND_DELETE)
+        # source -> (the stored value, its decrypted token): a value read again (the common
+        # case: one token serves an hour of requests) is compared, not decrypted again.
+        self._opened: dict[str, tuple[bytes, AccessToken]] = {}
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -176,11 +183,19 @@ class TokenCache:
     def _decode(self, source_id: str, raw: Any) -> AccessToken | None:
         if raw is None:
             return None
-        try:
-            token = AccessToken.from_json(decrypt_text(json.loads(raw)["ct"]))
-        except (ValueError, KeyError, TypeError, CredentialsUnreadable):
-            log.warning("unreadable cached token for source=%s: ignoring it", source_id)
-            return None
+        value = raw if isinstance(raw, bytes) else str(raw).encode()
+        opened = self._opened.get(source_id)
+        if opened is not None and opened[0] == value:
+            token = opened[1]
+        else:
+            try:
+                token = AccessToken.from_json(decrypt_text(json.loads(value)["ct"]))
+            except (ValueError, KeyError, TypeError, CredentialsUnreadable):
+                log.warning("unreadable cached token for source=%s: ignoring it", source_id)
+                return None
+            if len(self._opened) >= _MAX_OPENED:
+                self._opened.clear()  # bounded: a process serving many sources re-decrypts
+            self._opened[source_id] = (value, token)
         # The TTL already ends a margin early; this guards against clock skew between hosts.
         return token if token.expires_at > time.time() + 1 else None
 

@@ -75,3 +75,27 @@ def test_unreadable_cached_value_is_refreshed_not_used(
     assert token != old and fetcher.calls == 1
     assert "unreadable cached token" in caplog.text and "y" * 30 not in caplog.text
     assert cache.peek(sid) == token
+
+
+def test_a_value_read_again_is_not_decrypted_again_but_a_new_one_is(
+    redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from worker.tokens import cache as cache_module
+
+    reader = make_cache(redis_client, CountingFetcher())
+    writer = make_cache(redis_client, CountingFetcher())  # another process, in effect
+    sid = str(uuid.uuid4())
+    first = writer.get_token(sid)
+    opened: list[str] = []
+    real = cache_module.decrypt_text
+    monkeypatch.setattr(cache_module, "decrypt_text",
+                        lambda ct: opened.append(ct) or real(ct))
+    assert reader.get_token(sid) == first and reader.get_token(sid) == first
+    assert len(opened) == 1
+    # Another process replaced the token: the new value is read and decrypted.
+    writer.invalidate(sid, first)
+    second = writer.get_token(sid)
+    assert reader.get_token(sid) == second != first and len(opened) == 2
+    # And a value that stops being readable is not served from memory.
+    redis_client.set(token_key(sid), "garbage", px=60_000)
+    assert reader.peek(sid) is None
