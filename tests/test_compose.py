@@ -125,14 +125,15 @@ def _app_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
-def _service_env(svc: dict[str, Any], files: dict[str, Path]) -> dict[str, str]:
+def _service_env(svc: dict[str, Any], files: dict[str, Path],
+                 deploy_env: dict[str, str] | None = None) -> dict[str, str]:
     """The service's environment as compose builds it, with /run/secrets/<name> pointing at the
     test's secret files, and only for the secrets the service lists (as compose mounts them)."""
     env: dict[str, str] = {}
     for item in svc.get("env_file", []):
         path = item["path"] if isinstance(item, dict) else item
         assert path == "deploy.env", path  # the file whose example is committed
-        env.update(_filled_env())
+        env.update(deploy_env if deploy_env is not None else _filled_env())
     env.update({k: str(v) for k, v in (svc.get("environment") or {}).items()})
     mounted = set(svc.get("secrets") or [])
     for key, value in env.items():
