@@ -11,12 +11,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Dependencies first: they change less often than the code, so this layer stays cached.
+# Dependencies first, exactly as locked (`make lock` writes requirements.lock from
+# pyproject.toml): a build today gets the versions the tests ran with, each file checked
+# against its hash. They change less often than the code, so this layer stays cached.
+COPY requirements.lock ./
+RUN pip install --require-hashes --no-deps -r requirements.lock
+
 COPY pyproject.toml README.md ./
-RUN mkdir -p worker api fakezoom migrations \
-    && touch worker/__init__.py api/__init__.py fakezoom/__init__.py migrations/__init__.py \
-    && pip install . \
-    && pip uninstall -y activity-insights-zoom
 
 COPY alembic.ini ./
 COPY migrations ./migrations
@@ -29,8 +30,8 @@ RUN pip install --no-deps -e . \
     && mkdir -p /data && chown app /data
 
 USER app
-# Flower's persistent state and beat's state file, when enabled, live here.
-VOLUME ["/data"]
+# /data holds Flower's and beat's state files where compose mounts a named volume on it; no
+# VOLUME here, which would give every other service an anonymous volume of its own.
 EXPOSE 8000 5555
 
 ENTRYPOINT []

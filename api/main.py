@@ -23,6 +23,7 @@ from api.routes import (
     insights,
     keys,
     meetings,
+    metrics,
     reports,
     roles,
     runs,
@@ -62,7 +63,7 @@ def create_app(
     app.state.rate_limit = rate_limit
     for module in (
         health, tenants, keys, sources, connection_tests, runs, identities,
-        accounts, groups, roles, activity, meetings, insights, reports, webhooks,
+        accounts, groups, roles, activity, meetings, insights, reports, webhooks, metrics,
     ):
         app.include_router(module.router)
     install_error_handlers(app)

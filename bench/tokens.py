@@ -5,7 +5,9 @@ counts the token requests it answered (ideal: one per source). Then, with tokens
 compressed to two seconds (the cache keeps a token for half its life when the life is shorter
 than twice the margin, so it expires every second), every thread keeps asking for tokens for 24
 expiries: each source should cost exactly 24 token requests. Finally, one thread reads a cached
-token (``token_for_source``) against a bare Redis ``GET`` of the same key, interleaved.
+token (``token_for_source``: a GET, and a Fernet decrypt the first time a process sees a token)
+against a bare Redis ``GET`` of the same key and against the plaintext read of before (GET + JSON
+of an unencrypted copy), interleaved.
 """
 
 from __future__ import annotations
@@ -236,37 +238,61 @@ def run(env: BenchEnv) -> Figure:
             "~1 (one round trip)", "bare Redis GET p50, same key, interleaved")
     fig.add("cached token read p99", ratio(latency["cached_p99"], latency["bare_p99"]), "~1",
             "bare Redis GET p99")
+    fig.add("encrypted token read p50", ratio(latency["cached_p50"], latency["plain_p50"]),
+            "~1", "plaintext token read p50 (GET + JSON), interleaved")
+    fig.add("encrypted token read p99", ratio(latency["cached_p99"], latency["plain_p99"]),
+            "~1", "plaintext token read p99")
+    fig.add("... first read of a new token p50", ratio(latency["first_p50"],
+            latency["plain_p50"]), "~1 (+ one decrypt)", "plaintext token read p50")
+    fig.add("... first read of a new token p99", ratio(latency["first_p99"],
+            latency["plain_p99"]), "~1 (+ one decrypt)", "plaintext token read p99")
     fig.raw["read_latency_us"] = latency
     return fig
 
 
 def _latency(env: BenchEnv, source: uuid.UUID) -> dict[str, float]:
-    """Cached read (one Redis round trip plus decoding) against a bare GET of the same key."""
+    """Reads of the same token, interleaved: a bare ``GET`` of the key; the plaintext read of
+    before (a ``GET`` of the token's JSON plus decoding, from a side key); the cached read as
+    shipped (``token_for_source``: one ``GET``, compared with the value this process decrypted
+    before); and the first read of a new token (one ``GET`` plus a Fernet decrypt)."""
     from worker.clients import get_token_cache, token_for_source
-    from worker.tokens.cache import token_key
+    from worker.tokens.cache import AccessToken, token_key
 
     env.refresh_settings()
     cache = get_token_cache()
-    token_for_source(source)  # fill the cache (a 3600 s token again)
+    token = token_for_source(source)  # fill the cache (a 3600 s token again)
     client = cache.redis
     key = token_key(str(source))
+    plain_key = f"bench:plain-token:{source}"
+    client.set(plain_key, token.to_json(), ex=600)
     n = 1000 if env.quick else 5000
-    cached: list[float] = []
-    bare: list[float] = []
-    for _ in range(3):  # warm both paths
-        token_for_source(source)
-        client.get(key)
-    # Interleaved blocks of 100 so drift in the machine's load hits both series alike.
+    series: dict[str, list[float]] = {"cached": [], "bare": [], "plain": []}
+
+    def plain_read() -> AccessToken:
+        return AccessToken.from_json(client.get(plain_key) or b"")
+
+    def first_read() -> AccessToken:
+        # As the first read of a token this process has not decrypted before (a new token).
+        cache._opened.clear()
+        return token_for_source(source)
+
+    reads = {"cached": lambda: token_for_source(source), "bare": lambda: client.get(key),
+             "plain": plain_read, "first": first_read}
+    series["first"] = []
+    for read in reads.values():  # warm every path
+        for _ in range(3):
+            read()
+    # Interleaved blocks of 100 so drift in the machine's load hits every series alike.
     for _ in range(n // 100):
-        for _ in range(100):
-            t0 = time.perf_counter_ns()
-            token_for_source(source)
-            cached.append((time.perf_counter_ns() - t0) / 1000)
-        for _ in range(100):
-            t0 = time.perf_counter_ns()
-            client.get(key)
-            bare.append((time.perf_counter_ns() - t0) / 1000)
-    return {"cached_p50": round(percentile(cached, 50), 1),
-            "cached_p99": round(percentile(cached, 99), 1),
-            "bare_p50": round(percentile(bare, 50), 1),
-            "bare_p99": round(percentile(bare, 99), 1), "reads": n}
+        for name, read in reads.items():
+            out = series[name]
+            for _ in range(100):
+                t0 = time.perf_counter_ns()
+                read()
+                out.append((time.perf_counter_ns() - t0) / 1000)
+    client.delete(plain_key)
+    result: dict[str, float] = {"reads": n}
+    for name, values in series.items():
+        result[f"{name}_p50"] = round(percentile(values, 50), 1)
+        result[f"{name}_p99"] = round(percentile(values, 99), 1)
+    return result

@@ -1,7 +1,8 @@
 """compose.yaml cannot be run here (no Docker engine), so it is checked statically: every
 service's command is a real entry point of this project that accepts its arguments, and once an
-operator fills in what deploy.env.example marks as required, every service has the settings it
-needs. The launchers are invoked for real (only the final `exec` is captured).
+operator fills in deploy.env.example and the secret files, every service has the settings it
+needs and no more (no Fernet or admin key where it is not used). The launchers are invoked for
+real (only the final `exec` is captured).
 """
 
 from __future__ import annotations
@@ -10,7 +11,11 @@ import importlib.util
 import os
 import re
 import secrets
+import shelve
 import shlex
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +100,24 @@ def compose() -> dict[str, Any]:
     return dict(_interpolate(raw, _filled_env()))
 
 
+SECRET_MOUNT = "/run/secrets/"
+
+
+@pytest.fixture(scope="module")
+def secret_files(compose: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+                 ) -> dict[str, Path]:
+    """The operator's ./secrets/: one generated value per secret compose declares."""
+    root = tmp_path_factory.mktemp("secrets")
+    files: dict[str, Path] = {}
+    for name, spec in compose["secrets"].items():
+        assert spec["file"].startswith("./secrets/"), spec
+        value = (Fernet.generate_key().decode() if name == "encryption_key"
+                 else secrets.token_hex(16))
+        files[name] = root / name
+        files[name].write_text(value + "\n")  # as `echo > file` or `openssl rand >` write it
+    return files
+
+
 def _app_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {
         name: svc for name, svc in compose["services"].items()
@@ -102,14 +125,36 @@ def _app_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
-def _service_env(svc: dict[str, Any]) -> dict[str, str]:
+def _service_env(svc: dict[str, Any], files: dict[str, Path],
+                 deploy_env: dict[str, str] | None = None) -> dict[str, str]:
+    """The service's environment as compose builds it, with /run/secrets/<name> pointing at the
+    test's secret files, and only for the secrets the service lists (as compose mounts them)."""
     env: dict[str, str] = {}
     for item in svc.get("env_file", []):
         path = item["path"] if isinstance(item, dict) else item
         assert path == "deploy.env", path  # the file whose example is committed
-        env.update(_filled_env())
+        env.update(deploy_env if deploy_env is not None else _filled_env())
     env.update({k: str(v) for k, v in (svc.get("environment") or {}).items()})
+    mounted = set(svc.get("secrets") or [])
+    for key, value in env.items():
+        if value.startswith(SECRET_MOUNT):
+            name = value.removeprefix(SECRET_MOUNT)
+            assert name in mounted, f"{key} reads secret {name}, which is not mounted"
+            env[key] = str(files[name])
     return env
+
+
+def _settings_of(env: dict[str, str]) -> Settings:
+    """Settings as the container builds them from exactly ``env``."""
+    saved = dict(os.environ)
+    try:
+        for key in [k for k in os.environ if k.startswith("AI_")]:
+            del os.environ[key]
+        os.environ.update(env)
+        return Settings()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def _resolve(args: list[str]) -> click.Command:
@@ -151,7 +196,8 @@ def test_every_app_command_is_a_real_entry_point(compose: dict[str, Any]) -> Non
 _MODULES_RUN: set[str] = set()
 
 
-def _launched(svc: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> launchers.Launch:
+def _launched(svc: dict[str, Any], files: dict[str, Path],
+              monkeypatch: pytest.MonkeyPatch) -> launchers.Launch:
     captured: list[launchers.Launch] = []
     monkeypatch.setattr(launchers, "exec_launch", lambda launch, environ=None: captured.append(
         launch))
@@ -159,7 +205,7 @@ def _launched(svc: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> launchers
     env: dict[str, str | None] = {
         k: None for k in os.environ if k.startswith("AI_") or k in {"DATABASE_URL", "REDIS_URL"}
     }
-    env.update(_service_env(svc))
+    env.update(_service_env(svc, files))
     get_settings.cache_clear()
     try:
         result = CliRunner().invoke(app, svc["command"][1:], env=env)
@@ -170,35 +216,128 @@ def _launched(svc: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> launchers
     return captured[0]
 
 
+# What reads Postgres and stored credentials; flower only reads the broker.
+DATA_COMMANDS = {"api", "worker", "beat", "db"}
+
+
 def test_every_service_has_the_settings_it_needs(
-    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    compose: dict[str, Any], secret_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for name, svc in _app_services(compose).items():
-        env = _service_env(svc)
-        # Settings as the container builds them: valid URLs pointing at the compose services.
-        saved = dict(os.environ)
-        try:
-            for key in [k for k in os.environ if k.startswith("AI_")]:
-                del os.environ[key]
-            os.environ.update(env)
-            settings = Settings()
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
-        assert "@postgres:5432/" in settings.database_url, name
-        assert settings.redis_url.startswith("redis://redis:6379"), name
-        settings.require("database_url", "redis_url", "encryption_key")
         command = svc["command"]
-        if command[:2] == ["activity-insights", "api"]:
+        if command[0] != "activity-insights":
+            continue
+        settings = _settings_of(_service_env(svc, secret_files))
+        assert settings.redis_url.startswith("redis://redis:6379"), name
+        if command[1] in DATA_COMMANDS:
+            assert "@postgres:5432/" in settings.database_url, name
+            # The password came from the same file the postgres service reads.
+            password = secret_files["postgres_password"].read_text().strip()
+            assert f":{password}@postgres:5432/" in settings.database_url, name
+            settings.require("database_url", "redis_url", "encryption_key")
+            assert settings.encryption_key == secret_files["encryption_key"].read_text().strip()
+        if command[1] == "api":
             settings.require("admin_api_key")
-        if command[:2] == ["activity-insights", "flower"]:
+        if command[1] == "flower":
             settings.require("flower_user", "flower_password")
-        if command[0] == "activity-insights" and command[1] in {"worker", "beat", "api",
-                                                                "flower"}:
-            launch = _launched(svc, monkeypatch)
+        if command[1] in {"worker", "beat", "api", "flower"}:
+            launch = _launched(svc, secret_files, monkeypatch)
             if command[1] == "flower":
                 assert "FLOWER_BASIC_AUTH" in launch.env
                 assert not any(settings.flower_password in a for a in launch.argv)
+
+
+def test_services_get_only_the_secrets_they_use(
+    compose: dict[str, Any], secret_files: dict[str, Path]
+) -> None:
+    services = compose["services"]
+    mounted = {name: set(svc.get("secrets") or []) for name, svc in services.items()}
+    assert mounted["postgres"] == {"postgres_password"}
+    assert mounted["flower"] == {"flower_password"}
+    assert mounted["redis"] == set() and mounted["fakezoom"] == set()
+    assert [n for n, m in mounted.items() if "admin_api_key" in m] == ["api"]
+    assert {n for n, m in mounted.items() if "encryption_key" in m} == {
+        "api", "worker-tests", "worker-sync", "beat", "migrate"}
+    values = {name: path.read_text().strip() for name, path in secret_files.items()}
+    for name, svc in services.items():
+        env = _service_env(svc, secret_files)
+        settings = _settings_of(env) if str(svc.get("image", "")).startswith(IMAGE) else None
+        text = repr(env) + repr(svc.get("command"))
+        for secret, value in values.items():
+            # No secret value in any environment or command line, only file paths.
+            assert value not in text, f"{name}: {secret} in its environment"
+            if settings is not None and secret not in mounted[name]:
+                assert value not in repr(settings.model_dump()), f"{name} can read {secret}"
+        if name in {"postgres", "flower", "fakezoom", "redis"} and settings is not None:
+            assert not settings.encryption_key and not settings.admin_api_key, name
+
+
+def test_deploy_env_example_holds_no_secret() -> None:
+    values, _ = _example()
+    for key in set(values) - {"SECRETS_DIR"}:
+        assert not re.search(r"PASSWORD|SECRET|ENCRYPTION_KEY|API_KEY", key), \
+            f"{key}: a secret belongs in ./secrets/, not in deploy.env"
+    ignored = (ROOT / ".gitignore").read_text().split()
+    assert "secrets/" in ignored and "deploy.env" in ignored
+    assert "secrets" in (ROOT / ".dockerignore").read_text().split()
+
+
+def test_every_service_has_a_memory_limit_and_rotated_logs(compose: dict[str, Any]) -> None:
+    for name, svc in compose["services"].items():
+        assert re.fullmatch(r"\d+[mg]", str(svc.get("mem_limit", ""))), f"{name}: mem_limit"
+        logging = svc.get("logging") or {}
+        assert logging.get("driver") == "json-file", name
+        assert re.fullmatch(r"\d+[km]", logging["options"]["max-size"]), name
+        assert int(logging["options"]["max-file"]) >= 1, name
+    redis_max = " ".join(compose["services"]["redis"]["command"])
+    assert "--maxmemory 1gb" in redis_max and compose["services"]["redis"]["mem_limit"] == "1536m"
+
+
+def _beat_health(data_dir: Path, compose: dict[str, Any]) -> int:
+    test = compose["services"]["beat"]["healthcheck"]["test"]
+    assert test[:3] == ["CMD", "python", "-c"]
+    code = test[3].replace("/data/", f"{data_dir}/")
+    return subprocess.run([sys.executable, "-c", code], timeout=60).returncode
+
+
+def test_beat_healthcheck_tells_a_ticking_beat_from_a_stalled_one(
+    compose: dict[str, Any], tmp_path: Path
+) -> None:
+    command = compose["services"]["beat"]["command"]
+    schedule = Path(command[command.index("--schedule-file") + 1])
+    assert schedule.parent == Path("/data")
+    assert _beat_health(tmp_path, compose) == 1, "no schedule file yet: not healthy"
+    # Whatever suffix the dbm module adds, as Celery's shelve writes it.
+    with shelve.open(str(tmp_path / schedule.name)) as db:
+        db["entries"] = {}
+    assert _beat_health(tmp_path, compose) == 0
+    stale = time.time() - 11 * 60
+    for path in tmp_path.glob(f"{schedule.name}*"):
+        os.utime(path, (stale, stale))
+    assert _beat_health(tmp_path, compose) == 1
+
+
+def test_flower_state_file_is_named_as_configured(
+    compose: dict[str, Any], secret_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    flower = compose["services"]["flower"]
+    launch = _launched(flower, secret_files, monkeypatch)
+    db_arg = next(a for a in launch.argv if a.startswith("--db="))
+    configured = flower["command"][flower["command"].index("--persistent-db") + 1]
+    assert configured == "/data/flower.db"
+    # Flower opens the state with shelve: the file on disk must be flower.db, not flower.db.db.
+    name = db_arg.removeprefix("--db=").replace("/data/", f"{tmp_path}/")
+    with shelve.open(name) as state:
+        state["events"] = []
+    assert (tmp_path / "flower.db").exists() or (tmp_path / "flower.db.dat").exists()
+    assert not list(tmp_path.glob("flower.db.db*"))
+
+
+def test_compose_states_the_version_it_needs() -> None:
+    head = (ROOT / "compose.yaml").read_text().split("\nname:")[0]
+    assert re.search(r"Docker Compose v2\.24\.0 or later", head)
+    assert "required:" in (ROOT / "compose.yaml").read_text()
 
 
 def test_workers_cover_every_queue_and_tests_have_their_own(compose: dict[str, Any]) -> None:
@@ -230,7 +369,7 @@ def test_dependencies_wait_for_health_and_the_migration(compose: dict[str, Any])
         assert services[name]["depends_on"]["migrate"]["condition"] == (
             "service_completed_successfully"
         ), name
-    for name in ("postgres", "redis", "api", "worker-tests", "worker-sync", "flower"):
+    for name in ("postgres", "redis", "api", "worker-tests", "worker-sync", "beat", "flower"):
         assert "healthcheck" in services[name], name
     assert services["migrate"]["command"] == ["activity-insights", "db", "upgrade"]
     assert services["migrate"]["restart"] == "no"
@@ -281,6 +420,19 @@ def test_dockerfile_installs_the_console_script_and_runs_unprivileged() -> None:
     text = (ROOT / "Dockerfile").read_text()
     assert "pip install --no-deps -e ." in text
     assert re.search(r"^USER\s+app\b", text, re.M)
+    # No anonymous volume per container: the services that keep state name their volume.
+    assert not re.search(r"^VOLUME\b", text, re.M)
     assert "COPY migrations" in text and "COPY alembic.ini" in text
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert "deploy.env" in ignored and ".env" in ignored
+
+
+def test_flower_db_name_for_each_dbm_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where gdbm is missing, ndbm appends .db itself: the launcher gives it the bare name."""
+    import types
+
+    monkeypatch.setitem(sys.modules, "dbm.gnu", None)  # type: ignore[arg-type]
+    monkeypatch.setitem(sys.modules, "dbm.ndbm", types.ModuleType("dbm.ndbm"))
+    assert launchers.shelve_name("/data/flower.db") == "/data/flower"
+    monkeypatch.setitem(sys.modules, "dbm.gnu", types.ModuleType("dbm.gnu"))
+    assert launchers.shelve_name("/data/flower.db") == "/data/flower.db"

@@ -3,17 +3,29 @@
 Every knob is an environment variable with the ``AI_`` prefix (``.env.example`` documents each).
 ``DATABASE_URL`` and ``REDIS_URL`` are honoured without the prefix too, because that is what
 hosting platforms and our Makefile set.
+
+Any setting can come from a file instead: ``AI_<NAME>_FILE=/run/secrets/x`` reads the value from
+that file (trailing newline dropped), which is how Docker/Compose ``secrets:`` hand secrets over
+without putting them in the environment of every process. Setting both ``AI_<NAME>`` and
+``AI_<NAME>_FILE`` is an error rather than a silent precedence.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 from cryptography.fernet import Fernet
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from sqlalchemy.engine import make_url
 
 # Values that appear in docs and examples; a deployment that still uses one is misconfigured.
 _PLACEHOLDERS = {"changeme", "change-me", "secret", "password"}
@@ -25,6 +37,48 @@ class SettingsError(RuntimeError):
     """A setting is missing or malformed; the message names the variable."""
 
 
+def _env_names(name: str, field: FieldInfo) -> list[str]:
+    """The variables a field is read from: its aliases, else ``AI_<NAME>``."""
+    alias = field.validation_alias
+    if isinstance(alias, AliasChoices):
+        return [str(a) for a in alias.choices]
+    return [str(alias)] if isinstance(alias, str) else [f"AI_{name.upper()}"]
+
+
+def _read_secret_file(var: str, path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            value = handle.read()
+    except OSError as exc:
+        # The path is not secret; the content never appears in a message.
+        raise SettingsError(f"{var}: cannot read {path}: {exc.strerror or type(exc).__name__}"
+                            ) from None
+    return value.rstrip("\r\n")
+
+
+class _SecretFiles(PydanticBaseSettingsSource):
+    """``AI_<NAME>_FILE``: the value of a setting read from a file (compose secrets)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads every field at once
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, field in self.settings_cls.model_fields.items():
+            names = _env_names(name, field)
+            for var in names:
+                path = os.environ.get(f"{var}_FILE", "").strip()
+                if not path:
+                    continue
+                if any(os.environ.get(n, "").strip() for n in names):
+                    raise SettingsError(f"{var} and {var}_FILE are both set: keep one")
+                # Input is keyed like the environment source keys it: alias, else field name.
+                key = names[0] if field.validation_alias is not None else name
+                values[key] = _read_secret_file(f"{var}_FILE", path)
+                break
+        return values
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="AI_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
@@ -34,6 +88,9 @@ class Settings(BaseSettings):
         default="postgresql+psycopg://postgres@127.0.0.1:5432/activity_insights",
         validation_alias=AliasChoices("AI_DATABASE_URL", "DATABASE_URL"),
     )
+    # Put into database_url when that has no password: lets the password alone be a secret
+    # file (AI_DATABASE_PASSWORD_FILE, the same file Postgres's POSTGRES_PASSWORD_FILE reads).
+    database_password: str = ""
     redis_url: str = Field(
         default="redis://127.0.0.1:6379/0",
         validation_alias=AliasChoices("AI_REDIS_URL", "REDIS_URL"),
@@ -81,6 +138,9 @@ class Settings(BaseSettings):
     # "json": one object a line with tenant, source, run and task ids (for log aggregators);
     # "text": the same records as plain lines, for a terminal.
     log_format: Literal["json", "text"] = "text"
+    # Adds a tenant (runs) or source (Zoom requests, token refreshes) label to /metrics: one
+    # series per customer, so off unless the operator wants that and can store it.
+    metrics_per_tenant: bool = False
 
     @field_validator("database_url")
     @classmethod
@@ -121,8 +181,25 @@ class Settings(BaseSettings):
             raise ValueError(f"must be one of {', '.join(LOG_LEVELS)} (got {value!r})")
         return level
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _SecretFiles(settings_cls), dotenv_settings,
+                file_secret_settings)
+
     @model_validator(mode="after")
     def _defaults(self) -> Settings:
+        if self.database_password and not self.is_sqlite:
+            url = make_url(self.database_url)
+            if url.password is None:
+                self.database_url = url.set(password=self.database_password).render_as_string(
+                    hide_password=False)
         if not self.broker_url:
             self.broker_url = self.redis_url
         if not self.result_backend:

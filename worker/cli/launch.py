@@ -138,10 +138,26 @@ def flower_command(
     argv = [sys.executable, "-m", "worker.cli.flower", "-A", CELERY_APP, "flower",
             f"--address={address}", f"--port={port}", "--enable_events=True"]
     if persistent_db:
-        argv += ["--persistent=True", f"--db={persistent_db}", "--state_save_interval=60000"]
+        argv += ["--persistent=True", f"--db={shelve_name(persistent_db)}",
+                 "--state_save_interval=60000"]
     if url_prefix:
         argv.append(f"--url_prefix={url_prefix}")
     return Launch(argv, env)
+
+
+def shelve_name(path: str) -> str:
+    """The name to give ``shelve`` for the file ``path``: dbm.gnu writes the name as given,
+    dbm.ndbm appends ``.db`` itself (``flower.db.db`` otherwise), dbm.dumb (the last resort)
+    writes ``path.dat`` and ``path.dir``."""
+    import importlib
+
+    for module in ("dbm.gnu", "dbm.ndbm"):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            continue
+        return path if module == "dbm.gnu" else path.removesuffix(".db")
+    return path
 
 
 def exec_launch(launch: Launch, environ: Mapping[str, str] | None = None) -> None:

@@ -14,6 +14,14 @@ The sequence (shared/architecture.md, "Token refresh"):
 6. ``invalidate`` after a 401 / code 124 deletes the cached token only if it still *is* the token
    that failed (compare-and-delete in Lua), so a stale 401 never evicts a newer token.
 
+The cached token is encrypted at rest (Fernet, ``AI_ENCRYPTION_KEY``), like the pending refresh
+token: Redis (often the broker too) never holds a usable Zoom token. The value is
+``{"fp": <keyed digest of the access token>, "ct": <ciphertext of the token's JSON>}``; the
+digest is what the compare-and-delete script compares, since Lua cannot decrypt. A read stays one
+round trip plus one decrypt, and a value this process has decrypted before is only compared
+with the one it read (bench/tokens.py measures both). A value that does not decrypt (a
+plaintext token from before, a rotated key) counts as absent: the next caller refreshes it.
+
 If the lock holder dies, its lease expires and the next poller takes the lock and refreshes.
 Redis errors become ``TokenCacheUnavailable``: there is no per-process fallback, which would
 stampede Zoom's token endpoint (and, for single-token apps, invalidate each other's tokens).
@@ -32,19 +40,23 @@ from typing import Any
 import redis
 from redis.exceptions import LockNotOwnedError
 
-from worker.kit.crypto import redact
+from worker.kit.crypto import CredentialsUnreadable, decrypt_text, encrypt_text, fingerprint, redact
+from worker.kit.metrics import record_token_refresh
 from worker.tokens.faults import fault
 from worker.zoom.errors import TokenCacheUnavailable, ZoomAuthError, ZoomUnavailable
 
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "ai:token:"
+# Decrypted tokens a process keeps (one per source) so that a value read again is not
+# decrypted again.
+_MAX_OPENED = 10_000
 
 _COMPARE_AND_DELETE = """
 local v = redis.call('GET', KEYS[1])
 if not v then return 0 end
 local ok, data = pcall(cjson.decode, v)
-if ok and type(data) == 'table' and data['access_token'] == ARGV[1] then
+if ok and type(data) == 'table' and data['fp'] == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
 return 0
@@ -76,6 +88,12 @@ class AccessToken:
 
 
 Fetcher = Callable[[str], AccessToken]
+
+
+def seal(token: AccessToken) -> str:
+    """The value stored under ``token_key``: the encrypted token and its keyed digest."""
+    return json.dumps({"fp": fingerprint(token.access_token),
+                       "ct": encrypt_text(token.to_json())})
 
 
 def token_key(source_id: str) -> str:
@@ -133,6 +151,9 @@ class TokenCache:
         self.poll_seconds = poll_seconds
         self.auth_error_ttl = auth_error_ttl
         self._cad = redis_client.register_script(_COMPARE_AND_DELETE)
+        # source -> (the stored value, its decrypted token): a value read again (the common
+        # case: one token serves an hour of requests) is compared, not decrypted again.
+        self._opened: dict[str, tuple[bytes, AccessToken]] = {}
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -162,11 +183,19 @@ class TokenCache:
     def _decode(self, source_id: str, raw: Any) -> AccessToken | None:
         if raw is None:
             return None
-        try:
-            token = AccessToken.from_json(raw)
-        except (ValueError, KeyError, TypeError):
-            log.warning("unreadable cached token for source=%s: ignoring it", source_id)
-            return None
+        value = raw if isinstance(raw, bytes) else str(raw).encode()
+        opened = self._opened.get(source_id)
+        if opened is not None and opened[0] == value:
+            token = opened[1]
+        else:
+            try:
+                token = AccessToken.from_json(decrypt_text(json.loads(value)["ct"]))
+            except (ValueError, KeyError, TypeError, CredentialsUnreadable):
+                log.warning("unreadable cached token for source=%s: ignoring it", source_id)
+                return None
+            if len(self._opened) >= _MAX_OPENED:
+                self._opened.clear()  # bounded: a process serving many sources re-decrypts
+            self._opened[source_id] = (value, token)
         # The TTL already ends a margin early; this guards against clock skew between hosts.
         return token if token.expires_at > time.time() + 1 else None
 
@@ -220,8 +249,13 @@ class TokenCache:
         try:
             token = self.fetcher(source_id)
         except ZoomAuthError as exc:
+            record_token_refresh(source_id, "refused")
             self._remember(source_id, exc)
             raise
+        except Exception:
+            record_token_refresh(source_id, "error")
+            raise
+        record_token_refresh(source_id, "ok")
         fault("token_fetched")
         self._store(source_id, token)
         log.info("zoom token refreshed source=%s token=%s expires_in=%.0fs", source_id,
@@ -234,7 +268,7 @@ class TokenCache:
         margin = min(self.margin, lifetime / 2)
         ttl_ms = max(int((lifetime - margin) * 1000), 1)
         try:
-            self.redis.set(token_key(source_id), token.to_json(), px=ttl_ms)
+            self.redis.set(token_key(source_id), seal(token), px=ttl_ms)
         except redis.RedisError as exc:
             raise _unavailable(exc) from exc
 
@@ -270,7 +304,7 @@ class TokenCache:
         """Delete the cached token if it is still ``token``. True when something was deleted."""
         value = token.access_token if isinstance(token, AccessToken) else token
         try:
-            deleted = self._cad(keys=[token_key(source_id)], args=[value])
+            deleted = self._cad(keys=[token_key(source_id)], args=[fingerprint(value)])
         except redis.RedisError as exc:
             raise _unavailable(exc) from exc
         log.info("zoom token invalidated source=%s token=%s evicted=%s", source_id,

@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 import httpx
 
+from worker.kit.metrics import record_zoom_response
 from worker.zoom import codes
 from worker.zoom.endpoints import category_for
 from worker.zoom.errors import (
@@ -240,7 +241,9 @@ class ZoomClient:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise self._give_up(last, path)
+            waited = time.monotonic()
             self.limiter.acquire(category, max_wait=remaining)
+            waited = time.monotonic() - waited
             token = self.tokens.get_token()
             try:
                 response = self.http.get(
@@ -260,6 +263,7 @@ class ZoomClient:
                 continue
 
             status = response.status_code
+            record_zoom_response(self.source_key, category, status, waited)
             if status < 400:
                 self.limiter.observe(category, response.headers)
                 return self._json(response, path)
