@@ -25,6 +25,7 @@ from tests.services import Services, ServiceUnavailable, discover
 pytest.register_assert_rewrite("tests.api.helpers")
 pytest_plugins = [
     "tests.fixtures.api",
+    "tests.fixtures.browser",
     "tests.fixtures.cli",
     "tests.fixtures.clock",
     "tests.fixtures.fakezoom",
