@@ -84,6 +84,7 @@ class Worker:
             cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        out.close()  # the child has its own copy of the descriptor
         return self
 
     def kill(self) -> None:

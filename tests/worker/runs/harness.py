@@ -60,6 +60,7 @@ class Proc:
         self.proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "worker.tasks",
                                       *self.argv], cwd=ROOT, env=self.env, stdout=out,
                                      stderr=subprocess.STDOUT, start_new_session=True)
+        out.close()  # the child has its own copy of the descriptor
         return self
 
     @property

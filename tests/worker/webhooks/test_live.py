@@ -102,6 +102,7 @@ def start_worker(zoom: FakeZoomServer, tmp_path: Path) -> Iterator[Callable[[], 
              "-c", "2", "-Q", "webhooks", "--without-gossip", "--without-mingle",
              "--without-heartbeat", "-l", "info", "-n", f"wh-{uuid.uuid4().hex[:6]}@%h"],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        out.close()  # the child has its own copy of the descriptor
         started.append(w)
         return w
 
