@@ -127,7 +127,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def database_url() -> str:
     """A fresh database for this run, migrated to head."""
-    assert _services is not None and _test_db_url is not None
+    assert _services is not None
+    assert _test_db_url is not None
     admin = create_engine(_services.postgres_url, poolclass=pool.NullPool,
                           isolation_level="AUTOCOMMIT")
     name = make_url(_test_db_url).database

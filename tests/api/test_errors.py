@@ -16,7 +16,9 @@ def _is_problem(response: Any, status: int) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
     body: dict[str, Any] = response.json()
-    assert body["status"] == status and body["title"] and "detail" in body
+    assert body["status"] == status
+    assert body["title"]
+    assert "detail" in body
     return body
 
 
@@ -86,5 +88,6 @@ def test_an_unexpected_error_is_a_500_problem_without_internals(
     with Client(app, raise_server_exceptions=False) as failing:
         response = failing.get("/boom")
     body = _is_problem(response, 500)
-    assert "hunter2" not in response.text and "RuntimeError" not in response.text
+    assert "hunter2" not in response.text
+    assert "RuntimeError" not in response.text
     assert body["type"].endswith("internal")

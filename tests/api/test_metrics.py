@@ -97,7 +97,8 @@ def test_counters_move_after_a_run_and_hold_no_secret(
     assert value(after, "ai_metrics_source_up", source="redis") == 1
     # Every series is labelled by category, never by a tenant or source unless opted in.
     categories = {dict(ls).get("category") for (n, ls) in after if n == "ai_zoom_requests_total"}
-    assert categories and None not in categories
+    assert categories
+    assert None not in categories
     _, creds = app_credentials(account.s2s_app)
     secrets = [creds["client_secret"], token_for_source(source_id).access_token, admin_key,
                get_settings().encryption_key]
@@ -105,7 +106,8 @@ def test_counters_move_after_a_run_and_hold_no_secret(
         assert secret not in text
     with session_scope() as session:
         tenant_id = str(session.get_one(Source, source_id).tenant_id)
-    assert tenant_id not in text and str(source_id) not in text
+    assert tenant_id not in text
+    assert str(source_id) not in text
 
 
 def test_429s_count_per_category(
@@ -186,4 +188,5 @@ def test_the_grafana_dashboard_queries_only_metrics_we_export(clean_db: object,
                             "grafana-dashboard.json").read_text())
     used = {name for panel in dashboard["panels"] for target in panel["targets"]
             for name in re.findall(r"\bai_[a-z_]+", target["expr"])}
-    assert used and used <= exported, used - exported
+    assert used
+    assert used <= exported, used - exported

@@ -96,11 +96,13 @@ def test_every_item_comes_exactly_once(server: FakeZoomServer, api: httpx.Client
 def test_page_size_defaults_to_30_and_is_capped_at_300(api: httpx.Client,
                                                        server: FakeZoomServer) -> None:
     body = api.get("/users").json()
-    assert body["page_size"] == 30 and len(body["users"]) == 30
+    assert body["page_size"] == 30
+    assert len(body["users"]) == 30
     end = server.fake.anchor
     rng = {"from": (end - dt.timedelta(days=8)).isoformat(), "to": end.isoformat()}
     body = api.get("/report/activities", params={**rng, "page_size": 1000}).json()
-    assert body["page_size"] == 300 and len(body["activity_logs"]) == 300
+    assert body["page_size"] == 300
+    assert len(body["activity_logs"]) == 300
 
 
 def test_last_page_has_an_empty_next_page_token(api: httpx.Client) -> None:

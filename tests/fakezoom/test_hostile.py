@@ -133,7 +133,8 @@ def assert_named(run: SyncRun) -> None:
     if run.status == RunStatus.FAILED:
         message = run.error_message or ""
         assert "internal error" not in message, message
-        assert "GET /" in message and str(run.source_id) in message, message
+        assert "GET /" in message, message
+        assert str(run.source_id) in message, message
 
 
 # -- hand-made oddities ------------------------------------------------------------------
@@ -172,7 +173,8 @@ def test_odd_but_valid_data_is_stored_whole(clean_db: Any, redis_client: Any) ->
         assert asked == set(ODD_UUIDS)
         parts = session.exec(select(MeetingParticipant.meeting_uuid, MeetingParticipant.user_id)
                              .where(MeetingParticipant.source_id == source_id)).all()
-        assert len(parts) == 2 * len(ODD_UUIDS) and ("/abc+def//ghi==", "1" * 90) in parts
+        assert len(parts) == 2 * len(ODD_UUIDS)
+        assert ("/abc+def//ghi==", "1" * 90) in parts
 
         events = session.exec(select(ActivityEvent).where(
             ActivityEvent.source_id == source_id)).all()
@@ -184,10 +186,13 @@ def test_odd_but_valid_data_is_stored_whole(clean_db: Any, redis_client: Any) ->
                             .where(OperationLog.source_id == source_id)).one() == "d" * 5000
 
     # The aggregation stored every user, group and member: nothing skipped.
-    assert runs[0].skipped == 0 and "item_warnings" not in runs[0].details
+    assert runs[0].skipped == 0
+    assert "item_warnings" not in runs[0].details
     signins = next(r for r in runs if r.stream == Stream.SIGNINS)
     warnings = signins.details["item_warnings"]
-    assert warnings["skipped"] == 2 and len(warnings["examples"]) == 2 and signins.skipped == 2
+    assert warnings["skipped"] == 2
+    assert len(warnings["examples"]) == 2
+    assert signins.skipped == 2
     assert any("outside the requested window" in e for e in warnings["examples"])
     meetings_run = next(r for r in runs if r.stream == Stream.MEETINGS)
     assert meetings_run.details["item_warnings"]["skipped_by_kind"] == {
@@ -239,7 +244,8 @@ def test_pagination_ends_on_every_generated_server(
         try:
             items = [i for page in client.iter_pages(path, {}, key) for i in page.items]
         except ZoomBadResponse as exc:
-            assert exc.page is not None and f"GET {path} page {exc.page}" in exc.message
+            assert exc.page is not None
+            assert f"GET {path} page {exc.page}" in exc.message
             assert paging != "honest"
         else:
             if paging == "honest":  # /users without a status lists the active ones

@@ -34,11 +34,14 @@ def test_a_json_line_carries_the_bound_ids_and_the_error() -> None:
         line = logs.JsonFormatter().format(_record("run %s failed", "r-9", exc=caught))
     entry = json.loads(line)
     assert entry["message"] == "run r-9 failed"
-    assert entry["level"] == "warning" and entry["logger"] == "worker.test"
-    assert entry["tenant_id"] == "t-1" and entry["source_id"] == "s-1"
+    assert entry["level"] == "warning"
+    assert entry["logger"] == "worker.test"
+    assert entry["tenant_id"] == "t-1"
+    assert entry["source_id"] == "s-1"
     assert "run_id" not in entry
     assert entry["error"] == "ValueError: bad page"
-    assert "Traceback" in entry["traceback"] and "\n" not in line
+    assert "Traceback" in entry["traceback"]
+    assert "\n" not in line
     assert "tenant_id" not in json.loads(logs.JsonFormatter().format(_record("outside")))
 
 

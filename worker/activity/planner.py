@@ -200,7 +200,8 @@ def readmit(session: Session, redis_client: redis.Redis, source: Source, run: Sy
     """Reserve today's budget for a deferred chunk, re-estimated from what is stored now (host
     usage fetched since, the hosts its checkpoint has done)."""
     window_start, window_end = as_utc(run.window_start), as_utc(run.window_end)
-    assert window_start is not None and window_end is not None
+    assert window_start is not None
+    assert window_end is not None
     first = window_start.date()
     last = (window_end - timedelta(microseconds=1)).date()
     cost = estimate_heavy_cost(session, run.source_id, str(run.stream), first, last,

@@ -35,7 +35,8 @@ def test_a_test_is_queued_at_once_with_ids_only_on_the_connection_tests_queue(
     assert response.status_code == 202
     assert zoom_calls == []
     body = response.json()
-    assert body["status"] == "queued" and body["kind"] == "connection_test"
+    assert body["status"] == "queued"
+    assert body["kind"] == "connection_test"
     assert body["links"]["self"] == f"/v1/connection-tests/{body['id']}"
     assert response.headers["location"] == body["links"]["self"]
 

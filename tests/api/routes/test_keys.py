@@ -18,7 +18,8 @@ def test_a_key_is_shown_once_and_stored_only_as_its_hash(
                           headers=admin_headers)
     assert created.status_code == 201
     key = created.json()["key"]
-    assert key.startswith("ai_") and len(key) > 40
+    assert key.startswith("ai_")
+    assert len(key) > 40
     assert created.json()["prefix"] == key[:10]
 
     listed = client.get(f"/v1/tenants/{tenant.id}/keys", headers=admin_headers)

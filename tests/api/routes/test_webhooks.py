@@ -57,7 +57,8 @@ def test_the_secret_token_is_write_only_encrypted_and_leaves_the_oauth_state_alo
 ) -> None:
     source = _source_with_secret(client, tenant)
     assert source["credentials"]["webhook_secret_token"] is True
-    assert source["status"] == "new" and source["credentials"]["client_secret"] is True
+    assert source["status"] == "new"
+    assert source["credentials"]["client_secret"] is True
     assert source["links"]["webhook"] == f"/v1/webhooks/zoom/{source['id']}"
     assert source["last_webhook_at"] is None
     assert SECRET not in client.get(f"/v1/sources/{source['id']}", headers=tenant.headers).text
@@ -65,7 +66,8 @@ def test_the_secret_token_is_write_only_encrypted_and_leaves_the_oauth_state_alo
         cipher = conn.execute(text("SELECT credentials_ciphertext FROM source")).scalar_one()
     assert SECRET not in cipher
     stored = decrypt_json(cipher)
-    assert stored["webhook_secret_token"] == SECRET and stored["client_id"] == "client-abc"
+    assert stored["webhook_secret_token"] == SECRET
+    assert stored["client_id"] == "client-abc"
     # Rotating the OAuth secret later keeps the Secret Token.
     client.patch(f"/v1/sources/{source['id']}",
                  json={"credentials": {"client_secret": "another-client-secret"}},

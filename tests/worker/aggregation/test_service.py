@@ -63,7 +63,8 @@ def test_aggregation_stores_the_fakes_directory_and_queues_correlation(zoom) -> 
         truth_role_members(account, with_scope=False)
     assert run.details["missing_optional_scopes"] == ["role:read:admin"]
     assert run.details["roles_from_users_only"] is True
-    assert run.inserted == len(truth_users(account)) and run.deleted == 0
+    assert run.inserted == len(truth_users(account))
+    assert run.deleted == 0
     with session_scope() as session:
         correlation = session.exec(select(SyncRun).where(
             SyncRun.source_id == source_id, SyncRun.kind == RunKind.CORRELATION)).one()

@@ -31,7 +31,8 @@ def test_a_failed_test_fails_the_task_so_flower_counts_it(clean_db: object) -> N
 
 def test_a_passed_test_succeeds(clean_db: object) -> None:
     result = connection_test_task.apply(args=[_recorded(TS.SUCCEEDED, None)])
-    assert result.successful() and result.result == "succeeded: ok"
+    assert result.successful()
+    assert result.result == "succeeded: ok"
 
 
 def test_a_failure_without_a_code_still_says_where_to_look(clean_db: object) -> None:

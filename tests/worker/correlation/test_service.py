@@ -75,7 +75,8 @@ def test_rules_are_configurable_per_source_and_stale_links_go(clean_db) -> None:
         ada = session.exec(select(ZoomUser).where(ZoomUser.zoom_id == "z1")).one()
         ada.email = "someone.else@example.com"
     run = correlate(source_id)
-    assert links(source_id) == {} and run.deleted == 1
+    assert links(source_id) == {}
+    assert run.deleted == 1
 
 
 def test_a_split_activity_source_correlates_against_its_governance_source(clean_db) -> None:

@@ -180,7 +180,8 @@ def test_a_window_costing_more_than_a_day_is_split_by_days(
     for a, b in itertools.pairwise(parts):
         assert a.window_end == b.window_start
     admitted = [p for p in parts if p.status == RunStatus.QUEUED]
-    assert admitted and sum(p.details["heavy_reserved"]["calls"] for p in admitted) <= 30
+    assert admitted
+    assert sum(p.details["heavy_reserved"]["calls"] for p in admitted) <= 30
     assert {p.status for p in parts} == {RunStatus.QUEUED, RunStatus.DEFERRED}
 
 

@@ -22,7 +22,8 @@ def test_sent_after_the_commit_and_not_after_a_rollback(clean_db, redis_client) 
     assert redis_client.llen("aggregation") == 1
     with session_scope() as session:
         stored = session.get_one(SyncRun, run.id)
-        assert stored.lease_until is not None and stored.details["sends"] == 1
+        assert stored.lease_until is not None
+        assert stored.details["sends"] == 1
 
     with pytest.raises(RuntimeError), session_scope() as session:
         again = SyncRun(tenant_id=source.tenant_id, source_id=source.id,

@@ -63,7 +63,8 @@ def test_a_tenant_at_its_limit_requeues_the_task_without_running_it(clean_db,
     # the same task id is sent again with a countdown.
     with pytest.raises(Retry, match="requeued: tenant at its concurrency limit"):
         execute(task, str(run.id), called.append)
-    assert called == [] and task.retried == []
+    assert called == []
+    assert task.retried == []
     assert redis_client.llen("aggregation") == 1  # the same task, sent again with a countdown
     sent = json.loads(redis_client.lindex("aggregation", 0))
     assert sent["headers"]["id"] == task.request.id
@@ -111,7 +112,8 @@ def test_a_permanent_failure_ends_the_run_with_the_zoom_code(clean_db, redis_cli
         execute(task, str(run.id), revoked)
     assert task.retried == []
     done = status(run.id)
-    assert done.status == RunStatus.FAILED and done.error_code == "invalid_grant"
+    assert done.status == RunStatus.FAILED
+    assert done.error_code == "invalid_grant"
     assert str(run.source_id) in (done.error_message or "")
     # A finished run ignores another delivery.
     assert execute(StubTask(), str(run.id), revoked).startswith("noop")
@@ -125,10 +127,12 @@ def test_rate_limits_defer_the_run_until_after_the_cap_or_the_storm() -> None:
     now = datetime(2026, 3, 1, 15, 0, tzinfo=UTC)
     daily = runs.classify(ZoomRateLimited("cap", daily=True), now)
     assert daily.status == RunStatus.DEFERRED
-    assert daily.not_before is not None and daily.not_before.date() == now.date().replace(day=2)
+    assert daily.not_before is not None
+    assert daily.not_before.date() == now.date().replace(day=2)
     storm = runs.classify(ZoomRateLimited("429s", retry_after=2), now)
     assert storm.status == RunStatus.DEFERRED
-    assert storm.not_before is not None and now < storm.not_before < daily.not_before
+    assert storm.not_before is not None
+    assert now < storm.not_before < daily.not_before
 
 
 def test_an_outcome_postgres_cannot_record_is_retried_without_limit_never_acked(

@@ -82,7 +82,8 @@ def test_unhealthy_sources_are_not_scheduled(clean_db, redis_client) -> None:
     with session_scope() as session:
         failing = session.exec(select(Source).where(Source.status == SourceStatus.FAILING)).one()
         compute_next(failing, T0)
-        assert failing.next_activity_at is None and failing.next_aggregation_at is None
+        assert failing.next_activity_at is None
+        assert failing.next_aggregation_at is None
 
 
 def test_a_redis_flush_between_ticks_loses_no_schedule_and_no_run(clean_db, redis_client) -> None:
@@ -98,7 +99,8 @@ def test_a_redis_flush_between_ticks_loses_no_schedule_and_no_run(clean_db, redi
     second = dispatch_due(T0 + dt.timedelta(hours=2))
     assert kinds(second) == [(source_id, RunKind.ACTIVITY), (source_id, RunKind.AGGREGATION)]
     assert first[0].id in {r.id for r in second}
-    assert redis_client.llen("activity") == 1 and redis_client.llen("aggregation") == 1
+    assert redis_client.llen("activity") == 1
+    assert redis_client.llen("aggregation") == 1
     with session_scope() as session:
         assert session.get_one(SyncRun, first[0].id).details["sends"] == 2
 

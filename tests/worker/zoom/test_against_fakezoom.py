@@ -69,7 +69,8 @@ def test_pagination_yields_every_user_once_at_page_size_300(
         assert len(ids) == len(set(ids))
         assert sorted(ids) == sorted(u["id"] for u in truth.all_users(status))
     pages = list(client.iter_pages("/users", {"status": "active"}, "users"))
-    assert len(pages) >= 2 and all(len(p.items) <= 300 for p in pages)
+    assert len(pages) >= 2
+    assert all(len(p.items) <= 300 for p in pages)
     assert [p.number for p in pages] == list(range(1, len(pages) + 1))
 
 
@@ -84,7 +85,8 @@ def test_injected_5xx_and_dropped_connections_are_retried(
     fake.fake.set_faults(drop_connection_next=2)
     assert sorted(_ids(client, "active")) == expected
     faults = fake.fake.stats()["faults"]
-    assert faults.get("5xx") == 2 and faults.get("dropped") == 2
+    assert faults.get("5xx") == 2
+    assert faults.get("dropped") == 2
 
 
 def test_a_malformed_page_raises_bad_response(fake: FakeZoomServer, clean_db: Engine) -> None:
@@ -104,7 +106,8 @@ def test_general_app_pages_reports_over_month_windows(
         events.extend(items_of(client.iter_pages("/report/activities", window_params(window),
                                                  "activity_logs")))
     truth = fake.fake.account(0).events(today - dt.timedelta(days=3), today)
-    assert len(events) == len(truth) and events
+    assert len(events) == len(truth)
+    assert events
 
 
 def test_zoom_codes_reach_the_caller(fake: FakeZoomServer, clean_db: Engine) -> None:
@@ -112,13 +115,15 @@ def test_zoom_codes_reach_the_caller(fake: FakeZoomServer, clean_db: Engine) -> 
     with pytest.raises(ZoomNotFound) as gone:
         path = f"/report/meetings/{encode_meeting_uuid('nope==')}/participants"
         list(items_of(client.iter_pages(path, None, "participants")))
-    assert gone.value.code == 3001 and gone.value.status == 404
+    assert gone.value.code == 3001
+    assert gone.value.status == 404
     account = fake.fake.account(0)
     scopeless = account.add_app("s2s", scopes=["user:read:admin"])
     limited = clients.client_for_source(add_app_source(account, scopeless))
     with pytest.raises(ZoomScopeError) as scope:
         limited.get("/report/activities", {"from": "2024-01-01", "to": "2024-01-02"})
-    assert scope.value.code in (4700, 4711) and scope.value.missing
+    assert scope.value.code in (4700, 4711)
+    assert scope.value.missing
 
 
 def test_double_encoded_meeting_uuids_and_the_html_403(
@@ -129,7 +134,8 @@ def test_double_encoded_meeting_uuids_and_the_html_403(
     meetings = fake.fake.account(0).meetings(today - dt.timedelta(days=19), today)
     odd = [m["uuid"] for m in meetings if m["uuid"].startswith("/") or "//" in m["uuid"]]
     plain = [m["uuid"] for m in meetings if "/" not in m["uuid"]]
-    assert odd and plain
+    assert odd
+    assert plain
     for meeting in odd[:2]:
         path = f"/report/meetings/{encode_meeting_uuid(meeting)}/participants"
         assert list(items_of(client.iter_pages(path, None, "participants")))

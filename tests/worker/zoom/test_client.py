@@ -158,7 +158,8 @@ def test_persistent_5xx_raises_server_error_after_max_retries() -> None:
     client, _, _ = make_client(handler, max_retries=2)
     with pytest.raises(ZoomServerError) as info:
         client.get("/users")
-    assert info.value.retryable and info.value.status == 502
+    assert info.value.retryable
+    assert info.value.status == 502
     assert calls["n"] == 3
 
 
@@ -199,7 +200,8 @@ def test_second_401_is_an_auth_error_not_a_loop() -> None:
     client, tokens, _ = make_client(handler)
     with pytest.raises(ZoomAuthError) as info:
         client.get("/users")
-    assert info.value.code == 124 and info.value.status == 401
+    assert info.value.code == 124
+    assert info.value.status == 401
     assert tokens.invalidated == ["tok-1"]
     assert "tok-" not in str(info.value) + repr(info.value)
 
@@ -226,7 +228,8 @@ def test_scope_error_4700_without_names_names_the_endpoint_scope_in_the_apps_fam
     with pytest.raises(ZoomScopeError) as info:
         client.get("/report/activities")
     # A token that carries no scope list: the classic name.
-    assert info.value.missing == ["report:read:admin"] and info.value.code == 4700
+    assert info.value.missing == ["report:read:admin"]
+    assert info.value.code == 4700
 
     @dataclass
     class GranularTok:
@@ -268,7 +271,8 @@ def test_rate_limit_without_retry_after_uses_a_default_wait() -> None:
 
     client, _, limiter = make_client(handler)
     client.get("/users")
-    assert limiter.drained and limiter.drained[0][1] > 0
+    assert limiter.drained
+    assert limiter.drained[0][1] > 0
 
 
 @pytest.mark.parametrize(
@@ -289,15 +293,18 @@ def test_daily_cap_raises_at_once(headers: dict[str, str], message: str) -> None
     client, _, limiter = make_client(handler)
     with pytest.raises(ZoomRateLimited) as info:
         client.get("/report/activities")
-    assert info.value.daily and not info.value.retryable
-    assert calls["n"] == 1 and limiter.drained == []
+    assert info.value.daily
+    assert not info.value.retryable
+    assert calls["n"] == 1
+    assert limiter.drained == []
 
 
 def test_persistent_per_second_429_gives_up_as_rate_limited() -> None:
     client, _, _ = make_client(lambda r: zoom_error(429, 429, "per-second"), max_retries=2)
     with pytest.raises(ZoomRateLimited) as info:
         client.get("/users")
-    assert not info.value.daily and info.value.retryable
+    assert not info.value.daily
+    assert info.value.retryable
 
 
 def test_html_403_is_a_skippable_forbidden_not_an_auth_error() -> None:
@@ -318,7 +325,8 @@ def test_404_is_not_found_with_zoom_code(code: int) -> None:
     client, _, _ = make_client(lambda r: zoom_error(404, code, "Meeting does not exist."))
     with pytest.raises(ZoomNotFound) as info:
         client.get("/report/meetings/123/participants")
-    assert info.value.code == code and info.value.status == 404
+    assert info.value.code == code
+    assert info.value.status == 404
 
 
 def test_other_4xx_carry_the_zoom_code() -> None:
@@ -326,7 +334,8 @@ def test_other_4xx_carry_the_zoom_code() -> None:
     with pytest.raises(ZoomError) as info:
         client.get("/report/meetings/1/participants")
     assert type(info.value) is ZoomError
-    assert info.value.code == 12702 and not info.value.retryable
+    assert info.value.code == 12702
+    assert not info.value.retryable
 
 
 @pytest.mark.parametrize("body", [b'{"users": [{"id": 1}', b"<html>oops</html>", b"[1, 2]"])
@@ -388,7 +397,8 @@ def test_no_limiter_waits_after_drain() -> None:
     limiter.acquire("light")
     limiter.drain("light", 5)
     limiter.acquire("light")
-    assert slept and 4 < slept[0] <= 5
+    assert slept
+    assert 4 < slept[0] <= 5
 
 
 def test_errors_never_show_the_token_in_logs(caplog: pytest.LogCaptureFixture) -> None:
@@ -406,7 +416,8 @@ def test_errors_never_show_the_token_in_logs(caplog: pytest.LogCaptureFixture) -
     client, _, _ = make_client(handler)
     client.get("/users")
     text = "\n".join(r.getMessage() for r in caplog.records)
-    assert "tok-" not in text and "Bearer" not in text
+    assert "tok-" not in text
+    assert "Bearer" not in text
     assert json.dumps([r.args for r in caplog.records], default=str).count("tok-") == 0
 
 
@@ -444,8 +455,10 @@ def test_pagination_always_ends_with_a_named_error(body: Any, words: str) -> Non
         list(client.iter_pages("/users", {"status": "active"}, "users"))
     err = info.value
     assert words in err.message
-    assert "GET /users page " in err.message and "src-1" in err.message
-    assert "GET /users page " in err.admin_message and "failed" in err.admin_message
+    assert "GET /users page " in err.message
+    assert "src-1" in err.message
+    assert "GET /users page " in err.admin_message
+    assert "failed" in err.admin_message
     assert "retry" not in err.admin_message
     assert handler.calls["n"] <= 25
 
@@ -472,4 +485,5 @@ def test_truncated_json_names_endpoint_and_page_and_says_the_run_failed() -> Non
     with pytest.raises(ZoomBadResponse) as info:
         list(client.iter_pages("/users", None, "users"))
     assert "GET /users page 2" in info.value.admin_message
-    assert "failed" in info.value.admin_message and "retry" not in info.value.admin_message
+    assert "failed" in info.value.admin_message
+    assert "retry" not in info.value.admin_message
