@@ -339,7 +339,7 @@ def _run(
 ) -> tuple[SyncRun, SyncRun | None]:
     with session_scope() as session:
         run = session.get_one(SyncRun, run_id)
-        runs.begin(session, run)
+        runs.begin(run)
         checkpoint = {k: v for k, v in run.checkpoint.items() if k not in ("not_before",
                                                                           "reason")}
         run.checkpoint = checkpoint
