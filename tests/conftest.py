@@ -42,7 +42,7 @@ _services: Services | None = None
 _test_db_url: str | None = None
 
 
-def pytest_configure(config: pytest.Config) -> None:
+def pytest_configure() -> None:
     global _services, _test_db_url
     try:
         _services = discover()
@@ -105,7 +105,7 @@ def _release_redis_db() -> None:
     _lease = None
 
 
-def pytest_unconfigure(config: pytest.Config) -> None:
+def pytest_unconfigure() -> None:
     global _services
     if _services is None:
         return

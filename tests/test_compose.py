@@ -199,7 +199,7 @@ _MODULES_RUN: set[str] = set()
 def _launched(svc: dict[str, Any], files: dict[str, Path],
               monkeypatch: pytest.MonkeyPatch) -> launchers.Launch:
     captured: list[launchers.Launch] = []
-    monkeypatch.setattr(launchers, "exec_launch", lambda launch, environ=None: captured.append(
+    monkeypatch.setattr(launchers, "exec_launch", lambda launch, _environ=None: captured.append(
         launch))
     # Only the service's own environment: nothing from the test run leaks in.
     env: dict[str, str | None] = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
@@ -56,8 +57,9 @@ def test_a_rejected_body_is_never_echoed(client: TestClient, tenant: TenantCtx) 
     assert_no_secret(response.text)
 
 
+@pytest.mark.usefixtures("client")
 def test_a_key_that_floods_the_api_gets_429_with_retry_after(
-    client: TestClient, admin_headers: dict[str, str], tenant: TenantCtx, other_tenant: TenantCtx
+    tenant: TenantCtx, other_tenant: TenantCtx
 ) -> None:
     with Client(create_app(rate_limit=RateLimit(limit=3, window_seconds=60))) as limited:
         statuses = [limited.get("/v1/sources", headers=tenant.headers).status_code
@@ -72,9 +74,8 @@ def test_a_key_that_floods_the_api_gets_429_with_retry_after(
         assert limited.get("/healthz").status_code == 200
 
 
-def test_an_unexpected_error_is_a_500_problem_without_internals(
-    client: TestClient, tenant: TenantCtx
-) -> None:
+@pytest.mark.usefixtures("client", "tenant")
+def test_an_unexpected_error_is_a_500_problem_without_internals() -> None:
     from fastapi import APIRouter
 
     app = create_app()

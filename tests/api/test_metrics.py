@@ -157,8 +157,9 @@ def test_state_figures_are_read_at_scrape_time(
     assert value(samples, "ai_runs", kind="activity", status="deferred") == 2
 
 
+@pytest.mark.usefixtures("per_tenant")
 def test_tenant_labels_only_when_the_operator_opts_in(
-    zoom: FakeZoomServer, per_tenant: None, client: TestClient, admin_headers: dict[str, str],
+    zoom: FakeZoomServer, client: TestClient, admin_headers: dict[str, str],
 ) -> None:
     account = zoom.fake.account(0)
     source_id = add_app_source(account, account.s2s_app)
@@ -172,8 +173,8 @@ def test_tenant_labels_only_when_the_operator_opts_in(
     assert value(samples, "ai_token_refreshes_total", outcome="ok", source=str(source_id)) == 1
 
 
-def test_the_grafana_dashboard_queries_only_metrics_we_export(clean_db: object,
-                                                              redis_client: object) -> None:
+@pytest.mark.usefixtures("clean_db", "redis_client")
+def test_the_grafana_dashboard_queries_only_metrics_we_export() -> None:
     import json
     import re
     from pathlib import Path

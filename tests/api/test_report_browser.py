@@ -51,7 +51,7 @@ def _browser_or_skip() -> None:
 
 
 @pytest.fixture
-def live_api(clean_db: Engine, redis_client: object) -> Iterator[str]:
+def live_api(clean_db: Engine, redis_client: object) -> Iterator[str]:  # noqa: ARG001 - requested for its side effect
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

@@ -24,12 +24,14 @@ def server(request: pytest.FixtureRequest) -> Iterator[FakeZoomServer]:
     # The fake's history ends today: serve it as of each date where calendars break.
     travel = time_machine.travel(request.param, tick=True)
     travel.start()
-    request.addfinalizer(travel.stop)
-    cfg = FakeZoomConfig(seed=11, rate_limits_enabled=False, frozen_clock=True, accounts=[
-        AccountSpec(users=75, days=8, events_per_user_per_day=0.6, max_participants=40,
-                    apps=[AppSpec(kind="s2s", scopes=SCOPES)])])
-    with running_fakezoom(cfg) as srv:
-        yield srv
+    try:
+        cfg = FakeZoomConfig(seed=11, rate_limits_enabled=False, frozen_clock=True, accounts=[
+            AccountSpec(users=75, days=8, events_per_user_per_day=0.6, max_participants=40,
+                        apps=[AppSpec(kind="s2s", scopes=SCOPES)])])
+        with running_fakezoom(cfg) as srv:
+            yield srv
+    finally:
+        travel.stop()
 
 
 @pytest.fixture(scope="module")

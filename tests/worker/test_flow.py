@@ -107,7 +107,7 @@ class Worker:
 
 
 @pytest.fixture
-def fake(clean_db: Any, redis_client: Any, request: pytest.FixtureRequest
+def fake(clean_db: Any, redis_client: Any, request: pytest.FixtureRequest  # noqa: ARG001 - requested for its side effect
          ) -> Iterator[FakeZoomServer]:
     config = fake_config(**getattr(request, "param", {}))
     with FakeZoomServer(config) as server, settings_pointed_at(server, **WORKER_SETTINGS):

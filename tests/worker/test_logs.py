@@ -63,8 +63,9 @@ def test_httpx_request_lines_only_when_debugging(level: str, httpx_level: int) -
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("clean_db", "redis_client")
 def test_a_worker_logs_json_lines_with_the_tenant_of_the_task(
-    clean_db: object, redis_client: object, tmp_path: Path
+    tmp_path: Path
 ) -> None:
     settings = get_settings()
     log = tmp_path / "worker.log"

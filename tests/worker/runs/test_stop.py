@@ -53,7 +53,7 @@ def test_sigterm_mid_chunk_hands_the_run_back_and_the_next_worker_completes_it(
     assert chunk is not None
     worker.terminate()
     took = wait_until(lambda: not worker.alive, STOP_WITHIN, "the worker to exit", worker)
-    print(f"\nworker exited {took:.1f}s after SIGTERM")
+    print(f"\nworker exited {took:.1f}s after SIGTERM")  # noqa: T201 - the measurement, shown with -s
     handed = get(chunk.id)
     assert handed.status == RunStatus.QUEUED, (handed.status, handed.error_message)
     assert handed.details.get("handed_back_at")

@@ -50,8 +50,8 @@ def status(run_id: uuid.UUID) -> SyncRun:
         return session.get_one(SyncRun, run_id)
 
 
-def test_a_tenant_at_its_limit_requeues_the_task_without_running_it(clean_db,
-                                                                    redis_client) -> None:
+@pytest.mark.usefixtures("clean_db")
+def test_a_tenant_at_its_limit_requeues_the_task_without_running_it(redis_client) -> None:
     run = new_run()
     limit = get_settings().tenant_max_concurrent_tasks
     busy = [TenantSlot(redis_client, str(run.tenant_id), holder=f"other-{i}", limit=limit,
@@ -78,7 +78,8 @@ def test_a_tenant_at_its_limit_requeues_the_task_without_running_it(clean_db,
         limit - 1
 
 
-def test_a_transient_failure_retries_with_the_run_queued_again(clean_db, redis_client) -> None:
+@pytest.mark.usefixtures("clean_db", "redis_client")
+def test_a_transient_failure_retries_with_the_run_queued_again() -> None:
     run = new_run()
 
     def flaky(run_id: uuid.UUID) -> None:
@@ -98,7 +99,8 @@ def test_a_transient_failure_retries_with_the_run_queued_again(clean_db, redis_c
     assert status(run.id).status == RunStatus.RETRYABLE
 
 
-def test_a_permanent_failure_ends_the_run_with_the_zoom_code(clean_db, redis_client) -> None:
+@pytest.mark.usefixtures("clean_db", "redis_client")
+def test_a_permanent_failure_ends_the_run_with_the_zoom_code() -> None:
     run = new_run()
 
     def revoked(run_id: uuid.UUID) -> None:
@@ -135,9 +137,8 @@ def test_rate_limits_defer_the_run_until_after_the_cap_or_the_storm() -> None:
     assert now < storm.not_before < daily.not_before
 
 
-def test_an_outcome_postgres_cannot_record_is_retried_without_limit_never_acked(
-    redis_client, tmp_path
-) -> None:
+@pytest.mark.usefixtures("redis_client")
+def test_an_outcome_postgres_cannot_record_is_retried_without_limit_never_acked() -> None:
     """Postgres goes down while the run fails (a throwaway cluster of this test's own): the
     failure cannot be recorded, so the task retries, even past its retry limit, instead of
     ending; once Postgres is back the row is still there to be run (or swept)."""
@@ -149,7 +150,7 @@ def test_an_outcome_postgres_cannot_record_is_retried_without_limit_never_acked(
         with database_at(pg.url):
             run = new_run()
 
-            def fails_while_postgres_goes_away(run_id: uuid.UUID) -> None:
+            def fails_while_postgres_goes_away(_run_id: uuid.UUID) -> None:
                 pg.stop()
                 raise ZoomServerError("GET /users: 503", None, 503)
 

@@ -120,11 +120,12 @@ def test_a_run_keeps_its_trigger_and_window_and_goes_to_its_kinds_queue(
     assert message["args"] == [str(run.id)]
 
 
+@pytest.mark.usefixtures("redis_client")
 def test_when_the_broker_refuses_the_row_is_marked_and_queue_unavailable_raised(
-    session: Session, redis_client: Any, monkeypatch: pytest.MonkeyPatch
+    session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The refusal is simulated at dispatch: this tests our error path, not the broker.
-    def refuse(*args: Any, **kwargs: Any) -> str:
+    def refuse(*_args: Any, **_kwargs: Any) -> str:
         raise ConnectionError("broker down")
 
     monkeypatch.setattr(dispatch, "enqueue_connection_test", refuse)

@@ -101,7 +101,7 @@ def test_auth_refusal_is_shared_with_waiters_not_retried_by_each(
 ) -> None:
     calls = {"n": 0}
 
-    def refusing(source_id: str) -> AccessToken:
+    def refusing(_source_id: str) -> AccessToken:
         calls["n"] += 1
         time.sleep(0.2)
         raise ZoomAuthError("refused", "invalid_client", 400, admin_message="check the secret")
@@ -135,7 +135,7 @@ def test_waiter_that_times_out_does_not_call_zoom(redis_client: redis.Redis) -> 
     cache = make_cache(redis_client, fetcher, lease=30, wait=0.3)
     sid = str(uuid.uuid4())
     redis_client.set(f"ai:token:{sid}:lock", "someone-else", px=30_000)
-    with pytest.raises(Exception) as info:
+    with pytest.raises(Exception, match="did not finish within") as info:
         cache.get_token(sid)
     assert getattr(info.value, "retryable", False)
     assert fetcher.calls == 0

@@ -47,7 +47,7 @@ def server() -> Iterator[FakeZoomServer]:
 
 
 @pytest.fixture(scope="module")
-def pool(server: FakeZoomServer, database_url: str) -> Iterator[ProcessPoolExecutor]:
+def pool(server: FakeZoomServer, database_url: str) -> Iterator[ProcessPoolExecutor]:  # noqa: ARG001 - requested so the fake and the test database exist before the workers spawn
     with ProcessPoolExecutor(PROCESSES, mp_context=SPAWN) as executor:
         pids = {f.result() for f in [executor.submit(harness.warm_up) for _ in range(PROCESSES)]}
         assert len(pids) >= 1
@@ -55,7 +55,7 @@ def pool(server: FakeZoomServer, database_url: str) -> Iterator[ProcessPoolExecu
 
 
 @pytest.fixture
-def fake(server: FakeZoomServer, redis_client: redis.Redis, clean_db: Engine
+def fake(server: FakeZoomServer, redis_client: redis.Redis, clean_db: Engine  # noqa: ARG001 - requested for its side effect
          ) -> Iterator[FakeZoomServer]:
     server.fake.reset_stats()
     server.fake.configure(s2s_single_token=False)
@@ -84,8 +84,9 @@ def _stampede(pool: ProcessPoolExecutor, source_ids: list[uuid.UUID]) -> list[tu
     return results
 
 
+@pytest.mark.usefixtures("clean_db")
 def test_stampede_on_one_cold_source_makes_exactly_one_token_request(
-    fake: FakeZoomServer, pool: ProcessPoolExecutor, clean_db: Engine
+    fake: FakeZoomServer, pool: ProcessPoolExecutor
 ) -> None:
     sid = add_app_source(fake.fake.account(0), fake.fake.account(0).s2s_app)
     results = _stampede(pool, [sid])
@@ -94,8 +95,9 @@ def test_stampede_on_one_cold_source_makes_exactly_one_token_request(
     assert harness.token_requests(fake) == {"200": 1}
 
 
+@pytest.mark.usefixtures("clean_db")
 def test_stampede_on_twenty_sources_makes_exactly_twenty_token_requests(
-    fake: FakeZoomServer, pool: ProcessPoolExecutor, clean_db: Engine
+    fake: FakeZoomServer, pool: ProcessPoolExecutor
 ) -> None:
     account = fake.fake.account(0)
     apps = [account.add_app("s2s") for _ in range(20)]
@@ -112,8 +114,9 @@ def test_stampede_on_twenty_sources_makes_exactly_twenty_token_requests(
         assert harness.token_requests(fake, app.client_id) == {"200": 1}
 
 
+@pytest.mark.usefixtures("clean_db")
 def test_lock_holder_killed_mid_refresh_another_process_refreshes_after_the_lease(
-    fake: FakeZoomServer, redis_client: redis.Redis, clean_db: Engine
+    fake: FakeZoomServer, redis_client: redis.Redis
 ) -> None:
     sid = add_app_source(fake.fake.account(0), fake.fake.account(0).s2s_app)
     child = SPAWN.Process(target=harness.crash_child, args=(str(sid), "token_fetched", 2.0))
@@ -133,8 +136,9 @@ def test_lock_holder_killed_mid_refresh_another_process_refreshes_after_the_leas
 
 
 @pytest.mark.parametrize("how", ["superseded", "revoked"])
+@pytest.mark.usefixtures("clean_db")
 def test_a_superseded_or_revoked_token_is_refreshed_once_and_the_call_retried(
-    fake: FakeZoomServer, clean_db: Engine, how: str
+    fake: FakeZoomServer, how: str
 ) -> None:
     app = fake.fake.account(0).s2s_app
     sid = add_app_source(fake.fake.account(0), app)
@@ -285,8 +289,9 @@ def test_bad_client_secret_is_an_auth_error_with_the_oauth_code(
     assert "wrong" not in str(info.value) + repr(info.value)
 
 
+@pytest.mark.usefixtures("clean_db")
 def test_redis_down_raises_a_retryable_error_without_calling_zoom(
-    fake: FakeZoomServer, clean_db: Engine, monkeypatch: pytest.MonkeyPatch
+    fake: FakeZoomServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from worker.kit import redis as kit_redis
     from worker.zoom.errors import TokenCacheUnavailable

@@ -60,7 +60,7 @@ def server() -> Iterator[FakeZoomServer]:
 
 
 @pytest.fixture
-def fake(server: FakeZoomServer, redis_client: redis.Redis, clean_db: Engine
+def fake(server: FakeZoomServer, redis_client: redis.Redis, clean_db: Engine  # noqa: ARG001 - requested for its side effect
          ) -> Iterator[FakeZoomServer]:
     server.fake.reset_stats()
     server.fake.clear_faults()

@@ -82,7 +82,7 @@ def api_process(env: dict[str, str], log: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def zoom(clean_db: Any, redis_client: Any) -> Iterator[FakeZoomServer]:
+def zoom(clean_db: Any, redis_client: Any) -> Iterator[FakeZoomServer]:  # noqa: ARG001 - requested for its side effect
     with FakeZoomServer(fake_config(users=60, accounts=1)) as server, \
             settings_pointed_at(server, **WORKER_SETTINGS):
         yield server

@@ -9,6 +9,7 @@ import json
 import uuid
 from typing import Any
 
+import pytest
 from sqlmodel import col, select
 
 from fakezoom.server import FakeZoomServer
@@ -234,7 +235,8 @@ def test_user_events_update_the_directory_unless_a_newer_pull_saw_the_row(
     assert unknown == "unknown user; left to the next pull"
 
 
-def test_events_of_one_source_never_touch_another_tenants_rows(clean_db: Any) -> None:
+@pytest.mark.usefixtures("clean_db")
+def test_events_of_one_source_never_touch_another_tenants_rows() -> None:
     with session_scope() as session:
         a = make_source(session, make_tenant(session))
         b = make_source(session, make_tenant(session))
@@ -281,8 +283,9 @@ def test_meeting_ended_stores_the_meeting_and_fetches_its_participants_once(
     assert meetings.fetch_participants(event_id) == "noop"  # a redelivery pays no Heavy call
 
 
+@pytest.mark.usefixtures("clean_db")
 def test_the_sweep_sends_what_the_api_could_not_and_gives_up_after_its_attempts(
-    clean_db: Any, redis_client: Any
+    redis_client: Any
 ) -> None:
     from tests.broker import broker_messages
     from worker.models import utcnow

@@ -60,7 +60,7 @@ class RecordingLimiter:
     acquired: list[str] = field(default_factory=list)
     drained: list[tuple[str, float]] = field(default_factory=list)
 
-    def acquire(self, category: str, max_wait: float | None = None) -> None:
+    def acquire(self, category: str, max_wait: float | None = None) -> None:  # noqa: ARG002 - the Limiter protocol's parameter, passed by keyword
         self.acquired.append(category)
 
     def drain(self, category: str, seconds: float) -> None:
@@ -131,7 +131,7 @@ def test_pagination_follows_next_page_token_and_yields_every_item_once() -> None
 def test_transient_failures_are_retried_then_succeed() -> None:
     calls = {"n": 0}
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(_request: httpx.Request) -> httpx.Response:
         calls["n"] += 1
         if calls["n"] == 1:
             raise httpx.ConnectError("refused")
@@ -151,7 +151,7 @@ def test_transient_failures_are_retried_then_succeed() -> None:
 def test_persistent_5xx_raises_server_error_after_max_retries() -> None:
     calls = {"n": 0}
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(_request: httpx.Request) -> httpx.Response:
         calls["n"] += 1
         return zoom_error(502, 0, "bad gateway")
 
@@ -164,7 +164,7 @@ def test_persistent_5xx_raises_server_error_after_max_retries() -> None:
 
 
 def test_persistent_connection_errors_raise_unavailable() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(_request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("refused")
 
     client, _, _ = make_client(handler, max_retries=1)
@@ -174,7 +174,7 @@ def test_persistent_connection_errors_raise_unavailable() -> None:
 
 
 def test_deadline_stops_retries() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(_request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("refused")
 
     client, _, _ = make_client(handler, max_retries=100, deadline=0.0001)
@@ -194,7 +194,7 @@ def test_code_124_invalidates_the_failing_token_and_retries_once() -> None:
 
 
 def test_second_401_is_an_auth_error_not_a_loop() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(_request: httpx.Request) -> httpx.Response:
         return zoom_error(401, 124, "Invalid access token.")
 
     client, tokens, _ = make_client(handler)
@@ -208,7 +208,7 @@ def test_second_401_is_an_auth_error_not_a_loop() -> None:
 
 @pytest.mark.parametrize("status", [400, 401])
 def test_scope_errors_name_the_missing_scopes(status: int) -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(_request: httpx.Request) -> httpx.Response:
         return zoom_error(status, 4711, "Invalid access token, does not contain scopes:"
                           "[role:read:admin, role:read:list_roles:admin].")
 
@@ -223,7 +223,7 @@ def test_scope_errors_name_the_missing_scopes(status: int) -> None:
 
 def test_scope_error_4700_without_names_names_the_endpoint_scope_in_the_apps_family() -> None:
     client, tokens, _ = make_client(
-        lambda r: zoom_error(400, 4700, "Invalid access token, does not contain scopes.")
+        lambda _r: zoom_error(400, 4700, "Invalid access token, does not contain scopes.")
     )
     with pytest.raises(ZoomScopeError) as info:
         client.get("/report/activities")
@@ -247,7 +247,7 @@ def test_scope_error_4700_without_names_names_the_endpoint_scope_in_the_apps_fam
 def test_rate_limit_honours_retry_after_drains_the_bucket_and_retries() -> None:
     calls = {"n": 0}
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(_request: httpx.Request) -> httpx.Response:
         calls["n"] += 1
         if calls["n"] == 1:
             return zoom_error(429, 429, "You have reached the maximum per-second rate limit "
@@ -263,7 +263,7 @@ def test_rate_limit_honours_retry_after_drains_the_bucket_and_retries() -> None:
 def test_rate_limit_without_retry_after_uses_a_default_wait() -> None:
     calls = {"n": 0}
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(_request: httpx.Request) -> httpx.Response:
         calls["n"] += 1
         if calls["n"] == 1:
             return zoom_error(429, 429, "You have reached the maximum per-second rate limit.")
@@ -276,7 +276,7 @@ def test_rate_limit_without_retry_after_uses_a_default_wait() -> None:
 
 
 @pytest.mark.parametrize(
-    "headers,message",
+    ("headers", "message"),
     [
         ({"X-RateLimit-Type": "Daily-limit"}, "Too many requests."),
         ({}, "You have reached the maximum daily rate limit for this API. Requests resume at "
@@ -286,7 +286,7 @@ def test_rate_limit_without_retry_after_uses_a_default_wait() -> None:
 def test_daily_cap_raises_at_once(headers: dict[str, str], message: str) -> None:
     calls = {"n": 0}
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(_request: httpx.Request) -> httpx.Response:
         calls["n"] += 1
         return zoom_error(429, 429, message, **headers)
 
@@ -300,7 +300,7 @@ def test_daily_cap_raises_at_once(headers: dict[str, str], message: str) -> None
 
 
 def test_persistent_per_second_429_gives_up_as_rate_limited() -> None:
-    client, _, _ = make_client(lambda r: zoom_error(429, 429, "per-second"), max_retries=2)
+    client, _, _ = make_client(lambda _r: zoom_error(429, 429, "per-second"), max_retries=2)
     with pytest.raises(ZoomRateLimited) as info:
         client.get("/users")
     assert not info.value.daily
@@ -308,7 +308,7 @@ def test_persistent_per_second_429_gives_up_as_rate_limited() -> None:
 
 
 def test_html_403_is_a_skippable_forbidden_not_an_auth_error() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(_request: httpx.Request) -> httpx.Response:
         return httpx.Response(403, text="<html><body>Attention Required! | Cloudflare</body>",
                               headers={"content-type": "text/html"})
 
@@ -322,7 +322,7 @@ def test_html_403_is_a_skippable_forbidden_not_an_auth_error() -> None:
 
 @pytest.mark.parametrize("code", [3001, 1001, 4130])
 def test_404_is_not_found_with_zoom_code(code: int) -> None:
-    client, _, _ = make_client(lambda r: zoom_error(404, code, "Meeting does not exist."))
+    client, _, _ = make_client(lambda _r: zoom_error(404, code, "Meeting does not exist."))
     with pytest.raises(ZoomNotFound) as info:
         client.get("/report/meetings/123/participants")
     assert info.value.code == code
@@ -330,7 +330,7 @@ def test_404_is_not_found_with_zoom_code(code: int) -> None:
 
 
 def test_other_4xx_carry_the_zoom_code() -> None:
-    client, _, _ = make_client(lambda r: zoom_error(400, 12702, "older than a year"))
+    client, _, _ = make_client(lambda _r: zoom_error(400, 12702, "older than a year"))
     with pytest.raises(ZoomError) as info:
         client.get("/report/meetings/1/participants")
     assert type(info.value) is ZoomError
@@ -340,20 +340,20 @@ def test_other_4xx_carry_the_zoom_code() -> None:
 
 @pytest.mark.parametrize("body", [b'{"users": [{"id": 1}', b"<html>oops</html>", b"[1, 2]"])
 def test_malformed_body_raises_bad_response(body: bytes) -> None:
-    client, _, _ = make_client(lambda r: httpx.Response(200, content=body))
+    client, _, _ = make_client(lambda _r: httpx.Response(200, content=body))
     with pytest.raises(ZoomBadResponse):
         list(items_of(client.iter_pages("/users", None, "users")))
 
 
 def test_items_of_the_wrong_shape_raise_bad_response() -> None:
-    client, _, _ = make_client(lambda r: httpx.Response(200, json={"users": {"id": 1}}))
+    client, _, _ = make_client(lambda _r: httpx.Response(200, json={"users": {"id": 1}}))
     with pytest.raises(ZoomBadResponse):
         list(items_of(client.iter_pages("/users", None, "users")))
 
 
 def test_repeated_page_token_raises_instead_of_looping() -> None:
     client, _, _ = make_client(
-        lambda r: httpx.Response(200, json={"users": [{"id": "1"}], "next_page_token": "same"})
+        lambda _r: httpx.Response(200, json={"users": [{"id": "1"}], "next_page_token": "same"})
     )
     with pytest.raises(ZoomBadResponse):
         list(items_of(client.iter_pages("/users", None, "users")))
@@ -404,7 +404,7 @@ def test_no_limiter_waits_after_drain() -> None:
 def test_errors_never_show_the_token_in_logs(caplog: pytest.LogCaptureFixture) -> None:
     calls = {"n": 0}
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(_request: httpx.Request) -> httpx.Response:
         calls["n"] += 1
         if calls["n"] == 1:
             return zoom_error(401, 124, "Invalid access token.")
@@ -425,7 +425,7 @@ def _endless(body: Any) -> Any:
     """A server that answers every page with `body(n)` for the n-th request."""
     calls = {"n": 0}
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(_request: httpx.Request) -> httpx.Response:
         calls["n"] += 1
         return httpx.Response(200, json=body(calls["n"]))
 
@@ -444,7 +444,7 @@ def _endless(body: Any) -> Any:
         # 10 items at page_size 300 allow 1 page (+2 margin); the 3rd page still has a token.
         (lambda n: {"users": [{"id": str(n)}], "next_page_token": f"t{n}", "page_size": 300,
                     "total_records": 10}, "3 pages and still a next_page_token"),
-        (lambda n: {"users": [{"id": "1"}], "next_page_token": "same"}, "repeated"),
+        (lambda _n: {"users": [{"id": "1"}], "next_page_token": "same"}, "repeated"),
     ],
 )
 def test_pagination_always_ends_with_a_named_error(body: Any, words: str) -> None:
