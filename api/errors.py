@@ -1,7 +1,6 @@
 """Errors as RFC 9457 problem details, from one base class and one handler each.
 
 Tree::
-
     DomainError(message, status_code)      rendered by ``_domain_error``
     ├── BadRequest            400  (field, reason)
     ├── Unauthorized          401
@@ -26,6 +25,8 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+import kombu.exceptions
+import redis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -279,8 +280,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    import kombu.exceptions
-    import redis
 
     app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(redis.ConnectionError, _redis_error)

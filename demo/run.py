@@ -37,7 +37,7 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from rich.table import Table
+from rich.table import Column, Table
 
 from api.reports.demo import write_demo_reports
 from demo.stack import ROOT, Stack, StackConfig, StackError
@@ -216,16 +216,31 @@ class _Bars:
     activity: TaskID
 
 
+def progress_bars(console: Console) -> Progress:
+    """The demo's bars. Only the status text gives way on a narrow terminal (cut with an
+    ellipsis): the bar, the counts and the clock keep their width, so at 80 columns the bars
+    still read instead of collapsing to a sliver."""
+    # spinner 1, name 18, bar 16, counts 7, clock 7, and a space between each: 54 columns.
+    text = max(12, console.width - 54)
+    return Progress(
+        SpinnerColumn(table_column=Column(width=1, no_wrap=True)),
+        TextColumn("{task.description}", table_column=Column(width=18, no_wrap=True,
+                                                              overflow="ellipsis")),
+        BarColumn(bar_width=16, table_column=Column(width=16, no_wrap=True)),
+        MofNCompleteColumn(table_column=Column(width=7, no_wrap=True, justify="right")),
+        TextColumn("{task.fields[line]}", table_column=Column(width=text, no_wrap=True,
+                                                               overflow="ellipsis")),
+        TimeElapsedColumn(table_column=Column(width=7, no_wrap=True)),
+        console=console,
+    )
+
+
 def follow_work(api: Api, tenants: list[DemoTenant], console: Console, timeout: float,
                 check_alive: Any) -> None:
     """Progress bars fed by the run records until aggregation, correlation and every activity
     chunk of every connected tenant is final."""
     active = [t for t in tenants if t.test.get("status") == "succeeded"]
-    progress = Progress(
-        SpinnerColumn(), TextColumn("{task.description:<18}"), BarColumn(bar_width=20),
-        MofNCompleteColumn(), TextColumn("{task.fields[line]}"), TimeElapsedColumn(),
-        console=console,
-    )
+    progress = progress_bars(console)
     deadline = time.monotonic() + timeout
     with progress:
         bars = {
@@ -262,9 +277,9 @@ def _update(progress: Progress, bars: _Bars, runs: list[dict[str, Any]]) -> bool
     steps = sum(1 for r in (agg, cor) if r and r["status"] in FINAL_RUN)
     line = "queued"
     if agg:
-        line = f"aggregation {_mark(agg)} {agg['seen']} accounts"
+        line = f"{agg['seen']} accounts {_mark(agg)}"
     if cor:
-        line += f", correlation {_mark(cor)} {cor['inserted'] + cor['updated']} linked"
+        line += f", {cor['inserted'] + cor['updated']} linked {_mark(cor)}"
     progress.update(bars.directory, completed=steps, line=line)
     chunks = [r for r in runs if plan and r["parent_id"] == plan["id"]]
     done = [c for c in chunks if c["status"] in FINAL_RUN]

@@ -7,6 +7,7 @@ import threading
 import time
 from types import TracebackType
 
+import httpx
 import uvicorn
 
 from fakezoom.app import create_app
@@ -59,6 +60,7 @@ class FakeZoomServer(FakeZoomURLs):
         )
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
+        self._clients: list[httpx.Client] = []
 
     @property
     def base_url(self) -> str:
@@ -77,7 +79,15 @@ class FakeZoomServer(FakeZoomURLs):
             time.sleep(0.01)
         return self
 
+    def close_on_stop(self, client: httpx.Client) -> httpx.Client:
+        """Close `client` when the server stops: a test that drops a client leaks no socket."""
+        self._clients.append(client)
+        return client
+
     def stop(self) -> None:
+        for client in self._clients:
+            client.close()
+        self._clients.clear()
         self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=10)

@@ -59,10 +59,13 @@ def get_token(server: FakeZoomServer, app: App, client: httpx.Client | None = No
 
 
 def api_client(server: FakeZoomServer, app: App, **kwargs: Any) -> httpx.Client:
-    """An httpx client on the fake's /v2 with a fresh bearer token of app."""
+    """An httpx client on the fake's /v2 with a fresh bearer token of app.
+
+    Close it (`with`), or leave that to the server: it closes the client when it stops.
+    """
     token = get_token(server, app)["access_token"]
-    return httpx.Client(base_url=server.api_url,
-                        headers={"Authorization": f"Bearer {token}"}, **kwargs)
+    return server.close_on_stop(httpx.Client(
+        base_url=server.api_url, headers={"Authorization": f"Bearer {token}"}, **kwargs))
 
 
 @contextlib.contextmanager

@@ -25,6 +25,7 @@ from tests.services import Services, ServiceUnavailable, discover
 pytest.register_assert_rewrite("tests.api.helpers")
 pytest_plugins = [
     "tests.fixtures.api",
+    "tests.fixtures.browser",
     "tests.fixtures.cli",
     "tests.fixtures.clock",
     "tests.fixtures.fakezoom",
@@ -112,7 +113,7 @@ def pytest_unconfigure() -> None:
     _release_redis_db()
     from worker.db import dispose_engines
 
-    dispose_engines()
+    dispose_engines(close=True)
     if _test_db_url and not os.environ.get("AI_KEEP_TEST_DB"):
         admin = create_engine(_services.postgres_url, poolclass=pool.NullPool,
                               isolation_level="AUTOCOMMIT")

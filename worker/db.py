@@ -43,10 +43,15 @@ def get_engine(url: str | None = None) -> Engine:
     return engine
 
 
-def dispose_engines() -> None:
-    """After fork (Celery prefork children) connections must not be shared with the parent."""
+def dispose_engines(*, close: bool = False) -> None:
+    """Forget the cached engines.
+
+    After fork (Celery prefork children) the connections belong to the parent, so a child
+    drops them without closing (close=False). A process that is done with its engines (the
+    test session's end) passes close=True: a dropped open psycopg connection is a leak.
+    """
     for engine in _engines.values():
-        engine.dispose(close=False)
+        engine.dispose(close=close)
     _engines.clear()
 
 

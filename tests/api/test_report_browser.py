@@ -9,66 +9,13 @@ elsewhere it skips it.
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import threading
-import time
-from collections.abc import Iterator
-from pathlib import Path
-
 import httpx
-import pytest
-import uvicorn
-from sqlalchemy.engine import Engine
 
-from api.main import create_app
 from tests.api.helpers import new_tenant, source_payload
 from tests.api.seed import seed_directory_and_activity
+from tests.fixtures.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, browser_or_skip
 from worker.db import session_scope
 from worker.models import ZoomUser
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-
-
-def _browser_or_skip() -> None:
-    missing = []
-    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
-        missing.append(f"{CHROMIUM} (apt-get install -y chromium; `make test` does it)")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        missing.append("the playwright package (pip install -e '.[dev]')")
-    if not missing:
-        return
-    message = "browser test needs " + " and ".join(missing)
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-@pytest.fixture
-def live_api(clean_db: Engine, redis_client: object) -> Iterator[str]:  # noqa: ARG001 - requested for its side effect
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive(), "uvicorn did not start"
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 def _license(*account_ids: int) -> None:
@@ -82,7 +29,7 @@ def _license(*account_ids: int) -> None:
 def test_the_report_page_opens_from_a_signed_link_in_chromium(
     live_api: str, admin_key: str
 ) -> None:
-    _browser_or_skip()
+    browser_or_skip()
     from playwright.sync_api import sync_playwright
 
     with httpx.Client(base_url=live_api, timeout=30) as api:

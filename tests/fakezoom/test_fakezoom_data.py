@@ -11,7 +11,7 @@ import pytest
 from fakezoom.config import AccountSpec, AppSpec, FakeZoomConfig
 from fakezoom.core import FakeZoom
 from fakezoom.server import FakeZoomServer
-from fakezoom.testing import get_token, small_config
+from fakezoom.testing import api_client, small_config
 
 
 def _snapshot(fake: FakeZoom) -> dict[str, object]:
@@ -79,9 +79,7 @@ def test_a_100k_user_account_with_a_million_events_starts_and_serves() -> None:
 def test_mutations_change_what_the_api_returns(fakezoom_server: FakeZoomServer) -> None:
     fake = fakezoom_server.fake
     acc = fake.account(0)
-    token = get_token(fakezoom_server, acc.s2s_app)["access_token"]
-    api = httpx.Client(base_url=fakezoom_server.api_url,
-                       headers={"Authorization": f"Bearer {token}"})
+    api = api_client(fakezoom_server, acc.s2s_app)
 
     def ids(status: str) -> set[str]:
         return {u["id"] for u in api.get("/users", params={"status": status,

@@ -10,12 +10,11 @@ import httpx
 import pytest
 
 from fakezoom.server import FakeZoomServer
-from fakezoom.testing import get_token
+from fakezoom.testing import api_client
 
 
 def _api(server: FakeZoomServer) -> httpx.Client:
-    token = get_token(server, server.fake.account(0).s2s_app)["access_token"]
-    return httpx.Client(base_url=server.api_url, headers={"Authorization": f"Bearer {token}"})
+    return api_client(server, server.fake.account(0).s2s_app)
 
 
 def _admin(server: FakeZoomServer, **faults: object) -> None:

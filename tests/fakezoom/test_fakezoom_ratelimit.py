@@ -11,7 +11,7 @@ import pytest
 
 from fakezoom.config import AccountSpec, AppSpec, FakeZoomConfig
 from fakezoom.server import FakeZoomServer
-from fakezoom.testing import get_token, running_fakezoom
+from fakezoom.testing import api_client, running_fakezoom
 
 QPS_BODY = {"code": 429, "message": "You have reached the maximum per-second rate limit for "
             "this API. Try again later."}
@@ -36,8 +36,7 @@ def pro() -> Iterator[FakeZoomServer]:
 def _client(server: FakeZoomServer, account: int = 0, kind: str = "s2s") -> httpx.Client:
     acc = server.fake.account(account)
     app = acc.s2s_app if kind == "s2s" else acc.general_app
-    token = get_token(server, app)["access_token"]
-    return httpx.Client(base_url=server.api_url, headers={"Authorization": f"Bearer {token}"})
+    return api_client(server, app)
 
 
 def _codes(client: httpx.Client, url: str, n: int, **params: str) -> list[int]:

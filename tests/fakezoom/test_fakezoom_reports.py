@@ -11,7 +11,7 @@ import pytest
 
 from fakezoom.config import AccountSpec, AppSpec, FakeZoomConfig
 from fakezoom.server import FakeZoomServer
-from fakezoom.testing import get_token, running_fakezoom
+from fakezoom.testing import api_client, running_fakezoom
 
 SCOPES = ["user:read:admin", "group:read:admin", "role:read:admin", "report:read:admin"]
 
@@ -27,8 +27,7 @@ def server() -> Iterator[FakeZoomServer]:
 
 
 def _api(server: FakeZoomServer, account: int = 0) -> httpx.Client:
-    token = get_token(server, server.fake.account(account).s2s_app)["access_token"]
-    return httpx.Client(base_url=server.api_url, headers={"Authorization": f"Bearer {token}"})
+    return api_client(server, server.fake.account(account).s2s_app)
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from worker.db import session_scope
+from worker.kit.redis import get_redis
 from worker.models import (
     ActivityEvent,
     HostUsage,
@@ -244,8 +245,6 @@ def plan_activity(
     """
     now = now or utcnow()
     if redis_client is None:
-        from worker.kit.redis import get_redis
-
         redis_client = get_redis()
     try:
         with session_scope() as session:

@@ -30,7 +30,8 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from sqlalchemy import func, select
 from sqlmodel import col
 
-from worker.kit.redis import get_redis
+from worker.db import get_engine
+from worker.kit.redis import client_for, get_redis
 from worker.models.enums import RunKind, RunStatus
 from worker.models.runs import ConnectionTest, SyncRun
 from worker.queues import Queue
@@ -158,8 +159,6 @@ class StateCollector(Collector):
             log.warning("metrics: redis unreadable: %s", type(exc).__name__)
             up.add_metric(["redis"], 0)
         try:
-            from worker.kit.redis import client_for
-
             depth = GaugeMetricFamily("ai_queue_depth",
                                       "Tasks waiting in the broker, per Celery queue",
                                       labels=["queue"])
@@ -173,8 +172,6 @@ class StateCollector(Collector):
         yield up
 
     def _postgres(self, per_tenant: bool) -> Iterable[Metric]:
-        from worker.db import get_engine
-
         extra = ["tenant"] if per_tenant else []
         runs = GaugeMetricFamily("ai_runs", "Sync runs recorded, by kind and status",
                                  labels=["kind", "status", *extra])

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlmodel import Session
 
+from worker import dispatch
 from worker.models import ConnectionTest, SyncRun
 from worker.runs.lease import mark_sent, mark_test_sent
 
@@ -42,7 +43,6 @@ def send_after_commit(session: Session, row: SyncRun | ConnectionTest,
 
 def send_now(row: SyncRun | ConnectionTest) -> bool:
     """Send a committed, stamped row's task; False (logged) when the broker refused it."""
-    from worker import dispatch
 
     try:
         if isinstance(row, ConnectionTest):

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
 
+from worker.db import session_scope
 from worker.models import ConnectionTest, RunStatus, SyncRun, utcnow
 from worker.settings import get_settings
 
@@ -61,8 +62,6 @@ class RunLease:
         self.name = f"sync_run {run_id}"
 
     def renew(self) -> bool:
-        from worker.db import session_scope
-
         try:
             with session_scope() as session:
                 session.execute(

@@ -28,6 +28,7 @@ from sqlmodel import Session, col, select
 
 from worker.db import session_scope
 from worker.kit.locks import LeaseLock, renewing
+from worker.kit.redis import get_redis
 from worker.models import RunKind, RunStatus, RunTrigger, Source, SourceStatus, SyncRun, utcnow
 from worker.runs import stop
 from worker.runs.followups import send_after_commit
@@ -184,8 +185,6 @@ def finish(run: SyncRun, status: RunStatus = RunStatus.SUCCEEDED, **details: Any
 def run_lock(redis_client: redis.Redis | None, key: str, run_id: uuid.UUID) -> LeaseLock:
     """A lease on ``key`` owned by the run, so a redelivery of the same run recognises itself."""
     if redis_client is None:
-        from worker.kit.redis import get_redis
-
         redis_client = get_redis()
     return LeaseLock(redis_client, key, owner=str(run_id))
 
@@ -208,7 +207,6 @@ def working(
     lease that runs out, so the sweep finds it if the retry is lost too."""
     try:
         with renewing(lock, RunLease(run_id)) as renewer:
-
             def check() -> None:
                 if renewer.lost.is_set():
                     raise LeaseLost(f"the {what} lock's lease was lost; will retry")

@@ -32,7 +32,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col
 
 from worker.db import session_scope
+from worker.dispatch import send
 from worker.kit.locks import TenantSlot, renewing
+from worker.kit.redis import get_redis
 from worker.models import RunStatus, SyncRun, utcnow
 from worker.models.base import as_utc
 from worker.runs import lifecycle as runs
@@ -65,7 +67,6 @@ def requeue(task_name: str, run: SyncRun, countdown: float, task_id: str | None 
             ) -> float:
     """Send the run's task again after ``countdown`` (with jitter; returned), under the same
     task id when given."""
-    from worker.dispatch import send
 
     # Jitter: a tenant's waiting tasks should not all come back in the same second.
     countdown *= random.uniform(1.0, 1.5)
@@ -132,8 +133,6 @@ def execute(
         raise _unrecorded(task, exc, "Postgres is unavailable before the run started") from exc
     slot: TenantSlot | None = None
     if gated:
-        from worker.kit.redis import get_redis
-
         slot = TenantSlot(get_redis(), str(run.tenant_id),
                           holder=f"{task.request.id or rid}",
                           limit=get_settings().tenant_max_concurrent_tasks)

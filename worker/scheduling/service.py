@@ -28,6 +28,7 @@ from sqlmodel import Session, col, select
 
 from worker.activity.planner import readmission_order, readmit
 from worker.db import is_postgres, session_scope
+from worker.kit.redis import get_redis
 from worker.models import (
     ConnectionTest,
     RunKind,
@@ -167,8 +168,6 @@ def dispatch_due(
     lost connection tests are sent again too (not in the returned list)."""
     now = now or utcnow()
     if redis_client is None:
-        from worker.kit.redis import get_redis
-
         redis_client = get_redis()
     with session_scope() as session:
         created = due_runs(session, now)

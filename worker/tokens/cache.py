@@ -42,6 +42,7 @@ from redis.exceptions import LockNotOwnedError
 
 from worker.kit.crypto import CredentialsUnreadable, decrypt_text, encrypt_text, fingerprint, redact
 from worker.kit.metrics import record_token_refresh
+from worker.settings import get_settings
 from worker.tokens.faults import fault
 from worker.zoom.errors import TokenCacheUnavailable, ZoomAuthError, ZoomUnavailable
 
@@ -138,8 +139,6 @@ class TokenCache:
         auth_error_ttl: float = 30.0,
     ) -> None:
         if lease is None or wait is None:
-            from worker.settings import get_settings
-
             timeout = get_settings().zoom_timeout_seconds
             lease = 4 * timeout if lease is None else lease
             wait = lease + timeout if wait is None else wait

@@ -11,15 +11,19 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
 from worker.activity import summaries
+from worker.clients import client_for_source
 from worker.db import session_scope
+from worker.dispatch import send
+from worker.kit.redis import get_redis
 from worker.models import Meeting, Source, WebhookEvent, WebhookStatus
+from worker.ratelimit.budget import charging
 from worker.zoom.items import parse_time
 
 log = logging.getLogger(__name__)
@@ -61,8 +65,6 @@ def ended(session: Session, source: Source, obj: dict[str, Any]
 
 
 def enqueue_participants(event: WebhookEvent, countdown: float = REPORT_DELAY_SECONDS) -> None:
-    from worker.dispatch import send
-
     try:
         send(TASK, event.id, tenant_id=event.tenant_id, source_id=event.source_id,
              countdown=countdown)
@@ -75,11 +77,9 @@ def enqueue_participants(event: WebhookEvent, countdown: float = REPORT_DELAY_SE
 def fetch_participants(event_id: uuid.UUID, *, client: Any = None, redis_client: Any = None
                        ) -> str:
     """Fetch the participants report of the meeting a `meeting.ended` event named, once."""
-    from datetime import UTC, datetime
 
     from worker.activity.planner import heavy_budget
     from worker.activity.service import Chunk, _fetch_participants
-    from worker.ratelimit.budget import charging
 
     with session_scope() as session:
         event = session.get(WebhookEvent, event_id)
@@ -93,8 +93,6 @@ def fetch_participants(event_id: uuid.UUID, *, client: Any = None, redis_client:
         if meeting is None or meeting.participants_status != "pending":
             return "noop"
         if redis_client is None:
-            from worker.kit.redis import get_redis
-
             redis_client = get_redis()
         # One Heavy call reserved in the day's budget under the event's own name; the report's
         # requests draw from it, and what is left (nothing, usually) goes back at the end.
@@ -103,8 +101,6 @@ def fetch_participants(event_id: uuid.UUID, *, client: Any = None, redis_client:
         if budget.reserve(reservation, 1, today) is None:
             return "deferred: no Heavy budget left today; the next pull fetches it"
         if client is None:
-            from worker.clients import client_for_source
-
             client = client_for_source(source.id)
         day = (meeting.start_time or datetime.now(UTC)).astimezone(UTC).date()
         # The report fetcher of the pull, on a chunk that is never committed as a run.

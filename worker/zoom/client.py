@@ -24,6 +24,7 @@ from urllib.parse import quote
 import httpx
 
 from worker.kit.metrics import record_zoom_response
+from worker.settings import get_settings
 from worker.zoom import codes
 from worker.zoom.endpoints import category_for
 from worker.zoom.errors import (
@@ -203,8 +204,6 @@ class ZoomClient:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if timeout is None or max_retries is None or deadline_seconds is None:
-            from worker.settings import get_settings
-
             settings = get_settings()
             timeout = settings.zoom_timeout_seconds if timeout is None else timeout
             max_retries = settings.zoom_max_retries if max_retries is None else max_retries
