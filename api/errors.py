@@ -267,7 +267,7 @@ async def _broker_error(request: Request, exc: Exception) -> JSONResponse:
     return _unavailable(request, "broker", "the task queue is unreachable; try again shortly")
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+async def _unexpected(request: Request, _exc: Exception) -> JSONResponse:
     # Logged with the traceback for operators; the client sees no internals. Request bodies
     # are never logged (they may hold credentials).
     log.exception("unhandled error on %s %s", request.method, request.url.path)

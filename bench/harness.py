@@ -478,7 +478,7 @@ def count_queries(engine: Any) -> Iterator[list[str]]:
 
     statements: list[str] = []
 
-    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+    def before(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         statements.append(statement)
 
     event.listen(engine, "before_cursor_execute", before)

@@ -453,7 +453,7 @@ def _error(err: ApiError) -> Response:
 class DroppedResponse(Response):
     """Sends the headers (with the full Content-Length) and half the body, then hangs up."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # noqa: ARG002 - the ASGI signature of Response.__call__
         await send({"type": "http.response.start", "status": self.status_code,
                     "headers": self.raw_headers})
         await send({"type": "http.response.body", "body": self.body[: len(self.body) // 2],
@@ -468,7 +468,7 @@ def _retry_after(fake: FakeZoom, lim: Limited) -> str:
     return str(seconds)
 
 
-def _limited_response(fake: FakeZoom, account: Account, lim: Limited) -> Response:
+def _limited_response(fake: FakeZoom, lim: Limited) -> Response:
     headers = {"Retry-After": _retry_after(fake, lim)}
     if not fake.config.omit_optional_headers:
         headers.update({
@@ -544,7 +544,7 @@ def _handle(fake: FakeZoom, op: Operation, request: Request) -> tuple[Response, 
         lim = fake.limiter.check(account.id, account.plan, op.category, now)
         if lim is not None:
             fake.stats_counters.limited[(account.id, lim.category, lim.type)] += 1
-            return _limited_response(fake, account, lim), account.id
+            return _limited_response(fake, lim), account.id
     if op.paid_only and account.plan == "free":
         return _error(ApiError(400, 200, f"Only available for paid account: {account.id}.")
                       ), account.id
@@ -662,14 +662,14 @@ def make_admin_routes(fake: FakeZoom) -> list[Route]:
         key = request.path_params["account"]
         return fake.account(int(key) if key.isdigit() else key)
 
-    async def stats(request: Request) -> Response:
+    async def stats(_request: Request) -> Response:
         return _json(200, fake.stats())
 
-    async def reset_stats(request: Request) -> Response:
+    async def reset_stats(_request: Request) -> Response:
         fake.reset_stats()
         return _json(200, {"ok": True})
 
-    async def credentials(request: Request) -> Response:
+    async def credentials(_request: Request) -> Response:
         return _json(200, {"accounts": fake.credentials()})
 
     async def clock(request: Request) -> Response:
@@ -698,7 +698,7 @@ def make_admin_routes(fake: FakeZoom) -> list[Route]:
         cfg.pop("accounts")
         return _json(200, cfg)
 
-    async def reset_limits(request: Request) -> Response:
+    async def reset_limits(_request: Request) -> Response:
         fake.reset_rate_limits()
         return _json(200, {"ok": True})
 
@@ -793,10 +793,10 @@ def create_app(fake: FakeZoom) -> Starlette:
         routes.append(Route(f"/v2{path}", make_endpoint(fake, op), methods=[op.method]))
     routes += make_admin_routes(fake)
 
-    async def not_found(request: Request, exc: Exception) -> Response:
+    async def not_found(_request: Request, _exc: Exception) -> Response:
         return _json(404, {"code": 404, "message": "Not Found"})
 
-    async def not_allowed(request: Request, exc: Exception) -> Response:
+    async def not_allowed(_request: Request, _exc: Exception) -> Response:
         return _json(405, {"code": 405, "message": "Method Not Allowed"})
 
     app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})

@@ -295,7 +295,7 @@ class AccountData:
         return not self._over.get(i, {}).get("deleted") and (i < self.n_base or i in self._over)
 
     @lru_cache(maxsize=64)  # noqa: B019 - keyed by version, a handful of entries
-    def _status_list(self, status: int, version: int) -> array[int]:
+    def _status_list(self, status: int, version: int) -> array[int]:  # noqa: ARG002 - the lru_cache key: a new version drops the cached answer
         base = self.by_status[status]
         if not self._over:
             return base
@@ -330,7 +330,7 @@ class AccountData:
         return over.get("role_id") or self.role_ids[self.role[i]]
 
     @lru_cache(maxsize=8)  # noqa: B019 - keyed by version
-    def _memberships(self, version: int) -> tuple[dict[str, array[int]], dict[str, array[int]]]:
+    def _memberships(self, version: int) -> tuple[dict[str, array[int]], dict[str, array[int]]]:  # noqa: ARG002 - the lru_cache key: a new version drops the cached answer
         groups: dict[str, array[int]] = {g: array("i") for g in self.group_ids}
         roles: dict[str, array[int]] = {r: array("i") for r in self.role_ids}
         for i in self.all_user_indexes():
@@ -676,7 +676,7 @@ class AccountData:
         return {i: (a[0], a[1], a[2]) for i, a in out.items()}
 
     @lru_cache(maxsize=8)  # noqa: B019
-    def _new_users_by_day(self, version: int) -> dict[dt.date, int]:
+    def _new_users_by_day(self, version: int) -> dict[dt.date, int]:  # noqa: ARG002 - the lru_cache key: a new version drops the cached answer
         out: dict[dt.date, int] = {}
         base_day = self.anchor.toordinal()
         for i in range(self.n_base):

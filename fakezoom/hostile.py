@@ -97,7 +97,7 @@ class HostileZoom:
     def asgi(self) -> Callable[..., Any]:
         """The same answers as an ASGI app (for uvicorn)."""
 
-        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        async def app(scope: dict[str, Any], _receive: Any, send: Any) -> None:
             if scope["type"] != "http":
                 return
             from urllib.parse import parse_qsl

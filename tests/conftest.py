@@ -43,7 +43,7 @@ _services: Services | None = None
 _test_db_url: str | None = None
 
 
-def pytest_configure(config: pytest.Config) -> None:
+def pytest_configure() -> None:
     global _services, _test_db_url
     try:
         _services = discover()
@@ -106,7 +106,7 @@ def _release_redis_db() -> None:
     _lease = None
 
 
-def pytest_unconfigure(config: pytest.Config) -> None:
+def pytest_unconfigure() -> None:
     global _services
     if _services is None:
         return
@@ -128,7 +128,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def database_url() -> str:
     """A fresh database for this run, migrated to head."""
-    assert _services is not None and _test_db_url is not None
+    assert _services is not None
+    assert _test_db_url is not None
     admin = create_engine(_services.postgres_url, poolclass=pool.NullPool,
                           isolation_level="AUTOCOMMIT")
     name = make_url(_test_db_url).database

@@ -42,11 +42,14 @@ def test_table_and_results_file_carry_every_metric(tmp_path: Path) -> None:
     fig.add("missing", None, "1.0")
     broken = Figure("broken", "a failed figure", error="Traceback\nValueError: boom\n")
     table = format_table([fig, broken])
-    assert "1.25x" in table and "n/a" in table and "ValueError: boom" in table
+    assert "1.25x" in table
+    assert "n/a" in table
+    assert "ValueError: boom" in table
     path = write_results([fig, broken], {"nproc": 2}, quick=True, path=tmp_path / "r.json")
     body = json.loads(path.read_text())
     assert [f["key"] for f in body["figures"]] == ["demo", "broken"]
-    assert fig.well_formed() and not broken.well_formed()
+    assert fig.well_formed()
+    assert not broken.well_formed()
 
 
 def test_a_quick_figure_runs_against_its_own_database_and_redis(tmp_path: Path) -> None:
@@ -63,9 +66,11 @@ def test_a_quick_figure_runs_against_its_own_database_and_redis(tmp_path: Path) 
     body = json.loads(out.read_text())
     assert body["machine"]["nproc"] >= 1
     (figure,) = body["figures"]
-    assert figure["key"] == "scheduling" and figure["error"] is None
+    assert figure["key"] == "scheduling"
+    assert figure["error"] is None
     assert figure["metrics"]
     for metric in figure["metrics"]:
-        assert isinstance(metric["name"], str) and metric["ideal"]
+        assert isinstance(metric["name"], str)
+        assert metric["ideal"]
         assert metric["value"] is None or isinstance(metric["value"], int | float)
     assert "scheduling" in proc.stdout

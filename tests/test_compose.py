@@ -199,7 +199,7 @@ _MODULES_RUN: set[str] = set()
 def _launched(svc: dict[str, Any], files: dict[str, Path],
               monkeypatch: pytest.MonkeyPatch) -> launchers.Launch:
     captured: list[launchers.Launch] = []
-    monkeypatch.setattr(launchers, "exec_launch", lambda launch, environ=None: captured.append(
+    monkeypatch.setattr(launchers, "exec_launch", lambda launch, _environ=None: captured.append(
         launch))
     # Only the service's own environment: nothing from the test run leaks in.
     env: dict[str, str | None] = {
@@ -254,7 +254,8 @@ def test_services_get_only_the_secrets_they_use(
     mounted = {name: set(svc.get("secrets") or []) for name, svc in services.items()}
     assert mounted["postgres"] == {"postgres_password"}
     assert mounted["flower"] == {"flower_password"}
-    assert mounted["redis"] == set() and mounted["fakezoom"] == set()
+    assert mounted["redis"] == set()
+    assert mounted["fakezoom"] == set()
     assert [n for n, m in mounted.items() if "admin_api_key" in m] == ["api"]
     assert {n for n, m in mounted.items() if "encryption_key" in m} == {
         "api", "worker-tests", "worker-sync", "beat", "migrate"}
@@ -269,7 +270,8 @@ def test_services_get_only_the_secrets_they_use(
             if settings is not None and secret not in mounted[name]:
                 assert value not in repr(settings.model_dump()), f"{name} can read {secret}"
         if name in {"postgres", "flower", "fakezoom", "redis"} and settings is not None:
-            assert not settings.encryption_key and not settings.admin_api_key, name
+            assert not settings.encryption_key, name
+            assert not settings.admin_api_key, name
 
 
 def test_deploy_env_example_holds_no_secret() -> None:
@@ -278,7 +280,8 @@ def test_deploy_env_example_holds_no_secret() -> None:
         assert not re.search(r"PASSWORD|SECRET|ENCRYPTION_KEY|API_KEY", key), \
             f"{key}: a secret belongs in ./secrets/, not in deploy.env"
     ignored = (ROOT / ".gitignore").read_text().split()
-    assert "secrets/" in ignored and "deploy.env" in ignored
+    assert "secrets/" in ignored
+    assert "deploy.env" in ignored
     assert "secrets" in (ROOT / ".dockerignore").read_text().split()
 
 
@@ -290,7 +293,8 @@ def test_every_service_has_a_memory_limit_and_rotated_logs(compose: dict[str, An
         assert re.fullmatch(r"\d+[km]", logging["options"]["max-size"]), name
         assert int(logging["options"]["max-file"]) >= 1, name
     redis_max = " ".join(compose["services"]["redis"]["command"])
-    assert "--maxmemory 1gb" in redis_max and compose["services"]["redis"]["mem_limit"] == "1536m"
+    assert "--maxmemory 1gb" in redis_max
+    assert compose["services"]["redis"]["mem_limit"] == "1536m"
 
 
 def _beat_health(data_dir: Path, compose: dict[str, Any]) -> int:
@@ -364,7 +368,8 @@ def test_dependencies_wait_for_health_and_the_migration(compose: dict[str, Any])
             if condition == "service_healthy":
                 assert "healthcheck" in services[dep], f"{dep} has no healthcheck"
             else:
-                assert condition == "service_completed_successfully" and dep == "migrate"
+                assert condition == "service_completed_successfully"
+                assert dep == "migrate"
     for name in ("api", "worker-tests", "worker-sync", "beat"):
         assert services[name]["depends_on"]["migrate"]["condition"] == (
             "service_completed_successfully"
@@ -422,9 +427,11 @@ def test_dockerfile_installs_the_console_script_and_runs_unprivileged() -> None:
     assert re.search(r"^USER\s+app\b", text, re.M)
     # No anonymous volume per container: the services that keep state name their volume.
     assert not re.search(r"^VOLUME\b", text, re.M)
-    assert "COPY migrations" in text and "COPY alembic.ini" in text
+    assert "COPY migrations" in text
+    assert "COPY alembic.ini" in text
     ignored = (ROOT / ".dockerignore").read_text().split()
-    assert "deploy.env" in ignored and ".env" in ignored
+    assert "deploy.env" in ignored
+    assert ".env" in ignored
 
 
 def test_flower_db_name_for_each_dbm_module(monkeypatch: pytest.MonkeyPatch) -> None:

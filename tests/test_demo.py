@@ -55,7 +55,8 @@ def test_the_demo_runs_on_embedded_defaults_and_matches_the_fake(tmp_path: Path)
         assert len(s["least_active"]) == 3
 
     # The summary is printed, with the way to explore further.
-    assert "What each tenant now sees" in text and "make demo-serve" in text
+    assert "What each tenant now sees" in text
+    assert "make demo-serve" in text
     assert "Least active" in text
     # The database is the SQLite file under the demo's data directory, made fresh.
     assert (tmp_path / "demo-data" / "activity-insights.sqlite3").exists()

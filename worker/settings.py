@@ -59,7 +59,7 @@ def _read_secret_file(var: str, path: str) -> str:
 class _SecretFiles(PydanticBaseSettingsSource):
     """``AI_<NAME>_FILE``: the value of a setting read from a file (compose secrets)."""
 
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:  # noqa: ARG002 - pydantic-settings' abstract method signature
         return None, field_name, False  # unused: __call__ reads every field at once
 
     def __call__(self) -> dict[str, Any]:
@@ -249,5 +249,5 @@ def settings_or_exit() -> Settings:
     try:
         return get_settings()
     except SettingsError as exc:
-        print(f"activity-insights: {exc}", file=sys.stderr)
+        sys.stderr.write(f"activity-insights: {exc}\n")
         raise SystemExit(2) from None

@@ -61,7 +61,9 @@ async def zoom_webhook(source_id: str, request: Request) -> Response:
                                 "'event')", slug="bad-request")
     if intake.validation is not None:
         return JSONResponse(intake.validation)
-    assert intake.event_id and intake.tenant_id and intake.source_id
+    assert intake.event_id
+    assert intake.tenant_id
+    assert intake.source_id
     if intake.new:
         inbox.send_soon(intake.event_id, intake.tenant_id, intake.source_id)
     return JSONResponse({"status": "received"})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
@@ -16,7 +17,9 @@ def _is_problem(response: Any, status: int) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
     body: dict[str, Any] = response.json()
-    assert body["status"] == status and body["title"] and "detail" in body
+    assert body["status"] == status
+    assert body["title"]
+    assert "detail" in body
     return body
 
 
@@ -54,8 +57,9 @@ def test_a_rejected_body_is_never_echoed(client: TestClient, tenant: TenantCtx) 
     assert_no_secret(response.text)
 
 
+@pytest.mark.usefixtures("client")
 def test_a_key_that_floods_the_api_gets_429_with_retry_after(
-    client: TestClient, admin_headers: dict[str, str], tenant: TenantCtx, other_tenant: TenantCtx
+    tenant: TenantCtx, other_tenant: TenantCtx
 ) -> None:
     with Client(create_app(rate_limit=RateLimit(limit=3, window_seconds=60))) as limited:
         statuses = [limited.get("/v1/sources", headers=tenant.headers).status_code
@@ -70,9 +74,8 @@ def test_a_key_that_floods_the_api_gets_429_with_retry_after(
         assert limited.get("/healthz").status_code == 200
 
 
-def test_an_unexpected_error_is_a_500_problem_without_internals(
-    client: TestClient, tenant: TenantCtx
-) -> None:
+@pytest.mark.usefixtures("client", "tenant")
+def test_an_unexpected_error_is_a_500_problem_without_internals() -> None:
     from fastapi import APIRouter
 
     app = create_app()
@@ -86,5 +89,6 @@ def test_an_unexpected_error_is_a_500_problem_without_internals(
     with Client(app, raise_server_exceptions=False) as failing:
         response = failing.get("/boom")
     body = _is_problem(response, 500)
-    assert "hunter2" not in response.text and "RuntimeError" not in response.text
+    assert "hunter2" not in response.text
+    assert "RuntimeError" not in response.text
     assert body["type"].endswith("internal")

@@ -240,8 +240,10 @@ def test_each_row_carries_the_evidence(seeded: Fixture) -> None:
     summary_only = rows["licence-summary-only"]
     assert (summary_only.sign_ins, summary_only.days_active) == (2, 1)
     assert summary_only.last_activity_at == CUTOFF - SECOND
-    assert rows["admin-idle"].privileged and rows["custom-admin-idle"].privileged
-    assert rows["owner-active"].privileged and not rows["member-idle"].privileged
+    assert rows["admin-idle"].privileged
+    assert rows["custom-admin-idle"].privileged
+    assert rows["owner-active"].privileged
+    assert not rows["member-idle"].privileged
     leaver = rows["leaver-today"]
     assert leaver.identity_terminated_at == datetime.combine(NOW.date(), datetime.min.time(),
                                                              tzinfo=UTC)

@@ -85,7 +85,8 @@ def test_another_tenants_ids_answer_404(
     assert response.json()["detail"].endswith("not found")
     # The owner still sees its untouched source.
     mine = world.client.get(f"/v1/sources/{ids['source_id']}", headers=world.a.headers)
-    assert mine.status_code == 200 and mine.json()["description"] != "hijacked"
+    assert mine.status_code == 200
+    assert mine.json()["description"] != "hijacked"
 
 
 @pytest.mark.parametrize("path", [p for _, p in LISTS])

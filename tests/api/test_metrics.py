@@ -97,7 +97,8 @@ def test_counters_move_after_a_run_and_hold_no_secret(
     assert value(after, "ai_metrics_source_up", source="redis") == 1
     # Every series is labelled by category, never by a tenant or source unless opted in.
     categories = {dict(ls).get("category") for (n, ls) in after if n == "ai_zoom_requests_total"}
-    assert categories and None not in categories
+    assert categories
+    assert None not in categories
     _, creds = app_credentials(account.s2s_app)
     secrets = [creds["client_secret"], token_for_source(source_id).access_token, admin_key,
                get_settings().encryption_key]
@@ -105,7 +106,8 @@ def test_counters_move_after_a_run_and_hold_no_secret(
         assert secret not in text
     with session_scope() as session:
         tenant_id = str(session.get_one(Source, source_id).tenant_id)
-    assert tenant_id not in text and str(source_id) not in text
+    assert tenant_id not in text
+    assert str(source_id) not in text
 
 
 def test_429s_count_per_category(
@@ -155,8 +157,9 @@ def test_state_figures_are_read_at_scrape_time(
     assert value(samples, "ai_runs", kind="activity", status="deferred") == 2
 
 
+@pytest.mark.usefixtures("per_tenant")
 def test_tenant_labels_only_when_the_operator_opts_in(
-    zoom: FakeZoomServer, per_tenant: None, client: TestClient, admin_headers: dict[str, str],
+    zoom: FakeZoomServer, client: TestClient, admin_headers: dict[str, str],
 ) -> None:
     account = zoom.fake.account(0)
     source_id = add_app_source(account, account.s2s_app)
@@ -170,8 +173,8 @@ def test_tenant_labels_only_when_the_operator_opts_in(
     assert value(samples, "ai_token_refreshes_total", outcome="ok", source=str(source_id)) == 1
 
 
-def test_the_grafana_dashboard_queries_only_metrics_we_export(clean_db: object,
-                                                              redis_client: object) -> None:
+@pytest.mark.usefixtures("clean_db", "redis_client")
+def test_the_grafana_dashboard_queries_only_metrics_we_export() -> None:
     import json
     import re
     from pathlib import Path
@@ -186,4 +189,5 @@ def test_the_grafana_dashboard_queries_only_metrics_we_export(clean_db: object,
                             "grafana-dashboard.json").read_text())
     used = {name for panel in dashboard["panels"] for target in panel["targets"]
             for name in re.findall(r"\bai_[a-z_]+", target["expr"])}
-    assert used and used <= exported, used - exported
+    assert used
+    assert used <= exported, used - exported

@@ -15,7 +15,7 @@ from tests.worker.runs.harness import ThrowawayPostgres, database_at
 
 
 @pytest.fixture
-def outage_db(redis_client: Any) -> Iterator[ThrowawayPostgres]:
+def outage_db(redis_client: Any) -> Iterator[ThrowawayPostgres]:  # noqa: ARG001 - requested for its side effect
     pg = ThrowawayPostgres()
     try:
         with database_at(pg.url):

@@ -79,7 +79,8 @@ def test_key_create_prints_the_key_once_and_stores_only_its_hash(cli: Cli) -> No
     assert key.startswith("ai_")
     with session_scope() as session:
         row = session.exec(select(ApiKey).where(ApiKey.tenant_id == tenant_id)).one()
-    assert row.key_hash == hash_key(key) and key not in row.key_hash
+    assert row.key_hash == hash_key(key)
+    assert key not in row.key_hash
     _one_line_error(cli("key", "create", "--tenant", "acme", "--admin"), 2, "either")
     _one_line_error(cli("key", "create", "--tenant", "nobody"), 2, "no tenant 'nobody'")
 
@@ -94,7 +95,8 @@ def test_source_add_encrypts_credentials_and_never_prints_the_secret(cli: Cli) -
     assert decrypt_json(source.credentials_ciphertext) == {
         "account_id": "acc-1", "client_id": "cid-1", "client_secret": SECRET,
     }
-    assert source.zoom_account_id == "acc-1" and source.status == SourceStatus.NEW
+    assert source.zoom_account_id == "acc-1"
+    assert source.status == SourceStatus.NEW
 
     for args in (("source", "list"), ("source", "show", "zoom"), ("source", "show", "acme/zoom"),
                  ("source", "show", str(source_id)[:8], "--json"), ("status",)):
@@ -102,7 +104,8 @@ def test_source_add_encrypts_credentials_and_never_prints_the_secret(cli: Cli) -
         assert result.exit_code == 0, result.output
         assert SECRET not in result.output
     shown = cli("source", "show", "zoom", "--json").stdout
-    assert '"client_secret"' in shown and "acc-1" in shown
+    assert '"client_secret"' in shown
+    assert "acc-1" in shown
 
 
 def test_source_add_names_the_missing_credential_and_bad_schedule(cli: Cli) -> None:
@@ -152,7 +155,8 @@ def test_test_connection_enqueues_ids_only_on_its_own_queue(cli: Cli, redis_clie
     assert result.exit_code == 0, result.output
     with session_scope() as session:
         test = session.exec(select(ConnectionTest)).one()
-    assert test.status == TS.QUEUED and test.source_id == source_id
+    assert test.status == TS.QUEUED
+    assert test.source_id == source_id
     (message,) = broker_messages(redis_client, "connection_tests")
     assert message["headers"]["task"] == "zoom.test_connection"
     assert message["args"] == [str(test.id)]
@@ -216,7 +220,8 @@ def test_test_connection_wait_shows_the_missing_scope_and_what_to_fix(cli: Cli) 
     assert result.exit_code == 1, result.output
     assert "connection failed" in result.stdout
     assert "report:read:admin" in result.stdout
-    assert "what to fix" in result.stdout and "Scopes page" in result.stdout
+    assert "what to fix" in result.stdout
+    assert "Scopes page" in result.stdout
 
 
 def test_test_connection_wait_times_out_with_a_hint_about_workers(cli: Cli) -> None:
@@ -233,7 +238,8 @@ def test_aggregate_wait_follows_the_run_record_to_the_end(cli: Cli) -> None:
     def worker_aggregates() -> None:
         with session_scope() as session:
             run = session.exec(select(SyncRun)).one()
-            assert run.kind == RunKind.AGGREGATION and run.trigger == "cli"
+            assert run.kind == RunKind.AGGREGATION
+            assert run.trigger == "cli"
             run.status, run.seen, run.inserted, run.pages = RunStatus.SUCCEEDED, 42, 40, 2
             run.finished_at = datetime.now(UTC)
 
@@ -286,7 +292,8 @@ def test_sync_activity_passes_the_window_and_shows_chunk_progress(cli: Cli) -> N
     thread.join()
     assert result.exit_code == 0, result.output
     assert "4 chunks, 40 records read, 0 not succeeded" in result.stdout
-    assert "signins" in result.stdout and "meetings" in result.stdout
+    assert "signins" in result.stdout
+    assert "meetings" in result.stdout
 
 
 def test_sync_activity_rejects_bad_dates(cli: Cli) -> None:
@@ -334,7 +341,8 @@ def test_status_shows_tests_runs_counts_and_failures(cli: Cli) -> None:
 def test_bad_settings_are_one_line(cli: Cli) -> None:
     result = cli("status", env={"AI_DATABASE_URL": "mysql://nope"})
     assert result.exit_code == 2
-    assert "AI_DATABASE_URL" in result.stderr and "Traceback" not in result.output
+    assert "AI_DATABASE_URL" in result.stderr
+    assert "Traceback" not in result.output
 
 
 def test_an_unreachable_database_is_one_line(cli: Cli) -> None:
@@ -350,7 +358,8 @@ def test_an_unmigrated_database_says_to_run_db_upgrade(cli: Cli, tmp_path: Any) 
 
 def test_db_current_reports_head(cli: Cli) -> None:
     result = cli("db", "current")
-    assert result.exit_code == 0 and "up to date" in result.stdout
+    assert result.exit_code == 0
+    assert "up to date" in result.stdout
 
 
 def test_the_webhook_secret_token_is_set_encrypted_and_never_echoed(cli: Cli) -> None:
@@ -370,7 +379,8 @@ def test_the_webhook_secret_token_is_set_encrypted_and_never_echoed(cli: Cli) ->
     assert stored["webhook_secret_token"] == "wh-cli-secret-token"
     assert stored["client_secret"] == SECRET  # the OAuth credentials stay
     shown = cli("source", "show", "zoom", "--json")
-    assert "webhook_secret_token" in shown.stdout and "wh-cli-secret-token" not in shown.stdout
+    assert "webhook_secret_token" in shown.stdout
+    assert "wh-cli-secret-token" not in shown.stdout
     assert cli("source", "webhook-secret", "zoom").exit_code != 0  # the second command is gone
 
 
@@ -388,7 +398,8 @@ def test_every_command_the_readme_cli_section_names_exists(cli: Cli) -> None:
             continue
         command = tuple(words[:2]) if words[0] in groups else (words[0],)
         seen.add(tuple(w.rstrip("`") for w in command))
-    assert ("source", "update") in seen and ("insights", "idle") in seen, seen
+    assert ("source", "update") in seen, seen
+    assert ("insights", "idle") in seen, seen
     for command in sorted(seen):
         result = cli(*command, "--help")
         assert result.exit_code == 0, (command, result.output)

@@ -37,7 +37,8 @@ def test_import_upserts_by_external_id_with_a_summary(cli: Cli, tmp_path: Path) 
         f"tenant acme: {rows + 1} rows read, {rows} inserted, 0 updated "
         "(1 repeated an external_id: the last one won)"
     )
-    assert _count(acme) == rows and _count(globex) == 0
+    assert _count(acme) == rows
+    assert _count(globex) == 0
     with session_scope() as session:
         one = session.exec(select(Identity).where(Identity.external_id == "e1")).one()
         two = session.exec(select(Identity).where(Identity.external_id == "e2")).one()
@@ -92,4 +93,6 @@ def test_import_draws_a_progress_bar_on_a_terminal(
     assert result.exit_code == 0, result.output
     screen = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", drawn.getvalue())
     # Intermediate steps depend on rich's refresh timing; the bar and its full count do not.
-    assert "identities" in screen and "━" in screen and "2500/2500" in screen, screen
+    assert "identities" in screen, screen
+    assert "━" in screen, screen
+    assert "2500/2500" in screen, screen

@@ -36,11 +36,13 @@ def test_idle_lists_the_same_candidates_as_the_api(cli: Cli) -> None:
     bob = body["accounts"][0]
     # His last activity is the meeting he hosted 120 days ago (as the API says).
     assert datetime.fromisoformat(bob["last_activity_at"]) == NOW - timedelta(days=120)
-    assert bob["source"] == "zoom" and body["days"] == 90
+    assert bob["source"] == "zoom"
+    assert body["days"] == 90
 
     table = cli("insights", "idle", "-t", "acme", env={"COLUMNS": "80"})
     assert table.exit_code == 0, table.output
-    assert "bob@acme.example" in table.stdout and "alice" not in table.stdout.lower()
+    assert "bob@acme.example" in table.stdout
+    assert "alice" not in table.stdout.lower()
     assert "2 account(s) of tenant acme without activity in 90 days" in table.stdout
     _one_line_error(cli("insights", "idle", "-t", "acme", "--days", "0"), 2, "between 1 and 3650")
     _one_line_error(cli("insights", "account", "1", "--days", "181"), 2, "between 1 and 180")
@@ -53,7 +55,8 @@ def test_account_shows_the_figures_the_api_computes(cli: Cli) -> None:
     assert result.exit_code == 0, result.output
     info = json.loads(result.stdout)
     assert (info["tenant"], info["source"], info["zoom_id"]) == ("acme", "zoom", "u-alice")
-    assert info["window_days"] == 90 and info["sign_ins"] == 4
+    assert info["window_days"] == 90
+    assert info["sign_ins"] == 4
     assert datetime.fromisoformat(info["last_activity_at"]) == NOW - timedelta(days=1)
     # Four sign-ins in the window over three live accounts (alice, bob, carol).
     assert info["tenant_average_sign_ins"] == pytest.approx(4 / 3, abs=1e-3)
@@ -65,7 +68,9 @@ def test_account_shows_the_figures_the_api_computes(cli: Cli) -> None:
                           "--json").stdout)
     assert wide["sign_ins"] == 1
     shown = cli("insights", "account", str(alice))
-    assert shown.exit_code == 0 and "sign_ins" in shown.stdout and "4" in shown.stdout
+    assert shown.exit_code == 0
+    assert "sign_ins" in shown.stdout
+    assert "4" in shown.stdout
 
 
 def test_unknown_and_ambiguous_accounts_are_one_line_errors(cli: Cli) -> None:
@@ -75,5 +80,6 @@ def test_unknown_and_ambiguous_accounts_are_one_line_errors(cli: Cli) -> None:
     _one_line_error(cli("insights", "account", "nobody@example.com"), 2, "no account")
     _one_line_error(cli("insights", "account", "bob@acme.example"), 2, "2 accounts", "--tenant")
     result = cli("insights", "account", "bob@acme.example", "-t", "globex", "--json")
-    assert result.exit_code == 0 and json.loads(result.stdout)["tenant"] == "globex"
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["tenant"] == "globex"
     _one_line_error(cli("insights", "idle", "-t", "nobody"), 2, "no tenant")

@@ -91,7 +91,8 @@ def test_flower_shows_the_tasks_but_never_a_secret(
             assert httpx.get(f"http://127.0.0.1:{port}/api/tasks", timeout=5).status_code == 401
             assert httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).status_code == 401
             metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", auth=auth, timeout=5)
-            assert metrics.status_code == 200 and "flower_" in metrics.text
+            assert metrics.status_code == 200
+            assert "flower_" in metrics.text
 
             worker = launchers.worker_command(settings, launchers.ALL_QUEUES, 2, "live",
                                               extra=("--without-gossip", "--without-mingle"))

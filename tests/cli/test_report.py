@@ -51,7 +51,8 @@ def test_a_tenant_report_as_csv_json_and_html(cli: Cli, tmp_path: Path) -> None:
     page = tmp_path / "review.html"
     assert cli("report", "acme", "-f", "html", "-o", str(page)).exit_code == 0
     html = page.read_text()
-    assert "Access review: acme" in html and 'data-chart="licences"' in html
+    assert "Access review: acme" in html
+    assert 'data-chart="licences"' in html
     assert list(tmp_path.glob(".*partial")) == []
 
 
@@ -64,4 +65,5 @@ def test_unknown_targets_and_unwritable_files_are_one_line_errors(
     assert "no source 'nobody'" in missing.output
     nowhere = cli("report", "acme", "-o", str(tmp_path / "no-such-dir" / "x.csv"))
     assert nowhere.exit_code == 2
-    assert "cannot write" in nowhere.output and "Traceback" not in nowhere.output
+    assert "cannot write" in nowhere.output
+    assert "Traceback" not in nowhere.output

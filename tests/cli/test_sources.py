@@ -76,7 +76,8 @@ def test_update_switches_the_grant_type_and_names_the_missing_flag(cli: Cli) -> 
                  env={"AI_SOURCE_REFRESH_TOKEN": "rt-" + SECRET})
     assert result.exit_code == 0, result.output
     row = _source(source_id)
-    assert row.grant_type == "refresh_token" and row.zoom_account_id is None
+    assert row.grant_type == "refresh_token"
+    assert row.zoom_account_id is None
     # The S2S account id is dropped with the grant type that needed it.
     assert decrypt_json(row.credentials_ciphertext) == {
         "client_id": "cid-1", "client_secret": SECRET, "refresh_token": "rt-" + SECRET,
@@ -97,7 +98,8 @@ def test_update_sets_schedules_zone_and_streams_and_reschedules(cli: Cli) -> Non
     row = _source(source_id)
     assert (row.aggregation_cron, row.timezone, row.activity_enabled) == (
         "15 2 * * *", "Europe/Paris", False)
-    assert row.next_activity_at is None and row.next_aggregation_at is not None
+    assert row.next_activity_at is None
+    assert row.next_aggregation_at is not None
     assert row.credentials_version == 1
     # 02:15 in Paris is 00:15 or 01:15 UTC.
     assert row.next_aggregation_at.minute == 15
@@ -161,14 +163,17 @@ def test_an_unreachable_broker_is_what_both_the_cli_and_status_say(cli: Cli) -> 
     )
     assert done.returncode == 3, done.stderr
     assert "Traceback" not in done.stderr
-    assert "nothing ran" in done.stderr and "recorded as not started" in done.stderr
+    assert "nothing ran" in done.stderr
+    assert "recorded as not started" in done.stderr
     with session_scope() as session:
         test = session.exec(select(ConnectionTest)).one()
-    assert test.status == TS.FAILED and test.started_at is None
+    assert test.status == TS.FAILED
+    assert test.started_at is None
     assert test.message.startswith("not started")
     row = _source(source_id)
     assert row.status == SourceStatus.ACTIVE
-    assert row.status_message is not None and "not started" in row.status_message
+    assert row.status_message is not None
+    assert "not started" in row.status_message
     shown = cli("status", env={"COLUMNS": "80"}).stdout
     assert "not started" in shown
     assert "failed" not in shown.replace("not started", "")

@@ -79,11 +79,14 @@ def test_status_json_has_every_source_with_its_test_runs_and_failures(cli: Cli) 
     assert result.exit_code == 0, result.output
     [row] = json.loads(result.stdout)
     assert row["tenant"]["name"] == "acme"
-    assert row["source"]["id"] == str(source_id) and row["source"]["status"] == "failing"
-    assert row["last_test"]["status"] == "failed" and row["last_test"]["message"] == "test " + LONG
+    assert row["source"]["id"] == str(source_id)
+    assert row["source"]["status"] == "failing"
+    assert row["last_test"]["status"] == "failed"
+    assert row["last_test"]["message"] == "test " + LONG
     assert row["last_test"]["started"] is True
     assert row["last_runs"]["aggregation"]["seen"] == 61
     assert row["last_runs"]["correlation"] is None
     assert row["last_runs"]["activity"]["error_message"] == "run " + LONG
-    assert row["failures_24h"] == 1 and row["last_failure"]["kind"] == "activity"
+    assert row["failures_24h"] == 1
+    assert row["last_failure"]["kind"] == "activity"
     assert json.loads(cli("status", "--json", "-t", "acme").stdout)[0]["source"]["name"] == "zoom"

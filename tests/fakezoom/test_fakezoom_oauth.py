@@ -65,7 +65,8 @@ def test_oauth_errors_use_zoom_reason_and_error_body(
     assert r.status_code == 400
     body = r.json()
     assert body["error"] == error
-    assert isinstance(body["reason"], str) and body["reason"]
+    assert isinstance(body["reason"], str)
+    assert body["reason"]
 
 
 def test_refresh_tokens_rotate_and_the_previous_one_is_invalid_grant(

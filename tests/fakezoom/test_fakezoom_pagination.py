@@ -24,12 +24,14 @@ def server(request: pytest.FixtureRequest) -> Iterator[FakeZoomServer]:
     # The fake's history ends today: serve it as of each date where calendars break.
     travel = time_machine.travel(request.param, tick=True)
     travel.start()
-    request.addfinalizer(travel.stop)
-    cfg = FakeZoomConfig(seed=11, rate_limits_enabled=False, frozen_clock=True, accounts=[
-        AccountSpec(users=75, days=8, events_per_user_per_day=0.6, max_participants=40,
-                    apps=[AppSpec(kind="s2s", scopes=SCOPES)])])
-    with running_fakezoom(cfg) as srv:
-        yield srv
+    try:
+        cfg = FakeZoomConfig(seed=11, rate_limits_enabled=False, frozen_clock=True, accounts=[
+            AccountSpec(users=75, days=8, events_per_user_per_day=0.6, max_participants=40,
+                        apps=[AppSpec(kind="s2s", scopes=SCOPES)])])
+        with running_fakezoom(cfg) as srv:
+            yield srv
+    finally:
+        travel.stop()
 
 
 @pytest.fixture(scope="module")
@@ -96,11 +98,13 @@ def test_every_item_comes_exactly_once(server: FakeZoomServer, api: httpx.Client
 def test_page_size_defaults_to_30_and_is_capped_at_300(api: httpx.Client,
                                                        server: FakeZoomServer) -> None:
     body = api.get("/users").json()
-    assert body["page_size"] == 30 and len(body["users"]) == 30
+    assert body["page_size"] == 30
+    assert len(body["users"]) == 30
     end = server.fake.anchor
     rng = {"from": (end - dt.timedelta(days=8)).isoformat(), "to": end.isoformat()}
     body = api.get("/report/activities", params={**rng, "page_size": 1000}).json()
-    assert body["page_size"] == 300 and len(body["activity_logs"]) == 300
+    assert body["page_size"] == 300
+    assert len(body["activity_logs"]) == 300
 
 
 def test_last_page_has_an_empty_next_page_token(api: httpx.Client) -> None:

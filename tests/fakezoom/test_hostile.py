@@ -75,15 +75,15 @@ class Tokens:
     def get_token(self) -> Tok:
         return Tok()
 
-    def invalidate(self, token: Tok) -> bool:
+    def invalidate(self, _token: Tok) -> bool:
         return True
 
 
 def client_for(zoom: HostileZoom, source_id: uuid.UUID | str = "hostile") -> ZoomClient:
-    return ZoomClient(str(source_id), Tokens(), NoLimiter(sleep=lambda s: None),
+    return ZoomClient(str(source_id), Tokens(), NoLimiter(sleep=lambda _s: None),
                       httpx.Client(transport=zoom.transport()), "https://hostile.test/v2",
                       timeout=5, max_retries=0, deadline_seconds=30, max_pages=MAX_PAGES,
-                      sleep=lambda s: None)
+                      sleep=lambda _s: None)
 
 
 def new_source() -> uuid.UUID:
@@ -133,13 +133,15 @@ def assert_named(run: SyncRun) -> None:
     if run.status == RunStatus.FAILED:
         message = run.error_message or ""
         assert "internal error" not in message, message
-        assert "GET /" in message and str(run.source_id) in message, message
+        assert "GET /" in message, message
+        assert str(run.source_id) in message, message
 
 
 # -- hand-made oddities ------------------------------------------------------------------
 
 
-def test_odd_but_valid_data_is_stored_whole(clean_db: Any, redis_client: Any) -> None:
+@pytest.mark.usefixtures("clean_db")
+def test_odd_but_valid_data_is_stored_whole(redis_client: Any) -> None:
     today = date.today()
     zoom = HostileZoom(odd_data(today))
     source_id = new_source()
@@ -172,7 +174,8 @@ def test_odd_but_valid_data_is_stored_whole(clean_db: Any, redis_client: Any) ->
         assert asked == set(ODD_UUIDS)
         parts = session.exec(select(MeetingParticipant.meeting_uuid, MeetingParticipant.user_id)
                              .where(MeetingParticipant.source_id == source_id)).all()
-        assert len(parts) == 2 * len(ODD_UUIDS) and ("/abc+def//ghi==", "1" * 90) in parts
+        assert len(parts) == 2 * len(ODD_UUIDS)
+        assert ("/abc+def//ghi==", "1" * 90) in parts
 
         events = session.exec(select(ActivityEvent).where(
             ActivityEvent.source_id == source_id)).all()
@@ -184,10 +187,13 @@ def test_odd_but_valid_data_is_stored_whole(clean_db: Any, redis_client: Any) ->
                             .where(OperationLog.source_id == source_id)).one() == "d" * 5000
 
     # The aggregation stored every user, group and member: nothing skipped.
-    assert runs[0].skipped == 0 and "item_warnings" not in runs[0].details
+    assert runs[0].skipped == 0
+    assert "item_warnings" not in runs[0].details
     signins = next(r for r in runs if r.stream == Stream.SIGNINS)
     warnings = signins.details["item_warnings"]
-    assert warnings["skipped"] == 2 and len(warnings["examples"]) == 2 and signins.skipped == 2
+    assert warnings["skipped"] == 2
+    assert len(warnings["examples"]) == 2
+    assert signins.skipped == 2
     assert any("outside the requested window" in e for e in warnings["examples"])
     meetings_run = next(r for r in runs if r.stream == Stream.MEETINGS)
     assert meetings_run.details["item_warnings"]["skipped_by_kind"] == {
@@ -195,8 +201,9 @@ def test_odd_but_valid_data_is_stored_whole(clean_db: Any, redis_client: Any) ->
 
 
 @pytest.mark.parametrize("paging", [p for p in PAGINGS if p != "honest"])
+@pytest.mark.usefixtures("clean_db")
 def test_dishonest_paging_fails_the_run_with_a_named_error(
-    paging: str, clean_db: Any, redis_client: Any
+    paging: str, redis_client: Any
 ) -> None:
     data = {"users": [{"id": f"u{i}", "email": f"u{i}@x.io", "type": 1} for i in range(6)]}
     zoom = HostileZoom(data, paging=paging)
@@ -236,10 +243,14 @@ def test_pagination_ends_on_every_generated_server(
         path = path.replace("{groupId}", "g").replace("{roleId}", "r").replace(
             "{userId}", "u").replace("{meetingId}", "m")
         before = len(zoom.requests)
+        failed: ZoomBadResponse | None = None
         try:
             items = [i for page in client.iter_pages(path, {}, key) for i in page.items]
         except ZoomBadResponse as exc:
-            assert exc.page is not None and f"GET {path} page {exc.page}" in exc.message
+            failed = exc
+        if failed is not None:
+            assert failed.page is not None
+            assert f"GET {path} page {failed.page}" in failed.message
             assert paging != "honest"
         else:
             if paging == "honest":  # /users without a status lists the active ones
@@ -256,8 +267,9 @@ def _storable(value: Any) -> bool:
 @settings(max_examples=EXAMPLES or 6, deadline=None, database=None,
           suppress_health_check=list(HealthCheck))
 @given(data=_lists(4), paging=st.sampled_from(["honest", "honest", *PAGINGS]))
+@pytest.mark.usefixtures("clean_db")
 def test_services_survive_spec_generated_data(
-    data: dict[str, list[dict[str, Any]]], paging: str, clean_db: Any, redis_client: Any
+    data: dict[str, list[dict[str, Any]]], paging: str, redis_client: Any
 ) -> None:
     redis_client.flushdb()
     today = date.today()

@@ -108,7 +108,7 @@ class Worker:
 
 
 @pytest.fixture
-def fake(clean_db: Any, redis_client: Any, request: pytest.FixtureRequest
+def fake(clean_db: Any, redis_client: Any, request: pytest.FixtureRequest  # noqa: ARG001 - requested for its side effect
          ) -> Iterator[FakeZoomServer]:
     config = fake_config(**getattr(request, "param", {}))
     with FakeZoomServer(config) as server, settings_pointed_at(server, **WORKER_SETTINGS):
@@ -218,7 +218,8 @@ def test_two_tenants_flow_from_connection_test_to_rows_equal_to_zoom(fake, worke
             assert run.status == RunStatus.SUCCEEDED, (run.kind, run.error_message)
         with session_scope() as session:
             source = session.get_one(Source, source_id)
-            assert source.status == "active" and source.next_activity_at is not None
+            assert source.status == "active"
+            assert source.next_activity_at is not None
     assert_matches_truth(fake, 0, s2s, with_roles=False)
     assert_matches_truth(fake, 1, general, with_roles=True)
     assert count(AccountCorrelation, s2s) == 10
@@ -229,7 +230,9 @@ def test_two_tenants_flow_from_connection_test_to_rows_equal_to_zoom(fake, worke
     records = repr([(r.error_message, r.details, r.checkpoint)
                     for s in (s2s, general) for r in runs(s, top=False)])
     for secret in secrets:
-        assert secret and secret not in w.text() and secret not in records
+        assert secret
+        assert secret not in w.text()
+        assert secret not in records
 
     # Every task again, twice at once: no row count changes.
     before = {s: row_counts(s) for s in (s2s, general)}

@@ -34,11 +34,14 @@ def test_a_json_line_carries_the_bound_ids_and_the_error() -> None:
         line = logs.JsonFormatter().format(_record("run %s failed", "r-9", exc=caught))
     entry = json.loads(line)
     assert entry["message"] == "run r-9 failed"
-    assert entry["level"] == "warning" and entry["logger"] == "worker.test"
-    assert entry["tenant_id"] == "t-1" and entry["source_id"] == "s-1"
+    assert entry["level"] == "warning"
+    assert entry["logger"] == "worker.test"
+    assert entry["tenant_id"] == "t-1"
+    assert entry["source_id"] == "s-1"
     assert "run_id" not in entry
     assert entry["error"] == "ValueError: bad page"
-    assert "Traceback" in entry["traceback"] and "\n" not in line
+    assert "Traceback" in entry["traceback"]
+    assert "\n" not in line
     assert "tenant_id" not in json.loads(logs.JsonFormatter().format(_record("outside")))
 
 
@@ -60,8 +63,9 @@ def test_httpx_request_lines_only_when_debugging(level: str, httpx_level: int) -
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("clean_db", "redis_client")
 def test_a_worker_logs_json_lines_with_the_tenant_of_the_task(
-    clean_db: object, redis_client: object, tmp_path: Path
+    tmp_path: Path
 ) -> None:
     settings = get_settings()
     log = tmp_path / "worker.log"

@@ -24,7 +24,8 @@ def test_source_round_trips_with_defaults(session: Session) -> None:
     loaded = session.get(Source, source.id)
     assert loaded is not None
     assert loaded.name == "zoom-prod"
-    assert loaded.aggregation_enabled and loaded.activity_enabled
+    assert loaded.aggregation_enabled
+    assert loaded.activity_enabled
     assert loaded.status == "new"
     assert loaded.correlation_config == {"email": True, "employee_unique_id": True}
     assert loaded.created_at.tzinfo is not None

@@ -27,7 +27,8 @@ def test_malformed_setting_is_one_line_naming_the_variable(
     with pytest.raises(SettingsError) as info:
         load_settings()
     message = str(info.value)
-    assert "AI_DATABASE_URL" in message and "\n" not in message
+    assert "AI_DATABASE_URL" in message
+    assert "\n" not in message
     assert "AI_AI_" not in message
 
 

@@ -4,7 +4,6 @@ kept apart from the URL."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,12 +13,12 @@ from worker.settings import SettingsError, load_settings
 
 
 @pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     for key in list(os.environ):
         if key.startswith("AI_") or key in {"DATABASE_URL", "REDIS_URL"}:
             monkeypatch.delenv(key)
     monkeypatch.chdir(Path(__file__).parent)  # no .env file here
-    yield monkeypatch
+    return monkeypatch
 
 
 def test_secrets_come_from_files(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -201,7 +201,8 @@ def readmit(session: Session, redis_client: redis.Redis, source: Source, run: Sy
     """Reserve today's budget for a deferred chunk, re-estimated from what is stored now (host
     usage fetched since, the hosts its checkpoint has done)."""
     window_start, window_end = as_utc(run.window_start), as_utc(run.window_end)
-    assert window_start is not None and window_end is not None
+    assert window_start is not None
+    assert window_end is not None
     first = window_start.date()
     last = (window_end - timedelta(microseconds=1)).date()
     cost = estimate_heavy_cost(session, run.source_id, str(run.stream), first, last,
@@ -209,7 +210,7 @@ def readmit(session: Session, redis_client: redis.Redis, source: Source, run: Sy
     return reserve_heavy(redis_client, source, run, utc_day(now), cost)
 
 
-def plan_windows(source: Source, stream: str, cursor: StreamCursor | None, run: SyncRun,
+def plan_windows(stream: str, cursor: StreamCursor | None, run: SyncRun,
                  now: datetime) -> list[tuple[date, date]]:
     settings = get_settings()
     today = now.astimezone(UTC).date()
@@ -272,7 +273,7 @@ def plan_activity(
 def _create_chunks(session: Session, run: SyncRun, now: datetime,
                    redis_client: redis.Redis) -> list[SyncRun]:
     source = session.get_one(Source, run.source_id)
-    runs.begin(session, run)
+    runs.begin(run)
     streams = [Stream(s) for s in run.details.get("streams", STREAMS)]
     today = now.astimezone(UTC).date()
     resume_at = runs.next_utc_midnight(now) + timedelta(minutes=5)
@@ -283,7 +284,7 @@ def _create_chunks(session: Session, run: SyncRun, now: datetime,
     candidates: list[tuple[int, date, str, date]] = []
     for name in streams:
         cursor = session.get(StreamCursor, (run.source_id, str(name)))
-        for start, end in plan_windows(source, name, cursor, run, now):
+        for start, end in plan_windows(name, cursor, run, now):
             candidates.append((VALUE_ORDER.get(name, len(VALUE_ORDER)), start, str(name), end))
     out_of_budget: set[str] = set()
     for _, window_first, stream, window_last in sorted(candidates):

@@ -339,11 +339,12 @@ def _run(
 ) -> tuple[SyncRun, SyncRun | None]:
     with session_scope() as session:
         run = session.get_one(SyncRun, run_id)
-        runs.begin(session, run)
+        runs.begin(run)
         checkpoint = {k: v for k, v in run.checkpoint.items() if k not in ("not_before",
                                                                           "reason")}
         run.checkpoint = checkpoint
-        assert run.window_start is not None and run.window_end is not None
+        assert run.window_start is not None
+        assert run.window_end is not None
         first = run.window_start.astimezone(UTC).date()
         last = (run.window_end.astimezone(UTC) - timedelta(microseconds=1)).date()
         window_start, window_end = run.window_start, run.window_end

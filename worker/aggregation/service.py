@@ -471,7 +471,7 @@ def _aggregate(
 ) -> SyncRun:
     with session_scope() as session:
         run = session.get_one(SyncRun, run_id)
-        runs.begin(session, run)
+        runs.begin(run)
     pull = Pull(run_id=run_id, tenant_id=tenant_id, source_id=source_id, since=utcnow(),
                 check=check)
     pull.check = reporting(pull, check)

@@ -80,7 +80,7 @@ def friendly(fn: Callable[P, R]) -> Callable[P, R]:
         except (typer.Exit, typer.Abort, SystemExit):
             raise
         except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
+            sys.stderr.write("interrupted\n")
             raise typer.Exit(130) from None
         except Exception as exc:
             described = describe(exc)

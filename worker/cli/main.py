@@ -465,8 +465,8 @@ def source_disable(
 @friendly
 def test_connection(
     source: Annotated[str, typer.Argument(help="Source id, id prefix, name or TENANT/NAME.")],
-    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the result.")] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait.")] = 120.0,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the result.")] = False,  # noqa: PT028 - a CLI command, not a pytest test
+    timeout: Annotated[float, typer.Option(help="Seconds to wait.")] = 120.0,  # noqa: PT028 - a CLI command, not a pytest test
 ) -> None:
     """Queue a connection test; with --wait, show the result and what to fix."""
     settings_or_exit()

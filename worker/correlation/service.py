@@ -126,7 +126,7 @@ def run_correlation(run_id: uuid.UUID) -> SyncRun:
                 raise LookupError(f"sync run {run_id} does not exist")
             if run.status in runs.TERMINAL:
                 return run
-            runs.begin(session, run)
+            runs.begin(run)
             source = session.get_one(Source, run.source_id)
             # Serialise correlations of one accounts source: two at once would both insert.
             session.get(Source, accounts_source_id(source), with_for_update=True)

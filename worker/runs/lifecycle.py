@@ -160,7 +160,7 @@ def new_run(
                    **fields)
 
 
-def begin(session: Session, run: SyncRun) -> None:
+def begin(run: SyncRun) -> None:
     """Mark a run running. `started_at` keeps the first attempt's time (retry deadlines)."""
     run.status = RunStatus.RUNNING
     run.lease_until = working_until()

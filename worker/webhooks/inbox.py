@@ -94,7 +94,9 @@ def receive(source_ref: str, body: bytes, timestamp: str | None, sig: str | None
         secret = webhook_secret(found[1]) if found is not None else None
         if not signature.verify(secret, timestamp, sig, body, now):
             raise Rejected
-        assert found is not None and source_id is not None and secret is not None
+        assert found is not None
+        assert source_id is not None
+        assert secret is not None
         tenant_id = found[0]
         try:
             message = json.loads(body)

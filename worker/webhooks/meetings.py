@@ -40,7 +40,7 @@ def _s(value: Any, limit: int | None = None) -> str:
     return text if limit is None else text[:limit]
 
 
-def ended(session: Session, source: Source, row: WebhookEvent, obj: dict[str, Any]
+def ended(session: Session, source: Source, obj: dict[str, Any]
           ) -> tuple[str, str]:
     meeting_uuid = _s(obj.get("uuid"))
     if not meeting_uuid:

@@ -129,7 +129,7 @@ def _apply(session: Session, source: Source, row: WebhookEvent, message: dict[st
     if event in USER_EVENTS:
         return user_event(session, source, event, row.event_ts, obj)
     if event == MEETING_ENDED:
-        return meeting_ended(session, source, row, obj)
+        return meeting_ended(session, source, obj)
     return WebhookStatus.IGNORED, f"event {event!r} not used"
 
 
@@ -252,8 +252,8 @@ def _memberships_gone(session: Session, source_id: uuid.UUID, zoom_id: str, when
 # --- meetings -----------------------------------------------------------------------------
 
 
-def meeting_ended(session: Session, source: Source, row: WebhookEvent, obj: dict[str, Any]
+def meeting_ended(session: Session, source: Source, obj: dict[str, Any]
                   ) -> tuple[str, str]:
     from worker.webhooks import meetings
 
-    return meetings.ended(session, source, row, obj)
+    return meetings.ended(session, source, obj)

@@ -20,6 +20,6 @@ def webhook_events(event_ids: list[str]) -> int:
 
 @celery_app.task(name="zoom.webhook_meeting_participants", bind=True, acks_late=True,
                  reject_on_worker_lost=True)
-def webhook_meeting_participants(self: Any, event_id: str) -> str:
+def webhook_meeting_participants(_self: Any, event_id: str) -> str:
     # A failure leaves the meeting pending: the pull's meetings chunk fetches it then.
     return meetings.fetch_participants(uuid.UUID(event_id))

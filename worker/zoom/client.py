@@ -82,7 +82,7 @@ class NoLimiter:
         self._until: dict[str, float] = {}
         self._sleep = sleep
 
-    def acquire(self, category: str, max_wait: float | None = None) -> None:
+    def acquire(self, category: str, max_wait: float | None = None) -> None:  # noqa: ARG002 - the Limiter protocol's parameter, passed by keyword
         wait = self._until.get(category, 0.0) - time.monotonic()
         if wait > 0:
             self._sleep(wait)

@@ -333,7 +333,7 @@ def parse_role(item: dict[str, Any], f: Fields) -> dict[str, Any]:
             "content_hash": content_hash(item)}
 
 
-def parse_member(item: dict[str, Any], f: Fields) -> dict[str, Any]:
+def parse_member(_item: dict[str, Any], f: Fields) -> dict[str, Any]:
     """A group or role member (operationIds ``groupMembers``, ``roleMembers``): keyed like a
     user, so a member without ``id`` still matches their user row."""
     return {"user_zoom_id": user_key(f), "email": f.ident("email") or ""}
@@ -349,7 +349,7 @@ def sign_in_type(raw: str) -> str:
     return raw
 
 
-def parse_signin(item: dict[str, Any], f: Fields) -> dict[str, Any]:
+def parse_signin(_item: dict[str, Any], f: Fields) -> dict[str, Any]:
     """A `/report/activities` item (operationId ``reportSignInSignOutActivities``): no id, so
     its whole content is its key; without a time it cannot be placed."""
     return {"email": f.email(), "time": f.time("time", required=True),
@@ -358,7 +358,7 @@ def parse_signin(item: dict[str, Any], f: Fields) -> dict[str, Any]:
             "version": f.optional_text("version")}
 
 
-def parse_host_usage(item: dict[str, Any], f: Fields) -> dict[str, Any]:
+def parse_host_usage(_item: dict[str, Any], f: Fields) -> dict[str, Any]:
     """A `/report/users` item (operationId ``reportUsers``)."""
     return {"user_zoom_id": user_key(f), "email": f.ident("email") or "",
             "meetings": f.count("meetings"),
@@ -367,7 +367,7 @@ def parse_host_usage(item: dict[str, Any], f: Fields) -> dict[str, Any]:
             "last_client_version": f.optional_text("last_client_version")}
 
 
-def parse_meeting(item: dict[str, Any], f: Fields) -> dict[str, Any]:
+def parse_meeting(_item: dict[str, Any], f: Fields) -> dict[str, Any]:
     """A `/report/users/{userId}/meetings` item (operationId ``reportMeetings``): the UUID is
     the key and the path of the participants call, so it is never cut."""
     return {"uuid": f.ident("uuid", required=True), "meeting_id": f.ident("id") or "",
@@ -378,7 +378,7 @@ def parse_meeting(item: dict[str, Any], f: Fields) -> dict[str, Any]:
             "participants_count": f.integer("participants_count")}
 
 
-def parse_participant(item: dict[str, Any], f: Fields) -> dict[str, Any]:
+def parse_participant(_item: dict[str, Any], f: Fields) -> dict[str, Any]:
     """A `/report/meetings/{meetingId}/participants` item (``reportMeetingParticipants``). An
     item naming nobody (no id, user id, name or e-mail) is nobody's attendance: skipped."""
     row = {"participant_id": f.ident("id"), "user_id": f.ident("user_id"),
@@ -402,7 +402,7 @@ def parse_daily(item: dict[str, Any], f: Fields) -> dict[str, Any]:
             "meeting_minutes": f.count("meeting_minutes")}
 
 
-def parse_operation_log(item: dict[str, Any], f: Fields) -> dict[str, Any]:
+def parse_operation_log(_item: dict[str, Any], f: Fields) -> dict[str, Any]:
     """A `/report/operationlogs` item (operationId ``reportOperationLogs``)."""
     return {"time": f.time("time", required=True), "operator": f.text("operator"),
             "category_type": f.text("category_type"), "action": f.text("action"),

@@ -37,7 +37,8 @@ def test_accounts_are_paged_with_a_cursor(world: World) -> None:
     first = world.client.get("/v1/accounts?limit=2", headers=world.a.headers).json()
     second = world.client.get(f"/v1/accounts?limit=2&cursor={first['next_cursor']}",
                               headers=world.a.headers).json()
-    assert len(first["items"]) == 2 and len(second["items"]) == 1
+    assert len(first["items"]) == 2
+    assert len(second["items"]) == 1
     assert second["next_cursor"] is None
 
 

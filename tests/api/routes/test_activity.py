@@ -18,7 +18,8 @@ def _get(world: World, query: str) -> dict:  # type: ignore[type-arg]
 def test_events_are_newest_first_and_paged(world: World) -> None:
     everything = _get(world, "?limit=500")["items"]
     times = [e["time"] for e in everything]
-    assert times == sorted(times, reverse=True) and len(times) == 6
+    assert times == sorted(times, reverse=True)
+    assert len(times) == 6
     first = _get(world, "?limit=4")
     second = _get(world, f"?limit=4&cursor={first['next_cursor']}")
     assert [e["id"] for e in first["items"] + second["items"]] == [e["id"] for e in everything]

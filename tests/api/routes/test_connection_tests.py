@@ -21,7 +21,7 @@ def test_a_test_is_queued_at_once_with_ids_only_on_the_connection_tests_queue(
     source = create_source(client, tenant)
     zoom_calls: list[object] = []
 
-    def no_outbound_http(self: object, request: object) -> object:
+    def no_outbound_http(_self: object, request: object) -> object:
         zoom_calls.append(request)
         raise AssertionError("the API must never call Zoom")
 
@@ -35,7 +35,8 @@ def test_a_test_is_queued_at_once_with_ids_only_on_the_connection_tests_queue(
     assert response.status_code == 202
     assert zoom_calls == []
     body = response.json()
-    assert body["status"] == "queued" and body["kind"] == "connection_test"
+    assert body["status"] == "queued"
+    assert body["kind"] == "connection_test"
     assert body["links"]["self"] == f"/v1/connection-tests/{body['id']}"
     assert response.headers["location"] == body["links"]["self"]
 
@@ -95,14 +96,15 @@ def test_unknown_tests_and_sources_are_404(client: TestClient, tenant: TenantCtx
     assert client.get("/v1/connection-tests/not-a-uuid", headers=tenant.headers).status_code == 422
 
 
+@pytest.mark.usefixtures("clean_db")
 def test_when_the_broker_refuses_the_test_fails_visibly_and_the_api_answers_503(
-    client: TestClient, tenant: TenantCtx, clean_db: Engine, monkeypatch: pytest.MonkeyPatch
+    client: TestClient, tenant: TenantCtx, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The broker's refusal is simulated at the enqueue function: this tests our error path,
     # not the broker (every other test here uses the real one).
     from worker import dispatch
 
-    def refuse(*args: Any, **kwargs: Any) -> str:
+    def refuse(*_args: Any, **_kwargs: Any) -> str:
         raise ConnectionError("broker down")
 
     monkeypatch.setattr(dispatch, "enqueue_connection_test", refuse)

@@ -27,8 +27,9 @@ def unreachable_broker(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     get_settings.cache_clear()
 
 
+@pytest.mark.usefixtures("unreachable_broker")
 def test_readiness_is_503_and_names_the_broker_when_it_is_down(
-    client: TestClient, unreachable_broker: None
+    client: TestClient
 ) -> None:
     response = client.get("/readyz")
     assert response.status_code == 503

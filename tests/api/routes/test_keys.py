@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
@@ -18,7 +19,8 @@ def test_a_key_is_shown_once_and_stored_only_as_its_hash(
                           headers=admin_headers)
     assert created.status_code == 201
     key = created.json()["key"]
-    assert key.startswith("ai_") and len(key) > 40
+    assert key.startswith("ai_")
+    assert len(key) > 40
     assert created.json()["prefix"] == key[:10]
 
     listed = client.get(f"/v1/tenants/{tenant.id}/keys", headers=admin_headers)
@@ -71,8 +73,9 @@ def test_missing_and_unknown_keys_get_the_same_401(client: TestClient) -> None:
         assert response.json()["detail"] == "a valid API key is required"
 
 
+@pytest.mark.usefixtures("clean_db")
 def test_an_admin_key_row_counts_as_the_admin_key(
-    client: TestClient, clean_db: Engine
+    client: TestClient
 ) -> None:
     from worker.db import session_scope
     from worker.kit.apikeys import display_prefix, generate_key, hash_key

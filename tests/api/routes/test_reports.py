@@ -38,9 +38,12 @@ def test_json_pages_list_every_live_account_with_its_findings(world: World) -> N
     # dave is deleted from Zoom: not under review.
     assert list(by_id) == ["u-alice", "u-bob", "u-carol"]
     alice, bob, carol = by_id["u-alice"], by_id["u-bob"], by_id["u-carol"]
-    assert alice["identity_external_id"] == "emp-1" and alice["role"] == "Admin"
-    assert alice["groups"] == ["Engineering"] and alice["findings"] == []
-    assert "orphan" in bob["findings"] and bob["identity_id"] is None
+    assert alice["identity_external_id"] == "emp-1"
+    assert alice["role"] == "Admin"
+    assert alice["groups"] == ["Engineering"]
+    assert alice["findings"] == []
+    assert "orphan" in bob["findings"]
+    assert bob["identity_id"] is None
     # carol never did anything, but her account appeared just now (first seen = created).
     assert carol["findings"] == ["orphan"]
     only = _all_json(world, "&finding=orphan")
@@ -58,7 +61,8 @@ def test_the_csv_streams_the_same_rows_with_the_documented_columns(world: World)
         assert [r["zoom_id"] for r in rows] == ["u-alice", "u-bob", "u-carol"]
     bob = rows[1]
     assert bob["findings"].split(";")[0] == "orphan"
-    assert bob["email"] == "bob@acme.example" and bob["groups"] == "Engineering"
+    assert bob["email"] == "bob@acme.example"
+    assert bob["groups"] == "Engineering"
 
 
 def test_the_summary_counts_what_the_rows_say(world: World) -> None:
@@ -82,7 +86,8 @@ def test_a_signed_link_opens_the_page_without_a_key_until_it_expires(world: Worl
     assert page.headers["cache-control"] == "no-store"
     html = page.text
     assert "Access review: acme" in html
-    assert 'data-finding="orphan"' in html and "bob@acme.example" in html
+    assert 'data-finding="orphan"' in html
+    assert "bob@acme.example" in html
     assert "globex" not in html
     for chart in ("daily-active", "days-active", "licences"):
         assert f'data-chart="{chart}"' in html
@@ -108,7 +113,8 @@ def test_another_tenant_sees_only_its_own_accounts(world: World) -> None:
     summary = world.client.get("/v1/reports/access-review/summary", headers=world.b.headers)
     assert summary.json()["accounts"] == len(body["items"])
     html = world.client.get("/v1/reports/access-review?format=html", headers=world.b.headers)
-    assert "Access review: globex" in html.text and world.source_a["id"] not in html.text
+    assert "Access review: globex" in html.text
+    assert world.source_a["id"] not in html.text
 
 
 def test_the_report_needs_a_tenant_key(world: World) -> None:
@@ -128,7 +134,8 @@ def test_the_demo_step_writes_each_tenants_report_and_says_where(
                                        "globex-access-review.html", "globex-access-review.csv"]
     assert "Access review: acme" in paths[0].read_text()
     assert paths[1].read_text().startswith(",".join(CSV_COLUMNS))
-    assert str(paths[0]) in out.getvalue() and str(paths[2]) in out.getvalue()
+    assert str(paths[0]) in out.getvalue()
+    assert str(paths[2]) in out.getvalue()
 
 
 def test_csv_cells_a_spreadsheet_would_run_are_quoted() -> None:
@@ -144,4 +151,5 @@ def test_csv_cells_a_spreadsheet_would_run_are_quoted() -> None:
     assert record["display_name"] == "'=HYPERLINK(\"http://evil.example\")"
     assert (record["role"], record["groups"], record["identity_external_id"]) == (
         "'@admin", "'+sales;ops", "'-1")
-    assert record["sign_ins_vs_average"] == -0.5 and record["email"] == "a@x.example"
+    assert record["sign_ins_vs_average"] == -0.5
+    assert record["email"] == "a@x.example"

@@ -34,7 +34,8 @@ def test_a_run_is_queued_with_its_id_only(
     response = client.post(f"/v1/sources/{source['id']}/{path}", headers=tenant.headers)
     assert response.status_code == 202, response.text
     body = response.json()
-    assert body["kind"] == kind and body["status"] == "queued"
+    assert body["kind"] == kind
+    assert body["status"] == "queued"
     [message] = broker_messages(redis_client, queue)
     assert message["args"] == [body["id"]]
     assert message["headers"]["task"] == task
@@ -45,7 +46,8 @@ def test_a_run_is_queued_with_its_id_only(
                            {"id": body["id"]}).one()
     assert tuple(row) == (kind, "queued", "api")
     run = client.get(body["links"]["self"], headers=tenant.headers).json()
-    assert run["id"] == body["id"] and run["children"] == []
+    assert run["id"] == body["id"]
+    assert run["children"] == []
 
 
 @pytest.mark.usefixtures("pinned_clock")
@@ -145,7 +147,8 @@ def test_an_activity_run_lists_its_chunks_and_runs_are_filtered_and_paged(
                        headers=tenant.headers).json()
     assert [r["id"] for r in page1["items"] + page2["items"]] == [r["id"] for r in top]
     bad = client.get(f"{runs}?kind=nope", headers=tenant.headers)
-    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "kind"
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["field"] == "kind"
 
 
 def test_a_backfill_is_accepted_exactly_within_zooms_report_horizon(
@@ -158,6 +161,7 @@ def test_a_backfill_is_accepted_exactly_within_zooms_report_horizon(
     url = f"/v1/sources/{source['id']}/activity-syncs"
     early = client.post(url, json={"from": _iso(floor - timedelta(hours=1))},
                         headers=tenant.headers)
-    assert early.status_code == 422 and "six months" in early.text
+    assert early.status_code == 422
+    assert "six months" in early.text
     assert client.post(url, json={"from": _iso(floor + timedelta(hours=1))},
                        headers=tenant.headers).status_code == 202

@@ -47,7 +47,8 @@ def test_a_created_source_shows_which_credentials_are_set_but_never_their_values
     assert body["zoom_account_id"] == "acct-123"
     assert body["status"] == "new"
     # Never tested, so not scheduled yet (the worker schedules only active sources).
-    assert body["next_aggregation_at"] is None and body["next_activity_at"] is None
+    assert body["next_aggregation_at"] is None
+    assert body["next_activity_at"] is None
     assert response.headers["location"] == f"/v1/sources/{body['id']}"
     assert_no_secret(response.text)
     again = client.get(f"/v1/sources/{body['id']}", headers=tenant.headers)
@@ -287,7 +288,8 @@ def test_a_disabled_source_loses_its_schedule_until_enabled_and_tested_again(
                  headers=tenant.headers)
     disabled = client.post(f"/v1/sources/{source['id']}/disable", headers=tenant.headers).json()
     assert disabled["status"] == "disabled"
-    assert disabled["next_aggregation_at"] is None and disabled["next_activity_at"] is None
+    assert disabled["next_aggregation_at"] is None
+    assert disabled["next_activity_at"] is None
     enabled = client.post(f"/v1/sources/{source['id']}/enable", headers=tenant.headers).json()
     assert enabled["status"] == "new"
     assert "connection test" in enabled["status_message"]

@@ -25,7 +25,8 @@ def test_tenants_are_listed_page_by_page_and_read_by_id(
     ids = {client.post("/v1/tenants", json={"name": f"t{i}"}, headers=admin_headers).json()["id"]
            for i in range(3)}
     first = client.get("/v1/tenants?limit=2", headers=admin_headers).json()
-    assert len(first["items"]) == 2 and first["next_cursor"]
+    assert len(first["items"]) == 2
+    assert first["next_cursor"]
     second = client.get(f"/v1/tenants?limit=2&cursor={first['next_cursor']}",
                         headers=admin_headers).json()
     assert second["next_cursor"] is None

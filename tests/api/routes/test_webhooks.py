@@ -9,6 +9,7 @@ import time
 import uuid
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
@@ -57,7 +58,8 @@ def test_the_secret_token_is_write_only_encrypted_and_leaves_the_oauth_state_alo
 ) -> None:
     source = _source_with_secret(client, tenant)
     assert source["credentials"]["webhook_secret_token"] is True
-    assert source["status"] == "new" and source["credentials"]["client_secret"] is True
+    assert source["status"] == "new"
+    assert source["credentials"]["client_secret"] is True
     assert source["links"]["webhook"] == f"/v1/webhooks/zoom/{source['id']}"
     assert source["last_webhook_at"] is None
     assert SECRET not in client.get(f"/v1/sources/{source['id']}", headers=tenant.headers).text
@@ -65,7 +67,8 @@ def test_the_secret_token_is_write_only_encrypted_and_leaves_the_oauth_state_alo
         cipher = conn.execute(text("SELECT credentials_ciphertext FROM source")).scalar_one()
     assert SECRET not in cipher
     stored = decrypt_json(cipher)
-    assert stored["webhook_secret_token"] == SECRET and stored["client_id"] == "client-abc"
+    assert stored["webhook_secret_token"] == SECRET
+    assert stored["client_id"] == "client-abc"
     # Rotating the OAuth secret later keeps the Secret Token.
     client.patch(f"/v1/sources/{source['id']}",
                  json={"credentials": {"client_secret": "another-client-secret"}},
@@ -146,7 +149,7 @@ def test_forged_replayed_or_altered_requests_and_unknown_sources_get_one_bare_40
     for name, (sid, payload, headers) in cases.items():
         response = _post(client, sid, payload, headers)
         answers[name] = (response.status_code, response.content)
-    assert answers == {name: (401, b"") for name in cases}
+    assert answers == dict.fromkeys(cases, (401, b""))
     assert _inbox(clean_db) == []
     assert broker_messages(redis_client, "webhooks") == []
     # The same request, untouched, is accepted: the cases above failed on what they changed.
@@ -168,8 +171,9 @@ def test_oversized_bodies_get_413_and_signed_non_json_gets_400(
     assert _inbox(clean_db) == []
 
 
+@pytest.mark.usefixtures("clean_db")
 def test_the_endpoint_needs_no_api_key_and_ignores_one(
-    client: TestClient, tenant: TenantCtx, clean_db: Engine
+    client: TestClient, tenant: TenantCtx
 ) -> None:
     source = _source_with_secret(client, tenant)
     body = event_body("user.signed_out", sign_in_object("ada@acme.example",

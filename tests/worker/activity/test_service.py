@@ -99,7 +99,8 @@ def test_rerunning_a_sync_or_a_chunk_changes_no_row_count(zoom) -> None:
     source_id = add_app_source(account, account.s2s_app)
     plan_id = sync(source_id)
     first = row_counts(source_id)
-    assert first["ActivityEvent"] > 0 and first["MeetingParticipant"] > 0
+    assert first["ActivityEvent"] > 0
+    assert first["MeetingParticipant"] > 0
     signin_chunks = [c for c in children(plan_id) if c.stream == Stream.SIGNINS]
     assert sum(c.inserted for c in signin_chunks) == first["ActivityEvent"]
 
@@ -185,7 +186,8 @@ def test_the_planner_defers_what_does_not_fit_in_todays_heavy_budget(zoom) -> No
     plan_id = new_plan(source_id)
     plan_activity(plan_id, enqueue=False)
     statuses = [c.status for c in children(plan_id)]
-    assert RunStatus.DEFERRED in statuses and RunStatus.QUEUED in statuses
+    assert RunStatus.DEFERRED in statuses
+    assert RunStatus.QUEUED in statuses
     deferred = [c for c in children(plan_id) if c.status == RunStatus.DEFERRED]
     assert all("daily cap" in (c.error_message or "") for c in deferred)
     assert get_run(plan_id).status == RunStatus.DEFERRED

@@ -174,11 +174,13 @@ def test_recompute_equals_the_python_loop_it_replaced_on_every_column(db: Sessio
     assert stored(db, source) == expected
     assert written == len(expected)
     ann = expected[("ann@x.io", D1)]
-    assert ann[:4] == (2, 1, 1, 50) and ann[4] == at(D1, 20)
+    assert ann[:4] == (2, 1, 1, 50)
+    assert ann[4] == at(D1, 20)
     assert set(ann[5]) == {"user_zoom_id", "identity_id"}
     assert expected[("bob@x.io", D1)][4] == at(D1, 10)
     assert expected[("cy@x.io", D3)][5] == {}  # deleted account: no link
-    assert ("", D2) not in expected and ("dan@x.io", D2) in expected
+    assert ("", D2) not in expected
+    assert ("dan@x.io", D2) in expected
 
     # Non-contiguous days: D2 alone leaves D1 and D3 as they were; re-running is a no-op.
     assert summaries.recompute(db, source, [D2, D4]) == len(reference(db, source, [D2, D4]))

@@ -63,7 +63,8 @@ def test_aggregation_stores_the_fakes_directory_and_queues_correlation(zoom) -> 
         truth_role_members(account, with_scope=False)
     assert run.details["missing_optional_scopes"] == ["role:read:admin"]
     assert run.details["roles_from_users_only"] is True
-    assert run.inserted == len(truth_users(account)) and run.deleted == 0
+    assert run.inserted == len(truth_users(account))
+    assert run.deleted == 0
     with session_scope() as session:
         correlation = session.exec(select(SyncRun).where(
             SyncRun.source_id == source_id, SyncRun.kind == RunKind.CORRELATION)).one()
@@ -87,7 +88,7 @@ def test_deltas_between_two_aggregations_are_reflected(zoom) -> None:
     source_id = add_app_source(account, account.s2s_app)
     run_aggregation(new_run(source_id), enqueue=False)
 
-    users = [u for u in account.all_users("active")]
+    users = list(account.all_users("active"))
     renamed, deactivated, deleted = users[1]["id"], users[2]["id"], users[3]["id"]
     groups = account.groups()
     added = account.add_user(email="new.person@example.com", first_name="New",
@@ -175,7 +176,8 @@ def write_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
     return str(request.param)
 
 
-def test_a_no_change_aggregation_only_moves_last_seen(zoom, write_path) -> None:
+@pytest.mark.usefixtures("write_path")
+def test_a_no_change_aggregation_only_moves_last_seen(zoom) -> None:
     account = zoom.fake.account(0)
     source_id = add_app_source(account, account.s2s_app)
     run_aggregation(new_run(source_id), enqueue=False)
@@ -204,7 +206,8 @@ def test_a_no_change_aggregation_only_moves_last_seen(zoom, write_path) -> None:
             col(ZoomUser.last_seen_at) < after.last_seen_at)).one() == 0
 
 
-def test_a_reappearing_user_counts_as_updated_and_is_live_again(zoom, write_path) -> None:
+@pytest.mark.usefixtures("write_path")
+def test_a_reappearing_user_counts_as_updated_and_is_live_again(zoom) -> None:
     account = zoom.fake.account(0)
     source_id = add_app_source(account, account.s2s_app)
     run_aggregation(new_run(source_id), enqueue=False)

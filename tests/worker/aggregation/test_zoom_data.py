@@ -21,7 +21,8 @@ def test_custom_attributes_are_asked_for_and_stored(zoom) -> None:
     with session_scope() as session:
         attributes = session.exec(select(ZoomUser.custom_attributes).where(
             ZoomUser.source_id == source_id)).all()
-    assert attributes and all(a and a[0]["key"] == "cbf_cost_center" for a in attributes)
+    assert attributes
+    assert all(a and a[0]["key"] == "cbf_cost_center" for a in attributes)
     assert "item_warnings" not in run.details
 
 
@@ -36,6 +37,9 @@ def test_truncated_json_fails_the_run_in_words_that_match_and_name_the_page(zoom
         run = session.get_one(SyncRun, run_id)
     assert run.status == RunStatus.FAILED
     message = run.error_message or ""
-    assert "GET /users page 1" in message and "malformed JSON" in message
-    assert "failed" in message and "retry" not in message
-    assert str(source_id) in message and str(run.tenant_id) in message
+    assert "GET /users page 1" in message
+    assert "malformed JSON" in message
+    assert "failed" in message
+    assert "retry" not in message
+    assert str(source_id) in message
+    assert str(run.tenant_id) in message

@@ -36,4 +36,5 @@ def test_a_classic_app_is_told_the_classic_scope_it_lacks(zoom) -> None:
     test = run_connection_test(new_test(add_app_source(account, app)), enqueue=False)
 
     assert test.status == enums.TestStatus.FAILED
-    assert "report:read:admin" in test.missing_scopes and test.zoom_error_code is None
+    assert "report:read:admin" in test.missing_scopes
+    assert test.zoom_error_code is None

@@ -33,13 +33,16 @@ def test_a_good_test_activates_schedules_and_starts_aggregation_and_activity(zoo
     test = run_connection_test(new_test(source_id), enqueue=False)
 
     assert test.status == enums.TestStatus.SUCCEEDED
-    assert test.token_ms is not None and test.call_ms is not None
+    assert test.token_ms is not None
+    assert test.call_ms is not None
     assert "report:read:admin" in test.granted_scopes
-    assert test.missing_scopes == [] and test.missing_optional_scopes == []
+    assert test.missing_scopes == []
+    assert test.missing_optional_scopes == []
     source = source_row(source_id)
     assert source.status == SourceStatus.ACTIVE
     assert source.zoom_account_id == account.id  # learnt from GET /users/me
-    assert source.next_aggregation_at is not None and source.next_activity_at is not None
+    assert source.next_aggregation_at is not None
+    assert source.next_activity_at is not None
     started = {(r.kind, r.trigger) for r in runs_of(source_id)}
     assert started == {(RunKind.AGGREGATION, RunTrigger.AFTER_TEST),
                        (RunKind.ACTIVITY, RunTrigger.AFTER_TEST)}
@@ -68,7 +71,8 @@ def test_a_missing_required_scope_fails_and_stops_scheduling(zoom) -> None:
                             "page and re-activate the app")
     source = source_row(source_id)
     assert source.status == SourceStatus.FAILING
-    assert source.next_aggregation_at is None and source.next_activity_at is None
+    assert source.next_aggregation_at is None
+    assert source.next_activity_at is None
     assert runs_of(source_id) == []
 
 
@@ -89,7 +93,8 @@ def test_bad_credentials_fail_then_fixed_credentials_resume_scheduling(zoom) -> 
     assert test.zoom_error_code
     assert "wrong" not in test.message
     source = source_row(source_id)
-    assert source.status == SourceStatus.FAILING and source.next_activity_at is None
+    assert source.status == SourceStatus.FAILING
+    assert source.next_activity_at is None
 
     with session_scope() as session:
         source = session.get_one(Source, source_id)
@@ -99,7 +104,8 @@ def test_bad_credentials_fail_then_fixed_credentials_resume_scheduling(zoom) -> 
     test = run_connection_test(new_test(source_id), enqueue=False)
     assert test.status == enums.TestStatus.SUCCEEDED
     source = source_row(source_id)
-    assert source.status == SourceStatus.ACTIVE and source.next_activity_at is not None
+    assert source.status == SourceStatus.ACTIVE
+    assert source.next_activity_at is not None
 
 
 def test_a_revoked_refresh_token_asks_for_reauthorisation(zoom) -> None:
@@ -112,6 +118,7 @@ def test_a_revoked_refresh_token_asks_for_reauthorisation(zoom) -> None:
     assert "refresh token" in test.message
     source = source_row(source_id)
     assert source.status == SourceStatus.REAUTHORIZE
-    assert source.next_aggregation_at is None and source.next_activity_at is None
+    assert source.next_aggregation_at is None
+    assert source.next_activity_at is None
     with session_scope() as session:
         assert session.get_one(ConnectionTest, test.id).zoom_error_code == "invalid_grant"

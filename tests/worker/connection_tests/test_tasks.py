@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.factories import make_source, make_tenant
 from worker.connection_tests.tasks import connection_test_task
 from worker.db import session_scope
@@ -20,7 +22,8 @@ def _recorded(status: TS, code: str | None) -> str:
         return str(test.id)
 
 
-def test_a_failed_test_fails_the_task_so_flower_counts_it(clean_db: object) -> None:
+@pytest.mark.usefixtures("clean_db")
+def test_a_failed_test_fails_the_task_so_flower_counts_it() -> None:
     # A redelivery of a test already recorded as failed answers from the record.
     result = connection_test_task.apply(args=[_recorded(TS.FAILED, "4711")])
     assert result.failed()
@@ -29,11 +32,14 @@ def test_a_failed_test_fails_the_task_so_flower_counts_it(clean_db: object) -> N
     assert connection_test_task.throws == (RecordedFailure,)  # logged as expected, no traceback
 
 
-def test_a_passed_test_succeeds(clean_db: object) -> None:
+@pytest.mark.usefixtures("clean_db")
+def test_a_passed_test_succeeds() -> None:
     result = connection_test_task.apply(args=[_recorded(TS.SUCCEEDED, None)])
-    assert result.successful() and result.result == "succeeded: ok"
+    assert result.successful()
+    assert result.result == "succeeded: ok"
 
 
-def test_a_failure_without_a_code_still_says_where_to_look(clean_db: object) -> None:
+@pytest.mark.usefixtures("clean_db")
+def test_a_failure_without_a_code_still_says_where_to_look() -> None:
     result = connection_test_task.apply(args=[_recorded(TS.FAILED, None)])
     assert str(result.result) == "connection test failed: see the test"

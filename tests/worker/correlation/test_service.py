@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from sqlmodel import select
 
 from tests.factories import make_source, make_tenant
@@ -21,7 +22,7 @@ from worker.models import (
 )
 
 
-def setup(clean_db, config=None) -> tuple[uuid.UUID, uuid.UUID]:
+def setup(config=None) -> tuple[uuid.UUID, uuid.UUID]:
     with session_scope() as session:
         tenant = make_tenant(session)
         source = make_source(session, tenant, correlation_config=config or
@@ -55,8 +56,9 @@ def links(source_id: uuid.UUID) -> dict[str, str]:
         return {c.user_zoom_id: f"{i.external_id}/{c.method}" for c, i in rows}
 
 
-def test_accounts_match_by_email_then_employee_id_and_a_rerun_changes_nothing(clean_db) -> None:
-    _, source_id = setup(clean_db)
+@pytest.mark.usefixtures("clean_db")
+def test_accounts_match_by_email_then_employee_id_and_a_rerun_changes_nothing() -> None:
+    _, source_id = setup()
     run = correlate(source_id)
     assert run.status == RunStatus.SUCCEEDED
     assert links(source_id) == {"z1": "E-1/email", "z2": "E-2/employee_unique_id",
@@ -67,19 +69,22 @@ def test_accounts_match_by_email_then_employee_id_and_a_rerun_changes_nothing(cl
     assert links(source_id) == links(source_id)
 
 
-def test_rules_are_configurable_per_source_and_stale_links_go(clean_db) -> None:
-    _, source_id = setup(clean_db, {"email": True, "employee_unique_id": False})
+@pytest.mark.usefixtures("clean_db")
+def test_rules_are_configurable_per_source_and_stale_links_go() -> None:
+    _, source_id = setup({"email": True, "employee_unique_id": False})
     correlate(source_id)
     assert links(source_id) == {"z1": "E-1/email"}
     with session_scope() as session:
         ada = session.exec(select(ZoomUser).where(ZoomUser.zoom_id == "z1")).one()
         ada.email = "someone.else@example.com"
     run = correlate(source_id)
-    assert links(source_id) == {} and run.deleted == 1
+    assert links(source_id) == {}
+    assert run.deleted == 1
 
 
-def test_a_split_activity_source_correlates_against_its_governance_source(clean_db) -> None:
-    tenant_id, governance_id = setup(clean_db)
+@pytest.mark.usefixtures("clean_db")
+def test_a_split_activity_source_correlates_against_its_governance_source() -> None:
+    tenant_id, governance_id = setup()
     with session_scope() as session:
         activity = make_source(session, session.get_one(Tenant, tenant_id),
                                governance_source_id=governance_id, aggregation_enabled=False)

@@ -11,6 +11,7 @@ def test_keys_are_random_prefixed_and_hashed_with_sha256() -> None:
     keys = {generate_key() for _ in range(100)}
     assert len(keys) == 100
     key = keys.pop()
-    assert key.startswith("ai_") and len(key) == 3 + 43
+    assert key.startswith("ai_")
+    assert len(key) == 3 + 43
     assert hash_key(key) == hashlib.sha256(key.encode()).hexdigest()
     assert display_prefix(key) == key[:10]

@@ -44,9 +44,12 @@ def test_a_wait_over_the_bound_raises_and_takes_nothing(redis_client: redis.Redi
     lim.acquire("medium")
     with pytest.raises(ZoomRateLimited) as info:
         lim.acquire("medium", max_wait=0.5)
-    assert not info.value.daily and info.value.retry_after and info.value.retry_after > 0.5
+    assert not info.value.daily
+    assert info.value.retry_after
+    assert info.value.retry_after > 0.5
     lim.acquire("medium", max_wait=2)  # the refused call reserved nothing
-    assert len(slept) == 1 and slept[0] <= 1.0
+    assert len(slept) == 1
+    assert slept[0] <= 1.0
 
 
 def test_drain_makes_every_worker_wait(redis_client: redis.Redis) -> None:
@@ -54,7 +57,8 @@ def test_drain_makes_every_worker_wait(redis_client: redis.Redis) -> None:
     twin = AccountLimiter(redis_client, lim.account_key, sleep=slept.append)
     lim.drain("light", 3)
     twin.acquire("light")
-    assert slept and 2.9 <= slept[0] <= 3.0
+    assert slept
+    assert 2.9 <= slept[0] <= 3.0
 
 
 def test_heavy_and_resource_share_the_daily_cap_on_paid_plans(
@@ -69,14 +73,17 @@ def test_heavy_and_resource_share_the_daily_cap_on_paid_plans(
     lim.acquire("heavy")
     with pytest.raises(ZoomRateLimited) as info:
         lim.acquire("resource")
-    assert info.value.daily and info.value.retry_after and info.value.retry_after <= 86400
+    assert info.value.daily
+    assert info.value.retry_after
+    assert info.value.retry_after <= 86400
     lim.acquire("light")
     assert lim.daily_used("heavy") == 3
 
 
 def test_free_plan_daily_caps_are_per_category(redis_client: redis.Redis) -> None:
     free = PLAN_LIMITS["free"]
-    assert free[Category.LIGHT].daily == 6000 and free[Category.LIGHT].daily_group is None
+    assert free[Category.LIGHT].daily == 6000
+    assert free[Category.LIGHT].daily_group is None
     limits = {Category.LIGHT: CategoryLimit(1000, 1), Category.MEDIUM: CategoryLimit(1000, 1)}
     lim, _ = limiter(redis_client, plan="free", limits=limits)
     lim.acquire("light")

@@ -62,7 +62,7 @@ def fast_limiter(client: redis.Redis, b: DailyBudget) -> AccountLimiter:
     limits = {c: CategoryLimit(10_000 / b.share, lim.daily, lim.daily_group)
               for c, lim in PLAN_LIMITS["pro"].items()}
     return AccountLimiter(client, b.account, "pro", b.share, limits=limits,
-                          sleep=lambda s: None)
+                          sleep=lambda _s: None)
 
 
 def test_requests_draw_on_their_reservation_and_the_rest_goes_back(
@@ -140,9 +140,8 @@ def chunks(plan_id: uuid.UUID) -> list[SyncRun]:
                                  .order_by(col(SyncRun.window_start))))
 
 
-def test_meetings_of_an_account_without_history_cost_what_it_has_not_its_licences(
-    clean_db: object, redis_client: redis.Redis,
-) -> None:
+@pytest.mark.usefixtures("clean_db", "redis_client")
+def test_meetings_of_an_account_without_history_cost_what_it_has_not_its_licences() -> None:
     # The account: 37,000 users (24,666 licensed), no meetings, a cap of 24,000.
     source_id = add_source(rate_share=0.8)
     with session_scope() as session:
@@ -164,8 +163,9 @@ def test_meetings_of_an_account_without_history_cost_what_it_has_not_its_licence
         assert resumed == 1 + 2 * 21
 
 
+@pytest.mark.usefixtures("clean_db")
 def test_a_window_costing_more_than_a_day_is_split_by_days(
-    clean_db: object, redis_client: redis.Redis,
+    redis_client: redis.Redis,
 ) -> None:
     source_id = add_source(rate_share=0.001)  # 30 Heavy calls a day
     start = NOW - dt.timedelta(days=20)
@@ -180,7 +180,8 @@ def test_a_window_costing_more_than_a_day_is_split_by_days(
     for a, b in itertools.pairwise(parts):
         assert a.window_end == b.window_start
     admitted = [p for p in parts if p.status == RunStatus.QUEUED]
-    assert admitted and sum(p.details["heavy_reserved"]["calls"] for p in admitted) <= 30
+    assert admitted
+    assert sum(p.details["heavy_reserved"]["calls"] for p in admitted) <= 30
     assert {p.status for p in parts} == {RunStatus.QUEUED, RunStatus.DEFERRED}
 
 
@@ -212,8 +213,9 @@ def finish_queued(plan_id: uuid.UUID, redis_client: redis.Redis, day: dt.date,
     return done
 
 
+@pytest.mark.usefixtures("clean_db")
 def test_deferred_chunks_are_readmitted_every_day_by_value_until_none_is_left(
-    clean_db: object, redis_client: redis.Redis,
+    redis_client: redis.Redis,
 ) -> None:
     source_id = add_source(rate_share=0.001)  # 30 Heavy calls a day
     start = NOW - dt.timedelta(days=20)
@@ -251,8 +253,9 @@ def test_deferred_chunks_are_readmitted_every_day_by_value_until_none_is_left(
         assert session.get_one(SyncRun, plan_id).status == RunStatus.SUCCEEDED
 
 
+@pytest.mark.usefixtures("clean_db")
 def test_an_estimate_that_proves_too_high_gives_the_day_back_to_the_next_chunks(
-    clean_db: object, redis_client: redis.Redis,
+    redis_client: redis.Redis,
 ) -> None:
     source_id = add_source(rate_share=0.001)  # 30 Heavy calls a day
     start = NOW - dt.timedelta(days=20)

@@ -65,8 +65,10 @@ def test_insights_are_ready_with_sign_ins_and_directory_while_meetings_wait(
     signins = [c for c in planned if c.stream == Stream.SIGNINS]
     meetings = [c for c in planned if c.stream == Stream.MEETINGS]
     # Value order: every sign-in window is in today's budget, the participant reports wait.
-    assert signins and all(c.status == RunStatus.QUEUED for c in signins)
-    assert meetings and all(c.status == RunStatus.DEFERRED for c in meetings)
+    assert signins
+    assert all(c.status == RunStatus.QUEUED for c in signins)
+    assert meetings
+    assert all(c.status == RunStatus.DEFERRED for c in meetings)
     for chunk in signins:
         run_chunk(chunk.id, enqueue=False)
     assert ready_at(source_id) is None  # no directory yet

@@ -29,15 +29,16 @@ SECONDS = 3.0
 
 
 @pytest.fixture
-def server(redis_client: redis.Redis, clean_db: Engine) -> Iterator[FakeZoomServer]:
+def server(redis_client: redis.Redis, clean_db: Engine) -> Iterator[FakeZoomServer]:  # noqa: ARG001 - requested for its side effect
     with running_fakezoom(users=30, days=1, rate_scale=FAKE_SCALE) as srv, \
             settings_pointed_at(srv), harness.catching_logs() as logs:
         yield srv
         harness.assert_no_secret_logged(logs, harness.known_secrets(srv))
 
 
+@pytest.mark.usefixtures("clean_db")
 def test_four_processes_share_one_account_budget_without_429(
-    server: FakeZoomServer, clean_db: Engine
+    server: FakeZoomServer
 ) -> None:
     sid = add_app_source(server.fake.account(0), server.fake.account(0).s2s_app)
     barrier = f"barrier:{uuid.uuid4().hex}"
@@ -90,7 +91,7 @@ def adaptive_child(barrier: str, parties: int, source_id: str,
     return answers, refused
 
 
-def run_adaptive(server: FakeZoomServer, engine: Engine) -> tuple[dict[str, int], list]:
+def run_adaptive(server: FakeZoomServer) -> tuple[dict[str, int], list]:
     sid = add_app_source(server.fake.account(0), server.fake.account(0).s2s_app, plan="pro")
     barrier = f"barrier:{uuid.uuid4().hex}"
     ctx = multiprocessing.get_context("spawn")
@@ -111,12 +112,11 @@ def run_adaptive(server: FakeZoomServer, engine: Engine) -> tuple[dict[str, int]
 
 
 @pytest.mark.parametrize("headers", [True, False], ids=["zoom-headers", "retry-after-only"])
-def test_four_processes_learn_an_account_limited_below_its_plan(
-    headers: bool, redis_client: redis.Redis, clean_db: Engine
-) -> None:
+@pytest.mark.usefixtures("redis_client", "clean_db")
+def test_four_processes_learn_an_account_limited_below_its_plan(headers: bool) -> None:
     with running_fakezoom(users=30, days=1, rate_scale=REAL_SCALE,
                           omit_optional_headers=not headers) as srv, settings_pointed_at(srv):
-        counts, results = run_adaptive(srv, clean_db)
+        counts, results = run_adaptive(srv)
     wanted = PROCESSES * REQUESTS_EACH
     # Nothing gave up: the adapted rate had its chance before any 429 counted.
     assert results == [(REQUESTS_EACH, 0)] * PROCESSES

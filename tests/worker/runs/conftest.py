@@ -19,7 +19,7 @@ from worker.models import Source
 
 
 @pytest.fixture
-def fake(clean_db: Any, redis_client: Any) -> Iterator[FakeZoomServer]:
+def fake(clean_db: Any, redis_client: Any) -> Iterator[FakeZoomServer]:  # noqa: ARG001 - requested for its side effect
     config = fake_config(users=25, days=6, accounts=1)
     with FakeZoomServer(config) as server, settings_pointed_at(server):
         yield server

@@ -11,7 +11,8 @@ from worker.models import RunKind, SyncRun
 from worker.runs.followups import send_after_commit
 
 
-def test_sent_after_the_commit_and_not_after_a_rollback(clean_db, redis_client) -> None:
+@pytest.mark.usefixtures("clean_db")
+def test_sent_after_the_commit_and_not_after_a_rollback(redis_client) -> None:
     with session_scope() as session:
         source = make_source(session, make_tenant(session))
         run = SyncRun(tenant_id=source.tenant_id, source_id=source.id, kind=RunKind.AGGREGATION)
@@ -22,14 +23,19 @@ def test_sent_after_the_commit_and_not_after_a_rollback(clean_db, redis_client) 
     assert redis_client.llen("aggregation") == 1
     with session_scope() as session:
         stored = session.get_one(SyncRun, run.id)
-        assert stored.lease_until is not None and stored.details["sends"] == 1
+        assert stored.lease_until is not None
+        assert stored.details["sends"] == 1
 
-    with pytest.raises(RuntimeError), session_scope() as session:
-        again = SyncRun(tenant_id=source.tenant_id, source_id=source.id,
-                        kind=RunKind.AGGREGATION)
-        session.add(again)
-        send_after_commit(session, again)
-        raise RuntimeError("the transaction fails")
+    def fail_after_send_after_commit() -> None:
+        with session_scope() as session:
+            again = SyncRun(tenant_id=source.tenant_id, source_id=source.id,
+                            kind=RunKind.AGGREGATION)
+            session.add(again)
+            send_after_commit(session, again)
+            raise RuntimeError("the transaction fails")
+
+    with pytest.raises(RuntimeError, match="the transaction fails"):
+        fail_after_send_after_commit()
     with session_scope() as session:  # a later commit of another transaction sends nothing
         session.add(SyncRun(tenant_id=source.tenant_id, source_id=source.id,
                             kind=RunKind.CORRELATION))

@@ -78,7 +78,7 @@ def test_a_killed_workers_runs_resume_on_the_other_worker_within_two_leases(
     killed_at = time.monotonic()
     waited = wait_until(lambda: get(agg.id).details.get("attempts", 0) >= 2, RESUME_DEADLINE,
                         "the aggregation resumed on the other worker", *procs)
-    print(f"\naggregation resumed {waited:.1f}s after the kill "
+    print(f"\naggregation resumed {waited:.1f}s after the kill "  # noqa: T201 - the measurement, shown with -s
           f"(lease {LEASE_SECONDS}s, tick {TICK_SECONDS}s)")
     fake.fake.set_faults(latency_ms=0)
     wait_until(lambda: get(agg.id).status not in (RunStatus.QUEUED, RunStatus.RUNNING), 60,
@@ -109,7 +109,7 @@ def test_a_killed_workers_runs_resume_on_the_other_worker_within_two_leases(
     kill_holder(chunk, workers)
     waited = wait_until(lambda: get(chunk.id).details.get("attempts", 0) >= 2, RESUME_DEADLINE,
                         "the chunk resumed on the other worker", *procs, *workers)
-    print(f"meetings chunk resumed {waited:.1f}s after the kill")
+    print(f"meetings chunk resumed {waited:.1f}s after the kill")  # noqa: T201 - the measurement, shown with -s
     fake.fake.set_faults(latency_ms=0)
     wait_until(lambda: all(r.status not in (RunStatus.QUEUED, RunStatus.RUNNING)
                            for r in all_runs(source_id)), 90, "every run to finish",

@@ -64,7 +64,7 @@ def test_a_redis_flush_mid_run_loses_no_work(fake, source, start, redis_client) 
     other = add_source(account, account.s2s_app, name="second", status="new")
     start_test(other)
     # (Both of the worker's processes are busy: the test's message is still in the queue.)
-    print(f"\nconnection test messages lost in the flush: {redis_client.llen('connection_tests')}")
+    print(f"\nconnection test messages lost in the flush: {redis_client.llen('connection_tests')}")  # noqa: T201 - the measurement, shown with -s
     redis_client.flushdb()
     fake.fake.set_faults(latency_ms=0)
 

@@ -32,7 +32,7 @@ OUTAGE_SECONDS = 60  # the fault's length (as the issue asks), not a wait for a 
 
 
 @pytest.fixture
-def outage_db(redis_client: Any) -> Iterator[ThrowawayPostgres]:
+def outage_db(redis_client: Any) -> Iterator[ThrowawayPostgres]:  # noqa: ARG001 - requested for its side effect
     pg = ThrowawayPostgres()
     try:
         with database_at(pg.url):

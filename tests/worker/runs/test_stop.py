@@ -53,10 +53,11 @@ def test_sigterm_mid_chunk_hands_the_run_back_and_the_next_worker_completes_it(
     assert chunk is not None
     worker.terminate()
     took = wait_until(lambda: not worker.alive, STOP_WITHIN, "the worker to exit", worker)
-    print(f"\nworker exited {took:.1f}s after SIGTERM")
+    print(f"\nworker exited {took:.1f}s after SIGTERM")  # noqa: T201 - the measurement, shown with -s
     handed = get(chunk.id)
     assert handed.status == RunStatus.QUEUED, (handed.status, handed.error_message)
-    assert handed.details.get("handed_back_at") and handed.error_message is None
+    assert handed.details.get("handed_back_at")
+    assert handed.error_message is None
     assert handed.checkpoint.get("hosts_done"), "the checkpoint of the pages done is kept"
     assert "SystemExit" not in worker.text()
 
@@ -87,7 +88,8 @@ def test_sigterm_mid_aggregation_hands_it_back_with_its_progress(fake, source, s
     wait_until(lambda: not worker.alive, STOP_WITHIN, "the worker to exit", worker)
     handed = get(agg.id)
     assert handed.status == RunStatus.QUEUED, (handed.status, handed.error_message)
-    assert handed.pages > 0 and handed.seen > 0  # how far it got is on the record
+    assert handed.pages > 0
+    assert handed.seen > 0
 
     fake.fake.set_faults(latency_ms=0)
     successor = start("worker")

@@ -7,6 +7,8 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
+import pytest
+
 from tests.factories import make_source, make_tenant
 from worker import models
 from worker.db import session_scope
@@ -37,8 +39,8 @@ def sent(now: dt.datetime) -> set[uuid.UUID]:
     return {r.id for r in dispatch_due(now, enqueue=False)}
 
 
-def test_a_running_run_is_sent_again_once_its_lease_expired_and_not_before(clean_db,
-                                                                            redis_client) -> None:
+@pytest.mark.usefixtures("clean_db", "redis_client")
+def test_a_running_run_is_sent_again_once_its_lease_expired_and_not_before() -> None:
     ids = source()
     run = add_run(ids=ids, status=RunStatus.RUNNING, lease_until=T0 + dt.timedelta(seconds=60))
     plan = add_run(ids=ids, kind=RunKind.ACTIVITY, status=RunStatus.RUNNING,
@@ -54,8 +56,8 @@ def test_a_running_run_is_sent_again_once_its_lease_expired_and_not_before(clean
         assert session.get_one(SyncRun, plan.id).status == RunStatus.RUNNING
 
 
-def test_a_queued_run_is_sent_again_after_its_grace_with_growing_waits(clean_db,
-                                                                       redis_client) -> None:
+@pytest.mark.usefixtures("clean_db", "redis_client")
+def test_a_queued_run_is_sent_again_after_its_grace_with_growing_waits() -> None:
     run = add_run(ids=source())  # never stamped: its grace counts from its creation
     grace = queued_grace()
     assert sent(T0 + grace - dt.timedelta(seconds=1)) == set()
@@ -69,7 +71,8 @@ def test_a_queued_run_is_sent_again_after_its_grace_with_growing_waits(clean_db,
     assert sent(now + 2 * grace + dt.timedelta(seconds=1)) == {run.id}
 
 
-def test_only_the_chunk_whose_turn_has_come_is_sent(clean_db, redis_client) -> None:
+@pytest.mark.usefixtures("clean_db", "redis_client")
+def test_only_the_chunk_whose_turn_has_come_is_sent() -> None:
     ids = source()
     plan = add_run(ids=ids, kind=RunKind.ACTIVITY, status=RunStatus.RUNNING)
     day = dt.timedelta(days=1)
@@ -86,7 +89,8 @@ def test_only_the_chunk_whose_turn_has_come_is_sent(clean_db, redis_client) -> N
     assert sent(T0 + queued_grace() + dt.timedelta(seconds=1)) == {head.id}
 
 
-def test_a_lost_connection_test_is_sent_again(clean_db, redis_client) -> None:
+@pytest.mark.usefixtures("clean_db")
+def test_a_lost_connection_test_is_sent_again(redis_client) -> None:
     tenant_id, source_id = source()
     with session_scope() as session:
         queued = ConnectionTest(tenant_id=tenant_id, source_id=source_id, created_at=T0)

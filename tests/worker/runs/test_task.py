@@ -50,8 +50,8 @@ def status(run_id: uuid.UUID) -> SyncRun:
         return session.get_one(SyncRun, run_id)
 
 
-def test_a_tenant_at_its_limit_requeues_the_task_without_running_it(clean_db,
-                                                                    redis_client) -> None:
+@pytest.mark.usefixtures("clean_db")
+def test_a_tenant_at_its_limit_requeues_the_task_without_running_it(redis_client) -> None:
     run = new_run()
     limit = get_settings().tenant_max_concurrent_tasks
     busy = [TenantSlot(redis_client, str(run.tenant_id), holder=f"other-{i}", limit=limit,
@@ -63,7 +63,8 @@ def test_a_tenant_at_its_limit_requeues_the_task_without_running_it(clean_db,
     # the same task id is sent again with a countdown.
     with pytest.raises(Retry, match="requeued: tenant at its concurrency limit"):
         execute(task, str(run.id), called.append)
-    assert called == [] and task.retried == []
+    assert called == []
+    assert task.retried == []
     assert redis_client.llen("aggregation") == 1  # the same task, sent again with a countdown
     sent = json.loads(redis_client.lindex("aggregation", 0))
     assert sent["headers"]["id"] == task.request.id
@@ -77,7 +78,8 @@ def test_a_tenant_at_its_limit_requeues_the_task_without_running_it(clean_db,
         limit - 1
 
 
-def test_a_transient_failure_retries_with_the_run_queued_again(clean_db, redis_client) -> None:
+@pytest.mark.usefixtures("clean_db", "redis_client")
+def test_a_transient_failure_retries_with_the_run_queued_again() -> None:
     run = new_run()
 
     def flaky(run_id: uuid.UUID) -> None:
@@ -97,7 +99,8 @@ def test_a_transient_failure_retries_with_the_run_queued_again(clean_db, redis_c
     assert status(run.id).status == RunStatus.RETRYABLE
 
 
-def test_a_permanent_failure_ends_the_run_with_the_zoom_code(clean_db, redis_client) -> None:
+@pytest.mark.usefixtures("clean_db", "redis_client")
+def test_a_permanent_failure_ends_the_run_with_the_zoom_code() -> None:
     run = new_run()
 
     def revoked(run_id: uuid.UUID) -> None:
@@ -111,7 +114,8 @@ def test_a_permanent_failure_ends_the_run_with_the_zoom_code(clean_db, redis_cli
         execute(task, str(run.id), revoked)
     assert task.retried == []
     done = status(run.id)
-    assert done.status == RunStatus.FAILED and done.error_code == "invalid_grant"
+    assert done.status == RunStatus.FAILED
+    assert done.error_code == "invalid_grant"
     assert str(run.source_id) in (done.error_message or "")
     # A finished run ignores another delivery.
     assert execute(StubTask(), str(run.id), revoked).startswith("noop")
@@ -125,15 +129,16 @@ def test_rate_limits_defer_the_run_until_after_the_cap_or_the_storm() -> None:
     now = datetime(2026, 3, 1, 15, 0, tzinfo=UTC)
     daily = runs.classify(ZoomRateLimited("cap", daily=True), now)
     assert daily.status == RunStatus.DEFERRED
-    assert daily.not_before is not None and daily.not_before.date() == now.date().replace(day=2)
+    assert daily.not_before is not None
+    assert daily.not_before.date() == now.date().replace(day=2)
     storm = runs.classify(ZoomRateLimited("429s", retry_after=2), now)
     assert storm.status == RunStatus.DEFERRED
-    assert storm.not_before is not None and now < storm.not_before < daily.not_before
+    assert storm.not_before is not None
+    assert now < storm.not_before < daily.not_before
 
 
-def test_an_outcome_postgres_cannot_record_is_retried_without_limit_never_acked(
-    redis_client, tmp_path
-) -> None:
+@pytest.mark.usefixtures("redis_client")
+def test_an_outcome_postgres_cannot_record_is_retried_without_limit_never_acked() -> None:
     """Postgres goes down while the run fails (a throwaway cluster of this test's own): the
     failure cannot be recorded, so the task retries, even past its retry limit, instead of
     ending; once Postgres is back the row is still there to be run (or swept)."""
@@ -145,7 +150,7 @@ def test_an_outcome_postgres_cannot_record_is_retried_without_limit_never_acked(
         with database_at(pg.url):
             run = new_run()
 
-            def fails_while_postgres_goes_away(run_id: uuid.UUID) -> None:
+            def fails_while_postgres_goes_away(_run_id: uuid.UUID) -> None:
                 pg.stop()
                 raise ZoomServerError("GET /users: 503", None, 503)
 

@@ -7,6 +7,7 @@ import datetime as dt
 import threading
 import uuid
 
+import pytest
 from sqlmodel import col, select
 
 from tests.factories import make_source, make_tenant
@@ -35,8 +36,8 @@ def stored_runs() -> list[SyncRun]:
         return list(session.exec(select(SyncRun).where(col(SyncRun.parent_id).is_(None))))
 
 
-def test_a_schedule_fires_at_its_local_time_and_moves_to_the_next_day(clean_db,
-                                                                      redis_client) -> None:
+@pytest.mark.usefixtures("clean_db", "redis_client")
+def test_a_schedule_fires_at_its_local_time_and_moves_to_the_next_day() -> None:
     source_id = add(activity_cron="30 9 * * *", aggregation_cron="0 22 * * 0",
                     timezone="Europe/Paris")
     # 09:30 in Paris in June is 07:30 UTC.
@@ -51,7 +52,8 @@ def test_a_schedule_fires_at_its_local_time_and_moves_to_the_next_day(clean_db,
     assert dispatch_due(T0.replace(hour=7, minute=31), enqueue=False) == []
 
 
-def test_a_changed_schedule_is_picked_up_at_the_next_tick(clean_db, redis_client) -> None:
+@pytest.mark.usefixtures("clean_db", "redis_client")
+def test_a_changed_schedule_is_picked_up_at_the_next_tick() -> None:
     source_id = add(activity_cron="0 12 * * *", aggregation_cron="0 12 * * *")
     with session_scope() as session:  # what the API does on PATCH
         source = session.get_one(Source, source_id)
@@ -68,7 +70,8 @@ def test_default_schedules_are_daily_and_spread_by_source() -> None:
     assert T0 < fire <= T0 + dt.timedelta(days=1)
 
 
-def test_unhealthy_sources_are_not_scheduled(clean_db, redis_client) -> None:
+@pytest.mark.usefixtures("clean_db", "redis_client")
+def test_unhealthy_sources_are_not_scheduled() -> None:
     healthy = add(activity_cron="0 1 * * *", aggregation_cron="0 1 * * *")
     for status in (SourceStatus.FAILING, SourceStatus.REAUTHORIZE, SourceStatus.DISABLED):
         sid = add(activity_cron="0 1 * * *", aggregation_cron="0 1 * * *")
@@ -82,10 +85,12 @@ def test_unhealthy_sources_are_not_scheduled(clean_db, redis_client) -> None:
     with session_scope() as session:
         failing = session.exec(select(Source).where(Source.status == SourceStatus.FAILING)).one()
         compute_next(failing, T0)
-        assert failing.next_activity_at is None and failing.next_aggregation_at is None
+        assert failing.next_activity_at is None
+        assert failing.next_aggregation_at is None
 
 
-def test_a_redis_flush_between_ticks_loses_no_schedule_and_no_run(clean_db, redis_client) -> None:
+@pytest.mark.usefixtures("clean_db")
+def test_a_redis_flush_between_ticks_loses_no_schedule_and_no_run(redis_client) -> None:
     source_id = add(activity_cron="0 1 * * *", aggregation_cron="0 2 * * *")
     first = dispatch_due(T0 + dt.timedelta(hours=1))  # really enqueued on the test broker
     assert kinds(first) == [(source_id, RunKind.ACTIVITY)]
@@ -98,12 +103,14 @@ def test_a_redis_flush_between_ticks_loses_no_schedule_and_no_run(clean_db, redi
     second = dispatch_due(T0 + dt.timedelta(hours=2))
     assert kinds(second) == [(source_id, RunKind.ACTIVITY), (source_id, RunKind.AGGREGATION)]
     assert first[0].id in {r.id for r in second}
-    assert redis_client.llen("activity") == 1 and redis_client.llen("aggregation") == 1
+    assert redis_client.llen("activity") == 1
+    assert redis_client.llen("aggregation") == 1
     with session_scope() as session:
         assert session.get_one(SyncRun, first[0].id).details["sends"] == 2
 
 
-def test_two_dispatchers_at_once_do_not_double_enqueue(clean_db, redis_client) -> None:
+@pytest.mark.usefixtures("clean_db", "redis_client")
+def test_two_dispatchers_at_once_do_not_double_enqueue() -> None:
     ids = {add(activity_cron="0 1 * * *", aggregation_cron="0 1 * * *") for _ in range(15)}
     barrier = threading.Barrier(4)
     results: list[list[SyncRun]] = []
@@ -123,7 +130,8 @@ def test_two_dispatchers_at_once_do_not_double_enqueue(clean_db, redis_client) -
     assert {r.source_id for r in dispatched} == ids
 
 
-def test_deferred_chunks_resume_when_their_time_has_come(clean_db, redis_client) -> None:
+@pytest.mark.usefixtures("clean_db", "redis_client")
+def test_deferred_chunks_resume_when_their_time_has_come() -> None:
     source_id = add(activity_cron="0 23 * * *", aggregation_cron="0 23 * * *")
     with session_scope() as session:
         source = session.get_one(Source, source_id)
@@ -145,7 +153,8 @@ def test_deferred_chunks_resume_when_their_time_has_come(clean_db, redis_client)
         assert session.get_one(SyncRun, plan.id).status == RunStatus.RUNNING
 
 
-def test_a_deferred_aggregation_goes_again_after_its_pause(clean_db, redis_client) -> None:
+@pytest.mark.usefixtures("clean_db", "redis_client")
+def test_a_deferred_aggregation_goes_again_after_its_pause() -> None:
     source_id = add(activity_cron="0 23 * * *", aggregation_cron="0 23 * * *")
     with session_scope() as session:
         source = session.get_one(Source, source_id)
@@ -157,8 +166,9 @@ def test_a_deferred_aggregation_goes_again_after_its_pause(clean_db, redis_clien
     assert [r.id for r in dispatch_due(T0 + dt.timedelta(minutes=5), enqueue=False)] == [run.id]
 
 
+@pytest.mark.usefixtures("clean_db", "redis_client")
 def test_a_tick_keeps_taking_batches_while_they_come_back_full(
-    clean_db, redis_client, monkeypatch
+    monkeypatch
 ) -> None:
     from worker.scheduling import service
 
@@ -169,8 +179,9 @@ def test_a_tick_keeps_taking_batches_while_they_come_back_full(
     assert {r.source_id for r in stored_runs()} == ids
 
 
+@pytest.mark.usefixtures("clean_db", "redis_client")
 def test_a_tick_stops_at_its_budget_and_leaves_the_rest_for_the_next(
-    clean_db, redis_client, monkeypatch
+    monkeypatch
 ) -> None:
     from worker.scheduling import service
 

@@ -48,12 +48,15 @@ def test_a_new_source_stores_only_its_grants_credentials_encrypted_and_waits_for
     session.commit()
     assert decrypt_json(source.credentials_ciphertext) == S2S
     assert "secret-1" not in source.credentials_ciphertext
-    assert source.zoom_account_id == "acc-1" and source.credentials_version == 1
+    assert source.zoom_account_id == "acc-1"
+    assert source.credentials_version == 1
     assert source.status == SourceStatus.NEW
     assert source.status_message == "run a connection test to start syncing"
-    assert source.plan == "business" and source.timezone == "Europe/Paris"
+    assert source.plan == "business"
+    assert source.timezone == "Europe/Paris"
     # Not scheduled until a connection test passes.
-    assert source.next_aggregation_at is None and source.next_activity_at is None
+    assert source.next_aggregation_at is None
+    assert source.next_activity_at is None
 
 
 def test_a_new_source_names_every_missing_or_blank_credential(session: Session) -> None:
@@ -81,7 +84,8 @@ def test_rotated_credentials_are_merged_bump_the_version_and_reset_a_failing_sou
                          status=SourceStatus.FAILING)
     assert rotate_credentials(source, credentials={"client_secret": "secret-2"})
     assert decrypt_json(source.credentials_ciphertext) == {**S2S, "client_secret": "secret-2"}
-    assert source.credentials_version == 2 and source.status == SourceStatus.NEW
+    assert source.credentials_version == 2
+    assert source.status == SourceStatus.NEW
     assert not rotate_credentials(source, credentials={"client_secret": "secret-2"})
     assert source.credentials_version == 2
     with pytest.raises(CredentialsMissing, match="refresh_token"):
@@ -93,7 +97,8 @@ def test_a_connection_test_is_committed_then_enqueued_with_ids_only(
 ) -> None:
     source = make_source(session, make_tenant(session), credentials=S2S)
     test = start_connection_test(session, source)
-    assert test.status == TS.QUEUED and test.source_id == source.id
+    assert test.status == TS.QUEUED
+    assert test.source_id == source.id
     [message] = broker_messages(redis_client, "connection_tests")
     assert message["headers"]["task"] == "zoom.test_connection"
     assert message["args"] == [str(test.id)]
@@ -115,11 +120,12 @@ def test_a_run_keeps_its_trigger_and_window_and_goes_to_its_kinds_queue(
     assert message["args"] == [str(run.id)]
 
 
+@pytest.mark.usefixtures("redis_client")
 def test_when_the_broker_refuses_the_row_is_marked_and_queue_unavailable_raised(
-    session: Session, redis_client: Any, monkeypatch: pytest.MonkeyPatch
+    session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The refusal is simulated at dispatch: this tests our error path, not the broker.
-    def refuse(*args: Any, **kwargs: Any) -> str:
+    def refuse(*_args: Any, **_kwargs: Any) -> str:
         raise ConnectionError("broker down")
 
     monkeypatch.setattr(dispatch, "enqueue_connection_test", refuse)
@@ -129,12 +135,14 @@ def test_when_the_broker_refuses_the_row_is_marked_and_queue_unavailable_raised(
         start_connection_test(session, source)
     assert isinstance(caught.value.cause, ConnectionError)
     test = session.exec(select(ConnectionTest)).one()
-    assert test.status == TS.FAILED and test.finished_at is not None
+    assert test.status == TS.FAILED
+    assert test.finished_at is not None
     assert "unreachable" in test.message
     with pytest.raises(QueueUnavailable):
         start_run(session, source, RunKind.AGGREGATION, RunTrigger.API)
     run = session.exec(select(SyncRun)).one()
-    assert run.status == RunStatus.RETRYABLE and run.error_code == "broker_unavailable"
+    assert run.status == RunStatus.RETRYABLE
+    assert run.error_code == "broker_unavailable"
 
 
 def test_no_work_starts_on_a_disabled_source(session: Session, redis_client: Any) -> None:

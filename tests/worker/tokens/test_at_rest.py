@@ -46,7 +46,8 @@ def test_invalidate_compares_the_digest_and_spares_a_newer_token(
     first = cache.get_token(sid)
     assert cache.invalidate(sid, first) is True
     second = cache.get_token(sid)
-    assert second != first and fetcher.calls == 2
+    assert second != first
+    assert fetcher.calls == 2
     # A stale 401 with the old token must not evict the new one.
     assert cache.invalidate(sid, first) is False
     assert cache.peek(sid) == second
@@ -72,8 +73,10 @@ def test_unreadable_cached_value_is_refreshed_not_used(
     redis_client.set(token_key(sid), value, px=60_000)
     with caplog.at_level(logging.WARNING, logger="worker.tokens.cache"):
         token = cache.get_token(sid)
-    assert token != old and fetcher.calls == 1
-    assert "unreadable cached token" in caplog.text and "y" * 30 not in caplog.text
+    assert token != old
+    assert fetcher.calls == 1
+    assert "unreadable cached token" in caplog.text
+    assert "y" * 30 not in caplog.text
     assert cache.peek(sid) == token
 
 
@@ -90,12 +93,14 @@ def test_a_value_read_again_is_not_decrypted_again_but_a_new_one_is(
     real = cache_module.decrypt_text
     monkeypatch.setattr(cache_module, "decrypt_text",
                         lambda ct: opened.append(ct) or real(ct))
-    assert reader.get_token(sid) == first and reader.get_token(sid) == first
+    assert reader.get_token(sid) == first
+    assert reader.get_token(sid) == first
     assert len(opened) == 1
     # Another process replaced the token: the new value is read and decrypted.
     writer.invalidate(sid, first)
     second = writer.get_token(sid)
-    assert reader.get_token(sid) == second != first and len(opened) == 2
+    assert reader.get_token(sid) == second != first
+    assert len(opened) == 2
     # And a value that stops being readable is not served from memory.
     redis_client.set(token_key(sid), "garbage", px=60_000)
     assert reader.peek(sid) is None

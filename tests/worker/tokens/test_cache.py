@@ -44,7 +44,8 @@ def test_cold_cache_fetches_once_then_serves_from_redis(redis_client: redis.Redi
     cache = make_cache(redis_client, fetcher)
     sid = str(uuid.uuid4())
     first = cache.get_token(sid)
-    assert cache.get_token(sid) == first and fetcher.calls == 1
+    assert cache.get_token(sid) == first
+    assert fetcher.calls == 1
     ttl = redis_client.pttl(token_key(sid))
     assert 3600_000 - 300_000 - 5_000 < ttl <= 3600_000 - 300_000
     assert first.scopes == ["user:read:admin"]
@@ -74,7 +75,9 @@ def test_threads_of_one_process_share_one_fetch(redis_client: redis.Redis) -> No
         t.start()
     for t in threads:
         t.join()
-    assert fetcher.calls == 1 and len(set(results)) == 1 and len(results) == 32
+    assert fetcher.calls == 1
+    assert len(set(results)) == 1
+    assert len(results) == 32
 
 
 def test_invalidation_is_compare_and_delete(redis_client: redis.Redis) -> None:
@@ -84,10 +87,12 @@ def test_invalidation_is_compare_and_delete(redis_client: redis.Redis) -> None:
     old = cache.get_token(sid)
     assert cache.invalidate(sid, old) is True
     new = cache.get_token(sid)
-    assert new != old and fetcher.calls == 2
+    assert new != old
+    assert fetcher.calls == 2
     # A slow worker reporting a 401 for the old token must not evict the new one.
     assert cache.invalidate(sid, old) is False
-    assert cache.get_token(sid) == new and fetcher.calls == 2
+    assert cache.get_token(sid) == new
+    assert fetcher.calls == 2
     assert cache.for_source(sid).invalidate(new) is True
 
 
@@ -96,7 +101,7 @@ def test_auth_refusal_is_shared_with_waiters_not_retried_by_each(
 ) -> None:
     calls = {"n": 0}
 
-    def refusing(source_id: str) -> AccessToken:
+    def refusing(_source_id: str) -> AccessToken:
         calls["n"] += 1
         time.sleep(0.2)
         raise ZoomAuthError("refused", "invalid_client", 400, admin_message="check the secret")
@@ -116,7 +121,8 @@ def test_auth_refusal_is_shared_with_waiters_not_retried_by_each(
         t.start()
     for t in threads:
         t.join()
-    assert calls["n"] == 1 and len(errors) == 8
+    assert calls["n"] == 1
+    assert len(errors) == 8
     assert all(isinstance(e, ZoomAuthError) and e.code == "invalid_client" for e in errors)
     cache.forget(sid)
     with pytest.raises(ZoomAuthError):
@@ -129,7 +135,7 @@ def test_waiter_that_times_out_does_not_call_zoom(redis_client: redis.Redis) -> 
     cache = make_cache(redis_client, fetcher, lease=30, wait=0.3)
     sid = str(uuid.uuid4())
     redis_client.set(f"ai:token:{sid}:lock", "someone-else", px=30_000)
-    with pytest.raises(Exception) as info:
+    with pytest.raises(Exception, match="did not finish within") as info:
         cache.get_token(sid)
     assert getattr(info.value, "retryable", False)
     assert fetcher.calls == 0

@@ -47,7 +47,7 @@ def server() -> Iterator[FakeZoomServer]:
 
 
 @pytest.fixture(scope="module")
-def pool(server: FakeZoomServer, database_url: str) -> Iterator[ProcessPoolExecutor]:
+def pool(server: FakeZoomServer, database_url: str) -> Iterator[ProcessPoolExecutor]:  # noqa: ARG001 - requested so the fake and the test database exist before the workers spawn
     with ProcessPoolExecutor(PROCESSES, mp_context=SPAWN) as executor:
         pids = {f.result() for f in [executor.submit(harness.warm_up) for _ in range(PROCESSES)]}
         assert len(pids) >= 1
@@ -55,7 +55,7 @@ def pool(server: FakeZoomServer, database_url: str) -> Iterator[ProcessPoolExecu
 
 
 @pytest.fixture
-def fake(server: FakeZoomServer, redis_client: redis.Redis, clean_db: Engine
+def fake(server: FakeZoomServer, redis_client: redis.Redis, clean_db: Engine  # noqa: ARG001 - requested for its side effect
          ) -> Iterator[FakeZoomServer]:
     server.fake.reset_stats()
     server.fake.configure(s2s_single_token=False)
@@ -84,8 +84,9 @@ def _stampede(pool: ProcessPoolExecutor, source_ids: list[uuid.UUID]) -> list[tu
     return results
 
 
+@pytest.mark.usefixtures("clean_db")
 def test_stampede_on_one_cold_source_makes_exactly_one_token_request(
-    fake: FakeZoomServer, pool: ProcessPoolExecutor, clean_db: Engine
+    fake: FakeZoomServer, pool: ProcessPoolExecutor
 ) -> None:
     sid = add_app_source(fake.fake.account(0), fake.fake.account(0).s2s_app)
     results = _stampede(pool, [sid])
@@ -94,8 +95,9 @@ def test_stampede_on_one_cold_source_makes_exactly_one_token_request(
     assert harness.token_requests(fake) == {"200": 1}
 
 
+@pytest.mark.usefixtures("clean_db")
 def test_stampede_on_twenty_sources_makes_exactly_twenty_token_requests(
-    fake: FakeZoomServer, pool: ProcessPoolExecutor, clean_db: Engine
+    fake: FakeZoomServer, pool: ProcessPoolExecutor
 ) -> None:
     account = fake.fake.account(0)
     apps = [account.add_app("s2s") for _ in range(20)]
@@ -105,14 +107,16 @@ def test_stampede_on_twenty_sources_makes_exactly_twenty_token_requests(
     by_source: dict[str, set[str]] = {}
     for sid, token in results:
         by_source.setdefault(sid, set()).add(token)
-    assert len(by_source) == 20 and all(len(t) == 1 for t in by_source.values())
+    assert len(by_source) == 20
+    assert all(len(t) == 1 for t in by_source.values())
     assert harness.token_requests(fake) == {"200": 20}
     for app in apps:
         assert harness.token_requests(fake, app.client_id) == {"200": 1}
 
 
+@pytest.mark.usefixtures("clean_db")
 def test_lock_holder_killed_mid_refresh_another_process_refreshes_after_the_lease(
-    fake: FakeZoomServer, redis_client: redis.Redis, clean_db: Engine
+    fake: FakeZoomServer, redis_client: redis.Redis
 ) -> None:
     sid = add_app_source(fake.fake.account(0), fake.fake.account(0).s2s_app)
     child = SPAWN.Process(target=harness.crash_child, args=(str(sid), "token_fetched", 2.0))
@@ -125,14 +129,16 @@ def test_lock_holder_killed_mid_refresh_another_process_refreshes_after_the_leas
     cache = clients.get_token_cache()
     cache.wait = 10
     token = clients.token_for_source(sid)
-    assert token.scopes and harness.token_requests(fake) == {"200": 2}
+    assert token.scopes
+    assert harness.token_requests(fake) == {"200": 2}
     assert clients.token_for_source(sid) == token
     assert harness.token_requests(fake) == {"200": 2}
 
 
 @pytest.mark.parametrize("how", ["superseded", "revoked"])
+@pytest.mark.usefixtures("clean_db")
 def test_a_superseded_or_revoked_token_is_refreshed_once_and_the_call_retried(
-    fake: FakeZoomServer, clean_db: Engine, how: str
+    fake: FakeZoomServer, how: str
 ) -> None:
     app = fake.fake.account(0).s2s_app
     sid = add_app_source(fake.fake.account(0), app)
@@ -166,7 +172,8 @@ def test_rotation_over_fifty_refreshes_by_several_processes_never_loses_the_refr
     done = sum(f.result(timeout=120) for f in futures)
     assert done >= 50
     statuses = harness.token_requests(fake, app.client_id)
-    assert set(statuses) == {"200"} and statuses["200"] >= 51  # never invalid_grant
+    assert set(statuses) == {"200"}
+    assert statuses["200"] >= 51
     stored, version, status = _stored_refresh_token(clean_db, sid)
     assert stored == app.refresh_token
     assert version == 1 + statuses["200"]
@@ -232,7 +239,8 @@ def test_crash_at_each_rotation_step_leaves_a_working_or_clearly_reported_source
                 assert "paste a new refresh token" in done.message
                 continue
             assert done.status == enums.TestStatus.SUCCEEDED, point
-            assert status == SourceStatus.ACTIVE and stored == app.refresh_token, point
+            assert status == SourceStatus.ACTIVE, point
+            assert stored == app.refresh_token, point
         token = cache.get_token(str(sid))
         assert token.access_token, point
         # And the chain goes on: a forced refresh after that one works too.
@@ -253,11 +261,13 @@ def test_a_refused_refresh_token_puts_the_source_in_reauthorize_with_the_revoked
     fake.fake.rotate_refresh_token(app)  # rotated elsewhere: ours is dead
     with pytest.raises(ZoomAuthError) as info:
         clients.token_for_source(sid)
-    assert info.value.reauthorize and info.value.admin_message == REAUTHORIZE_MESSAGE
+    assert info.value.reauthorize
+    assert info.value.admin_message == REAUTHORIZE_MESSAGE
     with clean_db.connect() as conn:
         status, message = conn.execute(select(col(Source.status), col(Source.status_message))
                                        .where(col(Source.id) == sid)).one()
-    assert status == SourceStatus.REAUTHORIZE and message == REAUTHORIZE_MESSAGE
+    assert status == SourceStatus.REAUTHORIZE
+    assert message == REAUTHORIZE_MESSAGE
     assert harness.token_requests(fake, app.client_id) == {"400": 1}
     assert not redis_client.exists(pending_key(str(sid)))
 
@@ -273,13 +283,15 @@ def test_bad_client_secret_is_an_auth_error_with_the_oauth_code(
                      .values(credentials_ciphertext=encrypt_json(wrong)))
     with pytest.raises(ZoomAuthError) as info:
         clients.token_for_source(sid)
-    assert info.value.code == "invalid_client" and not info.value.reauthorize
+    assert info.value.code == "invalid_client"
+    assert not info.value.reauthorize
     assert "client secret" in info.value.admin_message
     assert "wrong" not in str(info.value) + repr(info.value)
 
 
+@pytest.mark.usefixtures("clean_db")
 def test_redis_down_raises_a_retryable_error_without_calling_zoom(
-    fake: FakeZoomServer, clean_db: Engine, monkeypatch: pytest.MonkeyPatch
+    fake: FakeZoomServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from worker.kit import redis as kit_redis
     from worker.zoom.errors import TokenCacheUnavailable

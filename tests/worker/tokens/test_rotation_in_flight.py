@@ -60,7 +60,7 @@ def server() -> Iterator[FakeZoomServer]:
 
 
 @pytest.fixture
-def fake(server: FakeZoomServer, redis_client: redis.Redis, clean_db: Engine
+def fake(server: FakeZoomServer, redis_client: redis.Redis, clean_db: Engine  # noqa: ARG001 - requested for its side effect
          ) -> Iterator[FakeZoomServer]:
     server.fake.reset_stats()
     server.fake.clear_faults()
@@ -122,13 +122,15 @@ def _assert_outcome_unknown(engine: Engine, redis_client: redis.Redis, sid: uuid
     source = _source(engine, sid)
     assert source["status"] == SourceStatus.REAUTHORIZE
     assert source["status_message"] == rotation_unknown_message(test_queued=True)
-    assert source["next_aggregation_at"] is None and source["next_activity_at"] is None
+    assert source["next_aggregation_at"] is None
+    assert source["next_activity_at"] is None
     tests = [t for t in _tests(engine, sid) if t.status != enums.TestStatus.FAILED]
     assert [t.status for t in tests] == [enums.TestStatus.QUEUED]
     messages = redis_client.lrange(str(Queue.CONNECTION_TESTS), 0, -1)
     assert sum(str(tests[0].id) in m.decode() for m in messages) == 1
     mark = _mark(redis_client, sid)
-    assert mark is not None and mark["state"] == IN_FLIGHT
+    assert mark is not None
+    assert mark["state"] == IN_FLIGHT
     assert mark["base_version"] == source["credentials_version"]
     return tests[0]
 
@@ -150,11 +152,13 @@ def test_the_unknown_outcome_message_says_what_happened_and_what_to_do() -> None
         "Zoom Marketplace and paste the new refresh token into this source's credentials."
     )
     not_queued = rotation_unknown_message(test_queued=False)
-    assert "run one to find out" in not_queued and "queued" not in not_queued
+    assert "run one to find out" in not_queued
+    assert "queued" not in not_queued
     revoked = auth_message(ZoomAuthError("x", "invalid_grant", 400, reauthorize=True))
     for text in (queued, not_queued):
         assert text not in (REAUTHORIZE_MESSAGE, revoked)
-        assert "revoked" not in text and "invalid_grant" not in text
+        assert "revoked" not in text
+        assert "invalid_grant" not in text
         assert "no longer accepts" not in text
 
 
@@ -182,12 +186,14 @@ def test_a_refresh_token_whose_answer_was_lost_is_sent_once(fail: Exception | in
     creds = Credentials("cid", "secret", refresh_token="rt-1")
     with pytest.raises(RotationOutcomeUnknown) as info:
         client.refresh(creds, "rt-1")
-    assert len(sent) == 1 and info.value.retryable
+    assert len(sent) == 1
+    assert info.value.retryable
     # The same failures on an account-credentials grant rotate nothing: retried.
     client, sent = _counting_client(fail)
     with pytest.raises(ZoomUnavailable if isinstance(fail, Exception) else Exception) as other:
         client.account_credentials(Credentials("cid", "secret", account_id="acct"))
-    assert len(sent) == 3 and not isinstance(other.value, RotationOutcomeUnknown)
+    assert len(sent) == 3
+    assert not isinstance(other.value, RotationOutcomeUnknown)
 
 
 def test_a_refresh_whose_connection_never_opened_is_retried() -> None:
@@ -196,7 +202,8 @@ def test_a_refresh_whose_connection_never_opened_is_retried() -> None:
     client, sent = _counting_client(httpx.ConnectError("refused"))
     with pytest.raises(ZoomUnavailable) as info:
         client.refresh(Credentials("cid", "secret"), "rt-1")
-    assert len(sent) == 3 and not isinstance(info.value, RotationOutcomeUnknown)
+    assert len(sent) == 3
+    assert not isinstance(info.value, RotationOutcomeUnknown)
 
 
 # -- through the proxy, in one process -------------------------------------------------------
@@ -212,7 +219,8 @@ def test_a_refresh_answer_lost_in_flight_is_not_resent_and_the_source_says_so(
     with http, pytest.raises(RotationOutcomeUnknown) as info:
         cache.get_token(str(sid))
     # Exactly one request reached Zoom, which rotated: our stored token is now dead.
-    assert proxy.lost == 1 and harness.token_requests(fake, app.client_id) == {"200": 1}
+    assert proxy.lost == 1
+    assert harness.token_requests(fake, app.client_id) == {"200": 1}
     assert _source(clean_db, sid)["refresh_token"] != app.refresh_token
     assert info.value.admin_message == rotation_unknown_message(test_queued=True)
     test = _assert_outcome_unknown(clean_db, redis_client, sid)
@@ -226,7 +234,8 @@ def test_a_refresh_answer_lost_in_flight_is_not_resent_and_the_source_says_so(
 
     # The queued test finds out: Zoom refuses the old token, the source says so plainly.
     done = _run_the_queued_test(test)
-    assert done.status == enums.TestStatus.FAILED and done.message.startswith(REVOKED)
+    assert done.status == enums.TestStatus.FAILED
+    assert done.message.startswith(REVOKED)
     source = _source(clean_db, sid)
     assert source["status"] == SourceStatus.REAUTHORIZE
     assert source["status_message"].startswith(REVOKED)
@@ -243,13 +252,15 @@ def test_a_request_that_never_reached_zoom_is_found_alive_by_the_connection_test
     cache, http = _through(proxy.oauth_url, redis_client, clean_db)
     with http, pytest.raises(RotationOutcomeUnknown):
         cache.get_token(str(sid))
-    assert proxy.lost == 1 and harness.token_requests(fake, app.client_id) == {}
+    assert proxy.lost == 1
+    assert harness.token_requests(fake, app.client_id) == {}
     test = _assert_outcome_unknown(clean_db, redis_client, sid)
 
     done = _run_the_queued_test(test)
     assert done.status == enums.TestStatus.SUCCEEDED
     source = _source(clean_db, sid)
-    assert source["status"] == SourceStatus.ACTIVE and source["next_aggregation_at"] is not None
+    assert source["status"] == SourceStatus.ACTIVE
+    assert source["next_aggregation_at"] is not None
     assert source["refresh_token"] == app.refresh_token
     assert harness.token_requests(fake, app.client_id) == {"200": 1}
     assert _mark(redis_client, sid) is None
@@ -269,7 +280,8 @@ def test_an_account_credentials_grant_whose_answer_was_lost_is_simply_asked_agai
     cache, http = _through(proxy.oauth_url, redis_client, clean_db)
     with http:
         assert cache.get_token(str(sid)).access_token
-    assert proxy.lost == 1 and harness.token_requests(fake, app.client_id) == {"200": 2}
+    assert proxy.lost == 1
+    assert harness.token_requests(fake, app.client_id) == {"200": 2}
     assert _source(clean_db, sid)["status"] == SourceStatus.ACTIVE
     assert _tests(clean_db, sid) == []
 
@@ -286,7 +298,8 @@ def test_a_refresh_that_could_not_connect_leaves_the_source_as_it_was(
         cache.get_token(str(sid))
     assert not isinstance(info.value, RotationOutcomeUnknown)
     assert _source(clean_db, sid)["status"] == SourceStatus.ACTIVE
-    assert _mark(redis_client, sid) is None and _tests(clean_db, sid) == []
+    assert _mark(redis_client, sid) is None
+    assert _tests(clean_db, sid) == []
     assert clients.token_for_source(sid).access_token
     assert harness.token_requests(fake, app.client_id) == {"200": 1}
 
@@ -353,7 +366,8 @@ def test_after_the_automatic_tests_the_source_asks_the_admin_to_run_one(
     source = _source(clean_db, sid)
     assert source["status"] == SourceStatus.REAUTHORIZE
     assert source["status_message"] == rotation_unknown_message(test_queued=False)
-    assert _tests(clean_db, sid) == [] and harness.token_requests(fake) == {}
+    assert _tests(clean_db, sid) == []
+    assert harness.token_requests(fake) == {}
 
 
 # -- a worker killed while it waits for the answer -------------------------------------------
@@ -385,6 +399,7 @@ def test_a_worker_killed_while_waiting_for_the_answer_is_detected_by_the_next_re
     test = _assert_outcome_unknown(clean_db, redis_client, sid)
 
     done = _run_the_queued_test(test)
-    assert done.status == enums.TestStatus.FAILED and done.message.startswith(REVOKED)
+    assert done.status == enums.TestStatus.FAILED
+    assert done.message.startswith(REVOKED)
     assert _source(clean_db, sid)["status"] == SourceStatus.REAUTHORIZE
     assert harness.token_requests(fake, app.client_id) == {"200": 1, "400": 1}

@@ -9,6 +9,7 @@ import json
 import uuid
 from typing import Any
 
+import pytest
 from sqlmodel import col, select
 
 from fakezoom.server import FakeZoomServer
@@ -105,16 +106,20 @@ def test_a_pushed_sign_in_shows_in_the_summaries_at_once_and_the_pull_merges_it(
         version=event["version"]))
     assert outcome == "sign-in stored"
     (pushed,) = rows(source_id)
-    assert pushed.ip_address is None and pushed.time == when
+    assert pushed.ip_address is None
+    assert pushed.time == when
     day = summary(source_id, user["email"].lower(), when.date())
-    assert day is not None and day.sign_ins == 1 and day.last_activity_at == when
+    assert day is not None
+    assert day.sign_ins == 1
+    assert day.last_activity_at == when
 
     run = signin_sync(source_id, when.date(), when.date())
     assert run.status == RunStatus.SUCCEEDED, run.error_message
     merged = [r for r in rows(source_id) if r.email == user["email"].lower() and r.time == when]
     assert len(merged) == 1
     assert merged[0].event_key == event_key(source_id, event)  # the pull's key now
-    assert merged[0].ip_address == "198.51.100.7" and merged[0].client_type == "Win"
+    assert merged[0].ip_address == "198.51.100.7"
+    assert merged[0].client_type == "Win"
     assert run.details["missed_by_webhook"] == 0
     # Again: nothing changes.
     before = {(r.event_key, r.ip_address) for r in rows(source_id)}
@@ -133,7 +138,8 @@ def test_a_push_after_the_pull_adds_nothing_and_duplicates_change_nothing(
     # The push of `early` is late: its webhook was retried after the pull ran.
     first = deliver(source_id, event_body("user.signed_in", sign_in_object(
         users[1]["email"], early["time"], user_id=users[1]["id"])))  # opens the inbox
-    assert first is not None and service.process(first) == "sign-in stored"
+    assert first is not None
+    assert service.process(first) == "sign-in stored"
     day = dt.date.fromisoformat(early["time"][:10])
     signin_sync(source_id, day, day)
     count = len(rows(source_id))
@@ -151,7 +157,8 @@ def test_a_push_after_the_pull_adds_nothing_and_duplicates_change_nothing(
     assert deliver(source_id, body) is None  # Zoom's retry of the same bytes
     resent = json.dumps(json.loads(body), indent=2).encode()  # same event, other bytes
     again = deliver(source_id, resent)
-    assert again is not None and service.process(again) == "sign-in already stored"
+    assert again is not None
+    assert service.process(again) == "sign-in already stored"
     assert len(rows(source_id)) == count + 1
 
 
@@ -200,7 +207,8 @@ def test_user_events_update_the_directory_unless_a_newer_pull_saw_the_row(
     assert push(source_id, "user.updated", {"id": user["id"], "first_name": "Fresh"},
                 event_ts=fresh_ts).startswith("user updated")
     row = stored()
-    assert row.first_name == "Fresh" and row.content_hash == ""
+    assert row.first_name == "Fresh"
+    assert row.content_hash == ""
     assert push(source_id, "user.deactivated", {"id": user["id"], "email": user["email"]},
                 event_ts=fresh_ts + 1000).startswith("user updated")
     assert stored().status == "inactive"
@@ -216,7 +224,8 @@ def test_user_events_update_the_directory_unless_a_newer_pull_saw_the_row(
         memberships = session.exec(select(ZoomGroupMember).where(
             ZoomGroupMember.source_id == source_id,
             ZoomGroupMember.user_zoom_id == user["id"])).all()
-        assert memberships and all(m.deleted_at is not None for m in memberships)
+        assert memberships
+        assert all(m.deleted_at is not None for m in memberships)
 
     created = push(source_id, "user.created",
                    {"id": "new-user-1", "email": "new@acme.example", "first_name": "New",
@@ -226,7 +235,8 @@ def test_user_events_update_the_directory_unless_a_newer_pull_saw_the_row(
     assert unknown == "unknown user; left to the next pull"
 
 
-def test_events_of_one_source_never_touch_another_tenants_rows(clean_db: Any) -> None:
+@pytest.mark.usefixtures("clean_db")
+def test_events_of_one_source_never_touch_another_tenants_rows() -> None:
     with session_scope() as session:
         a = make_source(session, make_tenant(session))
         b = make_source(session, make_tenant(session))
@@ -234,7 +244,8 @@ def test_events_of_one_source_never_touch_another_tenants_rows(clean_db: Any) ->
     for source_id in ids:
         with_secret(source_id)
     push(ids[0], "user.signed_in", sign_in_object("eve@acme.example", "2026-12-01T09:00:00Z"))
-    assert len(rows(ids[0])) == 1 and rows(ids[1]) == []
+    assert len(rows(ids[0])) == 1
+    assert rows(ids[1]) == []
     with session_scope() as session:
         events = session.exec(select(WebhookEvent).order_by(col(WebhookEvent.received_at))).all()
         assert [e.source_id for e in events] == [ids[0]]
@@ -272,8 +283,9 @@ def test_meeting_ended_stores_the_meeting_and_fetches_its_participants_once(
     assert meetings.fetch_participants(event_id) == "noop"  # a redelivery pays no Heavy call
 
 
+@pytest.mark.usefixtures("clean_db")
 def test_the_sweep_sends_what_the_api_could_not_and_gives_up_after_its_attempts(
-    clean_db: Any, redis_client: Any
+    redis_client: Any
 ) -> None:
     from tests.broker import broker_messages
     from worker.models import utcnow

@@ -60,7 +60,7 @@ class RecordingLimiter:
     acquired: list[str] = field(default_factory=list)
     drained: list[tuple[str, float]] = field(default_factory=list)
 
-    def acquire(self, category: str, max_wait: float | None = None) -> None:
+    def acquire(self, category: str, max_wait: float | None = None) -> None:  # noqa: ARG002 - the Limiter protocol's parameter, passed by keyword
         self.acquired.append(category)
 
     def drain(self, category: str, seconds: float) -> None:
@@ -131,7 +131,7 @@ def test_pagination_follows_next_page_token_and_yields_every_item_once() -> None
 def test_transient_failures_are_retried_then_succeed() -> None:
     calls = {"n": 0}
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(_request: httpx.Request) -> httpx.Response:
         calls["n"] += 1
         if calls["n"] == 1:
             raise httpx.ConnectError("refused")
@@ -151,19 +151,20 @@ def test_transient_failures_are_retried_then_succeed() -> None:
 def test_persistent_5xx_raises_server_error_after_max_retries() -> None:
     calls = {"n": 0}
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(_request: httpx.Request) -> httpx.Response:
         calls["n"] += 1
         return zoom_error(502, 0, "bad gateway")
 
     client, _, _ = make_client(handler, max_retries=2)
     with pytest.raises(ZoomServerError) as info:
         client.get("/users")
-    assert info.value.retryable and info.value.status == 502
+    assert info.value.retryable
+    assert info.value.status == 502
     assert calls["n"] == 3
 
 
 def test_persistent_connection_errors_raise_unavailable() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(_request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("refused")
 
     client, _, _ = make_client(handler, max_retries=1)
@@ -173,7 +174,7 @@ def test_persistent_connection_errors_raise_unavailable() -> None:
 
 
 def test_deadline_stops_retries() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(_request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("refused")
 
     client, _, _ = make_client(handler, max_retries=100, deadline=0.0001)
@@ -193,20 +194,21 @@ def test_code_124_invalidates_the_failing_token_and_retries_once() -> None:
 
 
 def test_second_401_is_an_auth_error_not_a_loop() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(_request: httpx.Request) -> httpx.Response:
         return zoom_error(401, 124, "Invalid access token.")
 
     client, tokens, _ = make_client(handler)
     with pytest.raises(ZoomAuthError) as info:
         client.get("/users")
-    assert info.value.code == 124 and info.value.status == 401
+    assert info.value.code == 124
+    assert info.value.status == 401
     assert tokens.invalidated == ["tok-1"]
     assert "tok-" not in str(info.value) + repr(info.value)
 
 
 @pytest.mark.parametrize("status", [400, 401])
 def test_scope_errors_name_the_missing_scopes(status: int) -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(_request: httpx.Request) -> httpx.Response:
         return zoom_error(status, 4711, "Invalid access token, does not contain scopes:"
                           "[role:read:admin, role:read:list_roles:admin].")
 
@@ -221,12 +223,13 @@ def test_scope_errors_name_the_missing_scopes(status: int) -> None:
 
 def test_scope_error_4700_without_names_names_the_endpoint_scope_in_the_apps_family() -> None:
     client, tokens, _ = make_client(
-        lambda r: zoom_error(400, 4700, "Invalid access token, does not contain scopes.")
+        lambda _r: zoom_error(400, 4700, "Invalid access token, does not contain scopes.")
     )
     with pytest.raises(ZoomScopeError) as info:
         client.get("/report/activities")
     # A token that carries no scope list: the classic name.
-    assert info.value.missing == ["report:read:admin"] and info.value.code == 4700
+    assert info.value.missing == ["report:read:admin"]
+    assert info.value.code == 4700
 
     @dataclass
     class GranularTok:
@@ -244,7 +247,7 @@ def test_scope_error_4700_without_names_names_the_endpoint_scope_in_the_apps_fam
 def test_rate_limit_honours_retry_after_drains_the_bucket_and_retries() -> None:
     calls = {"n": 0}
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(_request: httpx.Request) -> httpx.Response:
         calls["n"] += 1
         if calls["n"] == 1:
             return zoom_error(429, 429, "You have reached the maximum per-second rate limit "
@@ -260,7 +263,7 @@ def test_rate_limit_honours_retry_after_drains_the_bucket_and_retries() -> None:
 def test_rate_limit_without_retry_after_uses_a_default_wait() -> None:
     calls = {"n": 0}
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(_request: httpx.Request) -> httpx.Response:
         calls["n"] += 1
         if calls["n"] == 1:
             return zoom_error(429, 429, "You have reached the maximum per-second rate limit.")
@@ -268,11 +271,12 @@ def test_rate_limit_without_retry_after_uses_a_default_wait() -> None:
 
     client, _, limiter = make_client(handler)
     client.get("/users")
-    assert limiter.drained and limiter.drained[0][1] > 0
+    assert limiter.drained
+    assert limiter.drained[0][1] > 0
 
 
 @pytest.mark.parametrize(
-    "headers,message",
+    ("headers", "message"),
     [
         ({"X-RateLimit-Type": "Daily-limit"}, "Too many requests."),
         ({}, "You have reached the maximum daily rate limit for this API. Requests resume at "
@@ -282,26 +286,29 @@ def test_rate_limit_without_retry_after_uses_a_default_wait() -> None:
 def test_daily_cap_raises_at_once(headers: dict[str, str], message: str) -> None:
     calls = {"n": 0}
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(_request: httpx.Request) -> httpx.Response:
         calls["n"] += 1
         return zoom_error(429, 429, message, **headers)
 
     client, _, limiter = make_client(handler)
     with pytest.raises(ZoomRateLimited) as info:
         client.get("/report/activities")
-    assert info.value.daily and not info.value.retryable
-    assert calls["n"] == 1 and limiter.drained == []
+    assert info.value.daily
+    assert not info.value.retryable
+    assert calls["n"] == 1
+    assert limiter.drained == []
 
 
 def test_persistent_per_second_429_gives_up_as_rate_limited() -> None:
-    client, _, _ = make_client(lambda r: zoom_error(429, 429, "per-second"), max_retries=2)
+    client, _, _ = make_client(lambda _r: zoom_error(429, 429, "per-second"), max_retries=2)
     with pytest.raises(ZoomRateLimited) as info:
         client.get("/users")
-    assert not info.value.daily and info.value.retryable
+    assert not info.value.daily
+    assert info.value.retryable
 
 
 def test_html_403_is_a_skippable_forbidden_not_an_auth_error() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(_request: httpx.Request) -> httpx.Response:
         return httpx.Response(403, text="<html><body>Attention Required! | Cloudflare</body>",
                               headers={"content-type": "text/html"})
 
@@ -315,36 +322,38 @@ def test_html_403_is_a_skippable_forbidden_not_an_auth_error() -> None:
 
 @pytest.mark.parametrize("code", [3001, 1001, 4130])
 def test_404_is_not_found_with_zoom_code(code: int) -> None:
-    client, _, _ = make_client(lambda r: zoom_error(404, code, "Meeting does not exist."))
+    client, _, _ = make_client(lambda _r: zoom_error(404, code, "Meeting does not exist."))
     with pytest.raises(ZoomNotFound) as info:
         client.get("/report/meetings/123/participants")
-    assert info.value.code == code and info.value.status == 404
+    assert info.value.code == code
+    assert info.value.status == 404
 
 
 def test_other_4xx_carry_the_zoom_code() -> None:
-    client, _, _ = make_client(lambda r: zoom_error(400, 12702, "older than a year"))
+    client, _, _ = make_client(lambda _r: zoom_error(400, 12702, "older than a year"))
     with pytest.raises(ZoomError) as info:
         client.get("/report/meetings/1/participants")
     assert type(info.value) is ZoomError
-    assert info.value.code == 12702 and not info.value.retryable
+    assert info.value.code == 12702
+    assert not info.value.retryable
 
 
 @pytest.mark.parametrize("body", [b'{"users": [{"id": 1}', b"<html>oops</html>", b"[1, 2]"])
 def test_malformed_body_raises_bad_response(body: bytes) -> None:
-    client, _, _ = make_client(lambda r: httpx.Response(200, content=body))
+    client, _, _ = make_client(lambda _r: httpx.Response(200, content=body))
     with pytest.raises(ZoomBadResponse):
         list(items_of(client.iter_pages("/users", None, "users")))
 
 
 def test_items_of_the_wrong_shape_raise_bad_response() -> None:
-    client, _, _ = make_client(lambda r: httpx.Response(200, json={"users": {"id": 1}}))
+    client, _, _ = make_client(lambda _r: httpx.Response(200, json={"users": {"id": 1}}))
     with pytest.raises(ZoomBadResponse):
         list(items_of(client.iter_pages("/users", None, "users")))
 
 
 def test_repeated_page_token_raises_instead_of_looping() -> None:
     client, _, _ = make_client(
-        lambda r: httpx.Response(200, json={"users": [{"id": "1"}], "next_page_token": "same"})
+        lambda _r: httpx.Response(200, json={"users": [{"id": "1"}], "next_page_token": "same"})
     )
     with pytest.raises(ZoomBadResponse):
         list(items_of(client.iter_pages("/users", None, "users")))
@@ -388,13 +397,14 @@ def test_no_limiter_waits_after_drain() -> None:
     limiter.acquire("light")
     limiter.drain("light", 5)
     limiter.acquire("light")
-    assert slept and 4 < slept[0] <= 5
+    assert slept
+    assert 4 < slept[0] <= 5
 
 
 def test_errors_never_show_the_token_in_logs(caplog: pytest.LogCaptureFixture) -> None:
     calls = {"n": 0}
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(_request: httpx.Request) -> httpx.Response:
         calls["n"] += 1
         if calls["n"] == 1:
             return zoom_error(401, 124, "Invalid access token.")
@@ -406,7 +416,8 @@ def test_errors_never_show_the_token_in_logs(caplog: pytest.LogCaptureFixture) -
     client, _, _ = make_client(handler)
     client.get("/users")
     text = "\n".join(r.getMessage() for r in caplog.records)
-    assert "tok-" not in text and "Bearer" not in text
+    assert "tok-" not in text
+    assert "Bearer" not in text
     assert json.dumps([r.args for r in caplog.records], default=str).count("tok-") == 0
 
 
@@ -414,7 +425,7 @@ def _endless(body: Any) -> Any:
     """A server that answers every page with `body(n)` for the n-th request."""
     calls = {"n": 0}
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(_request: httpx.Request) -> httpx.Response:
         calls["n"] += 1
         return httpx.Response(200, json=body(calls["n"]))
 
@@ -433,7 +444,7 @@ def _endless(body: Any) -> Any:
         # 10 items at page_size 300 allow 1 page (+2 margin); the 3rd page still has a token.
         (lambda n: {"users": [{"id": str(n)}], "next_page_token": f"t{n}", "page_size": 300,
                     "total_records": 10}, "3 pages and still a next_page_token"),
-        (lambda n: {"users": [{"id": "1"}], "next_page_token": "same"}, "repeated"),
+        (lambda _n: {"users": [{"id": "1"}], "next_page_token": "same"}, "repeated"),
     ],
 )
 def test_pagination_always_ends_with_a_named_error(body: Any, words: str) -> None:
@@ -444,8 +455,10 @@ def test_pagination_always_ends_with_a_named_error(body: Any, words: str) -> Non
         list(client.iter_pages("/users", {"status": "active"}, "users"))
     err = info.value
     assert words in err.message
-    assert "GET /users page " in err.message and "src-1" in err.message
-    assert "GET /users page " in err.admin_message and "failed" in err.admin_message
+    assert "GET /users page " in err.message
+    assert "src-1" in err.message
+    assert "GET /users page " in err.admin_message
+    assert "failed" in err.admin_message
     assert "retry" not in err.admin_message
     assert handler.calls["n"] <= 25
 
@@ -472,4 +485,5 @@ def test_truncated_json_names_endpoint_and_page_and_says_the_run_failed() -> Non
     with pytest.raises(ZoomBadResponse) as info:
         list(client.iter_pages("/users", None, "users"))
     assert "GET /users page 2" in info.value.admin_message
-    assert "failed" in info.value.admin_message and "retry" not in info.value.admin_message
+    assert "failed" in info.value.admin_message
+    assert "retry" not in info.value.admin_message

@@ -25,7 +25,8 @@ def parse(kind: str, parse_fn, items):  # type: ignore[no-untyped-def]
 
 def test_a_pending_user_without_id_is_keyed_by_email() -> None:
     rows, warnings = parse("user", zi.parse_user, [{"email": "New@X.io", "type": 1}])
-    assert rows[0]["zoom_id"] == "email:new@x.io" and rows[0]["email"] == "New@X.io"
+    assert rows[0]["zoom_id"] == "email:new@x.io"
+    assert rows[0]["email"] == "New@X.io"
     assert zi.user_ref(rows[0]["zoom_id"]) == "new@x.io"
     assert warnings.count == 0
 
@@ -35,9 +36,11 @@ def test_identifiers_round_trip_exactly_and_long_ones_are_never_cut() -> None:
     uuid = "/" + "ab+/=//" * 40
     users, _ = parse("user", zi.parse_user, [{"id": long_id, "email": "a@x.io", "type": 1,
                                               "employee_unique_id": "e" * 300}])
-    assert users[0]["zoom_id"] == long_id and users[0]["employee_unique_id"] == "e" * 300
+    assert users[0]["zoom_id"] == long_id
+    assert users[0]["employee_unique_id"] == "e" * 300
     meetings, _ = parse("meeting", zi.parse_meeting, [{"uuid": uuid, "id": 2**40}])
-    assert meetings[0]["uuid"] == uuid and meetings[0]["meeting_id"] == str(2**40)
+    assert meetings[0]["uuid"] == uuid
+    assert meetings[0]["meeting_id"] == str(2**40)
 
 
 def test_unstorable_items_are_skipped_with_a_reason_and_the_rest_kept() -> None:
@@ -52,9 +55,11 @@ def test_unstorable_items_are_skipped_with_a_reason_and_the_rest_kept() -> None:
     ]
     rows, warnings = parse("user", zi.parse_user, items)
     assert [r["zoom_id"] for r in rows] == ["ok", "big"]
-    assert rows[1]["type"] is None and rows[1]["employee_unique_id"] is None
+    assert rows[1]["type"] is None
+    assert rows[1]["employee_unique_id"] is None
     found = warnings.as_dict()
-    assert found["skipped"] == 4 and warnings.skipped == {"user": 4}
+    assert found["skipped"] == 4
+    assert warnings.skipped == {"user": 4}
     assert found["dropped_fields"] == 2
     assert any("neither id nor email" in e for e in warnings.examples)
     assert len(warnings.examples) == zi.MAX_EXAMPLES
@@ -65,16 +70,19 @@ def test_display_text_is_cleaned_and_a_cut_says_so() -> None:
         {"uuid": "u1", "topic": "t" * (zi.TEXT_MAX_CHARS + 5)},
         {"uuid": "u2", "topic": "a\x00b\ud800c"},
     ])
-    assert rows[0]["topic"].endswith(zi.TRUNCATED) and len(rows[0]["topic"]) == zi.TEXT_MAX_CHARS
+    assert rows[0]["topic"].endswith(zi.TRUNCATED)
+    assert len(rows[0]["topic"]) == zi.TEXT_MAX_CHARS
     assert rows[1]["topic"] == "a\ufffdb\ufffdc"
-    assert warnings.truncated == {"meeting": 1} and warnings.count == 0
+    assert warnings.truncated == {"meeting": 1}
+    assert warnings.count == 0
     assert warnings.details()["item_warnings"]["truncated"] == 1
 
 
 def test_empty_participants_are_skipped() -> None:
     rows, warnings = parse("participant", zi.parse_participant,
                            [{}, {"duration": 5}, {"name": "Guest"}])
-    assert [r["name"] for r in rows] == ["Guest"] and warnings.count == 2
+    assert [r["name"] for r in rows] == ["Guest"]
+    assert warnings.count == 2
 
 
 @pytest.mark.parametrize(("raw", "expected"), [
@@ -120,9 +128,11 @@ def test_report_horizon_and_backfill_setting_agree_on_every_day_of_a_year() -> N
         floor = earliest_report_date(day)
         assert (day - floor).days >= MAX_BACKFILL_DAYS
         month = earliest_report_month(day)
-        assert month.day == 1 and month >= floor
+        assert month.day == 1
+        assert month >= floor
         for start, end in clamp_windows(date(2024, 1, 1), day, day, whole_months=True):
-            assert start >= floor and start.month == end.month
+            assert start >= floor
+            assert start.month == end.month
         day = date.fromordinal(day.toordinal() + 1)
 
 
