@@ -37,12 +37,10 @@ reservations and the requests the limiter counts are one counter.
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import math
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 
 import redis
 
@@ -53,6 +51,7 @@ from worker.ratelimit.budget import (
     daily_group,
 )
 from worker.ratelimit.plans import KEY_PREFIX, PLAN_LIMITS, CategoryLimit
+from worker.zoom.client import retry_after_date
 from worker.zoom.endpoints import Category
 from worker.zoom.errors import TokenCacheUnavailable, ZoomRateLimited
 
@@ -235,16 +234,9 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
         return float(max(0, math.ceil(float(value))))
     except ValueError:
         pass
-    when: datetime | None = None
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        try:
-            when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
+    when = retry_after_date(value)
+    if when is None:
+        return None
     now = time.time() if now is None else now
     return float(max(1, math.ceil(when.timestamp() - now)))
 

@@ -132,7 +132,16 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
         return max(0.0, float(value))
     except ValueError:
         pass
-    when: datetime | None = None
+    when = retry_after_date(value)
+    if when is None:
+        return None
+    now = time.time() if now is None else now
+    return max(0.0, when.timestamp() - now)
+
+
+def retry_after_date(value: str) -> datetime | None:
+    """A ``Retry-After`` that is a date (HTTP form, or ISO as Zoom also sends) as aware UTC;
+    None when it is neither."""
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -140,10 +149,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
             when = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    now = time.time() if now is None else now
-    return max(0.0, when.timestamp() - now)
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 _SCOPES_RE = re.compile(r"scopes?\s*:?\s*\[([^\]]*)\]", re.IGNORECASE)
