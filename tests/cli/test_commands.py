@@ -204,6 +204,33 @@ def test_test_connection_enqueues_ids_only_on_its_own_queue(cli: Cli, redis_clie
     assert SECRET not in str(message)
 
 
+def test_what_flower_shows_of_a_task_names_its_tenant_and_source(
+    cli: Cli, redis_client: Any
+) -> None:
+    import ast
+
+    name = "O'Brien \"& Co\""  # quotes survive as a Python literal (what Flower parses)
+    tenant_id = _tenant(cli, name)
+    source_id = _s2s_source(cli, name, "zoom-prod")
+    assert cli("test-connection", str(source_id), "--no-wait").exit_code == 0
+    assert cli("aggregate", str(source_id), "--no-wait").exit_code == 0
+    messages = [*broker_messages(redis_client, "connection_tests"),
+                *broker_messages(redis_client, "aggregation")]
+    assert [m["headers"]["task"] for m in messages] == ["zoom.test_connection", "zoom.aggregate"]
+    for message in messages:
+        assert ast.literal_eval(message["headers"]["kwargsrepr"]) == {
+            "tenant": name, "source": "zoom-prod", "tenant_id": str(tenant_id),
+            "source_id": str(source_id)}
+        assert message["kwargs"] == {}  # a label only: the task itself gets ids as args
+        assert name not in message["headers"]["task"]
+    # A source the sender cannot find (no such row) goes out with its ids alone.
+    from worker.dispatch import shown_kwargs
+
+    other = uuid.uuid4()
+    assert ast.literal_eval(shown_kwargs(tenant_id, other)) == {
+        "tenant_id": str(tenant_id), "source_id": str(other)}
+
+
 class _Later(threading.Thread):
     """Plays the worker in the background: applies `fn` once the CLI has created the row it
     looks for (`fn` raising NoResultFound means "not yet"), within a generous deadline. An
