@@ -1,5 +1,6 @@
-"""`status` at 80 columns (COLUMNS=80 through the runner, and a real piped process without
-COLUMNS) and `status --json`, on the suite's Postgres."""
+"""`status`, `source list` and `source show` at 80 columns (COLUMNS=80 through the runner, and a
+real piped process without COLUMNS), `status --json` and `source list --json`, on the suite's
+Postgres."""
 
 from __future__ import annotations
 
@@ -127,3 +128,18 @@ def test_source_list_piped_to_another_process_reads_at_80_columns(cli: Cli) -> N
     assert done.returncode == 0, done.stderr
     _reads_at_80_columns(done.stdout)
     assert "a-source-with-a-long-name" in done.stdout
+
+
+def test_source_show_piped_reads_at_80_columns(cli: Cli) -> None:
+    _tenant(cli, "a-tenant-with-a-long-name")
+    _long_messages(_s2s_source(cli, "a-tenant-with-a-long-name", "a-source-with-a-long-name"))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    done = subprocess.run([sys.executable, "-m", "worker.cli", "source", "show",
+                           "a-source-with-a-long-name"], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80, done.stdout
+    # The whole message is there, wrapped between words, none cut.
+    words = re.findall(r"\S*word\S*|\S*ord\d\S*|\S*rd\d\d\S*", done.stdout)
+    assert words == [f"word{n:02d}" for n in range(1, 41)], done.stdout

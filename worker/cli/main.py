@@ -340,7 +340,8 @@ def source_show(
     for key, value in info.items():
         shown = ", ".join(value) if isinstance(value, list) else ("-" if value is None else value)
         table.add_row(key, str(shown))
-    _console().print(table)
+    # The terminal's width (80 when piped): long values wrap at word boundaries in their column.
+    Console(highlight=False).print(table)
 
 
 def _iso(value: datetime | None) -> str | None:
