@@ -203,9 +203,10 @@ def source_add(
         if grant_type == GrantChoice.refresh_token
         else GrantType.ACCOUNT_CREDENTIALS
     )
-    secret_values: dict[str, str] = {name: _secret_for(name, "")
-               for name in ("client_secret", "refresh_token")
-               if name in sources_service.required_credentials(grant)}
+    secret_values: dict[str, str] = {
+        name: _secret_for(name, "") for name in ("client_secret", "refresh_token")
+        if name in sources_service.required_credentials(grant)
+    }
     spec = ops.NewSource(
         tenant=tenant,
         name=name,

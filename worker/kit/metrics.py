@@ -135,6 +135,38 @@ def _queue_depths(client: redis.Redis) -> dict[str, int]:
     return {name: int(sum(lengths[i * step:(i + 1) * step])) for i, name in enumerate(names)}
 
 
+# What `ai_runs` and `ai_connection_tests` count besides the unfinished rows: what ended within
+# this window. A window rather than the whole history: the tables grow without bound and a
+# scrape (every 15 s or so) must not group them all; an hour answers "what failed lately".
+RECENT = timedelta(hours=1)
+# The complement of `worker.runs.lifecycle.TERMINAL` (a layer above this one; a test holds them
+# together): a deferred run has not ended, it resumes later.
+NOT_ENDED = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.DEFERRED)
+
+
+def run_counts(since: datetime, per_tenant: bool = False) -> Select[Any]:
+    """Runs not ended (through ``ix_sync_run_status``: few rows) or ended since ``since``
+    (through ``ix_sync_run_finished_at``), by kind and status (and tenant)."""
+    cols: list[Any] = [col(SyncRun.kind), col(SyncRun.status)]
+    if per_tenant:
+        cols.append(col(SyncRun.tenant_id))
+    return (select(*cols, func.count())
+            .where(or_(col(SyncRun.status).in_(NOT_ENDED), col(SyncRun.finished_at) >= since))
+            .group_by(*cols))
+
+
+def connection_test_counts(since: datetime, per_tenant: bool = False) -> Select[Any]:
+    """Connection tests not finished (``finished_at`` is set exactly when one ends) or finished
+    since ``since``, both through ``ix_connection_test_finished_at``, by status (and tenant)."""
+    cols: list[Any] = [col(ConnectionTest.status)]
+    if per_tenant:
+        cols.append(col(ConnectionTest.tenant_id))
+    return (select(*cols, func.count())
+            .where(or_(col(ConnectionTest.finished_at).is_(None),
+                       col(ConnectionTest.finished_at) >= since))
+            .group_by(*cols))
+
+
 class StateCollector(Collector):
     """Reads everything at scrape time: Postgres (runs), the broker (queues), Redis (counters).
 
@@ -225,38 +257,6 @@ class StateCollector(Collector):
                      "outcome (ok, refused, error)", ("outcome",),
                      _hash(client, TOKEN_REFRESHES), per_tenant, "source"),
         ]
-
-
-# What `ai_runs` and `ai_connection_tests` count besides the unfinished rows: what ended within
-# this window. A window rather than the whole history: the tables grow without bound and a
-# scrape (every 15 s or so) must not group them all; an hour answers "what failed lately".
-RECENT = timedelta(hours=1)
-# The complement of `worker.runs.lifecycle.TERMINAL` (a layer above this one; a test holds them
-# together): a deferred run has not ended, it resumes later.
-NOT_ENDED = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.DEFERRED)
-
-
-def run_counts(since: datetime, per_tenant: bool = False) -> Select[Any]:
-    """Runs not ended (through ``ix_sync_run_status``: few rows) or ended since ``since``
-    (through ``ix_sync_run_finished_at``), by kind and status (and tenant)."""
-    cols: list[Any] = [col(SyncRun.kind), col(SyncRun.status)]
-    if per_tenant:
-        cols.append(col(SyncRun.tenant_id))
-    return (select(*cols, func.count())
-            .where(or_(col(SyncRun.status).in_(NOT_ENDED), col(SyncRun.finished_at) >= since))
-            .group_by(*cols))
-
-
-def connection_test_counts(since: datetime, per_tenant: bool = False) -> Select[Any]:
-    """Connection tests not finished (``finished_at`` is set exactly when one ends) or finished
-    since ``since``, both through ``ix_connection_test_finished_at``, by status (and tenant)."""
-    cols: list[Any] = [col(ConnectionTest.status)]
-    if per_tenant:
-        cols.append(col(ConnectionTest.tenant_id))
-    return (select(*cols, func.count())
-            .where(or_(col(ConnectionTest.finished_at).is_(None),
-                       col(ConnectionTest.finished_at) >= since))
-            .group_by(*cols))
 
 
 def registry() -> CollectorRegistry:
