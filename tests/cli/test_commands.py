@@ -317,6 +317,37 @@ def test_aggregate_wait_follows_the_run_record_to_the_end(cli: Cli) -> None:
     assert "seen 42" in result.stdout
 
 
+
+def test_aggregate_wait_skipped_as_a_duplicate_follows_the_run_that_held_it_even_once_ended(
+    cli: Cli,
+) -> None:
+    # The aggregation a first connection test starts can end before the CLI sees its own run
+    # skipped: the outcome the operator waits for is still that run's.
+    _tenant(cli)
+    source_id = _s2s_source(cli)
+    with session_scope() as session:
+        source = session.get_one(Source, source_id)
+        holder = SyncRun(tenant_id=source.tenant_id, source_id=source_id,
+                         kind=RunKind.AGGREGATION, status=RunStatus.SUCCEEDED, seen=42,
+                         finished_at=datetime.now(UTC))
+        session.add(holder)
+        session.flush()
+        holder_id = str(holder.id)
+
+    def worker_skips() -> None:
+        with session_scope() as session:
+            mine = session.exec(select(SyncRun).where(SyncRun.trigger == "cli")).one()
+            mine.status = RunStatus.SKIPPED
+            mine.details = {"duplicate_of": holder_id}
+            mine.error_message = f"skipped: aggregation run {holder_id} is already in progress"
+
+    thread = _later(worker_skips)
+    result = cli("aggregate", "zoom", "--wait", "--timeout", "60")
+    thread.join()
+    assert result.exit_code == 0, result.output
+    assert f"following {holder_id}" in result.stdout
+    assert "seen 42" in result.stdout
+
 def test_a_failed_run_exits_non_zero_with_its_message(cli: Cli) -> None:
     _tenant(cli)
     _s2s_source(cli)

@@ -372,7 +372,13 @@ def start_run(
 
 
 def in_progress_run(session: Session, skipped: SyncRun) -> SyncRun | None:
-    """The run of the same source and kind that made ``skipped`` a duplicate, if any."""
+    """The run of the same source and kind that made ``skipped`` a duplicate, if any: the one
+    its skip names (it may have ended by now; its outcome is the answer), else one still going."""
+    holder = skipped.details.get("duplicate_of")
+    if holder:
+        named = session.get(SyncRun, uuid.UUID(str(holder)))
+        if named is not None and named.source_id == skipped.source_id:
+            return named
     return session.exec(
         select(SyncRun)
         .where(

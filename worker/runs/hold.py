@@ -109,7 +109,7 @@ def hold(
                         "again")
                 runs.skip_duplicate(
                     run, f"skipped: {spec.what} run {holder} of this source is already in "
-                    "progress")
+                    "progress", holder)
                 session.commit()
                 return run
         with ExitStack() as stack:

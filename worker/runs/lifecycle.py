@@ -264,13 +264,16 @@ def hand_back(run_id: uuid.UUID) -> SyncRun | None:
         return run
 
 
-def skip_duplicate(run: SyncRun, reason: str) -> None:
-    """Another run of the same work is in progress: this one ends `skipped` (caller commits)."""
+def skip_duplicate(run: SyncRun, reason: str, holder: str | None = None) -> None:
+    """Another run of the same work is in progress: this one ends `skipped` (caller commits).
+    ``holder`` (that run's id) is kept so whoever waits for this run can follow that one, even
+    after it has ended."""
     run.status = RunStatus.SKIPPED
     run.finished_at = utcnow()
     run.lease_until = None
     run.error_message = reason
-    run.details = {**run.details, "skipped_reason": reason}
+    run.details = {**run.details, "skipped_reason": reason,
+                   **({"duplicate_of": holder} if holder else {})}
     log.info("run %s skipped: %s", run.id, reason)
 
 
