@@ -45,7 +45,7 @@ from worker.models.base import as_utc
 from worker.ratelimit.budget import DailyBudget, account_key, charging, utc_day
 from worker.runs import lifecycle as runs
 from worker.runs.followups import send_after_commit
-from worker.runs.hold import Hold, hold
+from worker.runs.hold import Admit, Hold, hold
 from worker.runs.lifecycle import chain_heads, roll_up
 from worker.settings import get_settings
 from worker.zoom.reports import clamp_windows
@@ -241,6 +241,7 @@ def plan_activity(
     now: datetime | None = None,
     redis_client: redis.Redis | None = None,
     enqueue: bool = True,
+    admit: Admit | None = None,
 ) -> SyncRun:
     """Split an activity run into chunk runs and enqueue the head chunk of each stream.
 
@@ -250,7 +251,7 @@ def plan_activity(
     """
     budget_redis = redis_client or get_redis()
     return hold(run_id, PLAN, lambda session, run, _check: plan(session, run, budget_redis, now),
-                redis_client=redis_client, enqueue=enqueue, now=now)
+                redis_client=redis_client, enqueue=enqueue, now=now, admit=admit)
 
 
 def plan(session: Session, run: SyncRun, redis_client: redis.Redis,

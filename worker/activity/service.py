@@ -41,7 +41,7 @@ from worker.models import (
 )
 from worker.runs import lifecycle as runs
 from worker.runs.followups import send_after_commit
-from worker.runs.hold import Check, Hold, hold, no_check
+from worker.runs.hold import Admit, Check, Hold, hold, no_check
 from worker.runs.lifecycle import next_in_chain, roll_up
 from worker.webhooks import reconcile
 from worker.zoom import codes
@@ -309,6 +309,7 @@ def run_chunk(
     redis_client: redis.Redis | None = None,
     enqueue: bool = True,
     now: datetime | None = None,
+    admit: Admit | None = None,
 ) -> SyncRun:
     """Fetch one chunk and commit it with its watermark (one chunk per source and stream at a
     time). Records the outcome on the run."""
@@ -316,7 +317,8 @@ def run_chunk(
     def body(session: Session, run: SyncRun, check: Check) -> None:
         fetch_chunk(session, run, client or _default_client(run.source_id), check)
 
-    return hold(run_id, CHUNK, body, redis_client=redis_client, enqueue=enqueue, now=now)
+    return hold(run_id, CHUNK, body, redis_client=redis_client, enqueue=enqueue, now=now,
+                admit=admit)
 
 
 def fetch_chunk(session: Session, run: SyncRun, client: ZoomApi,

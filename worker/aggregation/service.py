@@ -41,7 +41,7 @@ from worker.models import (
 )
 from worker.runs import lifecycle as runs
 from worker.runs.followups import send_after_commit
-from worker.runs.hold import Check, Hold, hold, no_check
+from worker.runs.hold import Admit, Check, Hold, hold, no_check
 from worker.zoom import codes
 from worker.zoom import items as zi
 from worker.zoom.errors import ZoomBadResponse, ZoomNotFound, ZoomScopeError
@@ -443,6 +443,7 @@ def run_aggregation(
     client: ZoomApi | None = None,
     redis_client: redis.Redis | None = None,
     enqueue: bool = True,
+    admit: Admit | None = None,
 ) -> SyncRun:
     """Aggregate one source (one per source at a time: a second one ends `skipped`). Records
     the outcome on the run (and re-raises on failure)."""
@@ -450,7 +451,8 @@ def run_aggregation(
     def body(session: Session, run: SyncRun, check: Check) -> None:
         aggregate(session, run, client or _default_client(run.source_id), check)
 
-    return hold(run_id, AGGREGATION, body, redis_client=redis_client, enqueue=enqueue)
+    return hold(run_id, AGGREGATION, body, redis_client=redis_client, enqueue=enqueue,
+                admit=admit)
 
 
 def aggregate(session: Session, run: SyncRun, client: ZoomApi, check: Check = no_check) -> None:

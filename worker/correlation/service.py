@@ -30,7 +30,7 @@ from worker.models import (
 )
 from worker.models.tenancy import DEFAULT_CORRELATION
 from worker.runs import lifecycle as runs
-from worker.runs.hold import Hold, hold
+from worker.runs.hold import Admit, Hold, hold
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +120,10 @@ def correlate_source(session: Session, source: Source) -> dict[str, int]:
 CORRELATION = Hold(what="correlation")
 
 
-def run_correlation(run_id: uuid.UUID) -> SyncRun:
+def run_correlation(run_id: uuid.UUID, *, admit: Admit | None = None) -> SyncRun:
     """Correlate the run's source; idempotent. Records counts on the run."""
-    return hold(run_id, CORRELATION, lambda session, run, _check: correlate(session, run))
+    return hold(run_id, CORRELATION, lambda session, run, _check: correlate(session, run),
+                admit=admit)
 
 
 def correlate(session: Session, run: SyncRun) -> None:

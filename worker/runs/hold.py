@@ -1,8 +1,8 @@
 """One way into a run, for every kind: `hold(run_id, spec, body)`.
 
 Once, here: load the run, end a delivery that has nothing to do (a finished run, a deferred one
-whose time has not come, a run this task does not handle), take the run's lock (a Redis lease,
-or the row lock), begin, call the service's body, and record the outcome (`working`: lease
+whose time has not come, a run this task does not handle), enter the caller's admission with
+it (the task shell's tenant slot), take the run's lock (a Redis lease, or the row lock), begin, call the service's body, and record the outcome (`working`: lease
 renewal, failure record, hand-back on stop). The body is a plain function of the open session,
 the run and the between-pages `check`; it commits its pages on that session and finishes the
 run (`lifecycle.finish`) in its last transaction. Its Zoom client, when it needs one, is bound
@@ -38,6 +38,8 @@ from worker.runs import lifecycle as runs
 
 Check = Callable[[], None]
 Body = Callable[[Session, SyncRun, Check], None]
+# Entered with the loaded run before its lock (the task shell's tenant slot).
+Admit = Callable[[SyncRun], AbstractContextManager[Any]]
 
 
 def no_check() -> None:
@@ -81,9 +83,12 @@ def hold(
     redis_client: redis.Redis | None = None,
     enqueue: bool = True,
     now: datetime | None = None,
+    admit: Admit | None = None,
 ) -> SyncRun:
     """Run ``body`` on the run, once, under its lock; returns the run as it ended.
 
+    ``admit`` (the task shell's tenant slot, `worker/runs/task.py`) is entered with the loaded
+    run before its lock is taken, and held until the body ends; it may refuse by raising.
     ``enqueue=False`` (tests, the benchmarks, the demo): follow-ups the body creates are
     stamped as sent but their tasks are not sent (`followups.hold_back`)."""
     leased = spec.lock_key is not None
@@ -92,27 +97,29 @@ def hold(
             followups.hold_back(session)
         run = session.get(SyncRun, run_id, with_for_update=None if leased else True)
         if run is None:
-            raise LookupError(f"sync run {run_id} does not exist")
+            raise runs.RunMissing(f"sync run {run_id} does not exist")
         if run.status in runs.TERMINAL or not spec.accepts(run) or \
                 waits_for_its_time(run, now or utcnow()):
             return run
         if redis_client is None and (leased or spec.around is not None):
             redis_client = get_redis()
-        lock = None
-        if spec.lock_key is not None:
-            lock = runs.run_lock(redis_client, spec.lock_key(run), run_id)
-            if not lock.acquire():
-                holder = lock.holder()
-                if holder == str(run_id) or not spec.skip_duplicates:
-                    raise runs.AlreadyRunning(
-                        f"{spec.what} run {run_id} is busy (held by run {holder}); will try "
-                        "again")
-                runs.skip_duplicate(
-                    run, f"skipped: {spec.what} run {holder} of this source is already in "
-                    "progress", holder)
-                session.commit()
-                return run
         with ExitStack() as stack:
+            if admit is not None:
+                stack.enter_context(admit(run))
+            lock = None
+            if spec.lock_key is not None:
+                lock = runs.run_lock(redis_client, spec.lock_key(run), run_id)
+                if not lock.acquire():
+                    holder = lock.holder()
+                    if holder == str(run_id) or not spec.skip_duplicates:
+                        raise runs.AlreadyRunning(
+                            f"{spec.what} run {run_id} is busy (held by run {holder}); will "
+                            "try again")
+                    runs.skip_duplicate(
+                        run, f"skipped: {spec.what} run {holder} of this source is already in "
+                        "progress", holder)
+                    session.commit()
+                    return run
             if spec.around is not None:
                 assert redis_client is not None
                 stack.enter_context(spec.around(run, redis_client))

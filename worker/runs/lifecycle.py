@@ -51,6 +51,10 @@ class RecordedFailure(Exception):
     a success whose result string says "failed". Celery logs it as expected (no traceback)."""
 
 
+class RunMissing(LookupError):
+    """The run a message names is gone (deleted with its source)."""
+
+
 class LeaseLost(RuntimeError):
     """Our lock's lease ran out mid-run (Redis gone, process stalled): stop, retry later."""
 
