@@ -32,7 +32,7 @@ from worker.models import (
     ZoomGroupMember,
     ZoomUser,
 )
-from worker.webhooks import inbox, service
+from worker.webhooks import inbox, intake, service
 
 SECRET = "wh-test-secret"
 
@@ -47,9 +47,9 @@ def with_secret(source_id: uuid.UUID, secret: str = SECRET) -> None:
 def deliver(source_id: uuid.UUID, body: bytes) -> uuid.UUID | None:
     """What the endpoint does with a signed body; None when it was a repeat."""
     headers = signed_headers(SECRET, body)
-    intake = inbox.receive(str(source_id), body, headers["x-zm-request-timestamp"],
+    answer = intake.receive(str(source_id), body, headers["x-zm-request-timestamp"],
                            headers["x-zm-signature"])
-    return intake.event_id if intake.new else None
+    return answer.event_id if answer.new else None
 
 
 def push(source_id: uuid.UUID, event: str, obj: dict[str, Any], **kw: Any) -> str:
