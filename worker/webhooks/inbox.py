@@ -43,7 +43,9 @@ RETENTION = timedelta(days=30)
 SENDER_QUEUE = 10_000
 # While events come fast, the sender waits this long after one for others to send in the
 # same message(s); it takes at most SEND_MAX at a time.
-SEND_WINDOW_SECONDS = 0.02
+SEND_WINDOW_SECONDS = 0.05
+# "Fast": the previous send was less than this ago (more than 20 events a second).
+BUSY_SECONDS = 0.05
 SEND_MAX = 500
 # Sent events are marked (enqueued_at) in one UPDATE this often, or every MARK_MAX events.
 MARK_INTERVAL_SECONDS = 1.0
@@ -121,7 +123,7 @@ class _Sender:
         while True:
             # The last send was a moment ago: events are coming fast, group them; else send
             # this one at once (no added latency at a low rate).
-            busy = time.monotonic() - sent_at < 3 * SEND_WINDOW_SECONDS
+            busy = time.monotonic() - sent_at < BUSY_SECONDS
             batch = _take(pending, timeout=MARK_INTERVAL_SECONDS if unmarked else None,
                           window=SEND_WINDOW_SECONDS if busy else 0.0)
             if batch:
