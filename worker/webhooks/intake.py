@@ -1,13 +1,13 @@
 """Webhook intake in the API process: verify Zoom's signature, store the raw event, commit.
 
 Deliveries are written by group commit: the requests of one API process hand their delivery to
-one writer thread and wait; the thread takes whatever has arrived meanwhile and verifies and
-stores it in one transaction, so a burst costs one source lookup, one multi-row insert and one
-commit (the disk flush) rather than one of each per event. Nothing waits for a batch to fill:
-at a low rate each event is its own batch, and at a high one the batch is what arrived while the
-previous commit was flushing. Every request is still answered only after its own row is
-committed; a batch that fails is written again one delivery at a time, so one bad delivery
-fails only its own request.
+the process's writer threads (WRITERS) and wait; a free writer takes whatever has arrived
+meanwhile and verifies and stores it in one transaction, so a burst costs one source lookup,
+one multi-row insert and one commit (the disk flush) rather than one of each per event.
+Nothing waits for a batch to fill: at a low rate each event is its own batch, and at a high one
+the batch is what arrived while the previous commit was flushing. Every request is still
+answered only after its own row is committed; a batch that fails is written again one delivery
+at a time, so one bad delivery fails only its own request.
 
 Nothing of a body is logged or stored before its signature holds; what is stored afterwards is
 the raw body, for the worker to parse. New events go to `inbox.send_soon` after the commit
@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 URL_VALIDATION = "endpoint.url_validation"
 # last_webhook_at is a health hint: one write per source per this interval at most.
 LAST_SEEN_RESOLUTION = timedelta(seconds=5)
+# Writer threads per API process: while one waits for its commit, another takes the requests
+# that arrived meanwhile (a commit is mostly waiting for Postgres, not Python).
+WRITERS = 2
 # Deliveries one transaction takes at most (a multi-row insert of a few hundred KB).
 GROUP_MAX = 200
 # Deliveries waiting for the writer in one API process; beyond, the request answers 503 and
@@ -261,7 +264,8 @@ def _write(deliveries: list[Delivery]) -> list[Outcome | BaseException]:
 
 
 class _GroupCommit:
-    """The writer thread of one API process (started on first use, again in a forked child)."""
+    """The writer threads of one API process (started on first use, again in a forked
+    child), taking from one queue."""
 
     def __init__(self) -> None:
         self.queue: queue.Queue[tuple[Delivery, Done]] = queue.Queue(maxsize=GROUP_QUEUE)
@@ -273,8 +277,9 @@ class _GroupCommit:
             if self.pid != os.getpid():
                 self.pid = os.getpid()
                 self.queue = queue.Queue(maxsize=GROUP_QUEUE)
-                threading.Thread(target=self._run, args=(self.queue,), daemon=True,
-                                 name="webhook-intake").start()
+                for n in range(WRITERS):
+                    threading.Thread(target=self._run, args=(self.queue,), daemon=True,
+                                     name=f"webhook-intake-{n}").start()
         try:
             self.queue.put_nowait((delivery, done))
         except queue.Full:
