@@ -4,6 +4,7 @@ a batch on its own terms, and a batch that fails is retried delivery by delivery
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
 from typing import Any
@@ -138,3 +139,35 @@ def test_concurrent_requests_are_answered_after_their_rows_are_committed(
     with pytest.raises(intake.Rejected):
         asyncio.run(intake.receive_soon(str(source_id), bodies[1], str(int(time.time())),
                                         "v0=forged"))
+
+
+def test_a_full_intake_queue_refuses_at_once_rather_than_wait(monkeypatch: Any) -> None:
+    release = threading.Event()
+    taken: list[int] = []
+
+    def stuck(deliveries: list[intake.Delivery]) -> list[Any]:
+        taken.append(len(deliveries))
+        release.wait(30)  # the database does not answer
+        return [intake.Rejected() for _ in deliveries]
+
+    monkeypatch.setattr(intake, "_write", stuck)
+    monkeypatch.setattr(intake, "GROUP_QUEUE", 1)
+    monkeypatch.setattr(intake, "_group", intake._GroupCommit())
+    answered: list[Any] = []
+    delivery = _delivery(str(uuid.uuid4()), _sign_in(1))
+    try:
+        for n in range(intake.WRITERS):  # each writer takes one and hangs
+            intake._group.submit(delivery, answered.append)
+            deadline = time.monotonic() + 10
+            while len(taken) < n + 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+        assert taken == [1] * intake.WRITERS
+        intake._group.submit(delivery, answered.append)  # waits in the queue
+        with pytest.raises(intake.Busy):
+            intake._group.submit(delivery, answered.append)
+    finally:
+        release.set()
+    deadline = time.monotonic() + 10
+    while len(answered) < intake.WRITERS + 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(answered) == intake.WRITERS + 1  # the ones accepted are answered in the end
