@@ -48,6 +48,7 @@ from worker.runs.followups import send_after_commit
 from worker.runs.hold import Admit, Hold, hold
 from worker.runs.lifecycle import chain_heads, roll_up
 from worker.settings import get_settings
+from worker.webhooks import lookback as webhook_lookback
 from worker.zoom.reports import clamp_windows
 
 log = logging.getLogger(__name__)
@@ -212,7 +213,7 @@ def readmit(session: Session, redis_client: redis.Redis, source: Source, run: Sy
 
 
 def plan_windows(stream: str, cursor: StreamCursor | None, run: SyncRun,
-                 now: datetime) -> list[tuple[date, date]]:
+                 now: datetime, lookback_hours: int | None = None) -> list[tuple[date, date]]:
     settings = get_settings()
     today = now.astimezone(UTC).date()
     if run.window_start is not None:
@@ -221,7 +222,8 @@ def plan_windows(stream: str, cursor: StreamCursor | None, run: SyncRun,
         last = (end - timedelta(microseconds=1)).date() if end.time() == time.min else end.date()
     elif cursor is not None and cursor.watermark is not None:
         watermark = cursor.watermark.astimezone(UTC)
-        start = (watermark - timedelta(hours=settings.activity_lookback_hours)).date()
+        hours = settings.activity_lookback_hours if lookback_hours is None else lookback_hours
+        start = (watermark - timedelta(hours=hours)).date()
         last = today
     else:
         start = today - timedelta(days=settings.activity_backfill_days)
@@ -282,7 +284,9 @@ def _create_chunks(session: Session, run: SyncRun, now: datetime,
     candidates: list[tuple[int, date, str, date]] = []
     for name in streams:
         cursor = session.get(StreamCursor, (run.source_id, str(name)))
-        for start, end in plan_windows(name, cursor, run, now):
+        # Shorter while the source's webhooks are healthy (worker/webhooks/lookback.py).
+        hours = webhook_lookback.lookback_hours(session, run.source_id, name, now)
+        for start, end in plan_windows(name, cursor, run, now, hours):
             candidates.append((VALUE_ORDER.get(name, len(VALUE_ORDER)), start, str(name), end))
     out_of_budget: set[str] = set()
     for _, window_first, stream, window_last in sorted(candidates):
