@@ -2,8 +2,9 @@
 
 Once, here: load the run, end a delivery that has nothing to do (a finished run, a deferred one
 whose time has not come, a run this task does not handle), enter the caller's admission with
-it (the task shell's tenant slot), take the run's lock (a Redis lease, or the row lock), begin, call the service's body, and record the outcome (`working`: lease
-renewal, failure record, hand-back on stop). The body is a plain function of the open session,
+it (the task shell's tenant slot), take the run's lock (a Redis lease, or the row lock), begin,
+call the service's body, and record the outcome (`working`: lease renewal, failure record,
+hand-back on stop). The body is a plain function of the open session,
 the run and the between-pages `check`; it commits its pages on that session and finishes the
 run (`lifecycle.finish`) in its last transaction. Its Zoom client, when it needs one, is bound
 by the service's entry point, so a test can call the body with a rolled-back session and a
