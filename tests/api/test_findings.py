@@ -61,6 +61,9 @@ TRUTH: dict[str, set[str]] = {
     "admin-idle": {"idle_privileged"},
     "owner-active": set(),
     "custom-admin-idle": {"idle_privileged"},  # custom role "Helpdesk Admin", never active
+    # Privileges decide, not names: "Reporting Admin" only reads, "Coordinators" edits roles.
+    "named-admin-idle": set(),
+    "role-editor-idle": {"idle_privileged"},
     "member-idle": set(),  # idle, but neither licensed nor privileged
     "never-used": {"never_used"},  # created 31 days ago, no activity ever
     "never-used-exactly-n-days": set(),  # created exactly 30 days ago
@@ -98,7 +101,12 @@ def _seed(url: str | None = None) -> Fixture:
             ZoomRole(tenant_id=t, source_id=s, zoom_id="0", name="Owner"),
             ZoomRole(tenant_id=t, source_id=s, zoom_id="1", name="Admin"),
             ZoomRole(tenant_id=t, source_id=s, zoom_id="2", name="Member"),
-            ZoomRole(tenant_id=t, source_id=s, zoom_id="r-help", name="Helpdesk Admin"),
+            ZoomRole(tenant_id=t, source_id=s, zoom_id="r-help", name="Helpdesk Admin",
+                     privileges=["User:Read", "User:Edit"], admin_privileges=True),
+            ZoomRole(tenant_id=t, source_id=s, zoom_id="r-named", name="Reporting Admin",
+                     privileges=["User:Read", "Dashboard:Read"], admin_privileges=False),
+            ZoomRole(tenant_id=t, source_id=s, zoom_id="r-roles", name="Coordinators",
+                     privileges=["Role:Read", "Role:Edit"], admin_privileges=True),
             ZoomGroup(tenant_id=t, source_id=s, zoom_id="g-eng", name="Engineering"),
         ])
         events: list[tuple[str, datetime, str, uuid.UUID]] = []
@@ -164,6 +172,10 @@ def _seed(url: str | None = None) -> Fixture:
         account("owner-active", role="0")
         sign_in("owner-active", NOW - timedelta(days=1))
         account("custom-admin-idle", role="r-help", created=NOW - timedelta(days=10))
+        account("named-admin-idle", role="r-named")
+        sign_in("named-admin-idle", NOW - timedelta(days=50))
+        account("role-editor-idle", role="r-roles")
+        sign_in("role-editor-idle", NOW - timedelta(days=50))
         account("member-idle")
         sign_in("member-idle", NOW - timedelta(days=50))
         account("never-used", created=NOW - timedelta(days=31))
@@ -244,6 +256,8 @@ def test_each_row_carries_the_evidence(seeded: Fixture) -> None:
     assert rows["custom-admin-idle"].privileged
     assert rows["owner-active"].privileged
     assert not rows["member-idle"].privileged
+    assert not rows["named-admin-idle"].privileged
+    assert rows["role-editor-idle"].privileged
     leaver = rows["leaver-today"]
     assert leaver.identity_terminated_at == datetime.combine(NOW.date(), datetime.min.time(),
                                                              tzinfo=UTC)

@@ -12,8 +12,9 @@ Definitions (``now`` and ``days`` given; ``cutoff = now - days``; idle = no acti
 - leaver: linked to an identity that is inactive or terminated, or whose terminated_at has
   passed, while the Zoom account's status is active;
 - unused_licence: type 2 (Licensed) and idle;
-- idle_privileged: a privileged role (Zoom's Owner "0" or Admin "1", or a role named Owner or
-  with "admin" in its name) and idle;
+- idle_privileged: a privileged role (Zoom's built-in Owner "0" or Admin "1", or a role whose
+  privileges from GET /roles/{roleId} are admin ones: ``ZoomRole.admin_privileges``, the rule in
+  ``worker.aggregation.privileges``; never the role's name) and idle;
 - never_used: created before the cut-off, not pending, and no activity ever;
 - pending_invitation: status pending and created before the cut-off.
 """
@@ -252,9 +253,8 @@ def build_review(
     created = type_coerce(func.coalesce(u.zoom_created_at, u.first_seen_at), UTCDateTime())
     cutoff = _instant(params.cutoff)
     idle = or_(last_at.is_(None), last_at < cutoff)
-    role_name = func.lower(func.coalesce(ZoomRole.name, ""))
-    privileged = or_(col(u.role_id).in_(PRIVILEGED_ROLE_IDS), role_name == "owner",
-                     role_name.like("%admin%"))
+    privileged = or_(col(u.role_id).in_(PRIVILEGED_ROLE_IDS),
+                     col(ZoomRole.admin_privileges).is_(True))
     leaver = and_(
         col(Identity.id).is_not(None), u.status == "active",
         or_(col(Identity.status).in_(LEAVER_STATUSES),

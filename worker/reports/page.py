@@ -37,7 +37,7 @@ TITLES = {
                "Identity inactive or terminated while the Zoom account is still active."),
     "unused_licence": ("Unused licences", "Licensed accounts with no activity in {days} days."),
     "idle_privileged": ("Idle privileged accounts",
-                        "Owner, Admin or admin-like roles with no activity in {days} days."),
+                        "Owner, Admin or custom admin roles with no activity in {days} days."),
     "never_used": ("Never used", "Created more than {days} days ago, no activity ever."),
     "pending_invitation": ("Pending invitations", "Invited more than {days} days ago."),
 }
