@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -321,7 +322,9 @@ def test_keyset_pages_cover_every_account_once(seeded: Fixture) -> None:
     assert seen == sorted(seen)
 
 
-def test_the_findings_are_the_same_on_sqlite_the_demo_database(tmp_path: Path) -> None:
+@contextmanager
+def _on_sqlite(tmp_path: Path) -> Iterator[tuple[Session, Fixture]]:
+    """The fixture in a migrated SQLite file (the demo's database), and a session on it."""
     from worker import migrate
     from worker.db import get_engine
 
@@ -330,12 +333,17 @@ def test_the_findings_are_the_same_on_sqlite_the_demo_database(tmp_path: Path) -
     seeded = _seed(url)
     try:
         with Session(get_engine(url)) as db:
-            review = build_review(db, _params(seeded))
-            rows = {row.zoom_id: row for row in iter_accounts(db, review)}
-            daily = {d.day: d.accounts for d in daily_active_accounts(db, _params(seeded))}
-            filtered = {r.zoom_id for r in iter_accounts(db, review, finding="unused_licence")}
+            yield db, seeded
     finally:
         get_engine(url).dispose()
+
+
+def test_the_findings_are_the_same_on_sqlite_the_demo_database(tmp_path: Path) -> None:
+    with _on_sqlite(tmp_path) as (db, seeded):
+        review = build_review(db, _params(seeded))
+        rows = {row.zoom_id: row for row in iter_accounts(db, review)}
+        daily = {d.day: d.accounts for d in daily_active_accounts(db, _params(seeded))}
+        filtered = {r.zoom_id for r in iter_accounts(db, review, finding="unused_licence")}
     assert {z: set(r.findings) for z, r in rows.items()} == TRUTH
     assert filtered == {z for z, f in TRUTH.items() if "unused_licence" in f}
     assert rows["licence-attendee"].last_activity_at == CUTOFF + timedelta(minutes=10)
@@ -375,3 +383,37 @@ def test_a_page_aggregated_on_its_own_accounts_equals_the_full_review(seeded: Fi
             paged.update({r.account_id: r.model_dump() for r in rows})
             after = rows[-1].account_id
     assert paged == full
+
+
+def _filtered_pages(db: Session, seeded: Fixture, finding: str, limit: int) -> list[str]:
+    """Every account with ``finding``, a filtered page of ``limit`` at a time as the API asks
+    for them (the page's accounts chosen in SQL, then aggregated on their own)."""
+    got: list[str] = []
+    after = None
+    while True:
+        review = build_review(db, _params(seeded), page=(after, limit + 1), finding=finding)
+        rows = list(iter_accounts(db, review, finding=finding, after_id=after, limit=limit + 1))
+        got += [r.zoom_id for r in rows[:limit]]
+        assert all(finding in r.findings for r in rows)
+        if len(rows) <= limit:
+            return got
+        after = rows[limit - 1].account_id
+
+
+@pytest.mark.parametrize("finding", FINDINGS)
+def test_a_filtered_page_chooses_its_accounts_in_sql_and_finds_the_same(
+    seeded: Fixture, finding: str
+) -> None:
+    expected = sorted(z for z, found in TRUTH.items() if finding in found)
+    with session_scope() as db:
+        ordered = [r.zoom_id for r in iter_accounts(db, build_review(db, _params(seeded)),
+                                                     finding=finding)]
+        for limit in (1, 2, 100):
+            assert _filtered_pages(db, seeded, finding, limit) == ordered, limit
+    assert sorted(ordered) == expected
+
+
+def test_filtered_pages_are_the_same_on_sqlite(tmp_path: Path) -> None:
+    with _on_sqlite(tmp_path) as (db, seeded):
+        got = {f: sorted(_filtered_pages(db, seeded, f, 1)) for f in FINDINGS}
+    assert got == {f: sorted(z for z, v in TRUTH.items() if f in v) for f in FINDINGS}

@@ -48,6 +48,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Session, col
 
+from worker.insights import inactive_condition
 from worker.models import (
     AccountCorrelation,
     ActivityEvent,
@@ -218,24 +219,75 @@ def _sign_ins(params: ReviewParams, emails: Any = None) -> tuple[Any, Any]:
     return events, summaries
 
 
+# "Ever" for never_used: before any Zoom activity can be (Zoom was founded in 2011).
+EVER = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def account_condition(finding: str, params: ReviewParams) -> ColumnElement[bool]:
+    """``finding`` as a condition on a ``zoom_user`` row alone: EXISTS probes of the account's
+    correlation, identity, role and activity (``worker.insights.inactive_condition``, indexed
+    per account) instead of the tenant-wide aggregates of ``Review.conditions``. Both spell the
+    definitions of the module docstring (the findings tests check that they agree); this one
+    lets a filtered page stop at its accounts (``build_review(page=, finding=)``)."""
+    u: Any = ZoomUser
+    t = params.tenant_id
+    created = func.coalesce(u.zoom_created_at, u.first_seen_at)
+    cutoff = _instant(params.cutoff)
+    # The account's identity, as the review's outer joins find it.
+    identity = (select(col(Identity.id))
+                .join(AccountCorrelation, col(AccountCorrelation.identity_id) == Identity.id)
+                .where(col(AccountCorrelation.source_id) == u.source_id,
+                       col(AccountCorrelation.user_zoom_id) == u.zoom_id))
+    if finding == "orphan":
+        return ~identity.exists()
+    if finding == "leaver":
+        leaving = identity.where(
+            or_(col(Identity.status).in_(LEAVER_STATUSES),
+                and_(col(Identity.terminated_at).is_not(None),
+                     col(Identity.terminated_at) <= _instant(params.now))))
+        return and_(u.status == "active", leaving.exists())
+    idle = inactive_condition(t, params.cutoff)
+    if finding == "unused_licence":
+        return and_(u.type == 2, idle)
+    if finding == "idle_privileged":
+        admin_role = select(col(ZoomRole.id)).where(
+            col(ZoomRole.source_id) == u.source_id, col(ZoomRole.zoom_id) == u.role_id,
+            col(ZoomRole.admin_privileges).is_(True))
+        return and_(or_(col(u.role_id).in_(PRIVILEGED_ROLE_IDS), admin_role.exists()), idle)
+    if finding == "never_used":
+        return and_(u.status != "pending", created < cutoff, inactive_condition(t, EVER))
+    if finding == "pending_invitation":
+        return and_(u.status == "pending", created < cutoff)
+    raise ValueError(f"unknown finding {finding!r}")
+
+
 def build_review(
-    session: Session, params: ReviewParams, page: tuple[int | None, int] | None = None
+    session: Session,
+    params: ReviewParams,
+    page: tuple[int | None, int] | None = None,
+    finding: str | None = None,
 ) -> Review:
     """The review's query. With ``page`` (after this account id, this many accounts) the
     aggregates cover only that page's accounts, so a JSON page costs what its accounts do, not
-    what the tenant does; ``iter_rows`` must then be asked for the same page."""
+    what the tenant does; ``iter_rows`` must then be asked for the same page (and finding).
+    With ``finding`` too, the page's accounts are the next ones *with that finding*
+    (``account_condition``, walked in id order), so a filtered page costs a page as well."""
     dialect = session.get_bind().dialect.name
     u: Any = ZoomUser  # columns, for SQL expressions (mypy reads them as their Python values)
     email = func.lower(u.email)
-    emails = None
+    emails = page_ids = None
     if page is not None:
         after, limit = page
-        accounts = select(func.lower(ZoomUser.email)).where(
+        accounts = select(col(ZoomUser.id).label("id"), email.label("email")).where(
             col(ZoomUser.tenant_id) == params.tenant_id, col(ZoomUser.deleted_at).is_(None),
             col(ZoomUser.id) > (after or 0))
         if params.source_id is not None:
             accounts = accounts.where(col(ZoomUser.source_id) == params.source_id)
-        emails = accounts.order_by(col(ZoomUser.id)).limit(limit).scalar_subquery()
+        if finding is not None:
+            accounts = accounts.where(account_condition(finding, params))
+        chosen = accounts.order_by(col(ZoomUser.id)).limit(limit).cte("page_accounts")
+        emails = select(chosen.c.email).scalar_subquery()
+        page_ids = select(chosen.c.id).scalar_subquery()
     last = _last_activity(params, emails)
     days_rows = active_days(params, dialect, emails)
     days = (
@@ -301,6 +353,9 @@ def build_review(
     )
     if params.source_id is not None:
         query = query.where(col(u.source_id) == params.source_id)
+    if page_ids is not None:
+        # Only the page's accounts: the aggregates were computed for no others.
+        query = query.where(col(u.id).in_(page_ids))
     groups = {
         (sid, zid): name for sid, zid, name in session.execute(
             select(col(ZoomGroup.source_id), col(ZoomGroup.zoom_id), col(ZoomGroup.name))
