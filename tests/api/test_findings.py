@@ -31,9 +31,11 @@ from worker.models import (
 )
 from worker.reports.findings import (
     ReviewParams,
+    Tally,
     build_review,
     daily_active_accounts,
     iter_accounts,
+    shown_rows,
     summarise,
 )
 from worker.reports.schemas import FINDINGS
@@ -417,3 +419,49 @@ def test_filtered_pages_are_the_same_on_sqlite(tmp_path: Path) -> None:
     with _on_sqlite(tmp_path) as (db, seeded):
         got = {f: sorted(_filtered_pages(db, seeded, f, 1)) for f in FINDINGS}
     assert got == {f: sorted(z for z, v in TRUTH.items() if f in v) for f in FINDINGS}
+
+
+def _page_view(db: Session, seeded: Fixture, per_finding: int
+               ) -> tuple[object, dict[str, list[str]]]:
+    tally, rows = shown_rows(db, build_review(db, _params(seeded)), per_finding)
+    tables = {name: [r.zoom_id for r in rows
+                     if 0 < getattr(r, f"rank_{name}") <= per_finding] for name in FINDINGS}
+    return tally, tables
+
+
+def _streamed_view(db: Session, seeded: Fixture, per_finding: int
+                   ) -> tuple[object, dict[str, list[str]]]:
+    """The same, by streaming every row through Python (what the page did before)."""
+    review = build_review(db, _params(seeded))
+    tally = Tally()
+    tables: dict[str, list[str]] = {name: [] for name in FINDINGS}
+    for row in iter_accounts(db, review):
+        tally.add(row)
+        for name in row.findings:
+            if len(tables[name]) < per_finding:
+                tables[name].append(row.zoom_id)
+    return tally, tables
+
+
+@pytest.mark.parametrize("per_finding", [1, 2, 200])
+def test_the_page_gets_the_totals_and_only_the_rows_its_tables_show(
+    seeded: Fixture, per_finding: int
+) -> None:
+    with session_scope() as db:
+        tally, tables = _page_view(db, seeded, per_finding)
+        assert (tally, tables) == _streamed_view(db, seeded, per_finding)
+        _, rows = shown_rows(db, build_review(db, _params(seeded)), per_finding)
+    assert tally.accounts == len(TRUTH)  # type: ignore[attr-defined]
+    shown = {z for names in tables.values() for z in names}
+    assert len(rows) == len(shown | {rows[-1].zoom_id})  # nothing else leaves the database
+
+
+def test_the_page_of_a_tenant_without_accounts_has_zero_totals(seeded: Fixture) -> None:
+    with session_scope() as db:
+        tally, rows = shown_rows(db, build_review(db, _params(seeded, source_id=uuid.uuid4())), 5)
+    assert (tally, rows) == (Tally(), [])
+
+
+def test_the_page_rows_are_the_same_on_sqlite(tmp_path: Path) -> None:
+    with _on_sqlite(tmp_path) as (db, seeded):
+        assert _page_view(db, seeded, 2) == _streamed_view(db, seeded, 2)
