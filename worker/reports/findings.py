@@ -44,6 +44,7 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    text,
     type_coerce,
     union,
     union_all,
@@ -409,6 +410,17 @@ def to_review(review: Review, row: Any) -> AccountReview:
     )
 
 
+def without_jit(session: Session) -> None:
+    """No JIT compilation for the rest of this transaction (Postgres). Postgres compiles a
+    statement whose *estimated* cost passes jit_above_cost; the EXISTS probes of a filtered
+    page (``account_condition``) put the estimate in the tens of millions although the page
+    runs in a few hundred milliseconds, and compiling its ~200 functions took 9 s at 10,000
+    accounts (bench/RESULTS.md). The unfiltered review is estimated below the threshold, so
+    this changes nothing there."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL jit = off"))
+
+
 def iter_rows(
     session: Session,
     review: Review,
@@ -426,6 +438,7 @@ def iter_rows(
     query = query.order_by(col(ZoomUser.id))
     if limit is not None:
         query = query.limit(limit)
+    without_jit(session)
     # Core, not ORM, execution: the ORM's per-row loading was most of a 10,000-row page's time.
     result = session.connection().execute(query.execution_options(yield_per=STREAM_BATCH))
     try:
@@ -582,6 +595,7 @@ def shown_rows(session: Session, review: Review, per_finding: int) -> tuple[Tall
              for i, name in enumerate(FINDINGS)]
     shown = or_(c.is_last, *(and_(bits_of(c.finding_flags, i), c[f"c_{name}"] <= per_finding)
                              for i, name in enumerate(FINDINGS)))
+    without_jit(session)
     rows = list(session.connection().execute(
         select(ranked, *ranks).where(shown).order_by(c.id)))
     tally = Tally()
