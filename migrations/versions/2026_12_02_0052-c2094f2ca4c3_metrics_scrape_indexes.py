@@ -3,7 +3,7 @@
 (worker.kit.metrics), read through these indexes instead of grouping the whole history.
 
 Revision ID: c2094f2ca4c3
-Revises: c22d094d8e7b
+Revises: 559c0ad7ed81
 Create Date: 2026-12-02 00:52:08.859003+00:00
 """
 from collections.abc import Sequence
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = 'c2094f2ca4c3'
-down_revision: str | None = 'c22d094d8e7b'
+down_revision: str | None = '559c0ad7ed81'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

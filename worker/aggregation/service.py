@@ -25,6 +25,7 @@ from sqlmodel import Session, SQLModel, col, select
 
 from worker import clients
 from worker.activity import readiness
+from worker.aggregation import privileges
 from worker.db import session_scope
 from worker.kit.upsert import COPY_THRESHOLD, copy_to_temp, dedupe, upsert, with_defaults
 from worker.models import (
@@ -465,6 +466,7 @@ def aggregate(session: Session, run: SyncRun, client: ZoomApi, check: Check = no
         pull_users(session, client, pull)
         pull_groups(session, client, pull)
         pull_roles(session, client, pull)
+        privileges.pull_role_privileges(session, client, pull)
         check()
     except BaseException:
         # How far it got (what is committed), on the record of a failed or handed-back run.
