@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -256,7 +256,7 @@ def plan_activity(
             existing = session.exec(select(SyncRun).where(SyncRun.parent_id == run_id)).all()
             if existing:
                 # A redelivered plan: its chunks exist; make sure each chain is moving.
-                heads = chain_heads(existing)
+                heads = runnable_heads(existing)
             else:
                 heads = _create_chunks(session, run, now, redis_client)
             for head in heads:
@@ -276,7 +276,6 @@ def _create_chunks(session: Session, run: SyncRun, now: datetime,
     runs.begin(run)
     streams = [Stream(s) for s in run.details.get("streams", STREAMS)]
     today = now.astimezone(UTC).date()
-    resume_at = runs.next_utc_midnight(now) + timedelta(minutes=5)
     chunks: list[SyncRun] = []
     planned_cost = deferred = 0
     budget_cap = heavy_budget(redis_client, source).cap()
@@ -286,6 +285,11 @@ def _create_chunks(session: Session, run: SyncRun, now: datetime,
         cursor = session.get(StreamCursor, (run.source_id, str(name)))
         for start, end in plan_windows(name, cursor, run, now):
             candidates.append((VALUE_ORDER.get(name, len(VALUE_ORDER)), start, str(name), end))
+    # A sync from the watermark leaves alone a stream whose earlier chain is still outstanding:
+    # its deferred chunks are re-admitted by the dispatcher, and a second chain over the same
+    # days (the watermark has not moved yet) would only pay for them twice.
+    busy = set() if run.window_start is not None else _busy_streams(session, run)
+    candidates = [c for c in candidates if c[2] not in busy]
     out_of_budget: set[str] = set()
     for _, window_first, stream, window_last in sorted(candidates):
         parts = _fitting_windows(session, run.source_id, stream, window_first, window_last,
@@ -302,25 +306,128 @@ def _create_chunks(session: Session, run: SyncRun, now: datetime,
             if stream in out_of_budget or not reserve_heavy(redis_client, source, chunk, today,
                                                             cost):
                 out_of_budget.add(stream)
-                chunk.status = RunStatus.DEFERRED
-                chunk.checkpoint = {"not_before": resume_at.isoformat(), "reason": "daily_cap"}
-                chunk.error_message = (
-                    f"deferred: Zoom's daily cap on Heavy requests would be exceeded today "
-                    f"(this chunk needs about {cost}); resumes after 00:00 UTC "
-                    f"[{runs.where(source)}]"
-                )
+                defer_to_tomorrow(chunk, source, now)
                 deferred += 1
             else:
                 planned_cost += cost
             session.add(chunk)
             chunks.append(chunk)
     session.flush()
+    held = _hold_for_first_insight(session, run, chunks, now)
     run.details = {**run.details, "chunks": len(chunks), "deferred": deferred,
                    "heavy_cost_today": planned_cost}
+    if busy:
+        run.details = {**run.details, "streams_outstanding": sorted(busy)}
+    if held:
+        run.details = {**run.details, "held": sorted(str(c.stream) for c in held)}
     if not chunks:
         runs.finish(run, RunStatus.SUCCEEDED)
     else:
         roll_up(session, run.id)
-    log.info("activity plan %s of %s: %d chunks, %d deferred, ~%d Heavy calls today",
-             run.id, runs.where(source), len(chunks), deferred, planned_cost)
-    return chain_heads(chunks)
+    log.info("activity plan %s of %s: %d chunks, %d deferred, ~%d Heavy calls today%s%s",
+             run.id, runs.where(source), len(chunks), deferred, planned_cost,
+             f", {sorted(busy)} left to their outstanding chains" if busy else "",
+             ", participant reports after the sign-ins" if held else "")
+    return runnable_heads(chunks)
+
+
+_OUTSTANDING = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.DEFERRED)
+
+
+def _busy_streams(session: Session, run: SyncRun) -> set[str]:
+    """Streams of the source with chunks of another plan still to run."""
+    rows = session.exec(select(col(SyncRun.stream)).where(
+        SyncRun.source_id == run.source_id, SyncRun.kind == RunKind.ACTIVITY,
+        col(SyncRun.parent_id).is_not(None), SyncRun.parent_id != run.id,
+        col(SyncRun.status).in_(_OUTSTANDING)).distinct()).all()
+    return {str(s) for s in rows if s is not None}
+
+
+# -- first insight first: the participant reports wait for the sign-ins and the directory ----
+
+# Streams held back until the plan's sign-in chain and the directory's aggregation are done:
+# the participant reports (one Heavy call per meeting) would otherwise share the account's Heavy
+# rate with the sign-in pages the first insight needs, and delay it by as much as they take.
+HELD_STREAMS = frozenset({Stream.MEETINGS})
+HELD = "held"
+# A held chain is sent by the chunk that ends the sign-in chain, or by the dispatcher's tick;
+# should both fail, the sweep sends it after this long (it is queued, with this lease).
+HOLD_LIMIT = timedelta(hours=6)
+
+
+def is_held(chunk: SyncRun) -> bool:
+    return chunk.status == RunStatus.QUEUED and bool(chunk.details.get(HELD))
+
+
+def runnable_heads(chunks: Iterable[SyncRun]) -> list[SyncRun]:
+    """The chain heads to send (``chain_heads``), less the chains held for the first insight."""
+    return [c for c in chain_heads(chunks) if not is_held(c)]
+
+
+def _first_insight_pending(session: Session, plan_id: uuid.UUID, source_id: uuid.UUID) -> bool:
+    """Whether the plan's sign-in chunks, or the aggregation of the directory the source is
+    matched against, are still to run."""
+    signins = session.exec(select(func.count()).select_from(SyncRun).where(
+        SyncRun.parent_id == plan_id, SyncRun.stream == Stream.SIGNINS,
+        col(SyncRun.status).in_(_OUTSTANDING))).one()
+    if signins:
+        return True
+    source = session.get(Source, source_id)
+    directory = (source.governance_source_id or source.id) if source is not None else source_id
+    aggregating = session.exec(select(func.count()).select_from(SyncRun).where(
+        SyncRun.source_id == directory, SyncRun.kind == RunKind.AGGREGATION,
+        col(SyncRun.status).in_((RunStatus.QUEUED, RunStatus.RUNNING)))).one()
+    return bool(aggregating)
+
+
+def _hold_for_first_insight(session: Session, run: SyncRun, chunks: list[SyncRun],
+                            now: datetime) -> list[SyncRun]:
+    if not _first_insight_pending(session, run.id, run.source_id):
+        return []
+    held = []
+    for head in chain_heads(chunks):
+        if head.stream in HELD_STREAMS:
+            head.details = {**head.details, HELD: "first_insight"}
+            head.lease_until = now + HOLD_LIMIT  # the sweep's fallback (see HOLD_LIMIT)
+            held.append(head)
+    return held
+
+
+def release_held(session: Session, redis_client: redis.Redis, now: datetime,
+                 source_id: uuid.UUID | None = None, limit: int = 1000) -> list[SyncRun]:
+    """The held chains (of one source, or any) whose sign-ins and directory are now in: returns
+    their heads to send (the caller sends them after its commit). A head held past the day it
+    was reserved on is re-admitted against today's budget, or deferred to tomorrow like any
+    chunk that does not fit."""
+    stmt = select(SyncRun).where(
+        SyncRun.kind == RunKind.ACTIVITY, SyncRun.status == RunStatus.QUEUED,
+        col(SyncRun.stream).in_(HELD_STREAMS), col(SyncRun.parent_id).is_not(None))
+    if source_id is not None:
+        stmt = stmt.where(SyncRun.source_id == source_id)
+    held = [c for c in session.exec(stmt.limit(limit)).all() if is_held(c)]
+    released = []
+    for chunk in held:
+        assert chunk.parent_id is not None
+        if _first_insight_pending(session, chunk.parent_id, chunk.source_id):
+            continue
+        chunk.details = {k: v for k, v in chunk.details.items() if k != HELD}
+        reserved = (chunk.details.get("heavy_reserved") or {}).get("day")
+        source = session.get_one(Source, chunk.source_id)
+        if reserved != utc_day(now).isoformat() and heavy_budget(redis_client, source).cap() \
+                and not readmit(session, redis_client, source, chunk, now):
+            defer_to_tomorrow(chunk, source, now)
+            continue
+        released.append(chunk)
+    return released
+
+
+def defer_to_tomorrow(chunk: SyncRun, source: Source, now: datetime) -> None:
+    resume_at = runs.next_utc_midnight(now) + timedelta(minutes=5)
+    chunk.status = RunStatus.DEFERRED
+    chunk.lease_until = None
+    chunk.checkpoint = {**chunk.checkpoint, "not_before": resume_at.isoformat(),
+                        "reason": "daily_cap"}
+    chunk.error_message = (
+        f"deferred: Zoom's daily cap on Heavy requests would be exceeded today (this chunk "
+        f"needs about {chunk.details.get('heavy_cost', '?')}); resumes after 00:00 UTC "
+        f"[{runs.where(source)}]")

@@ -23,7 +23,7 @@ from sqlmodel import Session
 
 from worker import clients
 from worker.activity import readiness, summaries
-from worker.activity.planner import day_start, heavy_reservation
+from worker.activity.planner import day_start, heavy_reservation, release_held
 from worker.db import session_scope
 from worker.kit.redis import get_redis
 from worker.kit.upsert import Written, upsert
@@ -383,6 +383,13 @@ def _run(
             send_after_commit(session, next_chunk)
         elif next_chunk is not None:
             stamp(next_chunk)
+        if next_chunk is None and stream == Stream.SIGNINS:
+            # The sign-in chain is done: the participant reports held for it may go.
+            for held in release_held(session, get_redis(), utcnow(), source_id):
+                if enqueue:
+                    send_after_commit(session, held)
+                else:
+                    stamp(held)
         if run.parent_id is not None:
             roll_up(session, run.parent_id)
         log.info("activity chunk %s %s %s..%s of %s: %d items (%d new), %d pages, %d skipped",
