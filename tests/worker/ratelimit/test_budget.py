@@ -279,3 +279,58 @@ def test_day_numbers_match_the_limiters_clock() -> None:
     assert epoch_day(dt.date(1970, 1, 2)) == 1
     assert epoch_day(dt.date(2026, 6, 1)) == int(
         dt.datetime(2026, 6, 1, tzinfo=dt.UTC).timestamp()) // 86400
+
+
+def daily_plan(source_id: uuid.UUID, streams: list[str], redis_client: redis.Redis,
+               now: dt.datetime) -> uuid.UUID:
+    """A scheduled sync: no window of its own, each stream from its watermark."""
+    with session_scope() as session:
+        source = session.get_one(Source, source_id)
+        run = SyncRun(tenant_id=source.tenant_id, source_id=source_id, kind=RunKind.ACTIVITY,
+                      details={"streams": streams})
+        session.add(run)
+        plan_id = run.id
+    plan_activity(plan_id, now=now, redis_client=redis_client, enqueue=False)
+    return plan_id
+
+
+@pytest.mark.usefixtures("clean_db")
+def test_a_daily_plan_leaves_a_deferred_chain_to_readmission_instead_of_adding_another(
+    redis_client: redis.Redis,
+) -> None:
+    source_id = add_source(rate_share=0.001)  # 30 Heavy calls a day
+    add_host_usage(source_id, NOW.date() - dt.timedelta(days=20), 20, hosts=5, meetings_each=40)
+    backfill = daily_plan(source_id, [Stream.MEETINGS, Stream.OPERATION_LOGS], redis_client, NOW)
+    assert any(c.status == RunStatus.DEFERRED for c in chunks(backfill))
+    finish_queued(backfill, redis_client, NOW.date())
+    plans = [backfill]
+    for offset in range(1, 20):
+        day_now = NOW + dt.timedelta(days=offset, minutes=5)
+        with session_scope() as session:
+            resumable_runs(session, day_now, redis_client)
+        outstanding = any(c.status != RunStatus.SUCCEEDED for c in chunks(backfill))
+        # The day's scheduled sync, an hour later: the meetings chain of the backfill is still
+        # outstanding (the watermark has not moved), so it plans no second one.
+        today = daily_plan(source_id, [Stream.MEETINGS, Stream.OPERATION_LOGS], redis_client,
+                           day_now + dt.timedelta(hours=1))
+        plans.append(today)
+        streams = {str(c.stream) for c in chunks(today)}
+        if outstanding:
+            assert Stream.MEETINGS not in streams
+            with session_scope() as session:
+                details = session.get_one(SyncRun, today).details
+            assert details["streams_outstanding"] == [Stream.MEETINGS]
+        else:
+            assert Stream.MEETINGS in streams  # nothing outstanding: planned as usual
+            break
+        for p in plans:
+            finish_queued(p, redis_client, utc_day(day_now))
+    else:
+        pytest.fail("the backfill's meetings never completed")
+    # One chain per day of data: no window of the meetings stream was planned twice.
+    with session_scope() as session:
+        windows = session.exec(select(SyncRun.window_start).where(
+            SyncRun.source_id == source_id, SyncRun.stream == Stream.MEETINGS,
+            col(SyncRun.parent_id).in_(plans[:-1]))).all()
+    assert len(windows) == len(set(windows))
+    assert all(c.status == RunStatus.SUCCEEDED for c in chunks(backfill))

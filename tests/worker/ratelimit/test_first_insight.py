@@ -11,13 +11,15 @@ from sqlmodel import col, select
 
 from api.routes.sources import to_public
 from tests.factories import add_app_source as add_source
-from worker.activity.planner import plan_activity
+from worker.activity.planner import is_held, plan_activity
 from worker.activity.readiness import mark_if_ready
 from worker.activity.service import run_chunk
 from worker.aggregation.service import run_aggregation
 from worker.db import session_scope
 from worker.models import HostUsage, RunKind, RunStatus, Source, Stream, StreamCursor, SyncRun
 from worker.ratelimit.plans import PLAN_LIMITS, CategoryLimit
+from worker.runs import sweep
+from worker.scheduling.service import dispatch_due
 from worker.zoom.endpoints import Category
 
 
@@ -107,3 +109,62 @@ def test_an_outstanding_sign_in_chunk_keeps_the_insights_not_ready(zoom) -> None
     with session_scope() as session:
         assert not mark_if_ready(session, session.get_one(Source, source_id))
     assert ready_at(source_id) is None
+
+
+def sent(chunk_id: uuid.UUID) -> bool:
+    with session_scope() as session:
+        return bool(session.get_one(SyncRun, chunk_id).details.get("sends"))
+
+
+def test_participant_reports_wait_for_the_sign_in_chain_and_the_directory(
+    zoom, redis_client
+) -> None:
+    account = zoom.fake.account(0)
+    source_id = add_source(account, account.s2s_app)
+    aggregation = new_run(source_id, RunKind.AGGREGATION)  # the first test's, not run yet
+    plan_id = new_run(source_id, RunKind.ACTIVITY,
+                      details={"streams": [Stream.MEETINGS, Stream.SIGNINS]})
+    plan_activity(plan_id, enqueue=False)
+    signins = [c for c in chunks(plan_id) if c.stream == Stream.SIGNINS]
+    meetings = [c for c in chunks(plan_id) if c.stream == Stream.MEETINGS]
+    assert len(signins) > 1
+    assert meetings
+    assert all(c.status == RunStatus.QUEUED for c in [*signins, *meetings])
+    # Only the sign-in chain is sent; the meetings chain is held, and the sweep leaves it be.
+    assert sent(signins[0].id)
+    assert not sent(meetings[0].id)
+    assert is_held(meetings[0])
+    with session_scope() as session:
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=30)
+        assert meetings[0].id not in {r.id for r in sweep.lost_runs(session, later)}
+    for chunk in signins:
+        assert not sent(meetings[0].id)
+        run_chunk(chunk.id, enqueue=False)
+    # The sign-ins are in, the directory is not: still held.
+    assert not sent(meetings[0].id)
+    run_aggregation(aggregation, enqueue=False)
+    resumed = dispatch_due(redis_client=redis_client, enqueue=False)  # the next tick
+    assert meetings[0].id in {r.id for r in resumed}
+    assert sent(meetings[0].id)
+    with session_scope() as session:
+        assert not is_held(session.get_one(SyncRun, meetings[0].id))
+
+
+def test_the_chunk_ending_the_sign_in_chain_sends_the_held_reports(zoom) -> None:
+    account = zoom.fake.account(0)
+    source_id = add_source(account, account.s2s_app)
+    plan_id = new_run(source_id, RunKind.ACTIVITY,
+                      details={"streams": [Stream.MEETINGS, Stream.SIGNINS]})
+    plan_activity(plan_id, enqueue=False)
+    signins = [c for c in chunks(plan_id) if c.stream == Stream.SIGNINS]
+    head = next(c for c in chunks(plan_id) if c.stream == Stream.MEETINGS)
+    for chunk in signins[:-1]:
+        run_chunk(chunk.id, enqueue=False)
+    assert not sent(head.id)
+    run_chunk(signins[-1].id, enqueue=False)
+    assert sent(head.id)
+    # A plan of meetings alone has nothing to wait for.
+    alone = new_run(source_id, RunKind.ACTIVITY, details={"streams": [Stream.MEETINGS]},
+                    window_start=head.window_start, window_end=head.window_end)
+    plan_activity(alone, enqueue=False)
+    assert all(sent(c.id) for c in chunks(alone)[:1])
