@@ -122,8 +122,8 @@ def add_host_usage(source_id: uuid.UUID, first: dt.date, days: int, hosts: int,
                                   meetings=meetings_each))
 
 
-def plan(source_id: uuid.UUID, streams: list[str], start: dt.datetime, end: dt.datetime,
-         redis_client: redis.Redis, now: dt.datetime = NOW) -> uuid.UUID:
+def plan(source_id: uuid.UUID, streams: list[str], start: dt.datetime | None,
+         end: dt.datetime | None, redis_client: redis.Redis, now: dt.datetime = NOW) -> uuid.UUID:
     with session_scope() as session:
         source = session.get_one(Source, source_id)
         run = SyncRun(tenant_id=source.tenant_id, source_id=source_id, kind=RunKind.ACTIVITY,
@@ -284,14 +284,7 @@ def test_day_numbers_match_the_limiters_clock() -> None:
 def daily_plan(source_id: uuid.UUID, streams: list[str], redis_client: redis.Redis,
                now: dt.datetime) -> uuid.UUID:
     """A scheduled sync: no window of its own, each stream from its watermark."""
-    with session_scope() as session:
-        source = session.get_one(Source, source_id)
-        run = SyncRun(tenant_id=source.tenant_id, source_id=source_id, kind=RunKind.ACTIVITY,
-                      details={"streams": streams})
-        session.add(run)
-        plan_id = run.id
-    plan_activity(plan_id, now=now, redis_client=redis_client, enqueue=False)
-    return plan_id
+    return plan(source_id, streams, None, None, redis_client, now)
 
 
 @pytest.mark.usefixtures("clean_db")
