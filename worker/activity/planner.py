@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import uuid
+import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
@@ -109,6 +110,21 @@ def _host_usage_estimate(session: Session, source_id: uuid.UUID, start: date,
     return hosts, math.ceil(meetings)
 
 
+def _hosts_and_meetings(session: Session, source_id: uuid.UUID, start: date, end: date,
+                        since: datetime) -> tuple[int, int] | None:
+    """(hosts, meetings) of the window: from its /report/users rows, else the meetings stored
+    since `since` scaled to the window; None when neither is known."""
+    known = _host_usage_estimate(session, source_id, start, end)
+    if known is not None:
+        return known
+    meetings, hosts = session.exec(
+        select(func.count(), func.count(func.distinct(Meeting.host_zoom_id))).where(
+            Meeting.source_id == source_id, col(Meeting.start_time) >= since)).one()
+    if not meetings:
+        return None
+    return int(hosts), math.ceil(meetings / 30 * ((end - start).days + 1))
+
+
 def estimate_heavy_cost(session: Session, source_id: uuid.UUID, stream: str,
                         start: date, end: date, checkpoint: dict[str, Any] | None = None,
                         now: datetime | None = None) -> int:
@@ -127,19 +143,48 @@ def estimate_heavy_cost(session: Session, source_id: uuid.UUID, stream: str,
         return max(1, math.ceil(events / 30 * days / PAGE_SIZE))
     if stream != Stream.MEETINGS:
         return 1
-    known = _host_usage_estimate(session, source_id, start, end)
+    known = _hosts_and_meetings(session, source_id, start, end, since)
     if known is None:
-        meetings, hosts = session.exec(
-            select(func.count(), func.count(func.distinct(Meeting.host_zoom_id))).where(
-                Meeting.source_id == source_id, col(Meeting.start_time) >= since)).one()
-        if not meetings:
-            return 1
-        known = int(hosts), math.ceil(meetings / 30 * days)
+        return 1
     hosts, meetings = known
     per_host = 1 + meetings / max(1, hosts)
     done = len((checkpoint or {}).get("hosts_done", []))
-    left = max(0, hosts - done)
+    part = host_part(checkpoint)
+    mine = hosts / part[1] if part else hosts
+    left = max(0.0, mine - done)
     return max(1, math.ceil(hosts / PAGE_SIZE)) + math.ceil(left * per_host)
+
+
+# -- split by hosts: a day of participant reports larger than a day's budget ------------------
+
+
+def host_part(checkpoint: dict[str, Any] | None) -> tuple[int, int] | None:
+    """(i, n): the chunk fetches the i-th of n parts of the window's hosts (None: all)."""
+    part = (checkpoint or {}).get("host_part")
+    return (int(part[0]), int(part[1])) if part else None
+
+
+def hosts_of_part(hosts: Iterable[str], checkpoint: dict[str, Any] | None) -> list[str]:
+    """The hosts of the chunk's part, by a hash of the host id: stable whatever the order or the
+    hosts Zoom lists on the day each part runs, so every host falls in exactly one part."""
+    part = host_part(checkpoint)
+    if part is None:
+        return list(hosts)
+    i, n = part
+    return [h for h in hosts if zlib.crc32(h.encode()) % n == i]
+
+
+def _host_parts(session: Session, source_id: uuid.UUID, day: date, cost: int, cap: int,
+                now: datetime) -> list[tuple[date, date, int, tuple[int, int] | None]]:
+    """One day of meetings costing more than a day, as parts of its hosts that fit a day each
+    (each part lists the hosts again: that page is paid by every part)."""
+    hosts, _ = _hosts_and_meetings(session, source_id, day, day,
+                                   now - timedelta(days=30)) or (0, 0)
+    listing = max(1, math.ceil(hosts / PAGE_SIZE))
+    n = math.ceil((cost - listing) / max(1, cap - listing))
+    return [(day, day, estimate_heavy_cost(session, source_id, Stream.MEETINGS, day, day,
+                                           {"host_part": [i, n]}, now=now), (i, n))
+            for i in range(n)]
 
 
 def reserve_heavy(redis_client: redis.Redis, source: Source, run: SyncRun, day: date,
@@ -175,13 +220,21 @@ def heavy_reservation(run_id: uuid.UUID, redis_client: redis.Redis) -> Iterator[
                              held.get("calls", 0))
 
 
+Part = tuple[date, date, int, tuple[int, int] | None]
+
+
 def _fitting_windows(session: Session, source_id: uuid.UUID, stream: str, start: date,
-                     end: date, cap: int, now: datetime) -> list[tuple[date, date, int]]:
-    """The window, halved by days until each part's estimate fits in one day's budget (a part
-    of one day that still does not fit takes a whole day and continues from its checkpoint)."""
+                     end: date, cap: int, now: datetime) -> list[Part]:
+    """The window, halved by days until each part's estimate fits in one day's budget; a day of
+    meetings that still does not fit is split by hosts (any other stream's day takes a whole
+    day and continues from its checkpoint)."""
     cost = estimate_heavy_cost(session, source_id, stream, start, end, now=now)
-    if cost <= cap or start >= end:
-        return [(start, end, cost)]
+    if cost <= cap:
+        return [(start, end, cost, None)]
+    if start >= end:
+        if stream == Stream.MEETINGS:
+            return _host_parts(session, source_id, start, cost, cap, now)
+        return [(start, end, cost, None)]
     middle = start + (end - start) // 2
     return (_fitting_windows(session, source_id, stream, start, middle, cap, now)
             + _fitting_windows(session, source_id, stream, middle + timedelta(days=1), end,
@@ -294,13 +347,23 @@ def _create_chunks(session: Session, run: SyncRun, now: datetime,
     for _, window_first, stream, window_last in sorted(candidates):
         parts = _fitting_windows(session, run.source_id, stream, window_first, window_last,
                                  max(1, budget_cap), now)
-        for start, end, cost in parts:
+        for start, end, cost, part in parts:
+            window_start = day_start(start)
             window_end = min(day_start(end + timedelta(days=1)), now)
+            checkpoint: dict[str, Any] = {}
+            if part is not None:
+                # The parts of a day follow each other in the chain a microsecond apart, so the
+                # watermark passes the day only when its last part is stored.
+                i, n = part
+                window_start += timedelta(microseconds=i)
+                if i < n - 1:
+                    window_end = window_start + timedelta(microseconds=1)
+                checkpoint = {"host_part": [i, n]}
             chunk = SyncRun(
                 tenant_id=run.tenant_id, source_id=run.source_id, parent_id=run.id,
                 kind=RunKind.ACTIVITY, stream=stream, trigger=run.trigger,
-                window_start=day_start(start), window_end=window_end,
-                details={"heavy_cost": cost},
+                window_start=window_start, window_end=window_end,
+                details={"heavy_cost": cost}, checkpoint=checkpoint,
             )
             # Once a stream's chunk is deferred, later windows of it wait too (watermark order).
             if stream in out_of_budget or not reserve_heavy(redis_client, source, chunk, today,

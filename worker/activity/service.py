@@ -23,7 +23,7 @@ from sqlmodel import Session
 
 from worker import clients
 from worker.activity import readiness, summaries
-from worker.activity.planner import day_start, heavy_reservation, release_held
+from worker.activity.planner import day_start, heavy_reservation, hosts_of_part, release_held
 from worker.db import session_scope
 from worker.kit.redis import get_redis
 from worker.kit.upsert import Written, upsert
@@ -222,7 +222,7 @@ def fetch_meetings(chunk: Chunk) -> None:
                      for _, row in chunk.parse("host", page.items, zi.parse_host_usage))
         chunk.page_done(0)
     done: set[str] = set(chunk.checkpoint.get("hosts_done", []))
-    for host_id in sorted(set(hosts)):
+    for host_id in hosts_of_part(sorted(set(hosts)), chunk.checkpoint):
         if host_id in done:
             continue
         # userId is "the user ID or email address" (reportMeetings): a host keyed by e-mail

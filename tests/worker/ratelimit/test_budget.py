@@ -327,3 +327,37 @@ def test_a_daily_plan_leaves_a_deferred_chain_to_readmission_instead_of_adding_a
             col(SyncRun.parent_id).in_(plans[:-1]))).all()
     assert len(windows) == len(set(windows))
     assert all(c.status == RunStatus.SUCCEEDED for c in chunks(backfill))
+
+
+@pytest.mark.usefixtures("clean_db")
+def test_a_day_costing_more_than_a_day_is_split_by_hosts(redis_client: redis.Redis) -> None:
+    source_id = add_source(rate_share=0.001)  # 30 Heavy calls a day
+    day = NOW.date() - dt.timedelta(days=3)
+    # One day, 10 hosts with 10 meetings each: 1 host list + 10 + 100 calls, over 3 days' cap.
+    add_host_usage(source_id, day, 1, hosts=10, meetings_each=10)
+    plan_id = plan(source_id, [Stream.MEETINGS], planner.day_start(day),
+                   planner.day_start(day + dt.timedelta(days=1)), redis_client)
+    parts = chunks(plan_id)
+    assert len(parts) == 4
+    assert all(p.details["heavy_cost"] <= 30 for p in parts)
+    assert [p.checkpoint["host_part"] for p in parts] == [[i, 4] for i in range(4)]
+    # The day's parts follow each other in the chain; the watermark passes the day with the last.
+    assert parts[0].window_start == planner.day_start(day)
+    assert parts[-1].window_end == planner.day_start(day + dt.timedelta(days=1))
+    for a, b in itertools.pairwise(parts):
+        assert a.window_end == b.window_start
+        assert a.window_start < b.window_start
+    assert all(utc_day(p.window_start) == day for p in parts)
+    assert all(utc_day(p.window_end - dt.timedelta(microseconds=1)) == day for p in parts)
+    # Each host is in exactly one part, whatever the order Zoom lists them in.
+    hosts = [f"host-{i}" for i in range(50)]
+    split = [planner.hosts_of_part(reversed(hosts), p.checkpoint) for p in parts]
+    assert sorted(h for part in split for h in part) == sorted(hosts)
+    assert all(split)
+    # Re-admitted later, a part is estimated as a part.
+    with session_scope() as session:
+        source = session.get_one(Source, source_id)
+        deferred = next(p for p in parts if p.status == RunStatus.DEFERRED)
+        assert planner.readmit(session, redis_client, source, deferred,
+                               NOW + dt.timedelta(days=1))
+        assert deferred.details["heavy_cost"] == parts[1].details["heavy_cost"]

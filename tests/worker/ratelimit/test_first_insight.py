@@ -11,6 +11,7 @@ from sqlmodel import col, select
 
 from api.routes.sources import to_public
 from tests.factories import add_app_source as add_source
+from worker.activity import planner
 from worker.activity.planner import is_held, plan_activity
 from worker.activity.readiness import mark_if_ready
 from worker.activity.service import run_chunk
@@ -168,3 +169,55 @@ def test_the_chunk_ending_the_sign_in_chain_sends_the_held_reports(zoom) -> None
                     window_start=head.window_start, window_end=head.window_end)
     plan_activity(alone, enqueue=False)
     assert all(sent(c.id) for c in chunks(alone)[:1])
+
+
+def test_a_day_split_by_hosts_stores_each_meeting_once_and_the_watermark_after_the_last(
+    zoom, monkeypatch
+) -> None:
+    from worker.models import Meeting
+
+    account = zoom.fake.account(0)
+    for category in (Category.HEAVY, Category.RESOURCE_INTENSIVE):
+        limit = PLAN_LIMITS["business"][category]
+        monkeypatch.setitem(PLAN_LIMITS["business"], category,
+                            CategoryLimit(limit.per_second, 100, limit.daily_group))
+    source_id = add_source(account, account.s2s_app, rate_share=0.8)  # 80 Heavy calls a day
+    day = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=2)
+    truth = {m["uuid"] for m in account.meetings(day, day)}
+    # The usage report says 4 hosts held 120 meetings that day: 125 calls, over a day's 80.
+    with session_scope() as session:
+        tenant_id = session.get_one(Source, source_id).tenant_id
+        session.add_all([HostUsage(tenant_id=tenant_id, source_id=source_id,
+                                   user_zoom_id=f"h{i}", period_start=day, period_end=day,
+                                   meetings=30) for i in range(4)])
+    start = dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
+    plan_id = new_run(source_id, RunKind.ACTIVITY, details={"streams": [Stream.MEETINGS]},
+                      window_start=start, window_end=start + dt.timedelta(days=1))
+    plan_activity(plan_id, enqueue=False)
+    parts = chunks(plan_id)
+    assert len(parts) == 2
+    watermark = None
+    for part in parts:  # the second as the dispatcher re-admits it (the first spent little)
+        with session_scope() as session:
+            session.get_one(SyncRun, part.id).status = RunStatus.QUEUED
+        run_chunk(part.id, enqueue=False)
+        with session_scope() as session:
+            assert session.get_one(SyncRun, part.id).status == RunStatus.SUCCEEDED
+            cursor = session.get(StreamCursor, (source_id, Stream.MEETINGS))
+            watermark = cursor.watermark if cursor else None
+        if part is not parts[-1]:
+            assert watermark is not None
+            assert watermark < start + dt.timedelta(days=1)
+            with session_scope() as session:
+                after_first = set(session.exec(select(Meeting.host_zoom_id).where(
+                    Meeting.source_id == source_id)).all())
+    assert watermark == start + dt.timedelta(days=1)
+    with session_scope() as session:
+        stored = session.exec(select(Meeting.uuid).where(Meeting.source_id == source_id)).all()
+    assert sorted(stored) == sorted(truth)
+    # The first part asked only for its own hosts, the second for the others.
+    with session_scope() as session:
+        hosts = set(session.exec(select(Meeting.host_zoom_id).where(
+            Meeting.source_id == source_id)).all())
+    assert after_first == set(planner.hosts_of_part(hosts, parts[0].checkpoint))
+    assert 0 < len(after_first) < len(hosts)
