@@ -10,7 +10,17 @@ is estimated from what the account has, a window costing more than a day is spli
 chunk is reserved against the account's budget for the UTC day (``worker.ratelimit.budget``, the
 counter the limiter counts requests in), and what does not fit is created `deferred`; the
 dispatcher re-admits deferred chunks every day, by value, until the day's budget is spent. A
-chunk gives back the part of its reservation it did not use when it ends.
+chunk gives back the part of its reservation it did not use when it ends. A day of participant
+reports that alone costs more than a day is split by hosts.
+
+A scheduled sync (no window of its own) plans no stream whose chain from an earlier plan is still
+outstanding (deferred, queued or running): those chunks are re-admitted, and a second chain over
+the days the watermark has not passed yet would pay for them twice.
+
+First insight first: the participant reports' chain is *held* (queued, not sent) until the plan's
+sign-in chain and the directory's aggregation are done, so they do not share the account's Heavy
+rate with the sign-in pages the insights need. The chunk that ends the sign-in chain sends it, or
+the dispatcher's next tick (``release_held``).
 """
 
 from __future__ import annotations

@@ -21,13 +21,18 @@ plan. So the rate of each (account, category) is learned, in Redis, for every wo
 
 - a 429 cuts the rate multiplicatively (``BETA``), once per burst (every worker of the account
   sees the same 429s; one cut answers them all), and pushes everyone's next slot past
-  ``Retry-After`` (seconds or an HTTP date, rounded up: a date has one-second resolution);
+  ``Retry-After`` (seconds or an HTTP date, rounded up: a date has one-second resolution); a
+  request that was already asleep waiting for a slot reserved before the cut takes a new one
+  when it wakes, instead of sending into the same burst (the first burst of 429s of several
+  workers was mostly those);
 - every request sent without a 429 since then adds a little back (additive, per request, not
   per second: an idle account does not drift up): quickly to just under the rate that failed,
   then slowly above it (a probe), so the rate settles under the real limit instead of
   see-sawing between half and all of it;
 - an ``X-RateLimit-Limit`` on a per-second 429 is the account's real limit: the rate is held
-  under it for ``CEILING_TTL`` (then probed again, in case the other apps went quiet);
+  under it for ``CEILING_TTL`` (then probed again, in case the other apps went quiet); a 429
+  while the rate sits at that ceiling means the limit is counted over a window wider than a
+  second (an account limited below one request a second is told "1"): the ceiling is halved;
 - an ``X-RateLimit-Remaining`` of a daily limit corrects our daily count (``budget.py``).
 
 The rate never exceeds the configured share of the plan, and never falls below ``MIN_FRACTION``
