@@ -24,8 +24,9 @@ from sqlalchemy.dialects import postgresql
 from sqlmodel import Session, SQLModel, col, select
 
 from worker import clients
-from worker.activity import readiness
+from worker.activity import planner, readiness
 from worker.db import session_scope
+from worker.kit.redis import get_redis
 from worker.kit.upsert import COPY_THRESHOLD, copy_to_temp, dedupe, upsert, with_defaults
 from worker.models import (
     RunKind,
@@ -502,6 +503,12 @@ def _aggregate(
         )
         source = session.get_one(Source, source_id)
         readiness.mark_governed_if_ready(session, source)
+        # The directory is in: participant reports held for it (and the sign-ins) may go.
+        for held in planner.release_held(session, get_redis(), utcnow()):
+            if enqueue:
+                send_after_commit(session, held)
+            else:
+                stamp(held)
         correlation = runs.new_run(source, RunKind.CORRELATION, run.trigger,
                                    details={"after_aggregation": str(run_id)})
         session.add(correlation)

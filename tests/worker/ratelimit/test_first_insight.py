@@ -117,9 +117,7 @@ def sent(chunk_id: uuid.UUID) -> bool:
         return bool(session.get_one(SyncRun, chunk_id).details.get("sends"))
 
 
-def test_participant_reports_wait_for_the_sign_in_chain_and_the_directory(
-    zoom, redis_client
-) -> None:
+def test_participant_reports_wait_for_the_sign_in_chain_and_the_directory(zoom) -> None:
     account = zoom.fake.account(0)
     source_id = add_source(account, account.s2s_app)
     aggregation = new_run(source_id, RunKind.AGGREGATION)  # the first test's, not run yet
@@ -143,12 +141,31 @@ def test_participant_reports_wait_for_the_sign_in_chain_and_the_directory(
         run_chunk(chunk.id, enqueue=False)
     # The sign-ins are in, the directory is not: still held.
     assert not sent(meetings[0].id)
-    run_aggregation(aggregation, enqueue=False)
-    resumed = dispatch_due(redis_client=redis_client, enqueue=False)  # the next tick
-    assert meetings[0].id in {r.id for r in resumed}
+    run_aggregation(aggregation, enqueue=False)  # the directory's end sends them
     assert sent(meetings[0].id)
     with session_scope() as session:
         assert not is_held(session.get_one(SyncRun, meetings[0].id))
+
+
+def test_the_dispatchers_tick_sends_held_reports_nothing_else_released(
+    zoom, redis_client
+) -> None:
+    account = zoom.fake.account(0)
+    source_id = add_source(account, account.s2s_app)
+    aggregation = new_run(source_id, RunKind.AGGREGATION)
+    plan_id = new_run(source_id, RunKind.ACTIVITY,
+                      details={"streams": [Stream.MEETINGS, Stream.SIGNINS]})
+    plan_activity(plan_id, enqueue=False)
+    head = next(c for c in chunks(plan_id) if c.stream == Stream.MEETINGS)
+    assert dispatch_due(redis_client=redis_client, enqueue=False) == []  # still waiting
+    with session_scope() as session:  # the sign-ins and the directory ended without sending
+        for run in session.exec(select(SyncRun).where(
+                (SyncRun.parent_id == plan_id) & (SyncRun.stream == Stream.SIGNINS))).all():
+            run.status = RunStatus.SUCCEEDED
+        session.get_one(SyncRun, aggregation).status = RunStatus.FAILED
+    resumed = dispatch_due(redis_client=redis_client, enqueue=False)  # the next tick
+    assert [r.id for r in resumed] == [head.id]
+    assert sent(head.id)
 
 
 def test_the_chunk_ending_the_sign_in_chain_sends_the_held_reports(zoom) -> None:
