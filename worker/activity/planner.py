@@ -474,7 +474,8 @@ def release_held(session: Session, redis_client: redis.Redis, now: datetime,
     chunk that does not fit."""
     stmt = select(SyncRun).where(
         SyncRun.kind == RunKind.ACTIVITY, SyncRun.status == RunStatus.QUEUED,
-        col(SyncRun.stream).in_(HELD_STREAMS), col(SyncRun.parent_id).is_not(None))
+        col(SyncRun.stream).in_(HELD_STREAMS), col(SyncRun.parent_id).is_not(None),
+        col(SyncRun.details)[HELD].as_string().is_not(None))
     if source_id is not None:
         stmt = stmt.where(SyncRun.source_id == source_id)
     held = [c for c in session.exec(stmt.limit(limit)).all() if is_held(c)]
