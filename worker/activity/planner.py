@@ -55,7 +55,8 @@ from worker.models import (
 from worker.models.base import as_utc
 from worker.ratelimit.budget import DailyBudget, account_key, charging, utc_day
 from worker.runs import lifecycle as runs
-from worker.runs.followups import send_after_commit, stamp
+from worker.runs.followups import send_after_commit
+from worker.runs.hold import Hold, hold
 from worker.runs.lifecycle import chain_heads, roll_up
 from worker.settings import get_settings
 from worker.zoom.reports import clamp_windows
@@ -293,6 +294,10 @@ def plan_windows(stream: str, cursor: StreamCursor | None, run: SyncRun,
     return clamp_windows(start, last, today, whole_months=stream in MONTHLY_STREAMS)
 
 
+# A chunk's id sent to the plan task is not a plan: left alone.
+PLAN = Hold(what="activity plan", accepts=lambda run: run.parent_id is None)
+
+
 def plan_activity(
     run_id: uuid.UUID,
     *,
@@ -306,37 +311,29 @@ def plan_activity(
     `details["streams"]` (a subset); otherwise each stream continues from its watermark with
     the look-back, or backfills `activity_backfill_days` the first time.
     """
-    now = now or utcnow()
-    if redis_client is None:
-        redis_client = get_redis()
-    try:
-        with session_scope() as session:
-            run = session.get(SyncRun, run_id, with_for_update=True)
-            if run is None:
-                raise LookupError(f"sync run {run_id} does not exist")
-            if run.status in runs.TERMINAL or run.parent_id is not None:
-                return run
-            existing = session.exec(select(SyncRun).where(SyncRun.parent_id == run_id)).all()
-            if existing:
-                # A redelivered plan: its chunks exist; make sure each chain is moving.
-                heads = runnable_heads(existing)
-            else:
-                heads = _create_chunks(session, run, now, redis_client)
-            for head in heads:
-                if enqueue:
-                    send_after_commit(session, head)
-                else:
-                    stamp(head)
-    except BaseException as exc:
-        runs.record_failure(run_id, exc)
-        raise
-    return run
+    budget_redis = redis_client or get_redis()
+    return hold(run_id, PLAN, lambda session, run, _check: plan(session, run, budget_redis, now),
+                redis_client=redis_client, enqueue=enqueue, now=now)
+
+
+def plan(session: Session, run: SyncRun, redis_client: redis.Redis,
+         now: datetime | None = None) -> None:
+    """Create the plan's chunks (or, for a redelivered plan, find them again) and queue the
+    head chunk of each stream, in the caller's transaction."""
+    existing = session.exec(select(SyncRun).where(SyncRun.parent_id == run.id)).all()
+    if existing:
+        # A redelivered plan: its chunks exist; its status is theirs, and each chain must move.
+        roll_up(session, run.id)
+        heads = runnable_heads(existing)
+    else:
+        heads = _create_chunks(session, run, now or utcnow(), redis_client)
+    for head in heads:
+        send_after_commit(session, head)
 
 
 def _create_chunks(session: Session, run: SyncRun, now: datetime,
                    redis_client: redis.Redis) -> list[SyncRun]:
     source = session.get_one(Source, run.source_id)
-    runs.begin(run)
     streams = [Stream(s) for s in run.details.get("streams", STREAMS)]
     today = now.astimezone(UTC).date()
     chunks: list[SyncRun] = []

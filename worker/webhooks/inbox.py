@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, select
 
 from worker.db import get_engine, session_scope
+from worker.dispatch import shown_kwargs
 from worker.models import Source, WebhookEvent, WebhookStatus, utcnow
 from worker.models.base import UTCDateTime, as_utc
 from worker.queues import TASK_ROUTES
@@ -188,7 +189,7 @@ def send(tenant_id: uuid.UUID, source_id: uuid.UUID, event_ids: list[uuid.UUID])
             TASK, args=[ids], queue=str(TASK_ROUTES[TASK]),
             headers={"tenant_id": str(tenant_id), "source_id": str(source_id)},
             argsrepr=f"[{len(ids)} webhook events]",
-            kwargsrepr=f"{{'tenant': '{tenant_id}', 'source': '{source_id}'}}",
+            kwargsrepr=shown_kwargs(tenant_id, source_id),
             ignore_result=True,
         )
     except Exception as exc:
