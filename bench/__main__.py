@@ -25,6 +25,7 @@ FIGURES = {
     "tokens": "token stampede, expiry under load, cached read latency",
     "ratelimit": "rate-limit efficiency of 1, 2 and 4 worker processes",
     "ratelimit_real": "an account limited below plan x share: 429s and wall time / floor",
+    "backfill": "a 90-day backfill over simulated days; time to first insight at 10,000 users",
     "ingest": "activity ingestion against raw COPY, worker memory",
     "aggregation": "aggregation of a large directory, first and no-change runs",
     "api": "connection-test enqueue against /healthz",

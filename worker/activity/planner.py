@@ -10,7 +10,17 @@ is estimated from what the account has, a window costing more than a day is spli
 chunk is reserved against the account's budget for the UTC day (``worker.ratelimit.budget``, the
 counter the limiter counts requests in), and what does not fit is created `deferred`; the
 dispatcher re-admits deferred chunks every day, by value, until the day's budget is spent. A
-chunk gives back the part of its reservation it did not use when it ends.
+chunk gives back the part of its reservation it did not use when it ends. A day of participant
+reports that alone costs more than a day is split by hosts.
+
+A scheduled sync (no window of its own) plans no stream whose chain from an earlier plan is still
+outstanding (deferred, queued or running): those chunks are re-admitted, and a second chain over
+the days the watermark has not passed yet would pay for them twice.
+
+First insight first: the participant reports' chain is *held* (queued, not sent) until the plan's
+sign-in chain and the directory's aggregation are done, so they do not share the account's Heavy
+rate with the sign-in pages the insights need. The chunk that ends the sign-in chain sends it, or
+the dispatcher's next tick (``release_held``).
 """
 
 from __future__ import annotations
@@ -18,7 +28,8 @@ from __future__ import annotations
 import logging
 import math
 import uuid
-from collections.abc import Iterator
+import zlib
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -111,6 +122,21 @@ def _host_usage_estimate(session: Session, source_id: uuid.UUID, start: date,
     return hosts, math.ceil(meetings)
 
 
+def _hosts_and_meetings(session: Session, source_id: uuid.UUID, start: date, end: date,
+                        since: datetime) -> tuple[int, int] | None:
+    """(hosts, meetings) of the window: from its /report/users rows, else the meetings stored
+    since `since` scaled to the window; None when neither is known."""
+    known = _host_usage_estimate(session, source_id, start, end)
+    if known is not None:
+        return known
+    meetings, hosts = session.exec(
+        select(func.count(), func.count(func.distinct(Meeting.host_zoom_id))).where(
+            Meeting.source_id == source_id, col(Meeting.start_time) >= since)).one()
+    if not meetings:
+        return None
+    return int(hosts), math.ceil(meetings / 30 * ((end - start).days + 1))
+
+
 def estimate_heavy_cost(session: Session, source_id: uuid.UUID, stream: str,
                         start: date, end: date, checkpoint: dict[str, Any] | None = None,
                         now: datetime | None = None) -> int:
@@ -129,19 +155,48 @@ def estimate_heavy_cost(session: Session, source_id: uuid.UUID, stream: str,
         return max(1, math.ceil(events / 30 * days / PAGE_SIZE))
     if stream != Stream.MEETINGS:
         return 1
-    known = _host_usage_estimate(session, source_id, start, end)
+    known = _hosts_and_meetings(session, source_id, start, end, since)
     if known is None:
-        meetings, hosts = session.exec(
-            select(func.count(), func.count(func.distinct(Meeting.host_zoom_id))).where(
-                Meeting.source_id == source_id, col(Meeting.start_time) >= since)).one()
-        if not meetings:
-            return 1
-        known = int(hosts), math.ceil(meetings / 30 * days)
+        return 1
     hosts, meetings = known
     per_host = 1 + meetings / max(1, hosts)
     done = len((checkpoint or {}).get("hosts_done", []))
-    left = max(0, hosts - done)
+    part = host_part(checkpoint)
+    mine = hosts / part[1] if part else hosts
+    left = max(0.0, mine - done)
     return max(1, math.ceil(hosts / PAGE_SIZE)) + math.ceil(left * per_host)
+
+
+# -- split by hosts: a day of participant reports larger than a day's budget ------------------
+
+
+def host_part(checkpoint: dict[str, Any] | None) -> tuple[int, int] | None:
+    """(i, n): the chunk fetches the i-th of n parts of the window's hosts (None: all)."""
+    part = (checkpoint or {}).get("host_part")
+    return (int(part[0]), int(part[1])) if part else None
+
+
+def hosts_of_part(hosts: Iterable[str], checkpoint: dict[str, Any] | None) -> list[str]:
+    """The hosts of the chunk's part, by a hash of the host id: stable whatever the order or the
+    hosts Zoom lists on the day each part runs, so every host falls in exactly one part."""
+    part = host_part(checkpoint)
+    if part is None:
+        return list(hosts)
+    i, n = part
+    return [h for h in hosts if zlib.crc32(h.encode()) % n == i]
+
+
+def _host_parts(session: Session, source_id: uuid.UUID, day: date, cost: int, cap: int,
+                now: datetime) -> list[tuple[date, date, int, tuple[int, int] | None]]:
+    """One day of meetings costing more than a day, as parts of its hosts that fit a day each
+    (each part lists the hosts again: that page is paid by every part)."""
+    hosts, _ = _hosts_and_meetings(session, source_id, day, day,
+                                   now - timedelta(days=30)) or (0, 0)
+    listing = max(1, math.ceil(hosts / PAGE_SIZE))
+    n = math.ceil((cost - listing) / max(1, cap - listing))
+    return [(day, day, estimate_heavy_cost(session, source_id, Stream.MEETINGS, day, day,
+                                           {"host_part": [i, n]}, now=now), (i, n))
+            for i in range(n)]
 
 
 def reserve_heavy(redis_client: redis.Redis, source: Source, run: SyncRun, day: date,
@@ -177,13 +232,21 @@ def heavy_reservation(run_id: uuid.UUID, redis_client: redis.Redis) -> Iterator[
                              held.get("calls", 0))
 
 
+Part = tuple[date, date, int, tuple[int, int] | None]
+
+
 def _fitting_windows(session: Session, source_id: uuid.UUID, stream: str, start: date,
-                     end: date, cap: int, now: datetime) -> list[tuple[date, date, int]]:
-    """The window, halved by days until each part's estimate fits in one day's budget (a part
-    of one day that still does not fit takes a whole day and continues from its checkpoint)."""
+                     end: date, cap: int, now: datetime) -> list[Part]:
+    """The window, halved by days until each part's estimate fits in one day's budget; a day of
+    meetings that still does not fit is split by hosts (any other stream's day takes a whole
+    day and continues from its checkpoint)."""
     cost = estimate_heavy_cost(session, source_id, stream, start, end, now=now)
-    if cost <= cap or start >= end:
-        return [(start, end, cost)]
+    if cost <= cap:
+        return [(start, end, cost, None)]
+    if start >= end:
+        if stream == Stream.MEETINGS:
+            return _host_parts(session, source_id, start, cost, cap, now)
+        return [(start, end, cost, None)]
     middle = start + (end - start) // 2
     return (_fitting_windows(session, source_id, stream, start, middle, cap, now)
             + _fitting_windows(session, source_id, stream, middle + timedelta(days=1), end,
@@ -264,7 +327,7 @@ def plan(session: Session, run: SyncRun, redis_client: redis.Redis,
     if existing:
         # A redelivered plan: its chunks exist; its status is theirs, and each chain must move.
         roll_up(session, run.id)
-        heads = chain_heads(existing)
+        heads = runnable_heads(existing)
     else:
         heads = _create_chunks(session, run, now or utcnow(), redis_client)
     for head in heads:
@@ -276,7 +339,6 @@ def _create_chunks(session: Session, run: SyncRun, now: datetime,
     source = session.get_one(Source, run.source_id)
     streams = [Stream(s) for s in run.details.get("streams", STREAMS)]
     today = now.astimezone(UTC).date()
-    resume_at = runs.next_utc_midnight(now) + timedelta(minutes=5)
     chunks: list[SyncRun] = []
     planned_cost = deferred = 0
     budget_cap = heavy_budget(redis_client, source).cap()
@@ -288,41 +350,160 @@ def _create_chunks(session: Session, run: SyncRun, now: datetime,
         hours = webhook_lookback.lookback_hours(session, run.source_id, name, now)
         for start, end in plan_windows(name, cursor, run, now, hours):
             candidates.append((VALUE_ORDER.get(name, len(VALUE_ORDER)), start, str(name), end))
+    # A sync from the watermark leaves alone a stream whose earlier chain is still outstanding:
+    # its deferred chunks are re-admitted by the dispatcher, and a second chain over the same
+    # days (the watermark has not moved yet) would only pay for them twice.
+    busy = set() if run.window_start is not None else _busy_streams(session, run)
+    candidates = [c for c in candidates if c[2] not in busy]
     out_of_budget: set[str] = set()
     for _, window_first, stream, window_last in sorted(candidates):
         parts = _fitting_windows(session, run.source_id, stream, window_first, window_last,
                                  max(1, budget_cap), now)
-        for start, end, cost in parts:
+        for start, end, cost, part in parts:
+            window_start = day_start(start)
             window_end = min(day_start(end + timedelta(days=1)), now)
+            checkpoint: dict[str, Any] = {}
+            if part is not None:
+                # The parts of a day follow each other in the chain a microsecond apart, so the
+                # watermark passes the day only when its last part is stored.
+                i, n = part
+                window_start += timedelta(microseconds=i)
+                if i < n - 1:
+                    window_end = window_start + timedelta(microseconds=1)
+                checkpoint = {"host_part": [i, n]}
             chunk = SyncRun(
                 tenant_id=run.tenant_id, source_id=run.source_id, parent_id=run.id,
                 kind=RunKind.ACTIVITY, stream=stream, trigger=run.trigger,
-                window_start=day_start(start), window_end=window_end,
-                details={"heavy_cost": cost},
+                window_start=window_start, window_end=window_end,
+                details={"heavy_cost": cost}, checkpoint=checkpoint,
             )
             # Once a stream's chunk is deferred, later windows of it wait too (watermark order).
             if stream in out_of_budget or not reserve_heavy(redis_client, source, chunk, today,
                                                             cost):
                 out_of_budget.add(stream)
-                chunk.status = RunStatus.DEFERRED
-                chunk.checkpoint = {"not_before": resume_at.isoformat(), "reason": "daily_cap"}
-                chunk.error_message = (
-                    f"deferred: Zoom's daily cap on Heavy requests would be exceeded today "
-                    f"(this chunk needs about {cost}); resumes after 00:00 UTC "
-                    f"[{runs.where(source)}]"
-                )
+                defer_to_tomorrow(chunk, source, now)
                 deferred += 1
             else:
                 planned_cost += cost
             session.add(chunk)
             chunks.append(chunk)
     session.flush()
+    held = _hold_for_first_insight(session, run, chunks, now)
     run.details = {**run.details, "chunks": len(chunks), "deferred": deferred,
                    "heavy_cost_today": planned_cost}
+    if busy:
+        run.details = {**run.details, "streams_outstanding": sorted(busy)}
+    if held:
+        run.details = {**run.details, "held": sorted(str(c.stream) for c in held)}
     if not chunks:
         runs.finish(run, RunStatus.SUCCEEDED)
     else:
         roll_up(session, run.id)
-    log.info("activity plan %s of %s: %d chunks, %d deferred, ~%d Heavy calls today",
-             run.id, runs.where(source), len(chunks), deferred, planned_cost)
-    return chain_heads(chunks)
+    log.info("activity plan %s of %s: %d chunks, %d deferred, ~%d Heavy calls today%s%s",
+             run.id, runs.where(source), len(chunks), deferred, planned_cost,
+             f", {sorted(busy)} left to their outstanding chains" if busy else "",
+             ", participant reports after the sign-ins" if held else "")
+    return runnable_heads(chunks)
+
+
+_OUTSTANDING = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.DEFERRED)
+
+
+def _busy_streams(session: Session, run: SyncRun) -> set[str]:
+    """Streams of the source with chunks of another plan still to run."""
+    rows = session.exec(select(col(SyncRun.stream)).where(
+        SyncRun.source_id == run.source_id, SyncRun.kind == RunKind.ACTIVITY,
+        col(SyncRun.parent_id).is_not(None), SyncRun.parent_id != run.id,
+        col(SyncRun.status).in_(_OUTSTANDING)).distinct()).all()
+    return {str(s) for s in rows if s is not None}
+
+
+# -- first insight first: the participant reports wait for the sign-ins and the directory ----
+
+# Streams held back until the plan's sign-in chain and the directory's aggregation are done:
+# the participant reports (one Heavy call per meeting) would otherwise share the account's Heavy
+# rate with the sign-in pages the first insight needs, and delay it by as much as they take.
+HELD_STREAMS = frozenset({Stream.MEETINGS})
+HELD = "held"
+# A held chain is sent by the chunk that ends the sign-in chain, or by the dispatcher's tick;
+# should both fail, the sweep sends it after this long (it is queued, with this lease).
+HOLD_LIMIT = timedelta(hours=6)
+
+
+def is_held(chunk: SyncRun) -> bool:
+    return chunk.status == RunStatus.QUEUED and bool(chunk.details.get(HELD))
+
+
+def runnable_heads(chunks: Iterable[SyncRun]) -> list[SyncRun]:
+    """The chain heads to send (``chain_heads``), less the chains held for the first insight."""
+    return [c for c in chain_heads(chunks) if not is_held(c)]
+
+
+def _first_insight_pending(session: Session, plan_id: uuid.UUID, source_id: uuid.UUID) -> bool:
+    """Whether the plan's sign-in chunks, or the aggregation of the directory the source is
+    matched against, are still to run."""
+    signins = session.exec(select(func.count()).select_from(SyncRun).where(
+        SyncRun.parent_id == plan_id, SyncRun.stream == Stream.SIGNINS,
+        col(SyncRun.status).in_(_OUTSTANDING))).one()
+    if signins:
+        return True
+    source = session.get(Source, source_id)
+    directory = (source.governance_source_id or source.id) if source is not None else source_id
+    aggregating = session.exec(select(func.count()).select_from(SyncRun).where(
+        SyncRun.source_id == directory, SyncRun.kind == RunKind.AGGREGATION,
+        col(SyncRun.status).in_((RunStatus.QUEUED, RunStatus.RUNNING)))).one()
+    return bool(aggregating)
+
+
+def _hold_for_first_insight(session: Session, run: SyncRun, chunks: list[SyncRun],
+                            now: datetime) -> list[SyncRun]:
+    if not _first_insight_pending(session, run.id, run.source_id):
+        return []
+    held = []
+    for head in chain_heads(chunks):
+        if head.stream in HELD_STREAMS:
+            head.details = {**head.details, HELD: "first_insight"}
+            head.lease_until = now + HOLD_LIMIT  # the sweep's fallback (see HOLD_LIMIT)
+            held.append(head)
+    return held
+
+
+def release_held(session: Session, redis_client: redis.Redis, now: datetime,
+                 source_id: uuid.UUID | None = None, limit: int = 1000) -> list[SyncRun]:
+    """The held chains (of one source, or any) whose sign-ins and directory are now in: returns
+    their heads to send (the caller sends them after its commit). A head held past the day it
+    was reserved on is re-admitted against today's budget, or deferred to tomorrow like any
+    chunk that does not fit."""
+    stmt = select(SyncRun).where(
+        SyncRun.kind == RunKind.ACTIVITY, SyncRun.status == RunStatus.QUEUED,
+        col(SyncRun.stream).in_(HELD_STREAMS), col(SyncRun.parent_id).is_not(None),
+        col(SyncRun.details)[HELD].as_string().is_not(None))
+    if source_id is not None:
+        stmt = stmt.where(SyncRun.source_id == source_id)
+    held = [c for c in session.exec(stmt.limit(limit)).all() if is_held(c)]
+    released = []
+    for chunk in held:
+        assert chunk.parent_id is not None
+        if _first_insight_pending(session, chunk.parent_id, chunk.source_id):
+            continue
+        chunk.details = {k: v for k, v in chunk.details.items() if k != HELD}
+        reserved = (chunk.details.get("heavy_reserved") or {}).get("day")
+        source = session.get_one(Source, chunk.source_id)
+        if reserved != utc_day(now).isoformat() and heavy_budget(redis_client, source).cap() \
+                and not readmit(session, redis_client, source, chunk, now):
+            defer_to_tomorrow(chunk, source, now)
+            continue
+        released.append(chunk)
+    return released
+
+
+def defer_to_tomorrow(chunk: SyncRun, source: Source, now: datetime) -> None:
+    resume_at = runs.next_utc_midnight(now) + timedelta(minutes=5)
+    chunk.status = RunStatus.DEFERRED
+    chunk.lease_until = None
+    chunk.checkpoint = {**chunk.checkpoint, "not_before": resume_at.isoformat(),
+                        "reason": "daily_cap"}
+    chunk.error_message = (
+        f"deferred: Zoom's daily cap on Heavy requests would be exceeded today (this chunk "
+        f"needs about {chunk.details.get('heavy_cost', '?')}); resumes after 00:00 UTC "
+        f"[{runs.where(source)}]")

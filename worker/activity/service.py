@@ -23,8 +23,9 @@ from sqlmodel import Session
 
 from worker import clients
 from worker.activity import readiness, summaries
-from worker.activity.planner import day_start, heavy_reservation
+from worker.activity.planner import day_start, heavy_reservation, hosts_of_part, release_held
 from worker.db import session_scope
+from worker.kit.redis import get_redis
 from worker.kit.upsert import Written, upsert
 from worker.models import (
     DailyUsage,
@@ -222,7 +223,7 @@ def fetch_meetings(chunk: Chunk) -> None:
                      for _, row in chunk.parse("host", page.items, zi.parse_host_usage))
         chunk.page_done(0)
     done: set[str] = set(chunk.checkpoint.get("hosts_done", []))
-    for host_id in sorted(set(hosts)):
+    for host_id in hosts_of_part(sorted(set(hosts)), chunk.checkpoint):
         if host_id in done:
             continue
         # userId is "the user ID or email address" (reportMeetings): a host keyed by e-mail
@@ -363,6 +364,10 @@ def fetch_chunk(session: Session, run: SyncRun, client: ZoomApi,
     next_chunk = next_in_chain(session, run)
     if next_chunk is not None:
         send_after_commit(session, next_chunk)
+    if next_chunk is None and stream == Stream.SIGNINS:
+        # The sign-in chain is done: the participant reports held for it may go.
+        for held in release_held(session, get_redis(), utcnow(), source_id):
+            send_after_commit(session, held)
     if run.parent_id is not None:
         roll_up(session, run.parent_id)
     log.info("activity chunk %s %s %s..%s of %s: %d items (%d new), %d pages, %d skipped",

@@ -24,9 +24,10 @@ from sqlalchemy.dialects import postgresql
 from sqlmodel import Session, SQLModel, col, select
 
 from worker import clients
-from worker.activity import readiness
+from worker.activity import planner, readiness
 from worker.aggregation import privileges
 from worker.db import session_scope
+from worker.kit.redis import get_redis
 from worker.kit.upsert import COPY_THRESHOLD, copy_to_temp, dedupe, upsert, with_defaults
 from worker.models import (
     RunKind,
@@ -488,6 +489,9 @@ def aggregate(session: Session, run: SyncRun, client: ZoomApi, check: Check = no
     )
     source = session.get_one(Source, run.source_id)
     readiness.mark_governed_if_ready(session, source)
+    # The directory is in: participant reports held for it (and the sign-ins) may go.
+    for held in planner.release_held(session, get_redis(), utcnow()):
+        send_after_commit(session, held)
     correlation = runs.new_run(source, RunKind.CORRELATION, run.trigger,
                                details={"after_aggregation": str(run.id)})
     session.add(correlation)

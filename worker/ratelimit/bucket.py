@@ -21,13 +21,18 @@ plan. So the rate of each (account, category) is learned, in Redis, for every wo
 
 - a 429 cuts the rate multiplicatively (``BETA``), once per burst (every worker of the account
   sees the same 429s; one cut answers them all), and pushes everyone's next slot past
-  ``Retry-After`` (seconds or an HTTP date, rounded up: a date has one-second resolution);
+  ``Retry-After`` (seconds or an HTTP date, rounded up: a date has one-second resolution); a
+  request that was already asleep waiting for a slot reserved before the cut takes a new one
+  when it wakes, instead of sending into the same burst (the first burst of 429s of several
+  workers was mostly those);
 - every request sent without a 429 since then adds a little back (additive, per request, not
   per second: an idle account does not drift up): quickly to just under the rate that failed,
   then slowly above it (a probe), so the rate settles under the real limit instead of
   see-sawing between half and all of it;
 - an ``X-RateLimit-Limit`` on a per-second 429 is the account's real limit: the rate is held
-  under it for ``CEILING_TTL`` (then probed again, in case the other apps went quiet);
+  under it for ``CEILING_TTL`` (then probed again, in case the other apps went quiet); a 429
+  while the rate sits at that ceiling means the limit is counted over a window wider than a
+  second (an account limited below one request a second is told "1"): the ceiling is halved;
 - an ``X-RateLimit-Remaining`` of a daily limit corrects our daily count (``budget.py``).
 
 The rate never exceeds the configured share of the plan, and never falls below ``MIN_FRACTION``
@@ -75,6 +80,8 @@ MIN_FRACTION = 0.01
 CEILING_MARGIN = 0.95
 CEILING_TTL_SECONDS = 600
 PACE_TTL_SECONDS = 3600
+# How many times a sleeping request takes a new slot after other workers' 429s.
+RESLOTS = 5
 # Without a Retry-After, a per-second 429 needs about one second to clear.
 DEFAULT_RETRY_AFTER_SECONDS = 1.0
 
@@ -131,14 +138,14 @@ if daily_limit > 0 then
   -- A request drawing on its chunk's reservation may use the day to the end; any other must
   -- leave the reservations of admitted chunks alone.
   if used >= daily_limit or (mine <= 0 and used + reserved >= daily_limit) then
-    return {-1, (day + 1) * 86400000 - now}
+    return {-1, (day + 1) * 86400000 - now, '0'}
   end
 end
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
 local wait = tat - tol - now
 if wait < 0 then wait = 0 end
-if wait > max_wait then return {-2, math.ceil(wait)} end
+if wait > max_wait then return {-2, math.ceil(wait), '0'} end
 local new_tat = tat + interval
 redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil(new_tat - now + tol) + 1000)
 if redis.call('HEXISTS', KEYS[3], 'base') == 1 then
@@ -152,7 +159,25 @@ if dkey then
   end
   redis.call('EXPIRE', dkey, tonumber(ARGV[6]))
 end
-return {0, math.ceil(wait)}
+return {0, math.ceil(wait), redis.call('HGET', KEYS[3], 'cut_at') or '0'}
+"""
+
+# A slot taken again, for a request already counted (by ``_ACQUIRE``) whose slot came up after
+# a 429 of another worker: the rate it was reserved at is stale. KEYS: slot, pace hash. ARGV:
+# max rate, burst, max wait ms. Returns {status (0, or -2 too far), wait_ms, cut generation}.
+_RESLOT = _EFFECTIVE + """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local interval = 1000 / effective(KEYS[2], now, tonumber(ARGV[1]))
+local tol = (tonumber(ARGV[2]) - 1) * interval
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local wait = tat - tol - now
+if wait < 0 then wait = 0 end
+if wait > tonumber(ARGV[3]) then return {-2, math.ceil(wait), '0'} end
+local new_tat = tat + interval
+redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil(new_tat - now + tol) + 1000)
+return {0, math.ceil(wait), redis.call('HGET', KEYS[2], 'cut_at') or '0'}
 """
 
 # A 429. KEYS: slot, pace hash. ARGV: max rate, min rate, wait ms, ceiling (0: none), ceiling
@@ -175,7 +200,17 @@ if now - cut_at >= cooldown then
              'bad', tostring(rate), 'sent', 0)
   cut = 1
 end
+-- A limit Zoom named is kept (the lowest in force wins). A 429 while the rate already sat at
+-- that limit means its window is longer than a second (an account limited below one request
+-- a second answers "1" for a wider window): halve it, as the rate was.
 local ceiling = tonumber(ARGV[4])
+local held = 0
+local c = redis.call('HMGET', KEYS[2], 'ceiling', 'ceiling_until')
+if tonumber(c[2] or '0') > now then held = tonumber(c[1] or '0') end
+if cut == 1 and held > 0 and rate >= held * 0.99 then
+  held = math.max(min_rate, held * @BETA@)
+end
+if held > 0 and (ceiling <= 0 or held < ceiling) then ceiling = held end
 if ceiling > 0 then
   redis.call('HSET', KEYS[2], 'ceiling', tostring(ceiling), 'ceiling_until',
              tostring(now + tonumber(ARGV[5])))
@@ -251,6 +286,13 @@ def _header_int(headers: Mapping[str, str], name: str) -> int | None:
         return None
 
 
+def _text(value: object) -> str:
+    """A Redis reply as text, whether the client decodes responses or not (None: "0")."""
+    if isinstance(value, bytes):
+        return value.decode()
+    return "0" if value is None else str(value)
+
+
 def _is_daily_type(headers: Mapping[str, str]) -> bool:
     return "daily" in str(headers.get("X-RateLimit-Type", "")).lower()
 
@@ -296,6 +338,7 @@ class AccountLimiter:
         self._drain = redis_client.register_script(_DRAIN)
         self._daily_remaining = redis_client.register_script(_DAILY_REMAINING)
         self._rate = redis_client.register_script(_RATE)
+        self._reslot = redis_client.register_script(_RESLOT)
 
     def __repr__(self) -> str:
         return f"AccountLimiter({self.account_key!r}, plan={self.plan!r}, share={self.share})"
@@ -332,26 +375,44 @@ class AccountLimiter:
         bound = self.max_wait if max_wait is None else max(0.0, max_wait)
         daily = daily_cap(limit, self.share)
         try:
-            status, wait_ms = self._acquire(
+            status, wait_ms, generation = self._acquire(
                 keys=self._keys(category),
                 args=[self.max_rate(category), self.burst, int(bound * 1000), daily,
                       current_reservation.get() or "", DAY_TTL_SECONDS],
             )
         except redis.RedisError as exc:
             raise self._unreachable(exc) from exc
-        wait = int(wait_ms) / 1000.0
         if status == -1:
             raise ZoomRateLimited(
                 f"daily {category} budget of account {self.account_key} is spent ({daily})",
-                retry_after=wait, daily=True,
+                retry_after=int(wait_ms) / 1000.0, daily=True,
             )
-        if status == -2:
-            raise ZoomRateLimited(
-                f"{category} slot for account {self.account_key} is {wait:.1f}s away, over the "
-                f"{bound:.1f}s bound", retry_after=wait,
-            )
-        if wait > 0:
+        # Sleep until the slot; if another worker met a 429 meanwhile, the slot was reserved at
+        # a rate now known to be too high: take one at the new rate instead of sending into the
+        # same burst of 429s (the request is counted once, by the first script).
+        started = self._clock()
+        for attempt in range(RESLOTS + 1):
+            wait = int(wait_ms) / 1000.0
+            if status == -2:
+                raise ZoomRateLimited(
+                    f"{category} slot for account {self.account_key} is {wait:.1f}s away, over "
+                    f"the {bound:.1f}s bound", retry_after=wait,
+                )
+            if wait <= 0:
+                return
             self._sleep(wait)
+            if attempt == RESLOTS:
+                return
+            keys = self._keys(category)
+            try:
+                if _text(self.redis.hget(keys[2], "cut_at")) == _text(generation):
+                    return
+                left = max(0.0, bound - (self._clock() - started))
+                status, wait_ms, generation = self._reslot(
+                    keys=[keys[0], keys[2]],
+                    args=[self.max_rate(category), self.burst, int(left * 1000)])
+            except redis.RedisError as exc:
+                raise self._unreachable(exc) from exc
 
     def throttled(self, category: str, headers: Mapping[str, str], *,
                   daily: bool = False) -> bool:

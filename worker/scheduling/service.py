@@ -26,7 +26,7 @@ import redis
 from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
-from worker.activity.planner import readmission_order, readmit
+from worker.activity.planner import readmission_order, readmit, release_held, runnable_heads
 from worker.db import is_postgres, session_scope
 from worker.kit.redis import get_redis
 from worker.models import (
@@ -43,7 +43,7 @@ from worker.models.base import as_utc
 from worker.runs import lifecycle as runs
 from worker.runs import sweep
 from worker.runs.followups import send_after_commit, stamp
-from worker.runs.lifecycle import chain_heads, roll_up
+from worker.runs.lifecycle import roll_up
 from worker.scheduling.cron import default_cron, next_fire
 
 log = logging.getLogger(__name__)
@@ -153,9 +153,12 @@ def resumable_runs(session: Session, now: datetime, redis_client: redis.Redis) -
     heads: list[SyncRun] = [r for r in ready if r.parent_id is None]
     for parent_id in {c.parent_id for c in ready if c.parent_id is not None}:
         siblings = session.exec(select(SyncRun).where(SyncRun.parent_id == parent_id)).all()
-        heads.extend(chain_heads(siblings))
+        heads.extend(runnable_heads(siblings))
         roll_up(session, parent_id)
-    return heads
+    # Held participant reports whose sign-ins and directory are in (normally sent by the chunk
+    # that ends the sign-in chain; this is for a directory that finished after it).
+    released = release_held(session, redis_client, now, limit=BATCH)
+    return [*heads, *(r for r in released if r not in heads)]
 
 
 def dispatch_due(

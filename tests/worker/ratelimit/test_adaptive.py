@@ -130,3 +130,54 @@ def test_a_daily_429_spends_the_day_and_zooms_remaining_corrects_our_count(
     with pytest.raises(ZoomRateLimited) as info:
         lim.acquire("heavy")
     assert info.value.daily
+
+
+def test_a_429_at_zooms_named_limit_halves_it_a_wider_window(redis_client: redis.Redis) -> None:
+    # An account limited to one request per two seconds: Zoom's header says "1" (a window).
+    lim, _ = limiter(redis_client, cooldown=0)
+    named = {"Retry-After": "1", "X-RateLimit-Type": "QPS", "X-RateLimit-Limit": "1"}
+    lim.throttled("heavy", named)
+    assert lim.rate("heavy") == pytest.approx(bucket.CEILING_MARGIN)
+    lim.throttled("heavy", named)  # refused again at that rate: the window is wider
+    assert lim.rate("heavy") == pytest.approx(bucket.CEILING_MARGIN * bucket.BETA, rel=0.01)
+    sent_since_cut(redis_client, lim, "heavy", 1_000_000)
+    assert lim.rate("heavy") == pytest.approx(bucket.CEILING_MARGIN * bucket.BETA, rel=0.01)
+
+
+def test_a_429_under_the_named_limit_leaves_it_alone(redis_client: redis.Redis) -> None:
+    lim, _ = limiter(redis_client, cooldown=0)
+    named = {"Retry-After": "1", "X-RateLimit-Type": "QPS", "X-RateLimit-Limit": "4"}
+    lim.throttled("heavy", named)
+    assert lim.rate("heavy") == pytest.approx(4 * bucket.CEILING_MARGIN)  # under 8 * BETA
+    # The rate well under Zoom's limit (cut by other 429s): a 429 there is jitter or another
+    # app's burst, not a wider window; only the rate is cut.
+    redis_client.hset(f"{bucket.KEY_PREFIX}{lim.account_key}:heavy:pace",
+                      mapping={"base": 1, "sent": 0})
+    lim.throttled("heavy", named)
+    sent_since_cut(redis_client, lim, "heavy", 1_000_000)
+    assert lim.rate("heavy") == pytest.approx(4 * bucket.CEILING_MARGIN, rel=0.01)
+    lim.throttled("heavy", QPS)  # at the ceiling: halved, and kept without a header
+    sent_since_cut(redis_client, lim, "heavy", 1_000_000)
+    assert lim.rate("heavy") == pytest.approx(2 * bucket.CEILING_MARGIN, rel=0.01)
+
+
+def test_a_request_waiting_for_its_slot_takes_a_new_one_after_another_workers_429(
+    redis_client: redis.Redis,
+) -> None:
+    lim, _ = limiter(redis_client, share=1.0)
+    twin, _ = limiter(redis_client, share=1.0)
+    twin.account_key = lim.account_key
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        if len(slept) == 1:  # while this one waits, another worker is answered 429
+            twin.throttled("heavy", {"Retry-After": "1"})
+
+    lim._sleep = sleep
+    lim.acquire("heavy")  # sent at once
+    lim.acquire("heavy")  # its slot, a tenth of a second away, is taken again past the 429
+    assert len(slept) == 2
+    assert slept[0] == pytest.approx(0.1, abs=0.02)
+    assert 0.8 <= slept[1] <= 1.0
+    assert lim.daily_used("heavy") == 2  # each request counted once

@@ -122,8 +122,8 @@ def add_host_usage(source_id: uuid.UUID, first: dt.date, days: int, hosts: int,
                                   meetings=meetings_each))
 
 
-def plan(source_id: uuid.UUID, streams: list[str], start: dt.datetime, end: dt.datetime,
-         redis_client: redis.Redis, now: dt.datetime = NOW) -> uuid.UUID:
+def plan(source_id: uuid.UUID, streams: list[str], start: dt.datetime | None,
+         end: dt.datetime | None, redis_client: redis.Redis, now: dt.datetime = NOW) -> uuid.UUID:
     with session_scope() as session:
         source = session.get_one(Source, source_id)
         run = SyncRun(tenant_id=source.tenant_id, source_id=source_id, kind=RunKind.ACTIVITY,
@@ -279,3 +279,85 @@ def test_day_numbers_match_the_limiters_clock() -> None:
     assert epoch_day(dt.date(1970, 1, 2)) == 1
     assert epoch_day(dt.date(2026, 6, 1)) == int(
         dt.datetime(2026, 6, 1, tzinfo=dt.UTC).timestamp()) // 86400
+
+
+def daily_plan(source_id: uuid.UUID, streams: list[str], redis_client: redis.Redis,
+               now: dt.datetime) -> uuid.UUID:
+    """A scheduled sync: no window of its own, each stream from its watermark."""
+    return plan(source_id, streams, None, None, redis_client, now)
+
+
+@pytest.mark.usefixtures("clean_db")
+def test_a_daily_plan_leaves_a_deferred_chain_to_readmission_instead_of_adding_another(
+    redis_client: redis.Redis,
+) -> None:
+    source_id = add_source(rate_share=0.001)  # 30 Heavy calls a day
+    add_host_usage(source_id, NOW.date() - dt.timedelta(days=20), 20, hosts=5, meetings_each=40)
+    backfill = daily_plan(source_id, [Stream.MEETINGS, Stream.OPERATION_LOGS], redis_client, NOW)
+    assert any(c.status == RunStatus.DEFERRED for c in chunks(backfill))
+    finish_queued(backfill, redis_client, NOW.date())
+    plans = [backfill]
+    for offset in range(1, 20):
+        day_now = NOW + dt.timedelta(days=offset, minutes=5)
+        with session_scope() as session:
+            resumable_runs(session, day_now, redis_client)
+        outstanding = any(c.status != RunStatus.SUCCEEDED for c in chunks(backfill))
+        # The day's scheduled sync, an hour later: the meetings chain of the backfill is still
+        # outstanding (the watermark has not moved), so it plans no second one.
+        today = daily_plan(source_id, [Stream.MEETINGS, Stream.OPERATION_LOGS], redis_client,
+                           day_now + dt.timedelta(hours=1))
+        plans.append(today)
+        streams = {str(c.stream) for c in chunks(today)}
+        if outstanding:
+            assert Stream.MEETINGS not in streams
+            with session_scope() as session:
+                details = session.get_one(SyncRun, today).details
+            assert details["streams_outstanding"] == [Stream.MEETINGS]
+        else:
+            assert Stream.MEETINGS in streams  # nothing outstanding: planned as usual
+            break
+        for p in plans:
+            finish_queued(p, redis_client, utc_day(day_now))
+    else:
+        pytest.fail("the backfill's meetings never completed")
+    # One chain per day of data: no window of the meetings stream was planned twice.
+    with session_scope() as session:
+        windows = session.exec(select(SyncRun.window_start).where(
+            SyncRun.source_id == source_id, SyncRun.stream == Stream.MEETINGS,
+            col(SyncRun.parent_id).in_(plans[:-1]))).all()
+    assert len(windows) == len(set(windows))
+    assert all(c.status == RunStatus.SUCCEEDED for c in chunks(backfill))
+
+
+@pytest.mark.usefixtures("clean_db")
+def test_a_day_costing_more_than_a_day_is_split_by_hosts(redis_client: redis.Redis) -> None:
+    source_id = add_source(rate_share=0.001)  # 30 Heavy calls a day
+    day = NOW.date() - dt.timedelta(days=3)
+    # One day, 10 hosts with 10 meetings each: 1 host list + 10 + 100 calls, over 3 days' cap.
+    add_host_usage(source_id, day, 1, hosts=10, meetings_each=10)
+    plan_id = plan(source_id, [Stream.MEETINGS], planner.day_start(day),
+                   planner.day_start(day + dt.timedelta(days=1)), redis_client)
+    parts = chunks(plan_id)
+    assert len(parts) == 4
+    assert all(p.details["heavy_cost"] <= 30 for p in parts)
+    assert [p.checkpoint["host_part"] for p in parts] == [[i, 4] for i in range(4)]
+    # The day's parts follow each other in the chain; the watermark passes the day with the last.
+    assert parts[0].window_start == planner.day_start(day)
+    assert parts[-1].window_end == planner.day_start(day + dt.timedelta(days=1))
+    for a, b in itertools.pairwise(parts):
+        assert a.window_end == b.window_start
+        assert a.window_start < b.window_start
+    assert all(utc_day(p.window_start) == day for p in parts)
+    assert all(utc_day(p.window_end - dt.timedelta(microseconds=1)) == day for p in parts)
+    # Each host is in exactly one part, whatever the order Zoom lists them in.
+    hosts = [f"host-{i}" for i in range(50)]
+    split = [planner.hosts_of_part(reversed(hosts), p.checkpoint) for p in parts]
+    assert sorted(h for part in split for h in part) == sorted(hosts)
+    assert all(split)
+    # Re-admitted later, a part is estimated as a part.
+    with session_scope() as session:
+        source = session.get_one(Source, source_id)
+        deferred = next(p for p in parts if p.status == RunStatus.DEFERRED)
+        assert planner.readmit(session, redis_client, source, deferred,
+                               NOW + dt.timedelta(days=1))
+        assert deferred.details["heavy_cost"] == parts[1].details["heavy_cost"]

@@ -11,13 +11,16 @@ from sqlmodel import col, select
 
 from api.routes.sources import to_public
 from tests.factories import add_app_source as add_source
-from worker.activity.planner import plan_activity
+from worker.activity import planner
+from worker.activity.planner import is_held, plan_activity
 from worker.activity.readiness import mark_if_ready
 from worker.activity.service import run_chunk
 from worker.aggregation.service import run_aggregation
 from worker.db import session_scope
 from worker.models import HostUsage, RunKind, RunStatus, Source, Stream, StreamCursor, SyncRun
 from worker.ratelimit.plans import PLAN_LIMITS, CategoryLimit
+from worker.runs import sweep
+from worker.scheduling.service import dispatch_due
 from worker.zoom.endpoints import Category
 
 
@@ -107,3 +110,131 @@ def test_an_outstanding_sign_in_chunk_keeps_the_insights_not_ready(zoom) -> None
     with session_scope() as session:
         assert not mark_if_ready(session, session.get_one(Source, source_id))
     assert ready_at(source_id) is None
+
+
+def sent(chunk_id: uuid.UUID) -> bool:
+    with session_scope() as session:
+        return bool(session.get_one(SyncRun, chunk_id).details.get("sends"))
+
+
+def test_participant_reports_wait_for_the_sign_in_chain_and_the_directory(zoom) -> None:
+    account = zoom.fake.account(0)
+    source_id = add_source(account, account.s2s_app)
+    aggregation = new_run(source_id, RunKind.AGGREGATION)  # the first test's, not run yet
+    plan_id = new_run(source_id, RunKind.ACTIVITY,
+                      details={"streams": [Stream.MEETINGS, Stream.SIGNINS]})
+    plan_activity(plan_id, enqueue=False)
+    signins = [c for c in chunks(plan_id) if c.stream == Stream.SIGNINS]
+    meetings = [c for c in chunks(plan_id) if c.stream == Stream.MEETINGS]
+    assert len(signins) > 1
+    assert meetings
+    assert all(c.status == RunStatus.QUEUED for c in [*signins, *meetings])
+    # Only the sign-in chain is sent; the meetings chain is held, and the sweep leaves it be.
+    assert sent(signins[0].id)
+    assert not sent(meetings[0].id)
+    assert is_held(meetings[0])
+    with session_scope() as session:
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=30)
+        assert meetings[0].id not in {r.id for r in sweep.lost_runs(session, later)}
+    for chunk in signins:
+        assert not sent(meetings[0].id)
+        run_chunk(chunk.id, enqueue=False)
+    # The sign-ins are in, the directory is not: still held.
+    assert not sent(meetings[0].id)
+    run_aggregation(aggregation, enqueue=False)  # the directory's end sends them
+    assert sent(meetings[0].id)
+    with session_scope() as session:
+        assert not is_held(session.get_one(SyncRun, meetings[0].id))
+
+
+def test_the_dispatchers_tick_sends_held_reports_nothing_else_released(
+    zoom, redis_client
+) -> None:
+    account = zoom.fake.account(0)
+    source_id = add_source(account, account.s2s_app)
+    aggregation = new_run(source_id, RunKind.AGGREGATION)
+    plan_id = new_run(source_id, RunKind.ACTIVITY,
+                      details={"streams": [Stream.MEETINGS, Stream.SIGNINS]})
+    plan_activity(plan_id, enqueue=False)
+    head = next(c for c in chunks(plan_id) if c.stream == Stream.MEETINGS)
+    assert dispatch_due(redis_client=redis_client, enqueue=False) == []  # still waiting
+    with session_scope() as session:  # the sign-ins and the directory ended without sending
+        for run in session.exec(select(SyncRun).where(
+                (SyncRun.parent_id == plan_id) & (SyncRun.stream == Stream.SIGNINS))).all():
+            run.status = RunStatus.SUCCEEDED
+        session.get_one(SyncRun, aggregation).status = RunStatus.FAILED
+    resumed = dispatch_due(redis_client=redis_client, enqueue=False)  # the next tick
+    assert [r.id for r in resumed] == [head.id]
+    assert sent(head.id)
+
+
+def test_the_chunk_ending_the_sign_in_chain_sends_the_held_reports(zoom) -> None:
+    account = zoom.fake.account(0)
+    source_id = add_source(account, account.s2s_app)
+    plan_id = new_run(source_id, RunKind.ACTIVITY,
+                      details={"streams": [Stream.MEETINGS, Stream.SIGNINS]})
+    plan_activity(plan_id, enqueue=False)
+    signins = [c for c in chunks(plan_id) if c.stream == Stream.SIGNINS]
+    head = next(c for c in chunks(plan_id) if c.stream == Stream.MEETINGS)
+    for chunk in signins[:-1]:
+        run_chunk(chunk.id, enqueue=False)
+    assert not sent(head.id)
+    run_chunk(signins[-1].id, enqueue=False)
+    assert sent(head.id)
+    # A plan of meetings alone has nothing to wait for.
+    alone = new_run(source_id, RunKind.ACTIVITY, details={"streams": [Stream.MEETINGS]},
+                    window_start=head.window_start, window_end=head.window_end)
+    plan_activity(alone, enqueue=False)
+    assert all(sent(c.id) for c in chunks(alone)[:1])
+
+
+def test_a_day_split_by_hosts_stores_each_meeting_once_and_the_watermark_after_the_last(
+    zoom, monkeypatch
+) -> None:
+    from worker.models import Meeting
+
+    account = zoom.fake.account(0)
+    for category in (Category.HEAVY, Category.RESOURCE_INTENSIVE):
+        limit = PLAN_LIMITS["business"][category]
+        monkeypatch.setitem(PLAN_LIMITS["business"], category,
+                            CategoryLimit(limit.per_second, 100, limit.daily_group))
+    source_id = add_source(account, account.s2s_app, rate_share=0.8)  # 80 Heavy calls a day
+    day = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=2)
+    truth = {m["uuid"] for m in account.meetings(day, day)}
+    # The usage report says 4 hosts held 120 meetings that day: 125 calls, over a day's 80.
+    with session_scope() as session:
+        tenant_id = session.get_one(Source, source_id).tenant_id
+        session.add_all([HostUsage(tenant_id=tenant_id, source_id=source_id,
+                                   user_zoom_id=f"h{i}", period_start=day, period_end=day,
+                                   meetings=30) for i in range(4)])
+    start = dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
+    plan_id = new_run(source_id, RunKind.ACTIVITY, details={"streams": [Stream.MEETINGS]},
+                      window_start=start, window_end=start + dt.timedelta(days=1))
+    plan_activity(plan_id, enqueue=False)
+    parts = chunks(plan_id)
+    assert len(parts) == 2
+    watermark = None
+    for part in parts:  # the second as the dispatcher re-admits it (the first spent little)
+        with session_scope() as session:
+            session.get_one(SyncRun, part.id).status = RunStatus.QUEUED
+        run_chunk(part.id, enqueue=False)
+        with session_scope() as session:
+            assert session.get_one(SyncRun, part.id).status == RunStatus.SUCCEEDED
+            cursor = session.get(StreamCursor, (source_id, Stream.MEETINGS))
+            watermark = cursor.watermark if cursor else None
+        if part is not parts[-1]:
+            assert watermark is not None
+            assert watermark < start + dt.timedelta(days=1)
+            with session_scope() as session:
+                after_first = set(session.exec(select(Meeting.host_zoom_id).where(
+                    Meeting.source_id == source_id)).all())
+    assert watermark == start + dt.timedelta(days=1)
+    with session_scope() as session:
+        stored = session.exec(select(Meeting.uuid).where(Meeting.source_id == source_id)).all()
+    assert sorted(stored) == sorted(truth)
+    # The first part asked only for its own hosts, the second for the others.
+    with session_scope() as session:
+        hosts = set(session.exec(select(Meeting.host_zoom_id).where(
+            Meeting.source_id == source_id)).all())
+    assert after_first == set(planner.hosts_of_part(hosts, parts[0].checkpoint))
+    assert 0 < len(after_first) < len(hosts)
