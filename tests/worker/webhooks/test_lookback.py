@@ -108,8 +108,12 @@ def signin_window_start(source_id: uuid.UUID, redis_client: Any) -> dt.datetime:
         session.add(plan)
     plan_activity(plan.id, now=NOW, redis_client=redis_client, enqueue=False)
     with session_scope() as session:
-        starts = session.exec(select(SyncRun.window_start).where(
+        chunks = session.exec(select(SyncRun).where(
             SyncRun.parent_id == plan.id, SyncRun.stream == Stream.SIGNINS)).all()
+        starts = [c.window_start for c in chunks]
+        # As if they ran: a chain still outstanding would keep the next plan off the stream.
+        for chunk in chunks:
+            chunk.status = RunStatus.SUCCEEDED
     first = min(s for s in starts if s is not None)
     return first.astimezone(dt.UTC)
 
