@@ -152,10 +152,15 @@ def postgres_server_url() -> str:
 
 
 @pytest.fixture(scope="session")
-def engine(database_url: str) -> Engine:
+def engine(database_url: str) -> Iterator[Engine]:
     from worker.db import get_engine
 
-    return get_engine(database_url)
+    engine = get_engine(database_url)
+    yield engine
+    # Closed here as well as by dispose_engines at the end: a test that points the process at
+    # another database (database_at) drops this engine from the cache, and the connections it
+    # opens afterwards would otherwise be garbage-collected open.
+    engine.dispose()
 
 
 def truncate_all(engine: Engine) -> None:

@@ -179,11 +179,11 @@ def _healthcheck(stack: dict[str, Any], name: str) -> bool:
 def test_compose_services_as_processes_run_a_test_an_aggregation_and_a_backfill(
     tmp_path: Path,
 ) -> None:
-    with _stack(tmp_path) as stack:
+    # The client is closed with the stack (an open one leaves its sockets to the collector).
+    with _stack(tmp_path) as stack, httpx.Client(timeout=30) as http:
         procs, logs = stack["procs"], stack["logs"]
-        api = f"http://127.0.0.1:{stack['ports']['api']}"
+        http.base_url = httpx.URL(f"http://127.0.0.1:{stack['ports']['api']}")
         admin = {"Authorization": f"Bearer {stack['files']['admin_api_key'].read_text().strip()}"}
-        http = httpx.Client(base_url=api, timeout=30)
         _wait("the api to be ready", lambda: http.get("/readyz").status_code == 200, procs, logs)
         for name in ("worker-tests", "worker-sync"):
             _wait(f"{name}'s healthcheck", lambda n=name: _healthcheck(stack, n), procs, logs)
@@ -284,7 +284,8 @@ def test_compose_services_as_processes_run_a_test_an_aggregation_and_a_backfill(
         # The access token the workers used: encrypted in Redis, and never logged either.
         import redis
 
-        stored = redis.Redis.from_url(stack["redis_url"]).get(f"ai:token:{sid}")
+        with redis.Redis.from_url(stack["redis_url"]) as client:
+            stored = client.get(f"ai:token:{sid}")
         assert stored is not None
         key_file = stack["files"]["encryption_key"]
         access_token = json.loads(Fernet(key_file.read_text().strip().encode()).decrypt(

@@ -36,7 +36,8 @@ def test_a_tenant_report_as_csv_json_and_html(cli: Cli, tmp_path: Path) -> None:
     result = cli("report", "acme", "--format", "csv", "-o", str(out))
     assert result.exit_code == 0, result.output
     assert f"{out}: 3 accounts" in result.output
-    rows = list(csv.DictReader(out.open(newline="")))
+    with out.open(newline="") as f:
+        rows = list(csv.DictReader(f))
     assert tuple(rows[0]) == CSV_COLUMNS
     assert [r["zoom_id"] for r in rows] == ["u-alice", "u-bob", "u-carol"]
 

@@ -218,7 +218,9 @@ def database_at(url: str) -> Iterator[None]:
     saved = os.environ.get("AI_DATABASE_URL")
     os.environ["AI_DATABASE_URL"] = url
     get_settings.cache_clear()
-    dispose_engines()
+    # close=True: these are this process's own connections (not a forked child's), and one
+    # dropped open is a psycopg ResourceWarning.
+    dispose_engines(close=True)
     migrate.upgrade(url)
     try:
         yield
@@ -226,4 +228,4 @@ def database_at(url: str) -> Iterator[None]:
         if saved is not None:
             os.environ["AI_DATABASE_URL"] = saved
         get_settings.cache_clear()
-        dispose_engines()
+        dispose_engines(close=True)
