@@ -19,14 +19,13 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 import redis
-from sqlalchemy import Table, literal_column, or_, text, update
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import Table, update
 from sqlmodel import Session, SQLModel, col, select
 
 from worker import clients
 from worker.activity import readiness
 from worker.db import session_scope
-from worker.kit.upsert import COPY_THRESHOLD, copy_to_temp, dedupe, upsert, with_defaults
+from worker.kit.upsert import COPY_THRESHOLD, dedupe, upsert
 from worker.models import (
     RunKind,
     RunStatus,
@@ -107,25 +106,29 @@ def _store(
     key: tuple[str, ...],
     tally: Tally,
 ) -> None:
-    """Upsert one page and count new / updated / unchanged against what is stored."""
+    """Upsert one page and count new / updated / unchanged against what is stored, in one
+    statement (`kit.upsert`'s classify mode): a stored row is rewritten only when its content
+    changed or it had been marked deleted; an unchanged one only gets `last_seen_at` moved."""
     if not rows:
         return
     now = utcnow()
-    rows = dedupe(rows, key)
     full = [
         {**row, "tenant_id": pull.tenant_id, "source_id": pull.source_id,
          "first_seen_at": now, "last_seen_at": now, "deleted_at": None}
-        for row in rows
+        for row in dedupe(rows, key)
     ]
-    if session.get_bind().dialect.name == "postgresql":
-        inserted, updated = _write_changed(session, _table(model), full, key)
-        unchanged = len(full) - inserted - updated
-        tally.inserted += inserted
-        tally.updated += updated
-        tally.unchanged += unchanged
-    else:
-        _count_by_lookup(session, pull, model, full, key, tally)
-        upsert(session, model, full, conflict=("source_id", *key), insert_only=("first_seen_at",))
+    table = _table(model)
+    conflict = ("source_id", *key)
+    # Memberships carry no hash: their few content columns are compared directly.
+    compared = (["content_hash"] if "content_hash" in table.c else
+                [c for c in full[0] if c not in conflict and c not in _SEEN and c != "tenant_id"])
+    written = upsert(session, table, full, conflict=conflict, insert_only=("first_seen_at",),
+                     compare=(*compared, "deleted_at"), touch=("last_seen_at",),
+                     # Read at each write: tests force the COPY path on the fake's small pages.
+                     copy_threshold=COPY_THRESHOLD)
+    tally.inserted += written.inserted or 0
+    tally.updated += written.updated or 0
+    tally.unchanged += written.unchanged or 0
     tally.seen += len(full)
     tally.pages += 1
 
@@ -135,132 +138,7 @@ def _table(model: type[SQLModel]) -> Table:
     return table
 
 
-def _write_changed(
-    session: Session, table: Table, rows: list[dict[str, Any]], key: tuple[str, ...]
-) -> tuple[int, int]:
-    """Postgres: classify from the upsert itself, with no read of the stored rows first (an
-    `IN (page of keys)` lookup is planned as a scan of the whole source on tables without
-    statistics, bench/RESULTS.md finding 3).
-
-    New rows are inserted; a stored row is rewritten only when its content changed or it had
-    been marked deleted (`RETURNING (xmax = 0)` tells the two apart); the rows the statement
-    did not return are unchanged and only get `last_seen_at` moved.
-    Returns (inserted, updated)."""
-    columns = list(rows[0].keys())
-    conflict = ["source_id", *key]
-    content = [c for c in columns if c not in conflict and c not in _SEEN and c != "tenant_id"]
-    # Memberships carry no hash: their few content columns are compared directly.
-    compared = ["content_hash"] if "content_hash" in table.c else content
-    if len(rows) >= COPY_THRESHOLD:
-        return _copy_write_changed(session, table, rows, conflict, content, compared)
-    inserted = updated = 0
-    returned: set[tuple[Any, ...]] = set()
-    batch = max(1, 30000 // max(1, len(columns)))
-    for start in range(0, len(rows), batch):
-        insert = postgresql.insert(table).values(rows[start : start + batch])
-        changed = or_(
-            table.c.deleted_at.is_not(None),
-            *(table.c[c].is_distinct_from(insert.excluded[c]) for c in compared),
-        )
-        stmt = insert.on_conflict_do_update(
-            index_elements=conflict,
-            set_={**{c: insert.excluded[c] for c in content},
-                  "last_seen_at": insert.excluded.last_seen_at, "deleted_at": None},
-            where=changed,
-        ).returning(*(table.c[k] for k in key), literal_column("xmax = 0"))
-        for *found, new in session.connection().execute(stmt):
-            returned.add(tuple(found))
-            if new:
-                inserted += 1
-            else:
-                updated += 1
-    same = [r for r in rows if tuple(r[k] for k in key) not in returned]
-    if same:
-        _touch(session, table, same, key)
-    return inserted, updated
-
-
-def _copy_write_changed(
-    session: Session,
-    table: Table,
-    rows: list[dict[str, Any]],
-    conflict: list[str],
-    content: list[str],
-    compared: list[str],
-) -> tuple[int, int]:
-    """`_write_changed` for big pages: COPY into a temporary table (no 300-row VALUES to
-    compile, bench/RESULTS.md finding 1), the same conditional upsert from it, then a second
-    pass that moves `last_seen_at` of the rows the first left alone (the others already carry
-    this pull's time). Both passes are ON CONFLICT probes of the unique index, never a plan."""
-    rows = with_defaults(table, rows)
-    columns = list(rows[0].keys())
-    tmp = copy_to_temp(session, table, rows, columns)
-    cols = ", ".join(f'"{c}"' for c in columns)
-    keys = ", ".join(f'"{c}"' for c in conflict)
-    into = f'INSERT INTO "{table.name}" AS t ({cols}) SELECT {cols} FROM {tmp} ON CONFLICT ({keys})'
-    sets = ", ".join([*(f'"{c}" = EXCLUDED."{c}"' for c in content),
-                      "last_seen_at = EXCLUDED.last_seen_at", "deleted_at = NULL"])
-    changed = " OR ".join(["t.deleted_at IS NOT NULL",
-                           *(f't."{c}" IS DISTINCT FROM EXCLUDED."{c}"' for c in compared)])
-    flags = session.connection().execute(
-        text(f"{into} DO UPDATE SET {sets} WHERE {changed} RETURNING (xmax = 0)")
-    ).all()
-    inserted = sum(1 for (flag,) in flags if flag)
-    updated = len(flags) - inserted
-    if len(flags) < len(rows):
-        session.connection().execute(
-            text(
-                f"{into} DO UPDATE SET last_seen_at = EXCLUDED.last_seen_at "
-                "WHERE t.last_seen_at IS DISTINCT FROM EXCLUDED.last_seen_at"
-            )
-        )
-    # ON COMMIT DROP alone would keep the name busy for the rest of this transaction.
-    session.execute(text(f"DROP TABLE {tmp}"))
-    return inserted, updated
-
-
 _SEEN = ("first_seen_at", "last_seen_at", "deleted_at")
-
-
-def _touch(
-    session: Session, table: Table, rows: list[dict[str, Any]], key: tuple[str, ...]
-) -> None:
-    """Move `last_seen_at` of stored, unchanged rows, and nothing else. Through ON CONFLICT,
-    whose arbiter probes the unique (source_id, key) index per row: an `UPDATE ... WHERE key IN`
-    or a join on the keys is planned as a scan of the whole source without statistics."""
-    keep = [c for c in rows[0] if c != "last_seen_at"]
-    upsert(session, table, rows, conflict=("source_id", *key), insert_only=keep)
-
-
-def _count_by_lookup(
-    session: Session,
-    pull: Pull,
-    model: type[SQLModel],
-    rows: list[dict[str, Any]],
-    key: tuple[str, ...],
-    tally: Tally,
-) -> None:
-    """SQLite (the demo, small): classify against the stored rows read back."""
-    table: Any = model
-    # Filter on the most selective key column (the user id of a membership).
-    last = key[-1]
-    stored = session.exec(
-        select(table).where(
-            table.source_id == pull.source_id,
-            col(getattr(table, last)).in_({r[last] for r in rows}),
-        )
-    ).all()
-    existing = {tuple(getattr(row, k) for k in key): row for row in stored}
-    for row in rows:
-        old = existing.get(tuple(row[k] for k in key))
-        if old is None:
-            tally.inserted += 1
-        elif old.deleted_at is not None or getattr(old, "content_hash", "") != row.get(
-            "content_hash", ""
-        ):
-            tally.updated += 1
-        else:
-            tally.unchanged += 1
 
 
 def _pages(pages: Iterable[Any]) -> Iterator[list[dict[str, Any]]]:
