@@ -14,13 +14,11 @@ from sqlalchemy import Date, Table, cast, func, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
+from worker.db import is_postgres
+
 
 def dialect(session: Session) -> str:
     return session.get_bind().dialect.name
-
-
-def is_postgres(session: Session) -> bool:
-    return dialect(session) == "postgresql"
 
 
 def insert(session: Session, table: Table) -> Any:
