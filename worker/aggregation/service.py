@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -25,6 +25,7 @@ from sqlmodel import Session, SQLModel, col, select
 from worker import clients
 from worker.activity import readiness
 from worker.db import session_scope
+from worker.kit.prefetch import prefetching
 from worker.kit.upsert import COPY_THRESHOLD, dedupe, upsert
 from worker.models import (
     RunKind,
@@ -141,21 +142,19 @@ def _table(model: type[SQLModel]) -> Table:
 _SEEN = ("first_seen_at", "last_seen_at", "deleted_at")
 
 
-def _pages(pages: Iterable[Any]) -> Iterator[list[dict[str, Any]]]:
-    for page in pages:
-        yield list(page.items)
-
-
 def pull_users(session: Session, client: ZoomApi, pull: Pull) -> None:
     tally = pull.tally("users")
     # custom_attributes are only in the answer when asked for (spec, `users` include_fields).
     params = {"include_fields": "custom_attributes"}
     for status in USER_STATUSES:
-        for items in _pages(client.iter_pages("/users", {**params, "status": status}, "users")):
-            pull.check()
-            _store(session, pull, ZoomUser, pull.rows("user", items, zi.parse_user),
-                   ("zoom_id",), tally)
-            session.commit()
+        # The next page is fetched (in a thread) while one is written.
+        with prefetching(client.iter_pages("/users", {**params, "status": status},
+                                           "users")) as pages:
+            for page in pages:
+                pull.check()
+                _store(session, pull, ZoomUser, pull.rows("user", page.items, zi.parse_user),
+                       ("zoom_id",), tally)
+                session.commit()
 
 
 def _whole_list(body: dict[str, Any], key: str, path: str) -> list[dict[str, Any]]:
@@ -179,13 +178,14 @@ def pull_groups(session: Session, client: ZoomApi, pull: Pull) -> None:
     for group in rows:
         path = f"/groups/{quote(group['zoom_id'], safe='')}/members"
         try:
-            for items in _pages(client.iter_pages(path, {}, "members")):
-                pull.check()
-                page = [{"group_zoom_id": group["zoom_id"], **row}
-                        for row in pull.rows("group_member", items, zi.parse_member)]
-                _store(session, pull, ZoomGroupMember, page, ("group_zoom_id", "user_zoom_id"),
-                       members)
-                session.commit()
+            with prefetching(client.iter_pages(path, {}, "members")) as pages:
+                for page in pages:
+                    pull.check()
+                    rows = [{"group_zoom_id": group["zoom_id"], **row}
+                            for row in pull.rows("group_member", page.items, zi.parse_member)]
+                    _store(session, pull, ZoomGroupMember, rows,
+                           ("group_zoom_id", "user_zoom_id"), members)
+                    session.commit()
         except ZoomNotFound:
             # Deleted between the list and this call: its memberships were not pulled, so they
             # are left as they are (the next aggregation marks them deleted with the group).
@@ -206,13 +206,14 @@ def pull_roles(session: Session, client: ZoomApi, pull: Pull) -> None:
     members = pull.tally("role_members")
     for role in rows:
         path = f"/roles/{quote(role['zoom_id'], safe='')}/members"
-        for items in _pages(client.iter_pages(path, {}, "members")):
-            pull.check()
-            page = [{"role_zoom_id": role["zoom_id"], **row}
-                    for row in pull.rows("role_member", items, zi.parse_member)]
-            _store(session, pull, ZoomRoleMember, page, ("role_zoom_id", "user_zoom_id"),
-                   members)
-            session.commit()
+        with prefetching(client.iter_pages(path, {}, "members")) as pages:
+            for page in pages:
+                pull.check()
+                rows = [{"role_zoom_id": role["zoom_id"], **row}
+                        for row in pull.rows("role_member", page.items, zi.parse_member)]
+                _store(session, pull, ZoomRoleMember, rows, ("role_zoom_id", "user_zoom_id"),
+                       members)
+                session.commit()
 
 
 def _roles_from_users(session: Session, pull: Pull) -> None:
