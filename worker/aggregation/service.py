@@ -1,9 +1,10 @@
 """Aggregation: Zoom's directory (users of every status, groups, roles, memberships) into Postgres.
 
-Each page is upserted and committed on its own, so a killed worker loses at most a page and a
-re-run rewrites the same rows. Rows carry `last_seen_at`; only after a *complete, successful*
-pull are rows not seen since this attempt began marked deleted. A failed or partial pull deletes
-nothing; a user who reappears gets `deleted_at` cleared. One aggregation per source at a time.
+Pages are upserted and committed in batches of a few (`Pull.page_written`), so a killed worker
+loses at most a batch and a re-run rewrites the same rows. Rows carry `last_seen_at`; only after
+a *complete, successful* pull are rows not seen since this attempt began marked deleted. A failed
+or partial pull deletes nothing; a user who reappears gets `deleted_at` cleared. One aggregation
+per source at a time.
 """
 
 from __future__ import annotations
@@ -50,6 +51,11 @@ log = logging.getLogger(__name__)
 USER_STATUSES = ("active", "inactive", "pending")
 
 
+# Pages written per transaction (or seconds between commits, whichever comes first).
+COMMIT_EVERY_PAGES = 8
+COMMIT_EVERY_SECONDS = 2.0
+
+
 class PageLike(Protocol):
     items: list[dict[str, Any]]
 
@@ -88,8 +94,29 @@ class Pull:
     notes: dict[str, Any] = field(default_factory=dict)
     warnings: zi.ItemWarnings = field(default_factory=zi.ItemWarnings)
 
+    # Tallies as of the last commit: what progress reports (never more than is stored).
+    committed: dict[str, dict[str, int]] = field(default_factory=dict)
+    committed_skipped: int = 0
+    uncommitted: int = 0
+    committed_at: float = field(default_factory=time.monotonic)
+
     def tally(self, name: str) -> Tally:
         return self.tallies.setdefault(name, Tally())
+
+    def page_written(self, session: Session) -> None:
+        """Commit once a batch of pages is written: a killed worker loses at most the batch
+        (a re-run rewrites it), and a commit per page made its flush a visible share of a
+        pull (bench/RESULTS.md)."""
+        self.uncommitted += 1
+        if self.uncommitted >= COMMIT_EVERY_PAGES or \
+                time.monotonic() - self.committed_at >= COMMIT_EVERY_SECONDS:
+            self.commit(session)
+
+    def commit(self, session: Session) -> None:
+        session.commit()
+        self.committed = {n: t.as_dict() for n, t in self.tallies.items()}
+        self.committed_skipped = self.warnings.count
+        self.uncommitted, self.committed_at = 0, time.monotonic()
 
     def rows(
         self, kind: str, items: list[dict[str, Any]],
@@ -154,7 +181,8 @@ def pull_users(session: Session, client: ZoomApi, pull: Pull) -> None:
                 pull.check()
                 _store(session, pull, ZoomUser, pull.rows("user", page.items, zi.parse_user),
                        ("zoom_id",), tally)
-                session.commit()
+                pull.page_written(session)
+    pull.commit(session)
 
 
 def _whole_list(body: dict[str, Any], key: str, path: str) -> list[dict[str, Any]]:
@@ -173,7 +201,7 @@ def pull_groups(session: Session, client: ZoomApi, pull: Pull) -> None:
     body = client.get("/groups", {"page_size": 300})
     rows = pull.rows("group", _whole_list(body, "groups", "/groups"), zi.parse_group)
     _store(session, pull, ZoomGroup, rows, ("zoom_id",), pull.tally("groups"))
-    session.commit()
+    pull.commit(session)
     members = pull.tally("group_members")
     for group in rows:
         path = f"/groups/{quote(group['zoom_id'], safe='')}/members"
@@ -181,15 +209,16 @@ def pull_groups(session: Session, client: ZoomApi, pull: Pull) -> None:
             with prefetching(client.iter_pages(path, {}, "members")) as pages:
                 for page in pages:
                     pull.check()
-                    rows = [{"group_zoom_id": group["zoom_id"], **row}
-                            for row in pull.rows("group_member", page.items, zi.parse_member)]
-                    _store(session, pull, ZoomGroupMember, rows,
+                    page_rows = [{"group_zoom_id": group["zoom_id"], **row} for row
+                                 in pull.rows("group_member", page.items, zi.parse_member)]
+                    _store(session, pull, ZoomGroupMember, page_rows,
                            ("group_zoom_id", "user_zoom_id"), members)
-                    session.commit()
+                    pull.page_written(session)
         except ZoomNotFound:
             # Deleted between the list and this call: its memberships were not pulled, so they
             # are left as they are (the next aggregation marks them deleted with the group).
             pull.notes.setdefault("groups_gone", []).append(group["zoom_id"])
+    pull.commit(session)
 
 
 def pull_roles(session: Session, client: ZoomApi, pull: Pull) -> None:
@@ -202,18 +231,19 @@ def pull_roles(session: Session, client: ZoomApi, pull: Pull) -> None:
         return
     rows = pull.rows("role", _whole_list(body, "roles", "/roles"), zi.parse_role)
     _store(session, pull, ZoomRole, rows, ("zoom_id",), pull.tally("roles"))
-    session.commit()
+    pull.commit(session)
     members = pull.tally("role_members")
     for role in rows:
         path = f"/roles/{quote(role['zoom_id'], safe='')}/members"
         with prefetching(client.iter_pages(path, {}, "members")) as pages:
             for page in pages:
                 pull.check()
-                rows = [{"role_zoom_id": role["zoom_id"], **row}
-                        for row in pull.rows("role_member", page.items, zi.parse_member)]
-                _store(session, pull, ZoomRoleMember, rows, ("role_zoom_id", "user_zoom_id"),
-                       members)
-                session.commit()
+                page_rows = [{"role_zoom_id": role["zoom_id"], **row}
+                             for row in pull.rows("role_member", page.items, zi.parse_member)]
+                _store(session, pull, ZoomRoleMember, page_rows,
+                       ("role_zoom_id", "user_zoom_id"), members)
+                pull.page_written(session)
+    pull.commit(session)
 
 
 def _roles_from_users(session: Session, pull: Pull) -> None:
@@ -241,7 +271,7 @@ def _roles_from_users(session: Session, pull: Pull) -> None:
     for start in range(0, len(members), 1000):
         _store(session, pull, ZoomRoleMember, members[start : start + 1000],
                ("role_zoom_id", "user_zoom_id"), pull.tally("role_members"))
-    session.commit()
+    pull.commit(session)
 
 
 def mark_deleted(session: Session, pull: Pull) -> None:
@@ -275,21 +305,25 @@ PROGRESS_EVERY_SECONDS = 2.0
 
 
 def _counts(run: SyncRun, pull: Pull) -> None:
-    users = pull.tally("users")
-    run.seen, run.inserted, run.updated = users.seen, users.inserted, users.updated
-    run.unchanged, run.deleted = users.unchanged, users.deleted
-    run.skipped = pull.warnings.count  # items Zoom sent that could not be stored
-    run.pages = sum(t.pages for t in pull.tallies.values())
-    run.details = {**run.details, "counts": {n: t.as_dict() for n, t in pull.tallies.items()}}
+    _record(run, {n: t.as_dict() for n, t in pull.tallies.items()}, pull.warnings.count)
+
+
+def _record(run: SyncRun, counts: dict[str, dict[str, int]], skipped: int) -> None:
+    users = counts.get("users", Tally().as_dict())
+    run.seen, run.inserted, run.updated = users["seen"], users["inserted"], users["updated"]
+    run.unchanged, run.deleted = users["unchanged"], users["deleted"]
+    run.skipped = skipped  # items Zoom sent that could not be stored
+    run.pages = sum(t["pages"] for t in counts.values())
+    run.details = {**run.details, "counts": counts}
 
 
 def write_progress(pull: Pull) -> None:
-    """The counts so far on the run record, in a transaction of their own (pages are committed
-    before this runs, so the record never counts more than is stored)."""
+    """The counts as of the last commit of pages on the run record, in a transaction of their
+    own (so the record never counts more than is stored)."""
     with session_scope() as session:
         run = session.get(SyncRun, pull.run_id, with_for_update=True)
         if run is not None and run.status == RunStatus.RUNNING:
-            _counts(run, pull)
+            _record(run, pull.committed, pull.committed_skipped)
 
 
 def reporting(pull: Pull, check: Callable[[], None]) -> Callable[[], None]:

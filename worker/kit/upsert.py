@@ -220,15 +220,21 @@ def upsert(
 def _staging(session: Session, table: Table, columns: Sequence[str]) -> str:
     """The session's temporary table for COPYing pages of `columns` of `table` (Postgres).
     ON COMMIT DELETE ROWS: it outlives transactions, empty; a rolled-back transaction that
-    created it takes it away, so its existence is asked, not remembered."""
+    created it takes it away, so its existence is asked again in each transaction."""
     cols = ", ".join(f'"{c}"' for c in columns)
     digest = hashlib.sha256(cols.encode()).hexdigest()[:10]
     name = f"stage_{table.name[:40]}_{digest}"
     conn = session.connection()
+    # Asked once per transaction: within one, a table that was there stays there.
+    seen: dict[str, Any] = session.info.setdefault("ai_staging", {})
+    transaction = session.get_transaction()
+    if seen.get(name) is transaction:
+        return name
     if conn.execute(text(f"SELECT to_regclass('pg_temp.{name}')")).scalar() is None:
         conn.execute(text(
             f"CREATE TEMPORARY TABLE {name} ON COMMIT DELETE ROWS AS "
             f'SELECT {cols} FROM "{table.name}" WITH NO DATA'))
+    seen[name] = transaction
     return name
 
 
