@@ -27,6 +27,7 @@ from worker import clients
 from worker.activity import readiness, summaries
 from worker.activity.planner import day_start, heavy_reservation
 from worker.db import session_scope
+from worker.kit import sql
 from worker.kit.prefetch import prefetching
 from worker.kit.redis import get_redis
 from worker.kit.upsert import Written, upsert
@@ -161,9 +162,10 @@ def write_pages(chunk: Chunk, pages: Iterator[Any],
     the next page has arrived; the last batch commits with the stream's watermark (`_run`), so
     the watermark never covers uncommitted data."""
     pending, since = 0, time.monotonic()
+    batch = sql.pages_per_commit(chunk.session, COMMIT_EVERY_PAGES)
     with prefetching(pages, PREFETCH_PAGES) as ahead:
         for page in ahead:
-            if pending >= COMMIT_EVERY_PAGES or (
+            if pending >= batch or (
                     pending and time.monotonic() - since >= COMMIT_EVERY_SECONDS):
                 chunk.commit()
                 pending, since = 0, time.monotonic()

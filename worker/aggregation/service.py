@@ -26,6 +26,7 @@ from sqlmodel import Session, SQLModel, col, select
 from worker import clients
 from worker.activity import readiness
 from worker.db import session_scope
+from worker.kit import sql
 from worker.kit.prefetch import prefetching
 from worker.kit.upsert import COPY_THRESHOLD, dedupe, upsert
 from worker.models import (
@@ -108,7 +109,7 @@ class Pull:
         (a re-run rewrites it), and a commit per page made its flush a visible share of a
         pull (bench/RESULTS.md)."""
         self.uncommitted += 1
-        if self.uncommitted >= COMMIT_EVERY_PAGES or \
+        if self.uncommitted >= sql.pages_per_commit(session, COMMIT_EVERY_PAGES) or \
                 time.monotonic() - self.committed_at >= COMMIT_EVERY_SECONDS:
             self.commit(session)
 

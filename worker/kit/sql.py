@@ -26,6 +26,13 @@ def insert(session: Session, table: Table) -> Any:
     return postgresql.insert(table) if is_postgres(session) else sqlite.insert(table)
 
 
+def pages_per_commit(session: Session, pages: int) -> int:
+    """How many pages a long write loop may hold in one transaction: `pages` on Postgres, one on
+    SQLite, which has one writer at a time (the demo's other processes would meet "database is
+    locked" while a transaction stays open over several pages)."""
+    return pages if is_postgres(session) else 1
+
+
 def xact_lock(session: Session, name: str) -> None:
     """Serialise the transactions that take the same `name` until they end (a Postgres
     advisory transaction lock). SQLite has one writer at a time already: nothing to do."""
