@@ -20,9 +20,13 @@ def test_items_arrive_in_order_and_an_error_after_the_items_before_it() -> None:
         raise ValueError("page 3 broke")
 
     got: list[int] = []
-    with pytest.raises(ValueError, match="page 3 broke"):
+
+    def consume() -> None:
         for item in prefetched(pages()):
             got.append(item)
+
+    with pytest.raises(ValueError, match="page 3 broke"):
+        consume()
     assert got == [1, 2]
 
 
