@@ -18,8 +18,10 @@ demo: $(STAMP)
 demo-serve: $(STAMP)
 	$(BIN)/python -m demo --serve
 
+# Three test processes on two cores: most of the suite's time is spent waiting on real worker,
+# API and server processes (each test keeps its own database and Redis number; tests/conftest.py).
 test: $(STAMP) lint browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 3 --dist worksteal
 
 # The report page's browser test drives Debian's Chromium (never a downloaded browser build).
 browser:

@@ -1,14 +1,17 @@
 """Keyset pagination: one helper for every list route (a page, then the cursor of its last row).
 
-Pages are ordered by a unique key (an id, or an external id unique per tenant) and the cursor is
-that key of the page's last row, so a page never skips or repeats a row when others are added.
+Pages are ordered by a unique key (an id, an external id unique per tenant, or a time with an id
+to break ties) and the cursor is that key of the page's last row, so a page never skips or
+repeats a row when others are added.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from sqlalchemy import and_, or_
 from sqlmodel import Session
 
 from api.schemas.common import decode_cursor, encode_cursor
@@ -16,21 +19,38 @@ from api.schemas.common import decode_cursor, encode_cursor
 T = TypeVar("T")
 
 
+def after_key(keys: Sequence[Any], values: Sequence[Any], descending: bool) -> Any:
+    """Rows strictly after ``values`` in the order of ``keys``: (a, b) > (x, y) spelt out as
+    ``a > x OR (a = x AND b > y)`` (``<`` when descending), which Postgres and SQLite both plan
+    on the keys' index."""
+    terms = []
+    for i, key in enumerate(keys):
+        beyond = key < values[i] if descending else key > values[i]
+        terms.append(and_(*(keys[j] == values[j] for j in range(i)), beyond))
+    return or_(*terms)
+
+
 def keyset_page(
     session: Session,
     query: Any,
-    key: Any,
+    keys: Sequence[Any],
     cursor: str | None,
     limit: int,
-    key_of: Callable[[T], Any],
-    kind: type = int,
+    key_of: Callable[[T], tuple[Any, ...]],
+    kinds: Sequence[type] = (int,),
+    descending: bool = False,
 ) -> tuple[list[T], str | None]:
-    """The rows of ``query`` after ``cursor`` by ``key`` (a unique column), at most ``limit``,
-    and the next page's cursor (None on the last page). ``key_of`` reads the key from a row."""
-    after = decode_cursor(cursor, kind)
+    """The rows of ``query`` after ``cursor`` in the order of ``keys`` (columns that are unique
+    together; of types ``kinds`` in the cursor), at most ``limit``, and the next page's cursor
+    (None on the last page). ``key_of`` reads the keys' values from a row."""
+    after = decode_cursor(cursor, *kinds)
     if after is not None:
-        query = query.where(key > after[0])
-    rows: list[T] = list(session.exec(query.order_by(key).limit(limit + 1)))
+        query = query.where(after_key(keys, after, descending))
+    order = [key.desc() for key in keys] if descending else list(keys)
+    rows: list[T] = list(session.exec(query.order_by(*order).limit(limit + 1)))
     page = rows[:limit]
-    next_cursor = encode_cursor(key_of(page[-1])) if len(rows) > limit else None
+    next_cursor = None
+    if len(rows) > limit:
+        next_cursor = encode_cursor(*(str(v) if isinstance(v, uuid.UUID) else v
+                                      for v in key_of(page[-1])))
     return page, next_cursor

@@ -31,6 +31,7 @@ FIGURES = {
     "scheduling": "dispatching due work for 1,000 and 10,000 sources",
     "webhooks": "webhook event-to-insight latency, intake against /healthz",
     "reports": "access review: CSV export memory at 100k/10k accounts, report page render",
+    "metrics": "a /metrics scrape over a run history 10x as long",
 }
 
 

@@ -142,6 +142,28 @@ def _render_seconds(env: BenchEnv, tenant_id: uuid.UUID) -> tuple[float, float, 
     return median(times[1:]), median(cpu[1:]), size
 
 
+def _filtered_page_seconds(env: BenchEnv, tenant_id: uuid.UUID, pushed: bool) -> float:
+    """A JSON page (100 accounts) of ``?finding=unused_licence``: the page's accounts chosen in
+    SQL (``pushed``, what the API does) or the whole tenant aggregated and then filtered."""
+    from sqlmodel import Session
+
+    from worker.models import utcnow
+    from worker.reports.findings import ReviewParams, build_review, iter_rows
+
+    times = []
+    for _ in range(env.repeats):
+        with Session(env.engine) as session:
+            started = time.perf_counter()
+            params = ReviewParams(tenant_id=tenant_id, now=utcnow())
+            page = (None, 101) if pushed else None
+            review = build_review(session, params, page=page,
+                                  finding="unused_licence" if pushed else None)
+            rows = list(iter_rows(session, review, finding="unused_licence", limit=101))
+            times.append(time.perf_counter() - started)
+            assert len(rows) == 101, len(rows)
+    return median(times)
+
+
 def run(env: BenchEnv) -> Figure:
     fig = Figure("reports", "access review: CSV export memory, report page render")
     small, large = (1_000, 10_000) if env.quick else (10_000, 100_000)
@@ -167,6 +189,10 @@ def run(env: BenchEnv) -> Figure:
     # The API process's own share (the rest is Postgres and waiting for a core).
     fig.add(f"report page render CPU in the API process, {small:,} accounts (s)", cpu, "-",
             unit="n")
+    pushed = _filtered_page_seconds(env, tenants[large], pushed=True)
+    whole = _filtered_page_seconds(env, tenants[large], pushed=False)
+    fig.add(f"JSON page of ?finding=unused_licence at {large:,} accounts (s)", pushed, "-",
+            unit="n", note=f"{whole:.2f} s when the whole tenant is aggregated first")
     return fig
 
 

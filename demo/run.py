@@ -11,7 +11,9 @@ same launchers as production. DATABASE_URL / REDIS_URL, when set, are used inste
 Three tenants: one Server-to-Server app, one refresh-token app, one app missing a scope. The
 admin creates tenants and keys, each tenant loads a few identities and adds its source, tests
 the connection (the third fails with its plain-language message); a good first test makes the
-worker aggregate, correlate and backfill 30 days of activity on its own.
+worker aggregate, correlate and backfill 30 days of activity on its own. Then Zoom pushes a
+sign-in of an idle account as a signed webhook, and the demo prints how soon the insights show
+it (`demo/webhooks.py`).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from rich.table import Column, Table
 
 from api.reports.demo import write_demo_reports
 from demo.stack import ROOT, Stack, StackConfig, StackError
+from demo.webhooks import PushedSignIn, show_pushed_sign_in
 from fakezoom.config import CLASSIC_SCOPES, AccountSpec, AppSpec, FakeZoomConfig
 from fakezoom.core import FakeZoom
 from fakezoom.server import FakeZoomServer
@@ -85,6 +88,7 @@ class DemoResult:
     seconds: float
     fake: FakeZoom  # the ground truth
     urls: dict[str, str]
+    pushed: PushedSignIn | None = None  # the webhook step's sign-in and its latency
 
 
 def demo_tenants(options: DemoOptions) -> list[DemoTenant]:
@@ -396,6 +400,9 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
             console.print("[bold]3. Aggregation, correlation and a 30-day activity backfill "
                           "(started by the first good test)[/]")
             follow_work(api, tenants, console, options.timeout, stack.check_alive)
+            console.print("[bold]4. Zoom pushes a sign-in (webhook): the insights move within "
+                          "seconds[/]")
+            pushed = show_pushed_sign_in(api, stack.api_url, tenants[0], fake, 0, console)
             summarise(api, tenants)
         finally:
             api.close()
@@ -412,7 +419,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoResult
         _print_urls(console, stack, tenants, urls, options.serve)
         if options.serve:
             _serve_until_interrupted(console, stack)
-        return DemoResult(tenants, seconds, fake, urls)
+        return DemoResult(tenants, seconds, fake, urls, pushed)
 
 
 def _print_urls(console: Console, stack: Stack, tenants: list[DemoTenant],

@@ -202,7 +202,7 @@ class Stack:
         self.spawn("worker-tests", launchers.worker_command(
             settings, ["connection_tests"], 1, "tests", extra=quick))
         self.spawn("worker-sync", launchers.worker_command(
-            settings, ["aggregation", "activity", "scheduling"],
+            settings, ["aggregation", "activity", "scheduling", "webhooks"],
             self.config.worker_concurrency, "sync", extra=quick))
         self.spawn("beat", launchers.beat_command(
             settings, str(self.config.data_dir / "beat-schedule")))

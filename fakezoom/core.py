@@ -422,6 +422,18 @@ class Account:
                                            strict=True)
             ]
 
+    def role(self, role_id: str) -> dict[str, Any] | None:
+        """GET /roles/{roleId} (operationId ``getRoleInformation``): the list item plus its
+        ``privileges``; None for an unknown role."""
+        with self.fake.lock:
+            d = self.data
+            if role_id not in d.role_ids:
+                return None
+            i = d.role_ids.index(role_id)
+            return {"id": role_id, "name": d.role_names[i], "description": d.role_descriptions[i],
+                    "total_members": len(d.role_members(role_id)),
+                    "privileges": list(d.role_privileges[i])}
+
     def role_members(self, role_id: str) -> list[dict[str, Any]]:
         with self.fake.lock:
             return [self.member(i, role=True) for i in self.data.role_members(role_id)]

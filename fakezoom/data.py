@@ -53,6 +53,16 @@ OPLOG_CATEGORIES = {
     "role": "Role",
     "recording": "Recording",
 }
+# Role privileges as GET /roles/{roleId} lists them ("Resource:Read" / "Resource:Edit").
+READ_PRIVILEGES = ("User:Read", "Group:Read", "Recording:Read", "Dashboard:Read")
+USER_ADMIN_PRIVILEGES = ("User:Read", "User:Edit", "Group:Read", "Group:Edit")
+ADMIN_PRIVILEGES = [
+    "User:Read", "User:Edit", "Group:Read", "Group:Edit", "AccountSetting:Read",
+    "AccountSetting:Edit", "Recording:Read", "Recording:Edit", "Dashboard:Read", "Role:Read",
+]
+OWNER_PRIVILEGES = [*ADMIN_PRIVILEGES, "Role:Edit", "AccountProfile:Read", "AccountProfile:Edit",
+                    "BillingSubscription:Read", "BillingSubscription:Edit", "SubAccount:Read",
+                    "SubAccount:Edit"]
 _ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 # Day numbers inside meeting UUIDs count from here, so two bytes cover until 2179.
@@ -147,6 +157,13 @@ class AccountData:
             "Admins have wide range privileges to access and manage a Zoom account.",
             "Members have access to basic Zoom video meeting functions but no account management.",
         ] + [f"Custom role {r + 1} for reviewers" for r in range(self.spec.custom_roles)]
+        # GET /roles/{roleId} `privileges`, names from Zoom's privileges reference
+        # (developers.zoom.us/docs/api/references/privileges). Custom roles alternate between
+        # read-only (even) and user management (odd), under names that say neither.
+        self.role_privileges = [OWNER_PRIVILEGES, ADMIN_PRIVILEGES, []] + [
+            list(READ_PRIVILEGES if r % 2 == 0 else USER_ADMIN_PRIVILEGES)
+            for r in range(self.spec.custom_roles)
+        ]
 
     def _build_user_index(self) -> None:
         n, spec = self.n_base, self.spec

@@ -4,7 +4,8 @@ asked.
 `fake.webhooks.configure(url=..., secret=...)` points one account's event subscription at an
 endpoint (Zoom: one app's "event notification endpoint URL" and "Secret Token"). From then on
 the account's live sign-ins (`acc.sign_in(user)`) and directory mutations (`add_user`,
-`update_user`, `activate_user`, `deactivate_user`, `delete_user`) are POSTed there, each as
+`update_user`, `activate_user`, `deactivate_user`, `delete_user`), and the meetings handed to
+`meeting_ended_event(acc, uuid)`, are POSTed there, each as
 `{"event", "event_ts", "payload": {"account_id", "object"}}` with `x-zm-request-timestamp` and
 `x-zm-signature: v0=hex(HMAC-SHA256(secret, "v0:{ts}:{body}"))`.
 
@@ -264,3 +265,24 @@ def sign_in_event(account: Account, user: str, *, kind: str = "Sign in",
                             "client_type": client_type.lower(), "version": version,
                             "login_type": 0}, at=ts)
         return event
+
+
+def meeting_ended_event(account: Account, meeting: str) -> dict[str, Any]:
+    """Push `meeting.ended` for one of the account's meetings (its uuid): the object Zoom's
+    event carries (uuid, id, host_id, topic, type, start_time, end_time, duration, timezone),
+    sent now, whenever the meeting ended."""
+    fake = account.fake
+    with fake.lock:
+        found = account.data.find_meeting(meeting)
+        if found is None:
+            raise KeyError(meeting)
+        data = account.data
+        report = data.meeting_report(found)
+        host = data.record(found.host) if data.live(found.host) else data._base(found.host)
+        obj = {"uuid": report["uuid"], "id": report["id"], "host_id": host["id"],
+               "topic": report["topic"],
+               "type": report["type"], "start_time": report["start_time"],
+               "end_time": report["end_time"], "duration": report["duration"],
+               "timezone": "UTC"}
+        fake.webhooks.emit(account, "meeting.ended", obj)
+        return obj

@@ -16,7 +16,7 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, pool, text
 from sqlalchemy.engine import Engine, make_url
-from sqlmodel import Session, SQLModel
+from sqlmodel import SQLModel
 
 from tests.services import Services, ServiceUnavailable, discover
 
@@ -28,6 +28,7 @@ pytest_plugins = [
     "tests.fixtures.browser",
     "tests.fixtures.cli",
     "tests.fixtures.clock",
+    "tests.fixtures.db",
     "tests.fixtures.fakezoom",
     "tests.fixtures.zoom",
 ]
@@ -155,21 +156,6 @@ def engine(database_url: str) -> Engine:
     from worker.db import get_engine
 
     return get_engine(database_url)
-
-
-@pytest.fixture
-def session(engine: Engine) -> Iterator[Session]:
-    """A session inside a transaction that is rolled back after the test."""
-    connection = engine.connect()
-    outer = connection.begin()
-    db = Session(bind=connection, join_transaction_mode="create_savepoint",
-                 expire_on_commit=False)
-    try:
-        yield db
-    finally:
-        db.close()
-        outer.rollback()
-        connection.close()
 
 
 def truncate_all(engine: Engine) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from contextlib import nullcontext
 from typing import Any
 
 from sqlmodel import Session
@@ -58,13 +59,13 @@ def app_credentials(app: App) -> tuple[GrantType, dict[str, Any]]:
 
 
 def add_app_source(account: Account, app: App, *, name: str | None = None,
-                   **fields: Any) -> uuid.UUID:
+                   session: Session | None = None, **fields: Any) -> uuid.UUID:
     """A new tenant with one source for a fakezoom app, on the account's plan, committed (so
-    worker processes see it); returns the source id."""
+    worker processes see it), or only added to ``session``; returns the source id."""
     grant, creds = app_credentials(app)
     fields.setdefault("plan", account.plan)
-    with session_scope() as session:
-        tenant = make_tenant(session)
-        source = make_source(session, tenant, name=name, grant_type=grant, credentials=creds,
+    with session_scope() if session is None else nullcontext(session) as db:
+        tenant = make_tenant(db)
+        source = make_source(db, tenant, name=name, grant_type=grant, credentials=creds,
                              **fields)
         return source.id

@@ -60,7 +60,7 @@ def test_a_quick_figure_runs_against_its_own_database_and_redis(tmp_path: Path) 
     env = {**os.environ, "AI_BENCH_REDIS_DB": os.environ.get("AI_SMOKE_BENCH_REDIS_DB", "15")}
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "--only", "scheduling", "--quick", "--results",
-         str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env,
+         str(out)], cwd=ROOT, capture_output=True, text=True, timeout=280, env=env,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     body = json.loads(out.read_text())

@@ -5,8 +5,11 @@ profile's fakezoom. They come up healthy, finish a connection test, the aggregat
 activity backfill it starts, /metrics shows the run counters moving, and no secret appears in any
 process's log.
 
-Scaled down (a 20-user fake, 3 days of activity, two sync children) to stay fast; flower is left
-out (its healthcheck is bound to the fixed port 5555, which another run on this host may hold).
+Flower runs too, on a free port (its healthcheck's port rewritten to match): it comes up healthy,
+lists the tasks with their tenant's name, its /metrics needs its basic auth, and none of its
+pages or API answers holds a secret.
+
+Scaled down (a 20-user fake, 3 days of activity, two sync children) to stay fast.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from worker.kit.net import free_port
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
-STARTED = ("fakezoom", "api", "worker-tests", "worker-sync", "beat")
+STARTED = ("fakezoom", "api", "flower", "worker-tests", "worker-sync", "beat")
 DEADLINE = 240.0
 
 
@@ -67,7 +70,7 @@ def _stack(tmp: Path) -> Iterator[dict[str, Any]]:
     try:
         pg_url = make_url(_throwaway_postgres(services))
         redis_url = _throwaway_redis(services)
-        ports = {"api": free_port(), "fakezoom": free_port()}
+        ports = {"api": free_port(), "fakezoom": free_port(), "flower": free_port()}
         # The operator's deploy.env (demo profile) and ./secrets/.
         deploy_env = {**_filled_env(),
                       "AI_ZOOM_OAUTH_URL": "http://fakezoom:9000/oauth/token",
@@ -110,7 +113,11 @@ def _stack(tmp: Path) -> Iterator[dict[str, Any]]:
                 argv[0] = sys.executable
             if name in ports:
                 argv[argv.index("--port") + 1] = str(ports[name])
-                argv[argv.index("--host") + 1] = "127.0.0.1"
+                # Loopback, as compose publishes them (flower's command relies on the default).
+                if "--host" in argv:
+                    argv[argv.index("--host") + 1] = "127.0.0.1"
+                else:
+                    argv += ["--host", "127.0.0.1"]
             if name == "fakezoom":  # scaled down, and its credentials for the "admin"
                 argv[argv.index("--users") + 1] = "20"
                 argv[argv.index("--days") + 1] = "3"
@@ -160,8 +167,12 @@ def _healthcheck(stack: dict[str, Any], name: str) -> bool:
     if test[0] == "CMD-SHELL":
         argv = ["sh", "-c", test[1]]
     else:
-        argv = [a.replace("/data/", f"{stack['data']}/") for a in test[1:]]
+        # The container's port as the test's (only flower's healthcheck names one).
+        argv = [a.replace("/data/", f"{stack['data']}/").replace(
+            "127.0.0.1:5555/", f"127.0.0.1:{stack['ports']['flower']}/") for a in test[1:]]
         argv[0] = sys.executable if argv[0] == "python" else argv[0]
+    if name == "flower":
+        assert any(f":{stack['ports']['flower']}/" in a for a in argv), argv
     return subprocess.run(argv, env=env, capture_output=True, timeout=60).returncode == 0
 
 
@@ -177,6 +188,16 @@ def test_compose_services_as_processes_run_a_test_an_aggregation_and_a_backfill(
         for name in ("worker-tests", "worker-sync"):
             _wait(f"{name}'s healthcheck", lambda n=name: _healthcheck(stack, n), procs, logs)
         _wait("beat's healthcheck", lambda: _healthcheck(stack, "beat"), procs, logs)
+        _wait("flower's healthcheck", lambda: _healthcheck(stack, "flower"), procs, logs)
+        flower_env = stack["plan"]("flower")[1]
+        flower = httpx.Client(
+            base_url=f"http://127.0.0.1:{stack['ports']['flower']}", timeout=30,
+            auth=(flower_env["AI_FLOWER_USER"],
+                  Path(flower_env["AI_FLOWER_PASSWORD_FILE"]).read_text().strip()))
+        # Flower lists only the tasks whose events it heard: wait for its event stream.
+        _wait("flower to hear the workers",
+              lambda: len(flower.get("/workers", params={"json": 1}).json()["data"]) >= 2,
+              procs, logs)
         zoom = _wait("fakezoom", lambda: json.loads((stack["tmp"] / "zoom.json").read_text()),
                      procs, logs)
         before = _samples(http.get("/metrics", headers=admin).text)
@@ -235,6 +256,31 @@ def test_compose_services_as_processes_run_a_test_an_aggregation_and_a_backfill(
         assert sum(v for (n, _), v in after.items() if n == "ai_zoom_requests_total") > 0
         assert http.get("/metrics", headers=headers).status_code == 403
 
+        # Flower: its Prometheus endpoint and API need its login; the tasks it lists name
+        # their tenant (not in the task name).
+        anonymous = httpx.Client(base_url=str(flower.base_url), timeout=30)
+        assert anonymous.get("/metrics").status_code == 401
+        assert anonymous.get("/api/tasks").status_code == 401
+        flower_metrics = flower.get("/metrics")
+        assert flower_metrics.status_code == 200
+        assert "flower_events_total" in flower_metrics.text
+        assert "acme" not in flower_metrics.text
+
+        def flower_tasks() -> dict[str, Any] | None:
+            listed: dict[str, Any] = flower.get("/api/tasks").json()
+            names = {t.get("name") for t in listed.values()}
+            return listed if {"zoom.test_connection", "zoom.aggregate"} <= names else None
+
+        listed = _wait("flower's task list", flower_tasks, procs, logs)
+        assert all("'tenant': 'acme'" in t["kwargs"] for t in listed.values()
+                   if t.get("name", "").startswith("zoom.")), listed
+        workers = list(flower.get("/api/workers").json())
+        flower_pages = [flower.get(path).text for path in (
+            "/", "/tasks", "/workers", "/broker", "/api/workers", "/api/tasks",
+            *(f"/api/task/info/{task_id}" for task_id in listed),
+            *(f"/worker/{name}" for name in workers))]
+        flower_pages.append(flower_metrics.text)
+
         # The access token the workers used: encrypted in Redis, and never logged either.
         import redis
 
@@ -258,3 +304,10 @@ def test_compose_services_as_processes_run_a_test_an_aggregation_and_a_backfill(
             assert value not in content, f"a secret in {log.name}"
     for value in values:
         assert value not in after_body
+        for page in flower_pages:
+            assert value not in page, "a secret in a Flower page"
+    # Flower kept its task history under the name compose gives (flower.db; with dbm.dumb, the
+    # only dbm of some Pythons, its .dat/.dir/.bak beside it), never flower.db.db.
+    state = sorted(p.name for p in stack["data"].iterdir() if p.name.startswith("flower"))
+    assert state, "flower saved no state"
+    assert {n.removeprefix("flower.db") for n in state} <= {"", ".dat", ".dir", ".bak"}, state

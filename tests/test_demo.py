@@ -54,6 +54,14 @@ def test_the_demo_runs_on_embedded_defaults_and_matches_the_fake(tmp_path: Path)
         assert s["failed_runs"] == 0, tenant.name
         assert len(s["least_active"]) == 3
 
+    # Step 4: a sign-in Zoom pushed reached the insights (the events above include it: the
+    # fake's truth lists it, the activity table holds it once) and its latency is printed.
+    pushed = result.pushed
+    assert pushed is not None
+    assert pushed.email in {u["email"] for u in result.fake.account(0).all_users()}
+    assert pushed.before is None or pushed.before < pushed.signed_in_at
+    assert f"{pushed.email}" in text
+    assert f"{pushed.seconds:.2f} s" in text
     # The summary is printed, with the way to explore further.
     assert "What each tenant now sees" in text
     assert "make demo-serve" in text

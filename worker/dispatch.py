@@ -2,16 +2,67 @@
 
 The API and beat use these functions and never import task bodies. Callers must commit the row
 first (enqueue after commit): a fast worker would otherwise look for a row that does not exist.
-Every message carries the tenant and source in its headers, which Flower shows, so an operator
-can filter one tenant's tasks; arguments are ids, never credentials.
+Every message carries the tenant and source ids in its headers (the workers' log context), and
+what Flower shows as its kwargs names them too (``shown_kwargs``), so an operator recognises and
+can search one tenant's tasks; arguments are ids, never credentials.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
 from typing import Any
 
+from sqlmodel import col, select
+
+from worker.db import get_engine
+from worker.models import Source, Tenant
 from worker.queues import TASK_ROUTES
+
+log = logging.getLogger(__name__)
+
+# Names change rarely (a renamed tenant shows its new name within this time); the cache keeps a
+# busy tenant's requeues from reading Postgres for every message.
+_NAMES_TTL = 300.0
+_NAMES_MAX = 4096
+_names: dict[uuid.UUID, tuple[float, str, str]] = {}
+
+
+def _tenant_and_source_names(source_id: uuid.UUID) -> tuple[str, str] | None:
+    hit = _names.get(source_id)
+    if hit is not None and time.monotonic() - hit[0] < _NAMES_TTL:
+        return hit[1], hit[2]
+    try:
+        with get_engine().connect() as conn:
+            row = conn.execute(
+                select(col(Tenant.name), col(Source.name))
+                .join(Source, col(Source.tenant_id) == col(Tenant.id))
+                .where(col(Source.id) == source_id)
+            ).first()
+    except Exception as exc:  # a label only: the message goes out with the ids alone
+        log.debug("no names for the task label of source %s: %s", source_id, type(exc).__name__)
+        return None
+    if row is None:
+        return None
+    if len(_names) >= _NAMES_MAX:
+        _names.clear()
+    _names[source_id] = (time.monotonic(), row[0], row[1])
+    return row[0], row[1]
+
+
+def shown_kwargs(tenant_id: uuid.UUID, source_id: uuid.UUID) -> str:
+    """What Flower shows as a task's kwargs (the message's ``kwargsrepr``; the task gets no
+    kwargs): the tenant's and the source's names, which an operator recognises and Flower's
+    search box matches, and their ids. Names are the operator's own labels, never a secret; the
+    task name stays plain (Flower's Prometheus series are per task name, and one per tenant
+    would grow without bound)."""
+    names = _tenant_and_source_names(source_id)
+    shown: dict[str, str] = {}
+    if names is not None:
+        shown = {"tenant": names[0], "source": names[1]}
+    shown.update(tenant_id=str(tenant_id), source_id=str(source_id))
+    return repr(shown)
 
 
 def send(
@@ -30,11 +81,8 @@ def send(
     options: dict[str, Any] = {
         "queue": str(TASK_ROUTES[task_name]),
         "headers": {"tenant_id": str(tenant_id), "source_id": str(source_id)},
-        # The task name stays plain (no tenant in it): Flower's Prometheus series are per task
-        # name, and one series per tenant would grow without bound. The tenant goes into what
-        # Flower shows as kwargs instead, which its search box matches. Still ids only.
         "argsrepr": f"['{record_id}']",
-        "kwargsrepr": f"{{'tenant': '{tenant_id}', 'source': '{source_id}'}}",
+        "kwargsrepr": shown_kwargs(tenant_id, source_id),
         # Outcomes live in the run records in Postgres. Without this the Redis result backend
         # subscribes the sender to a channel per task: ~13% of an API enqueue (bench finding 4).
         "ignore_result": True,

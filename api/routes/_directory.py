@@ -14,8 +14,9 @@ from sqlmodel import Session, col, select
 
 from api.deps import SessionDep, TenantDep, get_or_404
 from api.errors import PROBLEM_RESPONSES
+from api.pagination import keyset_page
 from api.routes.accounts import SourceFilter, check_source
-from api.schemas.common import MAX_BIGINT, Limit, Page, decode_cursor, encode_cursor
+from api.schemas.common import MAX_BIGINT, Limit, Page, public
 from api.schemas.directory import GroupPublic, MemberPublic
 from worker.db import tenant_query
 from worker.models import ZoomGroup, ZoomGroupMember, ZoomRole, ZoomRoleMember, ZoomUser
@@ -24,19 +25,9 @@ Container = type[ZoomGroup] | type[ZoomRole]
 
 
 def to_public(row: ZoomGroup | ZoomRole, base: str) -> GroupPublic:
-    assert row.id is not None
-    return GroupPublic(
-        id=row.id,
-        source_id=row.source_id,
-        zoom_id=row.zoom_id,
-        name=row.name,
-        description=getattr(row, "description", None),
-        total_members=row.total_members,
-        first_seen_at=row.first_seen_at,
-        last_seen_at=row.last_seen_at,
-        deleted_at=row.deleted_at,
-        links={"self": f"{base}/{row.id}", "members": f"{base}/{row.id}/members"},
-    )
+    # Groups have no description in Zoom's list; roles do.
+    return public(GroupPublic, row, description=getattr(row, "description", None),
+                  links={"self": f"{base}/{row.id}", "members": f"{base}/{row.id}/members"})
 
 
 def list_containers(
@@ -48,13 +39,10 @@ def list_containers(
         query = query.where(model.source_id == source_id)
     if not include_deleted:
         query = query.where(col(model.deleted_at).is_(None))
-    after = decode_cursor(cursor, int)
-    if after is not None:
-        query = query.where(col(model.id) > after[0])
-    rows = list(session.exec(query.order_by(col(model.id)).limit(limit + 1)))
-    next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
-    return Page[GroupPublic](items=[to_public(r, base) for r in rows[:limit]],
-                             next_cursor=next_cursor)
+    rows: list[ZoomGroup | ZoomRole]
+    rows, next_cursor = keyset_page(session, query, [col(model.id)], cursor, limit,
+                                    lambda r: (r.id,))
+    return Page[GroupPublic](items=[to_public(r, base) for r in rows], next_cursor=next_cursor)
 
 
 def list_members(
@@ -76,19 +64,12 @@ def list_members(
     )
     if not include_deleted:
         query = query.where(col(member.deleted_at).is_(None))
-    after = decode_cursor(cursor, int)
-    if after is not None:
-        query = query.where(col(member.id) > after[0])
-    rows = list(session.exec(query.order_by(col(member.id)).limit(limit + 1)))
-    page = rows[:limit]
-    next_cursor = encode_cursor(page[-1][0].id) if len(rows) > limit else None
+    page: list[tuple[Any, int | None]]
+    page, next_cursor = keyset_page(session, query, [col(member.id)], cursor, limit,
+                                    lambda r: (r[0].id,))
     return Page[MemberPublic](
-        items=[
-            MemberPublic(account_id=account_id, zoom_id=m.user_zoom_id, email=m.email,
-                         first_seen_at=m.first_seen_at, last_seen_at=m.last_seen_at,
-                         deleted_at=m.deleted_at)
-            for m, account_id in page
-        ],
+        items=[public(MemberPublic, m, account_id=account_id, zoom_id=m.user_zoom_id)
+               for m, account_id in page],
         next_cursor=next_cursor,
     )
 

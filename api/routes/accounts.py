@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from sqlalchemy import and_, exists, func, or_
@@ -12,15 +12,8 @@ from sqlmodel import Session, col, select
 
 from api.deps import SessionDep, TenantDep, get_or_404
 from api.errors import PROBLEM_RESPONSES
-from api.schemas.common import (
-    MAX_BIGINT,
-    Limit,
-    Page,
-    Str64,
-    Str320,
-    decode_cursor,
-    encode_cursor,
-)
+from api.pagination import keyset_page
+from api.schemas.common import MAX_BIGINT, Limit, Page, Str64, Str320, public
 from api.schemas.directory import AccountDetail, AccountPublic, GroupRef
 from worker.db import tenant_query
 from worker.models import (
@@ -55,32 +48,10 @@ def correlations(
     return {(r.source_id, r.user_zoom_id): r for r in rows}
 
 
-def to_public(user: ZoomUser, link: AccountCorrelation | None) -> AccountPublic:
-    assert user.id is not None
-    return AccountPublic(
-        id=user.id,
-        source_id=user.source_id,
-        zoom_id=user.zoom_id,
-        email=user.email,
-        first_name=user.first_name,
-        last_name=user.last_name,
-        display_name=user.display_name,
-        type=user.type,
-        status=user.status,
-        role_id=user.role_id,
-        dept=user.dept,
-        employee_unique_id=user.employee_unique_id,
-        group_ids=list(user.group_ids or []),
-        timezone=user.timezone,
-        last_client_version=user.last_client_version,
-        zoom_created_at=user.zoom_created_at,
-        last_login_time=user.last_login_time,
-        first_seen_at=user.first_seen_at,
-        last_seen_at=user.last_seen_at,
-        deleted_at=user.deleted_at,
-        identity_id=link.identity_id if link else None,
-        correlation_method=link.method if link else None,
-    )
+def correlation_fields(link: AccountCorrelation | None) -> dict[str, Any]:
+    """What an account shows of its correlation (the fields its row does not carry)."""
+    return {"identity_id": link.identity_id if link else None,
+            "correlation_method": link.method if link else None}
 
 
 @router.get("", response_model=Page[AccountPublic])
@@ -127,15 +98,13 @@ def list_accounts(
             col(AccountCorrelation.user_zoom_id) == ZoomUser.zoom_id,
         )
         query = query.where(linked if correlated else ~linked)
-    after = decode_cursor(cursor, int)
-    if after is not None:
-        query = query.where(col(ZoomUser.id) > after[0])
-    rows = list(session.exec(query.order_by(col(ZoomUser.id)).limit(limit + 1)))
-    page = rows[:limit]
+    page: list[ZoomUser]
+    page, next_cursor = keyset_page(session, query, [col(ZoomUser.id)], cursor, limit,
+                                    lambda u: (u.id,))
     links = correlations(session, tenant_id, page)
-    next_cursor = encode_cursor(page[-1].id) if len(rows) > limit else None
     return Page[AccountPublic](
-        items=[to_public(u, links.get((u.source_id, u.zoom_id))) for u in page],
+        items=[public(AccountPublic, u, **correlation_fields(links.get((u.source_id, u.zoom_id))))
+               for u in page],
         next_cursor=next_cursor,
     )
 
@@ -168,8 +137,6 @@ def get_account(account_id: AccountId, tenant_id: TenantDep, session: SessionDep
                 )
             )
         )
-    return AccountDetail(
-        **to_public(user, link).model_dump(),
-        groups=[GroupRef(id=g.id or 0, zoom_id=g.zoom_id, name=g.name) for g in groups],
-        roles=[GroupRef(id=r.id or 0, zoom_id=r.zoom_id, name=r.name) for r in roles],
-    )
+    return public(AccountDetail, user, **correlation_fields(link),
+                  groups=[public(GroupRef, g) for g in groups],
+                  roles=[public(GroupRef, r) for r in roles])

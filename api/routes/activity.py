@@ -10,18 +10,10 @@ from sqlmodel import col
 
 from api.deps import SessionDep, TenantDep, get_or_404
 from api.errors import PROBLEM_RESPONSES, Unprocessable
+from api.pagination import keyset_page
 from api.routes.accounts import SourceFilter, check_source
 from api.schemas.activity import ActivityEventPublic
-from api.schemas.common import (
-    MAX_BIGINT,
-    Limit,
-    Page,
-    Str64,
-    Str320,
-    UtcDatetime,
-    decode_cursor,
-    encode_cursor,
-)
+from api.schemas.common import MAX_BIGINT, Limit, Page, Str64, Str320, UtcDatetime, public
 from worker.db import tenant_query
 from worker.models import ActivityEvent, ZoomUser
 
@@ -65,26 +57,9 @@ def list_activity(
         query = query.where(col(ActivityEvent.time) >= since)
     if until is not None:
         query = query.where(col(ActivityEvent.time) < until)
-    after = decode_cursor(cursor, datetime, int)
-    if after is not None:
-        time, last_id = after
-        query = query.where(
-            (col(ActivityEvent.time) < time)
-            | ((col(ActivityEvent.time) == time) & (col(ActivityEvent.id) < last_id))
-        )
-    rows = list(session.exec(
-        query.order_by(col(ActivityEvent.time).desc(), col(ActivityEvent.id).desc())
-        .limit(limit + 1)
-    ))
-    page = rows[:limit]
-    next_cursor = encode_cursor(page[-1].time, page[-1].id) if len(rows) > limit else None
-    return Page[ActivityEventPublic](
-        items=[
-            ActivityEventPublic(
-                id=e.id or 0, source_id=e.source_id, email=e.email, time=e.time, type=e.type,
-                ip_address=e.ip_address, client_type=e.client_type, version=e.version,
-            )
-            for e in page
-        ],
-        next_cursor=next_cursor,
-    )
+    page: list[ActivityEvent]
+    page, next_cursor = keyset_page(
+        session, query, [col(ActivityEvent.time), col(ActivityEvent.id)], cursor, limit,
+        lambda e: (e.time, e.id), kinds=[datetime, int], descending=True)
+    return Page[ActivityEventPublic](items=[public(ActivityEventPublic, e) for e in page],
+                                     next_cursor=next_cursor)

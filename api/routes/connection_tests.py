@@ -11,8 +11,9 @@ from sqlmodel import col
 
 from api.deps import SessionDep, TenantDep, get_or_404
 from api.errors import PROBLEM_RESPONSES
+from api.pagination import keyset_page
 from api.queueing import starting_work
-from api.schemas.common import Limit, Page, decode_cursor, encode_cursor
+from api.schemas.common import Limit, Page, public
 from api.schemas.runs import ConnectionTestPublic
 from api.schemas.sources import Accepted
 from worker.db import tenant_query
@@ -27,22 +28,7 @@ def _links(test: ConnectionTest) -> dict[str, str]:
 
 
 def to_public(test: ConnectionTest) -> ConnectionTestPublic:
-    return ConnectionTestPublic(
-        id=test.id,
-        source_id=test.source_id,
-        status=test.status,
-        created_at=test.created_at,
-        started_at=test.started_at,
-        finished_at=test.finished_at,
-        token_ms=test.token_ms,
-        call_ms=test.call_ms,
-        granted_scopes=[str(s) for s in test.granted_scopes or []],
-        missing_scopes=[str(s) for s in test.missing_scopes or []],
-        missing_optional_scopes=[str(s) for s in test.missing_optional_scopes or []],
-        zoom_error_code=test.zoom_error_code,
-        message=test.message,
-        links=_links(test),
-    )
+    return public(ConnectionTestPublic, test, links=_links(test))
 
 
 @router.post(
@@ -80,23 +66,8 @@ def list_connection_tests(
     """List a source's connection tests, newest first."""
     get_or_404(session, Source, tenant_id, source_id, "source")
     query = tenant_query(ConnectionTest, tenant_id).where(ConnectionTest.source_id == source_id)
-    after = decode_cursor(cursor, datetime, uuid.UUID)
-    if after is not None:
-        created, last_id = after
-        query = query.where(
-            (col(ConnectionTest.created_at) < created)
-            | ((col(ConnectionTest.created_at) == created) & (col(ConnectionTest.id) < last_id))
-        )
-    rows = list(
-        session.exec(
-            query.order_by(col(ConnectionTest.created_at).desc(), col(ConnectionTest.id).desc())
-            .limit(limit + 1)
-        )
-    )
-    next_cursor = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        next_cursor = encode_cursor(last.created_at, str(last.id))
-    return Page[ConnectionTestPublic](
-        items=[to_public(t) for t in rows[:limit]], next_cursor=next_cursor
-    )
+    rows: list[ConnectionTest]
+    rows, next_cursor = keyset_page(
+        session, query, [col(ConnectionTest.created_at), col(ConnectionTest.id)], cursor, limit,
+        lambda t: (t.created_at, t.id), kinds=[datetime, uuid.UUID], descending=True)
+    return Page[ConnectionTestPublic](items=[to_public(t) for t in rows], next_cursor=next_cursor)

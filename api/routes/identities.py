@@ -13,7 +13,7 @@ from sqlmodel import Session, col
 from api.deps import SessionDep, TenantDep, get_or_404
 from api.errors import PROBLEM_RESPONSES, PayloadTooLarge, Unprocessable
 from api.pagination import keyset_page
-from api.schemas.common import Limit, Page, Str320
+from api.schemas.common import Limit, Page, Str320, public
 from api.schemas.directory import (
     CorrelatedAccount,
     IdentityDetail,
@@ -27,10 +27,6 @@ from worker.identities import MAX_ROWS, IdentitiesRejected
 from worker.models import AccountCorrelation, Identity, ZoomUser
 
 router = APIRouter(prefix="/v1/identities", tags=["identities"], responses=PROBLEM_RESPONSES)
-
-def to_public(identity: Identity) -> IdentityPublic:
-    return IdentityPublic.model_validate(identity)
-
 
 def upsert_identities(
     session: Session, tenant_id: uuid.UUID, rows: Sequence[IdentityIn]
@@ -85,9 +81,10 @@ def list_identities(
     if email:
         query = query.where(Identity.email_normalized == email.lower())
     rows: list[Identity]
-    rows, next_cursor = keyset_page(session, query, col(Identity.external_id), cursor, limit,
-                                    lambda i: i.external_id, kind=str)
-    return Page[IdentityPublic](items=[to_public(i) for i in rows], next_cursor=next_cursor)
+    rows, next_cursor = keyset_page(session, query, [col(Identity.external_id)], cursor, limit,
+                                    lambda i: (i.external_id,), kinds=[str])
+    return Page[IdentityPublic](items=[public(IdentityPublic, i) for i in rows],
+                                next_cursor=next_cursor)
 
 
 @router.get("/{identity_id}", response_model=IdentityDetail)
@@ -118,4 +115,4 @@ def get_identity(
                 correlated_at=link.correlated_at,
             )
         )
-    return IdentityDetail(**to_public(identity).model_dump(), accounts=accounts)
+    return public(IdentityDetail, identity, accounts=accounts)

@@ -23,7 +23,7 @@ from api.schemas.activity import (
     IdentityInsight,
     InactiveAccount,
 )
-from api.schemas.common import MAX_BIGINT, Limit, Page
+from api.schemas.common import MAX_BIGINT, Limit, Page, public
 from worker.db import tenant_query
 from worker.insights import account_key, inactive_accounts_query, last_activity
 from worker.insights import figures as _figures
@@ -40,10 +40,6 @@ def figures(session: Session, tenant_id: uuid.UUID, users: Sequence[ZoomUser], n
     return ActivityFigures(**asdict(_figures(session, tenant_id, users, now, window_days)))
 
 
-def _ref(user: ZoomUser) -> AccountRef:
-    return AccountRef.model_validate(user)
-
-
 @router.get("/accounts/{account_id}", response_model=AccountInsight)
 def account_insight(
     account_id: Annotated[int, Path(ge=1, le=MAX_BIGINT)],
@@ -55,7 +51,7 @@ def account_insight(
     user = get_or_404(session, ZoomUser, tenant_id, account_id, "account")
     link = correlations(session, tenant_id, [user]).get((user.source_id, user.zoom_id))
     return AccountInsight(
-        account=_ref(user),
+        account=public(AccountRef, user),
         identity_id=link.identity_id if link else None,
         activity=figures(session, tenant_id, [user], utcnow(), window_days),
     )
@@ -88,7 +84,7 @@ def identity_insight(
         identity_id=identity.id,
         external_id=identity.external_id,
         email=identity.email,
-        accounts=[_ref(u) for u in users],
+        accounts=[public(AccountRef, u) for u in users],
         activity=figures(session, tenant_id, users, utcnow(), window_days),
     )
 
@@ -107,15 +103,15 @@ def inactive_accounts(
     cutoff = utcnow() - timedelta(days=days)
     query = inactive_accounts_query(tenant_id, cutoff, source_id)
     page: list[ZoomUser]
-    page, next_cursor = keyset_page(session, query, col(ZoomUser.id), cursor, limit,
-                                    lambda u: u.id)
+    page, next_cursor = keyset_page(session, query, [col(ZoomUser.id)], cursor, limit,
+                                    lambda u: (u.id,))
     latest = last_activity(session, tenant_id, sorted({account_key(u) for u in page if u.email}))
     links = correlations(session, tenant_id, page)
     items = []
     for user in page:
         link = links.get((user.source_id, user.zoom_id))
         items.append(InactiveAccount(
-            account=_ref(user),
+            account=public(AccountRef, user),
             identity_id=link.identity_id if link else None,
             last_activity_at=latest.get(account_key(user)),
             zoom_last_login_at=user.last_login_time,

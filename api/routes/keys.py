@@ -9,24 +9,13 @@ from sqlmodel import Session, col, select
 
 from api.deps import AdminDep, SessionDep
 from api.errors import PROBLEM_RESPONSES, NotFound
+from api.schemas.common import public
 from api.schemas.tenants import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic
 from worker.kit.apikeys import display_prefix, generate_key, hash_key
 from worker.models import ApiKey, Tenant, utcnow
 
 router = APIRouter(prefix="/v1/tenants/{tenant_id}/keys", tags=["keys"],
                    responses=PROBLEM_RESPONSES)
-
-
-def to_public(key: ApiKey) -> ApiKeyPublic:
-    return ApiKeyPublic(
-        id=key.id,
-        tenant_id=key.tenant_id,
-        name=key.name,
-        prefix=key.prefix,
-        created_at=key.created_at,
-        last_used_at=key.last_used_at,
-        revoked_at=key.revoked_at,
-    )
 
 
 def _tenant(session: Session, tenant_id: uuid.UUID) -> Tenant:
@@ -51,7 +40,7 @@ def create_key(
     )
     session.add(key)
     session.commit()
-    return ApiKeyCreated(**to_public(key).model_dump(), key=plain)
+    return public(ApiKeyCreated, key, key=plain)
 
 
 @router.get("", response_model=list[ApiKeyPublic])
@@ -61,7 +50,7 @@ def list_keys(tenant_id: uuid.UUID, _: AdminDep, session: SessionDep) -> list[Ap
     rows = session.exec(
         select(ApiKey).where(ApiKey.tenant_id == tenant_id).order_by(col(ApiKey.created_at))
     ).all()
-    return [to_public(k) for k in rows]
+    return [public(ApiKeyPublic, k) for k in rows]
 
 
 @router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -11,18 +11,11 @@ from sqlmodel import col
 
 from api.deps import SessionDep, TenantDep, get_or_404
 from api.errors import PROBLEM_RESPONSES
+from api.pagination import keyset_page
 from api.routes.accounts import SourceFilter, check_source
 from api.routes.activity import check_range
 from api.schemas.activity import MeetingPublic, ParticipantPublic
-from api.schemas.common import (
-    MAX_BIGINT,
-    Limit,
-    Page,
-    Str320,
-    UtcDatetime,
-    decode_cursor,
-    encode_cursor,
-)
+from api.schemas.common import MAX_BIGINT, Limit, Page, Str320, UtcDatetime, public
 from worker.db import tenant_query
 from worker.models import Meeting, MeetingParticipant, ZoomUser
 
@@ -34,15 +27,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def to_public(m: Meeting) -> MeetingPublic:
-    assert m.id is not None
-    return MeetingPublic(
-        id=m.id, source_id=m.source_id, uuid=m.uuid, meeting_id=m.meeting_id,
-        host_zoom_id=m.host_zoom_id, host_email=m.host_email, topic=m.topic, type=m.type,
-        start_time=m.start_time, end_time=m.end_time, duration=m.duration,
-        total_minutes=m.total_minutes, participants_count=m.participants_count,
-        participants_status=m.participants_status,
-        links={"self": f"/v1/meetings/{m.id}", "participants": f"/v1/meetings/{m.id}/participants"},
-    )
+    return public(MeetingPublic, m, links={"self": f"/v1/meetings/{m.id}",
+                                          "participants": f"/v1/meetings/{m.id}/participants"})
 
 
 @router.get("", response_model=Page[MeetingPublic])
@@ -75,16 +61,10 @@ def list_meetings(
         query = query.where(col(Meeting.start_time) >= since)
     if until is not None:
         query = query.where(col(Meeting.start_time) < until)
-    after = decode_cursor(cursor, datetime, int)
-    if after is not None:
-        time, last_id = after
-        query = query.where((start < time) | ((start == time) & (col(Meeting.id) < last_id)))
-    rows = list(session.exec(query.order_by(start.desc(), col(Meeting.id).desc())
-                             .limit(limit + 1)))
-    page = rows[:limit]
-    next_cursor = None
-    if len(rows) > limit:
-        next_cursor = encode_cursor(page[-1].start_time or _EPOCH, page[-1].id)
+    page: list[Meeting]
+    page, next_cursor = keyset_page(
+        session, query, [start, col(Meeting.id)], cursor, limit,
+        lambda m: (m.start_time or _EPOCH, m.id), kinds=[datetime, int], descending=True)
     return Page[MeetingPublic](items=[to_public(m) for m in page], next_cursor=next_cursor)
 
 
@@ -108,20 +88,8 @@ def list_participants(
         MeetingParticipant.source_id == meeting.source_id,
         MeetingParticipant.meeting_uuid == meeting.uuid,
     )
-    after = decode_cursor(cursor, int)
-    if after is not None:
-        query = query.where(col(MeetingParticipant.id) > after[0])
-    rows = list(session.exec(query.order_by(col(MeetingParticipant.id)).limit(limit + 1)))
-    page = rows[:limit]
-    next_cursor = encode_cursor(page[-1].id) if len(rows) > limit else None
-    return Page[ParticipantPublic](
-        items=[
-            ParticipantPublic(
-                id=p.id or 0, participant_id=p.participant_id, user_id=p.user_id, name=p.name,
-                user_email=p.user_email, join_time=p.join_time, leave_time=p.leave_time,
-                duration=p.duration, status=p.status,
-            )
-            for p in page
-        ],
-        next_cursor=next_cursor,
-    )
+    page: list[MeetingParticipant]
+    page, next_cursor = keyset_page(session, query, [col(MeetingParticipant.id)], cursor, limit,
+                                    lambda p: (p.id,))
+    return Page[ParticipantPublic](items=[public(ParticipantPublic, p) for p in page],
+                                   next_cursor=next_cursor)

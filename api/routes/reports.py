@@ -97,9 +97,8 @@ def access_review(
         return _render(params)
     after = decode_cursor(cursor, int)
     after_id = after[0] if after else None
-    # Unfiltered pages aggregate only their own accounts; a finding filter needs every one.
-    review = build_review(session, params,
-                          page=(after_id, limit + 1) if finding is None else None)
+    # A page aggregates only its own accounts; with a finding, the next ones that have it.
+    review = build_review(session, params, page=(after_id, limit + 1), finding=finding)
     rows = list(iter_accounts(session, review, finding=finding, after_id=after_id,
                               limit=limit + 1))
     items = rows[:limit]

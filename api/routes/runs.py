@@ -11,8 +11,9 @@ from sqlmodel import Session, col
 
 from api.deps import SessionDep, TenantDep, get_or_404
 from api.errors import PROBLEM_RESPONSES, Conflict, Unprocessable
+from api.pagination import keyset_page
 from api.queueing import starting_work
-from api.schemas.common import Limit, Page, decode_cursor, encode_cursor
+from api.schemas.common import Limit, Page, public
 from api.schemas.runs import ActivitySyncRequest, RunDetail, RunPublic
 from api.schemas.sources import Accepted
 from worker.db import tenant_query
@@ -31,32 +32,7 @@ def _links(run: SyncRun) -> dict[str, str]:
 
 
 def to_public(run: SyncRun) -> RunPublic:
-    return RunPublic(
-        id=run.id,
-        source_id=run.source_id,
-        parent_id=run.parent_id,
-        kind=run.kind,
-        stream=run.stream,
-        trigger=run.trigger,
-        status=run.status,
-        window_start=run.window_start,
-        window_end=run.window_end,
-        pages=run.pages,
-        seen=run.seen,
-        inserted=run.inserted,
-        updated=run.updated,
-        unchanged=run.unchanged,
-        deleted=run.deleted,
-        skipped=run.skipped,
-        checkpoint=dict(run.checkpoint or {}),
-        details=dict(run.details or {}),
-        error_code=run.error_code,
-        error_message=run.error_message,
-        created_at=run.created_at,
-        started_at=run.started_at,
-        finished_at=run.finished_at,
-        links=_links(run),
-    )
+    return public(RunPublic, run, links=_links(run))
 
 
 def _startable(session: Session, tenant_id: uuid.UUID, source_id: uuid.UUID) -> Source:
@@ -153,7 +129,7 @@ def get_run(run_id: uuid.UUID, tenant_id: TenantDep, session: SessionDep) -> Run
         .order_by(col(SyncRun.window_start), col(SyncRun.created_at))
         .limit(1000)
     ).all()
-    return RunDetail(**to_public(run).model_dump(), children=[to_public(c) for c in children])
+    return public(RunDetail, run, links=_links(run), children=[to_public(c) for c in children])
 
 
 @router.get("/sources/{source_id}/runs", response_model=Page[RunPublic])
@@ -176,20 +152,8 @@ def list_runs(
         query = query.where(SyncRun.status == run_status)
     if not include_chunks:
         query = query.where(col(SyncRun.parent_id).is_(None))
-    after = decode_cursor(cursor, datetime, uuid.UUID)
-    if after is not None:
-        created, last_id = after
-        query = query.where(
-            (col(SyncRun.created_at) < created)
-            | ((col(SyncRun.created_at) == created) & (col(SyncRun.id) < last_id))
-        )
-    rows = list(
-        session.exec(
-            query.order_by(col(SyncRun.created_at).desc(), col(SyncRun.id).desc()).limit(limit + 1)
-        )
-    )
-    next_cursor = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        next_cursor = encode_cursor(last.created_at, str(last.id))
-    return Page[RunPublic](items=[to_public(r) for r in rows[:limit]], next_cursor=next_cursor)
+    rows: list[SyncRun]
+    rows, next_cursor = keyset_page(
+        session, query, [col(SyncRun.created_at), col(SyncRun.id)], cursor, limit,
+        lambda r: (r.created_at, r.id), kinds=[datetime, uuid.UUID], descending=True)
+    return Page[RunPublic](items=[to_public(r) for r in rows], next_cursor=next_cursor)

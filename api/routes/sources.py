@@ -14,7 +14,8 @@ from sqlmodel import Session, col
 
 from api.deps import RedisDep, SessionDep, TenantDep, get_or_404
 from api.errors import PROBLEM_RESPONSES, BadRequest, Conflict, Unprocessable
-from api.schemas.common import Limit, Page, decode_cursor, encode_cursor
+from api.pagination import keyset_page
+from api.schemas.common import Limit, Page, public
 from api.schemas.sources import (
     CREDENTIAL_FIELDS,
     CredentialsPresence,
@@ -51,37 +52,11 @@ def to_public(source: Source) -> SourcePublic:
     stored = sources.stored_credentials(source)
     presence = CredentialsPresence(**{name: bool(stored.get(name)) for name in CREDENTIAL_FIELDS})
     base = f"/v1/sources/{source.id}"
-    return SourcePublic(
-        id=source.id,
-        name=source.name,
-        description=source.description,
-        owner=source.owner,
-        governance_group=source.governance_group,
-        authoritative=source.authoritative,
-        grant_type=source.grant_type,
-        zoom_account_id=source.zoom_account_id,
-        credentials=presence,
-        credentials_version=source.credentials_version,
-        credentials_updated_at=source.credentials_updated_at,
-        status=source.status,
-        status_message=source.status_message,
-        plan=source.plan,
-        rate_share=source.rate_share,
-        aggregation_enabled=source.aggregation_enabled,
-        activity_enabled=source.activity_enabled,
-        governance_source_id=source.governance_source_id,
+    # Beside the row's columns: which credentials are set (never their values), the
+    # correlation switches as booleans, and the links.
+    return public(
+        SourcePublic, source, credentials=presence,
         correlation_config={k: bool(v) for k, v in (source.correlation_config or {}).items()},
-        aggregation_cron=source.aggregation_cron,
-        activity_cron=source.activity_cron,
-        timezone=source.timezone,
-        next_aggregation_at=source.next_aggregation_at,
-        next_activity_at=source.next_activity_at,
-        last_test_at=source.last_test_at,
-        last_test_ok_at=source.last_test_ok_at,
-        last_webhook_at=source.last_webhook_at,
-        insights_ready_at=source.insights_ready_at,
-        created_at=source.created_at,
-        updated_at=source.updated_at,
         links={
             "self": base,
             "connection_tests": f"{base}/connection-tests",
@@ -153,12 +128,10 @@ def list_sources(
 ) -> Page[SourcePublic]:
     """List the tenant's sources, oldest first."""
     query = tenant_query(Source, tenant_id)
-    after = decode_cursor(cursor, uuid.UUID)
-    if after is not None:
-        query = query.where(col(Source.id) > after[0])
-    rows = list(session.exec(query.order_by(col(Source.id)).limit(limit + 1)))
-    next_cursor = encode_cursor(str(rows[limit - 1].id)) if len(rows) > limit else None
-    return Page[SourcePublic](items=[to_public(s) for s in rows[:limit]], next_cursor=next_cursor)
+    rows: list[Source]
+    rows, next_cursor = keyset_page(session, query, [col(Source.id)], cursor, limit,
+                                    lambda s: (s.id,), kinds=[uuid.UUID])
+    return Page[SourcePublic](items=[to_public(s) for s in rows], next_cursor=next_cursor)
 
 
 @router.get("/{source_id}", response_model=SourcePublic)

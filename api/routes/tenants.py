@@ -11,15 +11,12 @@ from sqlmodel import col, select
 
 from api.deps import AdminDep, SessionDep
 from api.errors import PROBLEM_RESPONSES, Conflict, NotFound
-from api.schemas.common import Limit, Page, decode_cursor, encode_cursor
+from api.pagination import keyset_page
+from api.schemas.common import Limit, Page, public
 from api.schemas.tenants import TenantCreate, TenantPublic
 from worker.models import Tenant
 
 router = APIRouter(prefix="/v1/tenants", tags=["tenants"], responses=PROBLEM_RESPONSES)
-
-
-def to_public(tenant: Tenant) -> TenantPublic:
-    return TenantPublic(id=tenant.id, name=tenant.name, created_at=tenant.created_at)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=TenantPublic)
@@ -37,7 +34,7 @@ def create_tenant(
         session.rollback()
         raise Conflict(f"a tenant named {body.name!r} already exists") from None
     response.headers["Location"] = f"/v1/tenants/{tenant.id}"
-    return to_public(tenant)
+    return public(TenantPublic, tenant)
 
 
 @router.get("", response_model=Page[TenantPublic])
@@ -49,12 +46,11 @@ def list_tenants(
 ) -> Page[TenantPublic]:
     """List tenants (admin key)."""
     query = select(Tenant)
-    after = decode_cursor(cursor, uuid.UUID)
-    if after is not None:
-        query = query.where(col(Tenant.id) > after[0])
-    rows = list(session.exec(query.order_by(col(Tenant.id)).limit(limit + 1)))
-    next_cursor = encode_cursor(str(rows[limit - 1].id)) if len(rows) > limit else None
-    return Page[TenantPublic](items=[to_public(t) for t in rows[:limit]], next_cursor=next_cursor)
+    rows: list[Tenant]
+    rows, next_cursor = keyset_page(session, query, [col(Tenant.id)], cursor, limit,
+                                    lambda t: (t.id,), kinds=[uuid.UUID])
+    return Page[TenantPublic](items=[public(TenantPublic, t) for t in rows],
+                              next_cursor=next_cursor)
 
 
 @router.get("/{tenant_id}", response_model=TenantPublic)
@@ -63,4 +59,4 @@ def get_tenant(tenant_id: uuid.UUID, _: AdminDep, session: SessionDep) -> Tenant
     tenant = session.get(Tenant, tenant_id)
     if tenant is None:
         raise NotFound("tenant")
-    return to_public(tenant)
+    return public(TenantPublic, tenant)

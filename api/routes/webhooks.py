@@ -3,18 +3,18 @@
 No API key (Zoom cannot send one): the signature made with the source's Secret Token is the
 authentication. An unknown source, a bad signature and a stale timestamp all get the same bare
 401, so the endpoint tells nobody which sources exist. The event is stored and committed before
-the 200; its processing is enqueued by a thread of the process, never by the request, so
-Zoom's 3 seconds hold with busy workers or a broker that is down.
+the 200 (by the process's group commit, `worker.webhooks.intake`); its processing is enqueued
+by a thread of the process, never by the request, so Zoom's 3 seconds hold with busy workers
+or a broker that is down.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 from api.errors import problem_response
-from worker.webhooks import inbox
+from worker.webhooks import intake
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 
@@ -49,21 +49,18 @@ async def zoom_webhook(source_id: str, request: Request) -> Response:
         return problem_response(413, f"webhook body larger than {MAX_WEBHOOK_BYTES} bytes",
                                 slug="payload-too-large")
     try:
-        intake = await run_in_threadpool(
-            inbox.receive, source_id[:64], body,
-            request.headers.get("x-zm-request-timestamp"),
-            request.headers.get("x-zm-signature"),
-        )
-    except inbox.Rejected:
+        answer = await intake.receive_soon(
+            source_id[:64], body, request.headers.get("x-zm-request-timestamp"),
+            request.headers.get("x-zm-signature"))
+    except intake.Rejected:
         return Response(status_code=401)
-    except inbox.NotJson:
+    except intake.Busy:
+        # The database is not keeping up; Zoom retries a 5xx later.
+        return problem_response(503, "webhook intake is busy; retry", slug="unavailable",
+                                headers={"Retry-After": "5"})
+    except intake.NotJson:
         return problem_response(400, "the body is not a Zoom event (a JSON object with an "
                                 "'event')", slug="bad-request")
-    if intake.validation is not None:
-        return JSONResponse(intake.validation)
-    assert intake.event_id
-    assert intake.tenant_id
-    assert intake.source_id
-    if intake.new:
-        inbox.send_soon(intake.event_id, intake.tenant_id, intake.source_id)
+    if answer.validation is not None:
+        return JSONResponse(answer.validation)
     return JSONResponse({"status": "received"})

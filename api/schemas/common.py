@@ -26,6 +26,7 @@ from worker.kit.text import UtcDatetime as UtcDatetime
 from worker.kit.text import aware as _aware
 
 T = TypeVar("T")
+S = TypeVar("S", bound=BaseModel)
 
 # Postgres BIGINT: a larger id in a path or filter would be a database error, not a 404.
 MAX_BIGINT = 2**63 - 1
@@ -37,6 +38,27 @@ Limit = Annotated[int, Field(ge=1, le=500, description="Items per page (1-500)")
 
 class Schema(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class _With:
+    """A row's attributes, and a few more that the row does not carry."""
+
+    __slots__ = ("_extra", "_row")
+
+    def __init__(self, row: Any, extra: dict[str, Any]) -> None:
+        self._row, self._extra = row, extra
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._extra:
+            return self._extra[name]
+        return getattr(self._row, name)
+
+
+def public(schema: type[S], row: Any, **extra: Any) -> S:
+    """``row`` (a model row) through ``schema``, read by attribute (``from_attributes``), with
+    ``extra`` for the fields it does not have: links, a correlation's identity, a renamed
+    column. The one way the API turns rows into responses."""
+    return schema.model_validate(_With(row, extra) if extra else row, from_attributes=True)
 
 
 class Page(BaseModel, Generic[T]):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -30,9 +31,11 @@ from worker.models import (
 )
 from worker.reports.findings import (
     ReviewParams,
+    Tally,
     build_review,
     daily_active_accounts,
     iter_accounts,
+    shown_rows,
     summarise,
 )
 from worker.reports.schemas import FINDINGS
@@ -61,6 +64,9 @@ TRUTH: dict[str, set[str]] = {
     "admin-idle": {"idle_privileged"},
     "owner-active": set(),
     "custom-admin-idle": {"idle_privileged"},  # custom role "Helpdesk Admin", never active
+    # Privileges decide, not names: "Reporting Admin" only reads, "Coordinators" edits roles.
+    "named-admin-idle": set(),
+    "role-editor-idle": {"idle_privileged"},
     "member-idle": set(),  # idle, but neither licensed nor privileged
     "never-used": {"never_used"},  # created 31 days ago, no activity ever
     "never-used-exactly-n-days": set(),  # created exactly 30 days ago
@@ -98,7 +104,12 @@ def _seed(url: str | None = None) -> Fixture:
             ZoomRole(tenant_id=t, source_id=s, zoom_id="0", name="Owner"),
             ZoomRole(tenant_id=t, source_id=s, zoom_id="1", name="Admin"),
             ZoomRole(tenant_id=t, source_id=s, zoom_id="2", name="Member"),
-            ZoomRole(tenant_id=t, source_id=s, zoom_id="r-help", name="Helpdesk Admin"),
+            ZoomRole(tenant_id=t, source_id=s, zoom_id="r-help", name="Helpdesk Admin",
+                     privileges=["User:Read", "User:Edit"], admin_privileges=True),
+            ZoomRole(tenant_id=t, source_id=s, zoom_id="r-named", name="Reporting Admin",
+                     privileges=["User:Read", "Dashboard:Read"], admin_privileges=False),
+            ZoomRole(tenant_id=t, source_id=s, zoom_id="r-roles", name="Coordinators",
+                     privileges=["Role:Read", "Role:Edit"], admin_privileges=True),
             ZoomGroup(tenant_id=t, source_id=s, zoom_id="g-eng", name="Engineering"),
         ])
         events: list[tuple[str, datetime, str, uuid.UUID]] = []
@@ -164,6 +175,10 @@ def _seed(url: str | None = None) -> Fixture:
         account("owner-active", role="0")
         sign_in("owner-active", NOW - timedelta(days=1))
         account("custom-admin-idle", role="r-help", created=NOW - timedelta(days=10))
+        account("named-admin-idle", role="r-named")
+        sign_in("named-admin-idle", NOW - timedelta(days=50))
+        account("role-editor-idle", role="r-roles")
+        sign_in("role-editor-idle", NOW - timedelta(days=50))
         account("member-idle")
         sign_in("member-idle", NOW - timedelta(days=50))
         account("never-used", created=NOW - timedelta(days=31))
@@ -244,6 +259,8 @@ def test_each_row_carries_the_evidence(seeded: Fixture) -> None:
     assert rows["custom-admin-idle"].privileged
     assert rows["owner-active"].privileged
     assert not rows["member-idle"].privileged
+    assert not rows["named-admin-idle"].privileged
+    assert rows["role-editor-idle"].privileged
     leaver = rows["leaver-today"]
     assert leaver.identity_terminated_at == datetime.combine(NOW.date(), datetime.min.time(),
                                                              tzinfo=UTC)
@@ -307,7 +324,9 @@ def test_keyset_pages_cover_every_account_once(seeded: Fixture) -> None:
     assert seen == sorted(seen)
 
 
-def test_the_findings_are_the_same_on_sqlite_the_demo_database(tmp_path: Path) -> None:
+@contextmanager
+def _on_sqlite(tmp_path: Path) -> Iterator[tuple[Session, Fixture]]:
+    """The fixture in a migrated SQLite file (the demo's database), and a session on it."""
     from worker import migrate
     from worker.db import get_engine
 
@@ -316,12 +335,17 @@ def test_the_findings_are_the_same_on_sqlite_the_demo_database(tmp_path: Path) -
     seeded = _seed(url)
     try:
         with Session(get_engine(url)) as db:
-            review = build_review(db, _params(seeded))
-            rows = {row.zoom_id: row for row in iter_accounts(db, review)}
-            daily = {d.day: d.accounts for d in daily_active_accounts(db, _params(seeded))}
-            filtered = {r.zoom_id for r in iter_accounts(db, review, finding="unused_licence")}
+            yield db, seeded
     finally:
         get_engine(url).dispose()
+
+
+def test_the_findings_are_the_same_on_sqlite_the_demo_database(tmp_path: Path) -> None:
+    with _on_sqlite(tmp_path) as (db, seeded):
+        review = build_review(db, _params(seeded))
+        rows = {row.zoom_id: row for row in iter_accounts(db, review)}
+        daily = {d.day: d.accounts for d in daily_active_accounts(db, _params(seeded))}
+        filtered = {r.zoom_id for r in iter_accounts(db, review, finding="unused_licence")}
     assert {z: set(r.findings) for z, r in rows.items()} == TRUTH
     assert filtered == {z for z, f in TRUTH.items() if "unused_licence" in f}
     assert rows["licence-attendee"].last_activity_at == CUTOFF + timedelta(minutes=10)
@@ -361,3 +385,83 @@ def test_a_page_aggregated_on_its_own_accounts_equals_the_full_review(seeded: Fi
             paged.update({r.account_id: r.model_dump() for r in rows})
             after = rows[-1].account_id
     assert paged == full
+
+
+def _filtered_pages(db: Session, seeded: Fixture, finding: str, limit: int) -> list[str]:
+    """Every account with ``finding``, a filtered page of ``limit`` at a time as the API asks
+    for them (the page's accounts chosen in SQL, then aggregated on their own)."""
+    got: list[str] = []
+    after = None
+    while True:
+        review = build_review(db, _params(seeded), page=(after, limit + 1), finding=finding)
+        rows = list(iter_accounts(db, review, finding=finding, after_id=after, limit=limit + 1))
+        got += [r.zoom_id for r in rows[:limit]]
+        assert all(finding in r.findings for r in rows)
+        if len(rows) <= limit:
+            return got
+        after = rows[limit - 1].account_id
+
+
+@pytest.mark.parametrize("finding", FINDINGS)
+def test_a_filtered_page_chooses_its_accounts_in_sql_and_finds_the_same(
+    seeded: Fixture, finding: str
+) -> None:
+    expected = sorted(z for z, found in TRUTH.items() if finding in found)
+    with session_scope() as db:
+        ordered = [r.zoom_id for r in iter_accounts(db, build_review(db, _params(seeded)),
+                                                     finding=finding)]
+        for limit in (1, 2, 100):
+            assert _filtered_pages(db, seeded, finding, limit) == ordered, limit
+    assert sorted(ordered) == expected
+
+
+def test_filtered_pages_are_the_same_on_sqlite(tmp_path: Path) -> None:
+    with _on_sqlite(tmp_path) as (db, seeded):
+        got = {f: sorted(_filtered_pages(db, seeded, f, 1)) for f in FINDINGS}
+    assert got == {f: sorted(z for z, v in TRUTH.items() if f in v) for f in FINDINGS}
+
+
+def _page_view(db: Session, seeded: Fixture, per_finding: int
+               ) -> tuple[object, dict[str, list[str]]]:
+    tally, rows = shown_rows(db, build_review(db, _params(seeded)), per_finding)
+    tables = {name: [r.zoom_id for r in rows
+                     if 0 < getattr(r, f"rank_{name}") <= per_finding] for name in FINDINGS}
+    return tally, tables
+
+
+def _streamed_view(db: Session, seeded: Fixture, per_finding: int
+                   ) -> tuple[object, dict[str, list[str]]]:
+    """The same, by streaming every row through Python (what the page did before)."""
+    review = build_review(db, _params(seeded))
+    tally = Tally()
+    tables: dict[str, list[str]] = {name: [] for name in FINDINGS}
+    for row in iter_accounts(db, review):
+        tally.add(row)
+        for name in row.findings:
+            if len(tables[name]) < per_finding:
+                tables[name].append(row.zoom_id)
+    return tally, tables
+
+
+@pytest.mark.parametrize("per_finding", [1, 2, 200])
+def test_the_page_gets_the_totals_and_only_the_rows_its_tables_show(
+    seeded: Fixture, per_finding: int
+) -> None:
+    with session_scope() as db:
+        tally, tables = _page_view(db, seeded, per_finding)
+        assert (tally, tables) == _streamed_view(db, seeded, per_finding)
+        _, rows = shown_rows(db, build_review(db, _params(seeded)), per_finding)
+    assert tally.accounts == len(TRUTH)  # type: ignore[attr-defined]
+    shown = {z for names in tables.values() for z in names}
+    assert len(rows) == len(shown | {rows[-1].zoom_id})  # nothing else leaves the database
+
+
+def test_the_page_of_a_tenant_without_accounts_has_zero_totals(seeded: Fixture) -> None:
+    with session_scope() as db:
+        tally, rows = shown_rows(db, build_review(db, _params(seeded, source_id=uuid.uuid4())), 5)
+    assert (tally, rows) == (Tally(), [])
+
+
+def test_the_page_rows_are_the_same_on_sqlite(tmp_path: Path) -> None:
+    with _on_sqlite(tmp_path) as (db, seeded):
+        assert _page_view(db, seeded, 2) == _streamed_view(db, seeded, 2)

@@ -191,3 +191,60 @@ def test_the_grafana_dashboard_queries_only_metrics_we_export() -> None:
             for name in re.findall(r"\bai_[a-z_]+", target["expr"])}
     assert used
     assert used <= exported, used - exported
+
+
+def test_runs_and_tests_are_the_unfinished_ones_and_those_ended_lately(
+    zoom: FakeZoomServer, client: TestClient, admin_headers: dict[str, str],
+) -> None:
+    from worker.kit.metrics import NOT_ENDED, RECENT
+    from worker.models import ConnectionTest, TestStatus
+    from worker.runs.lifecycle import TERMINAL
+
+    assert set(NOT_ENDED) == set(RunStatus) - TERMINAL
+    account = zoom.fake.account(0)
+    source_id = add_app_source(account, account.s2s_app)
+    now = utcnow()
+    long_ago = now - RECENT - dt.timedelta(minutes=5)
+    lately = now - RECENT + dt.timedelta(minutes=5)
+    for status in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.SKIPPED):
+        new_run(source_id, status=status, finished_at=long_ago, created_at=long_ago)
+    new_run(source_id, status=RunStatus.FAILED, finished_at=lately, created_at=long_ago)
+    # Unfinished runs count whatever their age (a stuck one most of all).
+    new_run(source_id, status=RunStatus.RUNNING, started_at=long_ago, created_at=long_ago)
+    new_run(source_id, status=RunStatus.QUEUED, created_at=long_ago)
+    with session_scope() as session:
+        tenant_id = session.get_one(Source, source_id).tenant_id
+        for status, finished in ((TestStatus.SUCCEEDED, long_ago), (TestStatus.FAILED, lately),
+                                 (TestStatus.QUEUED, None)):
+            session.add(ConnectionTest(tenant_id=tenant_id, source_id=source_id, status=status,
+                                       finished_at=finished, created_at=long_ago))
+    _, samples = scrape(client, admin_headers)
+    runs = {dict(ls)["status"]: v for (n, ls), v in samples.items() if n == "ai_runs"}
+    assert runs == {"failed": 1, "running": 1, "queued": 1}
+    tests = {dict(ls)["status"]: v for (n, ls), v in samples.items()
+             if n == "ai_connection_tests"}
+    assert tests == {"failed": 1, "queued": 1}
+
+
+@pytest.mark.usefixtures("clean_db")
+def test_the_run_and_test_counts_read_indexes_not_the_whole_tables() -> None:
+    from sqlalchemy import text
+
+    from worker.db import get_engine
+    from worker.kit.metrics import RECENT, connection_test_counts, run_counts
+
+    since = utcnow() - RECENT
+    with get_engine().connect() as conn:
+        # Without a usable index the planner still picks a sequential scan, whatever its cost.
+        conn.execute(text("SET LOCAL enable_seqscan = off"))
+        for query, table, indexes in (
+            (run_counts(since, per_tenant=True), "sync_run",
+             ("ix_sync_run_status", "ix_sync_run_finished_at")),
+            (connection_test_counts(since, per_tenant=True), "connection_test",
+             ("ix_connection_test_finished_at",)),
+        ):
+            compiled = query.compile(conn, compile_kwargs={"literal_binds": True})
+            plan = "\n".join(r[0] for r in conn.execute(text(f"EXPLAIN {compiled}")))
+            assert f"Seq Scan on {table}" not in plan, plan
+            for index in indexes:
+                assert index in plan, plan

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from click.testing import Result
 from sqlalchemy.exc import NoResultFound
 from sqlmodel import select
@@ -58,7 +59,7 @@ def _tenant(cli: Cli, name: str = "acme") -> uuid.UUID:
 def _s2s_source(cli: Cli, tenant: str = "acme", name: str = "zoom") -> uuid.UUID:
     result = cli(
         "source", "add", "--tenant", tenant, "--name", name, "--account-id", "acc-1",
-        "--client-id", "cid-1", "--client-secret", SECRET,
+        "--client-id", "cid-1", env={"AI_SOURCE_CLIENT_SECRET": SECRET},
     )
     assert result.exit_code == 0, result.output
     return uuid.UUID(result.stdout.strip().rsplit(" ", 1)[1])
@@ -110,21 +111,60 @@ def test_source_add_encrypts_credentials_and_never_prints_the_secret(cli: Cli) -
 
 def test_source_add_names_the_missing_credential_and_bad_schedule(cli: Cli) -> None:
     _tenant(cli)
-    result = cli("source", "add", "-t", "acme", "-n", "z", "--client-id", "c",
-                 "--client-secret", "x")
+    env = {"AI_SOURCE_CLIENT_SECRET": "x"}
+    result = cli("source", "add", "-t", "acme", "-n", "z", "--client-id", "c", env=env)
     _one_line_error(result, 2, "--account-id")
     result = cli("source", "add", "-t", "acme", "-n", "z", "-g", "refresh_token",
-                 "--client-id", "c", "--client-secret", "x")
-    _one_line_error(result, 2, "--refresh-token")
+                 "--client-id", "c", env=env)
+    _one_line_error(result, 2, "refresh token (AI_SOURCE_REFRESH_TOKEN, or the prompt")
+    # No terminal to prompt in and no variable: the secret is named with where it comes from.
     result = cli("source", "add", "-t", "acme", "-n", "z", "--account-id", "a", "--client-id",
-                 "c", "--client-secret", "x", "--activity-cron", "every day")
+                 "c")
+    _one_line_error(result, 2, "client secret (AI_SOURCE_CLIENT_SECRET, or the prompt")
+    result = cli("source", "add", "-t", "acme", "-n", "z", "--account-id", "a", "--client-id",
+                 "c", "--activity-cron", "every day", env=env)
     _one_line_error(result, 2, "cron")
     result = cli("source", "add", "-t", "acme", "-n", "z", "--account-id", "a", "--client-id",
-                 "c", "--client-secret", "x", "--aggregation-cron", "61 * * * *")
+                 "c", "--aggregation-cron", "61 * * * *", env=env)
     _one_line_error(result, 2, "--aggregation-cron: '61 * * * *': the minute field '61'")
     result = cli("source", "add", "-t", "acme", "-n", "z", "--account-id", "a", "--client-id",
-                 "c", "--client-secret", "x", "--timezone", "Mars/Olympus")
+                 "c", "--timezone", "Mars/Olympus", env=env)
     _one_line_error(result, 2, "time zone")
+
+
+def test_source_add_refuses_a_secret_on_the_command_line_without_echoing_it(cli: Cli) -> None:
+    _tenant(cli)
+    for option, env in (("--client-secret", "AI_SOURCE_CLIENT_SECRET"),
+                        ("--refresh-token", "AI_SOURCE_REFRESH_TOKEN")):
+        result = cli("source", "add", "-t", "acme", "-n", "z", "-g", "refresh_token",
+                     "--client-id", "c", option, SECRET,
+                     env={"AI_SOURCE_CLIENT_SECRET": "x", "AI_SOURCE_REFRESH_TOKEN": "y"})
+        _one_line_error(result, 2, option, "never taken from the command line", env,
+                        "prompted")
+        assert SECRET not in result.output
+    with session_scope() as session:
+        assert session.exec(select(Source)).first() is None
+    # Not offered in the help either; where the secrets come from is.
+    shown = cli("source", "add", "--help", env={"COLUMNS": "200"}).stdout
+    assert "--client-secret" not in shown
+    assert "--refresh-token" not in shown
+    assert "AI_SOURCE_CLIENT_SECRET" in shown
+
+
+def test_source_add_prompts_for_the_secret_in_a_terminal(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from worker.cli import main as cli_main
+
+    _tenant(cli)
+    monkeypatch.setattr(cli_main, "_stdin_is_tty", lambda: True)
+    result = cli("source", "add", "-t", "acme", "-n", "z", "--account-id", "a", "--client-id",
+                 "c", input=SECRET + "\n")
+    assert result.exit_code == 0, result.output
+    assert SECRET not in result.output
+    with session_scope() as session:
+        source = session.exec(select(Source)).one()
+    assert decrypt_json(source.credentials_ciphertext)["client_secret"] == SECRET
 
 
 def test_secrets_can_come_from_the_environment_instead_of_argv(cli: Cli) -> None:
@@ -162,6 +202,33 @@ def test_test_connection_enqueues_ids_only_on_its_own_queue(cli: Cli, redis_clie
     assert message["args"] == [str(test.id)]
     assert message["headers"]["tenant_id"] == str(tenant_id)
     assert SECRET not in str(message)
+
+
+def test_what_flower_shows_of_a_task_names_its_tenant_and_source(
+    cli: Cli, redis_client: Any
+) -> None:
+    import ast
+
+    name = "O'Brien \"& Co\""  # quotes survive as a Python literal (what Flower parses)
+    tenant_id = _tenant(cli, name)
+    source_id = _s2s_source(cli, name, "zoom-prod")
+    assert cli("test-connection", str(source_id), "--no-wait").exit_code == 0
+    assert cli("aggregate", str(source_id), "--no-wait").exit_code == 0
+    messages = [*broker_messages(redis_client, "connection_tests"),
+                *broker_messages(redis_client, "aggregation")]
+    assert [m["headers"]["task"] for m in messages] == ["zoom.test_connection", "zoom.aggregate"]
+    for message in messages:
+        assert ast.literal_eval(message["headers"]["kwargsrepr"]) == {
+            "tenant": name, "source": "zoom-prod", "tenant_id": str(tenant_id),
+            "source_id": str(source_id)}
+        assert message["kwargs"] == {}  # a label only: the task itself gets ids as args
+        assert name not in message["headers"]["task"]
+    # A source the sender cannot find (no such row) goes out with its ids alone.
+    from worker.dispatch import shown_kwargs
+
+    other = uuid.uuid4()
+    assert ast.literal_eval(shown_kwargs(tenant_id, other)) == {
+        "tenant_id": str(tenant_id), "source_id": str(other)}
 
 
 class _Later(threading.Thread):
@@ -249,6 +316,37 @@ def test_aggregate_wait_follows_the_run_record_to_the_end(cli: Cli) -> None:
     assert result.exit_code == 0, result.output
     assert "seen 42" in result.stdout
 
+
+
+def test_aggregate_wait_skipped_as_a_duplicate_follows_the_run_that_held_it_even_once_ended(
+    cli: Cli,
+) -> None:
+    # The aggregation a first connection test starts can end before the CLI sees its own run
+    # skipped: the outcome the operator waits for is still that run's.
+    _tenant(cli)
+    source_id = _s2s_source(cli)
+    with session_scope() as session:
+        source = session.get_one(Source, source_id)
+        holder = SyncRun(tenant_id=source.tenant_id, source_id=source_id,
+                         kind=RunKind.AGGREGATION, status=RunStatus.SUCCEEDED, seen=42,
+                         finished_at=datetime.now(UTC))
+        session.add(holder)
+        session.flush()
+        holder_id = str(holder.id)
+
+    def worker_skips() -> None:
+        with session_scope() as session:
+            mine = session.exec(select(SyncRun).where(SyncRun.trigger == "cli")).one()
+            mine.status = RunStatus.SKIPPED
+            mine.details = {"duplicate_of": holder_id}
+            mine.error_message = f"skipped: aggregation run {holder_id} is already in progress"
+
+    thread = _later(worker_skips)
+    result = cli("aggregate", "zoom", "--wait", "--timeout", "60")
+    thread.join()
+    assert result.exit_code == 0, result.output
+    assert f"following {holder_id}" in result.stdout
+    assert "seen 42" in result.stdout
 
 def test_a_failed_run_exits_non_zero_with_its_message(cli: Cli) -> None:
     _tenant(cli)

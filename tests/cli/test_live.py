@@ -1,7 +1,8 @@
 """The CLI with real processes: Flower and a Celery worker (started by the CLI's own launchers)
 on the test Redis and Postgres, fakezoom as Zoom. Proves that `test-connection --wait` and
 `aggregate --wait` work end to end, and that nothing Flower's API returns about those tasks
-contains a source's secret."""
+contains a source's secret, while its task list names each task's tenant and source and shows a
+failed connection test as FAILURE."""
 
 from __future__ import annotations
 
@@ -113,6 +114,8 @@ def test_flower_shows_the_tasks_but_never_a_secret(
                             s2s.account_id, "--client-id", s2s.client_id,
                             env={"AI_SOURCE_CLIENT_SECRET": s2s.client_secret})
                 assert added.exit_code == 0, added.output
+                source_id = added.stdout.strip().rsplit(" ", 1)[1]
+                tenant_id = cli("tenant", "list").stdout.split()[0]
 
                 tested = cli("test-connection", "acme/zoom", "--wait", "--timeout", "120")
                 assert tested.exit_code == 0, tested.output + worker_log.read_text()
@@ -121,6 +124,16 @@ def test_flower_shows_the_tasks_but_never_a_secret(
                 aggregated = cli("aggregate", "acme/zoom", "--wait", "--timeout", "120")
                 assert aggregated.exit_code == 0, aggregated.output
                 assert "seen 12" in aggregated.stdout
+
+                # A failed connection test: recorded, and a failure in Flower too.
+                wrong = "wrong-" + uuid.uuid4().hex
+                bad = cli("source", "add", "-t", "acme", "-n", "bad", "--account-id",
+                          s2s.account_id, "--client-id", s2s.client_id,
+                          env={"AI_SOURCE_CLIENT_SECRET": wrong})
+                assert bad.exit_code == 0, bad.output
+                bad_id = bad.stdout.strip().rsplit(" ", 1)[1]
+                failed = cli("test-connection", "acme/bad", "--wait", "--timeout", "120")
+                assert failed.exit_code == 1, failed.output
 
                 # The first good test also started correlation and a backfill: status settles
                 # once they have, so wait for it rather than read it at one instant.
@@ -147,6 +160,21 @@ def test_flower_shows_the_tasks_but_never_a_secret(
                         "zoom.aggregate" in n for n in names)
 
                 _wait_for(flower_saw_them, "flower task list", flower_log)
+
+                def bad_test_is_a_failure() -> bool:
+                    listed = httpx.get(f"http://127.0.0.1:{port}/api/tasks", auth=auth,
+                                       timeout=5, params={"search": "kwargs:source=bad"}).json()
+                    return [t.get("state") for t in listed.values()] == ["FAILURE"]
+
+                _wait_for(bad_test_is_a_failure, "the failed test in flower", flower_log)
+                # An operator finds one tenant's tasks by its name in Flower's search box.
+                found = httpx.get(f"http://127.0.0.1:{port}/api/tasks", auth=auth, timeout=5,
+                                  params={"search": "kwargs:tenant=acme"}).json()
+                # (Tasks may still arrive between the two reads: later ones are acme's too.)
+                assert set(tasks) <= set(found), (found, tasks)
+                assert all("'tenant': 'acme'" in t["kwargs"] for t in found.values()), found
+                assert httpx.get(f"http://127.0.0.1:{port}/api/tasks", auth=auth, timeout=5,
+                                 params={"search": "kwargs:tenant=globex"}).json() == {}
                 details = [
                     httpx.get(f"http://127.0.0.1:{port}/api/task/info/{task_id}", auth=auth,
                               timeout=5).text
@@ -155,6 +183,7 @@ def test_flower_shows_the_tasks_but_never_a_secret(
 
     everything = repr(tasks) + "".join(details)
     assert s2s.client_secret not in everything
+    assert wrong not in everything
     assert get_settings().encryption_key not in everything
     # What Flower shows as a task's arguments is ids only.
     received = [info for info in tasks.values() if info.get("received")]
@@ -162,7 +191,11 @@ def test_flower_shows_the_tasks_but_never_a_secret(
     for info in received:
         args = ast.literal_eval(info["args"])
         assert [str(uuid.UUID(a)) for a in args] == list(args), info
-        # The tenant and source ride along for Flower's search box: ids too, nothing else.
+        # The tenant and source ride along, recognisable (their names) and exact (their ids);
+        # the task name carries neither (one Flower series per task, not per tenant).
         shown = ast.literal_eval(info["kwargs"])
-        assert set(shown) == {"tenant", "source"}, info
-        assert all(str(uuid.UUID(v)) == v for v in shown.values()), info
+        assert shown in ({"tenant": "acme", "source": "zoom", "tenant_id": tenant_id,
+                          "source_id": source_id},
+                         {"tenant": "acme", "source": "bad", "tenant_id": tenant_id,
+                          "source_id": bad_id}), info
+        assert "acme" not in info["name"], info

@@ -1,5 +1,6 @@
-"""`status` at 80 columns (COLUMNS=80 through the runner, and a real piped process without
-COLUMNS) and `status --json`, on the suite's Postgres."""
+"""`status`, `source list` and `source show` at 80 columns (COLUMNS=80 through the runner, and a
+real piped process without COLUMNS), `status --json` and `source list --json`, on the suite's
+Postgres."""
 
 from __future__ import annotations
 
@@ -90,3 +91,55 @@ def test_status_json_has_every_source_with_its_test_runs_and_failures(cli: Cli) 
     assert row["failures_24h"] == 1
     assert row["last_failure"]["kind"] == "activity"
     assert json.loads(cli("status", "--json", "-t", "acme").stdout)[0]["source"]["name"] == "zoom"
+
+
+def test_source_list_reads_at_80_columns_and_shows_why_a_source_is_not_active(cli: Cli) -> None:
+    _tenant(cli, "a-tenant-with-a-long-name")
+    long_id = _s2s_source(cli, "a-tenant-with-a-long-name", "a-source-with-a-long-name")
+    _long_messages(long_id)
+    _tenant(cli)
+    short_id = _s2s_source(cli)
+    result = cli("source", "list", env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    _reads_at_80_columns(out)
+    for needle in ("a-tenant-with-a-long-name/a-source-with-a-long-name", "acme/zoom",
+                   str(long_id)[:8], str(short_id)[:8], "failing", "new", "s2s", "status word01",
+                   "run a connection test"):
+        assert needle in out, (needle, out)
+    # Wide enough, the full ids (copyable); --json has them always.
+    wide = cli("source", "list", env={"COLUMNS": "160"}).stdout
+    assert str(long_id) in wide
+    assert str(short_id) in wide
+    assert max(len(line) for line in wide.splitlines()) <= 160
+    [row] = json.loads(cli("source", "list", "--json", "-t", "acme").stdout)
+    assert row == {"tenant": {"id": row["tenant"]["id"], "name": "acme"}, "id": str(short_id),
+                   "name": "zoom", "grant_type": "account_credentials", "status": "new",
+                   "status_message": "run a connection test to start syncing",
+                   "last_test_ok_at": None}
+
+
+def test_source_list_piped_to_another_process_reads_at_80_columns(cli: Cli) -> None:
+    _tenant(cli, "a-tenant-with-a-long-name")
+    _long_messages(_s2s_source(cli, "a-tenant-with-a-long-name", "a-source-with-a-long-name"))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    done = subprocess.run([sys.executable, "-m", "worker.cli", "source", "list"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    _reads_at_80_columns(done.stdout)
+    assert "a-source-with-a-long-name" in done.stdout
+
+
+def test_source_show_piped_reads_at_80_columns(cli: Cli) -> None:
+    _tenant(cli, "a-tenant-with-a-long-name")
+    _long_messages(_s2s_source(cli, "a-tenant-with-a-long-name", "a-source-with-a-long-name"))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    done = subprocess.run([sys.executable, "-m", "worker.cli", "source", "show",
+                           "a-source-with-a-long-name"], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80, done.stdout
+    # The whole message is there, wrapped between words, none cut.
+    words = re.findall(r"\S*word\S*|\S*ord\d\S*|\S*rd\d\d\S*", done.stdout)
+    assert words == [f"word{n:02d}" for n in range(1, 41)], done.stdout

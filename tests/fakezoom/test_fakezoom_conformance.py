@@ -65,6 +65,8 @@ def _requests(server: FakeZoomServer) -> list[tuple[str, str, dict[str, str]]]:
         ("/groups", "/groups", {}),
         ("/groups/{groupId}/members", f"/groups/{acc.groups()[0]['id']}/members", {}),
         ("/roles", "/roles", {}),
+        ("/roles/{roleId}", "/roles/1", {}),
+        ("/roles/{roleId}", f"/roles/{quote(acc.roles()[-1]['id'], safe='')}", {}),
         ("/roles/{roleId}/members", "/roles/2/members", {"page_size": "300"}),
         ("/report/activities", "/report/activities", {**rng, "page_size": "300"}),
         ("/report/users", "/report/users", {**rng, "type": "active"}),
@@ -117,3 +119,19 @@ def test_categories_and_scopes_match_the_spec_descriptions() -> None:
         assert rate_limit_label(op.template) == op.category, op.template
         desc = spec["paths"][op.template]["get"]["description"]
         assert f"`{op.scopes[0]}`" in desc, op.template
+
+
+def test_a_role_answers_its_privileges_and_an_unknown_role_is_code_1034(
+    server: FakeZoomServer, api: httpx.Client
+) -> None:
+    roles = server.fake.account(0).roles()
+    member = api.get("/roles/2").json()
+    assert (member["id"], member["name"], member["privileges"]) == ("2", "Member", [])
+    custom = [api.get(f"/roles/{quote(r['id'], safe='')}").json() for r in roles[3:]]
+    assert [c["name"] for c in custom] == [r["name"] for r in roles[3:]]
+    # One read-only custom role and one that manages users (fakezoom/data.py).
+    assert custom[0]["privileges"] == ["User:Read", "Group:Read", "Recording:Read",
+                                       "Dashboard:Read"]
+    assert "User:Edit" in custom[1]["privileges"]
+    gone = api.get("/roles/no-such-role")
+    assert (gone.status_code, gone.json()["code"]) == (400, 1034)

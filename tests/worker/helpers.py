@@ -9,27 +9,35 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import httpx
 from sqlalchemy import func
 from sqlmodel import Session, SQLModel, col, select
 
 from fakezoom.config import CLASSIC_SCOPES, AccountSpec, AppSpec, FakeZoomConfig
-from fakezoom.core import Account
+from fakezoom.core import Account, App
 from fakezoom.server import FakeZoomServer
 from tests.env import zoom_urls
+from tests.factories import add_app_source
 from worker.activity.service import event_key, participant_key
+from worker.aggregation.service import aggregate
 from worker.db import session_scope
 from worker.models import (
     ActivityEvent,
     ConnectionTest,
     MeetingParticipant,
+    RunKind,
     Source,
+    SyncRun,
     UserDailySummary,
     ZoomGroupMember,
     ZoomRoleMember,
     ZoomUser,
 )
+from worker.zoom.client import NoLimiter, ZoomClient
 
 ROLE_SCOPES = [*CLASSIC_SCOPES, "role:read:admin"]
 BACKFILL_DAYS = 12
@@ -61,6 +69,63 @@ def worker_env(server: FakeZoomServer) -> dict[str, str]:
     return {**zoom_urls(server), **WORKER_SETTINGS}
 
 
+@contextmanager
+def reading(session: Session | None) -> Iterator[Session]:
+    """The test's own (rolled-back) session when it has one, else a committed session."""
+    if session is not None:
+        yield session
+        return
+    with session_scope() as committed:
+        yield committed
+
+
+class FakeAppTokens:
+    """A source's token straight from the fake, for a service body called without the token
+    cache (whose fetcher reads the source's credentials from committed rows)."""
+
+    def __init__(self, server: FakeZoomServer, app: App) -> None:
+        self.server, self.app = server, app
+        self.token = server.fake.issue_access_token(app).token
+
+    @property
+    def access_token(self) -> str:
+        return self.token
+
+    def get_token(self) -> FakeAppTokens:
+        return self
+
+    def invalidate(self, _token: object) -> None:
+        self.token = self.server.fake.issue_access_token(self.app).token
+
+
+def zoom_client(server: FakeZoomServer, app: App, source_id: uuid.UUID) -> ZoomClient:
+    """A Zoom client of the fake app, as `worker.clients.client_for_source` builds it but with
+    no shared token cache or rate limiter (the worker tests' fake has rate limits off)."""
+    http = server.close_on_stop(httpx.Client())
+    return ZoomClient(str(source_id), FakeAppTokens(server, app), NoLimiter(), http,
+                      server.api_url)
+
+
+class Directory:
+    """One source of a fake app, aggregated by the plain body on the test's session."""
+
+    def __init__(self, session: Session, server: FakeZoomServer, account: Account,
+                 app: App) -> None:
+        self.session = session
+        self.source_id = add_app_source(account, app, session=session)
+        self.client = zoom_client(server, app, self.source_id)
+
+    def aggregate(self) -> SyncRun:
+        source = self.session.get_one(Source, self.source_id)
+        run = SyncRun(tenant_id=source.tenant_id, source_id=self.source_id,
+                      kind=RunKind.AGGREGATION)
+        self.session.add(run)
+        self.session.flush()
+        aggregate(self.session, run, self.client)
+        self.session.commit()
+        return run
+
+
 def new_test(source_id: uuid.UUID) -> uuid.UUID:
     with session_scope() as session:
         source = session.get_one(Source, source_id)
@@ -69,8 +134,9 @@ def new_test(source_id: uuid.UUID) -> uuid.UUID:
         return test.id
 
 
-def count(model: type[SQLModel], source_id: uuid.UUID, *, live: bool = False) -> int:
-    with session_scope() as session:
+def count(model: type[SQLModel], source_id: uuid.UUID, *, live: bool = False,
+          session: Session | None = None) -> int:
+    with reading(session) as session:
         table: Any = model
         stmt = select(func.count()).select_from(model).where(table.source_id == source_id)
         if live:
@@ -78,7 +144,7 @@ def count(model: type[SQLModel], source_id: uuid.UUID, *, live: bool = False) ->
         return int(session.exec(stmt).one())
 
 
-def row_counts(source_id: uuid.UUID) -> dict[str, int]:
+def row_counts(source_id: uuid.UUID, session: Session | None = None) -> dict[str, int]:
     """Every table a sync writes, counted: re-runs must leave these unchanged."""
     from worker.models import (
         AccountCorrelation,
@@ -95,7 +161,7 @@ def row_counts(source_id: uuid.UUID) -> dict[str, int]:
         ActivityEvent, Meeting, MeetingParticipant, HostUsage, DailyUsage, OperationLog,
         UserDailySummary,
     ]
-    return {m.__name__: count(m, source_id) for m in models}
+    return {m.__name__: count(m, source_id, session=session) for m in models}
 
 
 # -- ground truth --------------------------------------------------------------------------
@@ -110,11 +176,15 @@ def truth_users(account: Account) -> set[tuple[str, str, str, str]]:
     return {(u["id"], u["email"], u["first_name"], u["status"]) for u in account.all_users()}
 
 
-def stored_users(source_id: uuid.UUID) -> set[tuple[str, str, str, str]]:
-    with session_scope() as session:
-        rows = session.exec(select(ZoomUser).where(ZoomUser.source_id == source_id,
-                                                   col(ZoomUser.deleted_at).is_(None))).all()
-        return {(u.zoom_id, u.email, u.first_name, u.status) for u in rows}
+def stored_users(source_id: uuid.UUID, session: Session | None = None
+                 ) -> set[tuple[str, str, str, str]]:
+    # Columns, not ORM rows: a long-lived test session's identity map would answer with the
+    # values it loaded before the service's upserts rewrote them.
+    with reading(session) as session:
+        rows = session.exec(select(ZoomUser.zoom_id, ZoomUser.email, ZoomUser.first_name,
+                                   ZoomUser.status).where(
+            ZoomUser.source_id == source_id, col(ZoomUser.deleted_at).is_(None))).all()
+        return {(z, e, f, st) for z, e, f, st in rows}
 
 
 def truth_group_members(account: Account) -> set[tuple[str, str]]:
@@ -127,8 +197,9 @@ def truth_role_members(account: Account, with_scope: bool) -> set[tuple[str, str
     return {(u["role_id"], u["id"]) for u in account.all_users() if u.get("role_id")}
 
 
-def stored_pairs(model: Any, first: str, source_id: uuid.UUID) -> set[tuple[str, str]]:
-    with session_scope() as session:
+def stored_pairs(model: Any, first: str, source_id: uuid.UUID,
+                 session: Session | None = None) -> set[tuple[str, str]]:
+    with reading(session) as session:
         rows = session.exec(select(getattr(model, first), model.user_zoom_id).where(
             model.source_id == source_id, col(model.deleted_at).is_(None))).all()
         return {(a, b) for a, b in rows}
@@ -139,8 +210,8 @@ def truth_event_keys(account: Account, source_id: uuid.UUID) -> set[str]:
     return {event_key(source_id, e) for e in account.events(start, end)}
 
 
-def stored_event_keys(source_id: uuid.UUID) -> set[str]:
-    with session_scope() as session:
+def stored_event_keys(source_id: uuid.UUID, session: Session | None = None) -> set[str]:
+    with reading(session) as session:
         return set(session.exec(select(ActivityEvent.event_key).where(
             ActivityEvent.source_id == source_id)).all())
 
@@ -154,8 +225,8 @@ def truth_participant_keys(account: Account, source_id: uuid.UUID) -> set[str]:
     return keys
 
 
-def stored_participant_keys(source_id: uuid.UUID) -> set[str]:
-    with session_scope() as session:
+def stored_participant_keys(source_id: uuid.UUID, session: Session | None = None) -> set[str]:
+    with reading(session) as session:
         return set(session.exec(select(MeetingParticipant.participant_key).where(
             MeetingParticipant.source_id == source_id)).all())
 
@@ -188,12 +259,15 @@ def truth_summaries(account: Account) -> dict[tuple[str, dt.date], tuple[int, in
             if start <= k[1] <= end}
 
 
-def stored_summaries(source_id: uuid.UUID) -> dict[tuple[str, dt.date], tuple[int, int, int, int]]:
-    with session_scope() as session:
-        rows = session.exec(select(UserDailySummary).where(
+def stored_summaries(source_id: uuid.UUID, session: Session | None = None
+                     ) -> dict[tuple[str, dt.date], tuple[int, int, int, int]]:
+    with reading(session) as session:
+        rows = session.exec(select(UserDailySummary.email, UserDailySummary.day,
+                                   UserDailySummary.sign_ins, UserDailySummary.meetings_hosted,
+                                   UserDailySummary.meetings_attended,
+                                   UserDailySummary.meeting_minutes).where(
             UserDailySummary.source_id == source_id)).all()
-        return {(r.email, r.day): (r.sign_ins, r.meetings_hosted, r.meetings_attended,
-                                   r.meeting_minutes) for r in rows}
+        return {(email, day): (a, b, c, d) for email, day, a, b, c, d in rows}
 
 
 def digest(values: Any) -> str:

@@ -44,9 +44,11 @@ from worker.models import (
 from worker.models.base import as_utc
 from worker.ratelimit.budget import DailyBudget, account_key, charging, utc_day
 from worker.runs import lifecycle as runs
-from worker.runs.followups import send_after_commit, stamp
+from worker.runs.followups import send_after_commit
+from worker.runs.hold import Admit, Hold, hold
 from worker.runs.lifecycle import chain_heads, roll_up
 from worker.settings import get_settings
+from worker.webhooks import lookback as webhook_lookback
 from worker.zoom.reports import clamp_windows
 
 log = logging.getLogger(__name__)
@@ -211,7 +213,7 @@ def readmit(session: Session, redis_client: redis.Redis, source: Source, run: Sy
 
 
 def plan_windows(stream: str, cursor: StreamCursor | None, run: SyncRun,
-                 now: datetime) -> list[tuple[date, date]]:
+                 now: datetime, lookback_hours: int | None = None) -> list[tuple[date, date]]:
     settings = get_settings()
     today = now.astimezone(UTC).date()
     if run.window_start is not None:
@@ -220,7 +222,8 @@ def plan_windows(stream: str, cursor: StreamCursor | None, run: SyncRun,
         last = (end - timedelta(microseconds=1)).date() if end.time() == time.min else end.date()
     elif cursor is not None and cursor.watermark is not None:
         watermark = cursor.watermark.astimezone(UTC)
-        start = (watermark - timedelta(hours=settings.activity_lookback_hours)).date()
+        hours = settings.activity_lookback_hours if lookback_hours is None else lookback_hours
+        start = (watermark - timedelta(hours=hours)).date()
         last = today
     else:
         start = today - timedelta(days=settings.activity_backfill_days)
@@ -230,12 +233,17 @@ def plan_windows(stream: str, cursor: StreamCursor | None, run: SyncRun,
     return clamp_windows(start, last, today, whole_months=stream in MONTHLY_STREAMS)
 
 
+# A chunk's id sent to the plan task is not a plan: left alone.
+PLAN = Hold(what="activity plan", accepts=lambda run: run.parent_id is None)
+
+
 def plan_activity(
     run_id: uuid.UUID,
     *,
     now: datetime | None = None,
     redis_client: redis.Redis | None = None,
     enqueue: bool = True,
+    admit: Admit | None = None,
 ) -> SyncRun:
     """Split an activity run into chunk runs and enqueue the head chunk of each stream.
 
@@ -243,37 +251,29 @@ def plan_activity(
     `details["streams"]` (a subset); otherwise each stream continues from its watermark with
     the look-back, or backfills `activity_backfill_days` the first time.
     """
-    now = now or utcnow()
-    if redis_client is None:
-        redis_client = get_redis()
-    try:
-        with session_scope() as session:
-            run = session.get(SyncRun, run_id, with_for_update=True)
-            if run is None:
-                raise LookupError(f"sync run {run_id} does not exist")
-            if run.status in runs.TERMINAL or run.parent_id is not None:
-                return run
-            existing = session.exec(select(SyncRun).where(SyncRun.parent_id == run_id)).all()
-            if existing:
-                # A redelivered plan: its chunks exist; make sure each chain is moving.
-                heads = chain_heads(existing)
-            else:
-                heads = _create_chunks(session, run, now, redis_client)
-            for head in heads:
-                if enqueue:
-                    send_after_commit(session, head)
-                else:
-                    stamp(head)
-    except BaseException as exc:
-        runs.record_failure(run_id, exc)
-        raise
-    return run
+    budget_redis = redis_client or get_redis()
+    return hold(run_id, PLAN, lambda session, run, _check: plan(session, run, budget_redis, now),
+                redis_client=redis_client, enqueue=enqueue, now=now, admit=admit)
+
+
+def plan(session: Session, run: SyncRun, redis_client: redis.Redis,
+         now: datetime | None = None) -> None:
+    """Create the plan's chunks (or, for a redelivered plan, find them again) and queue the
+    head chunk of each stream, in the caller's transaction."""
+    existing = session.exec(select(SyncRun).where(SyncRun.parent_id == run.id)).all()
+    if existing:
+        # A redelivered plan: its chunks exist; its status is theirs, and each chain must move.
+        roll_up(session, run.id)
+        heads = chain_heads(existing)
+    else:
+        heads = _create_chunks(session, run, now or utcnow(), redis_client)
+    for head in heads:
+        send_after_commit(session, head)
 
 
 def _create_chunks(session: Session, run: SyncRun, now: datetime,
                    redis_client: redis.Redis) -> list[SyncRun]:
     source = session.get_one(Source, run.source_id)
-    runs.begin(run)
     streams = [Stream(s) for s in run.details.get("streams", STREAMS)]
     today = now.astimezone(UTC).date()
     resume_at = runs.next_utc_midnight(now) + timedelta(minutes=5)
@@ -284,7 +284,9 @@ def _create_chunks(session: Session, run: SyncRun, now: datetime,
     candidates: list[tuple[int, date, str, date]] = []
     for name in streams:
         cursor = session.get(StreamCursor, (run.source_id, str(name)))
-        for start, end in plan_windows(name, cursor, run, now):
+        # Shorter while the source's webhooks are healthy (worker/webhooks/lookback.py).
+        hours = webhook_lookback.lookback_hours(session, run.source_id, name, now)
+        for start, end in plan_windows(name, cursor, run, now, hours):
             candidates.append((VALUE_ORDER.get(name, len(VALUE_ORDER)), start, str(name), end))
     out_of_budget: set[str] = set()
     for _, window_first, stream, window_last in sorted(candidates):

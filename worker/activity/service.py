@@ -29,7 +29,6 @@ from worker.activity.planner import day_start, heavy_reservation
 from worker.db import session_scope
 from worker.kit import sql
 from worker.kit.prefetch import prefetching
-from worker.kit.redis import get_redis
 from worker.kit.upsert import Written, upsert
 from worker.models import (
     DailyUsage,
@@ -45,7 +44,8 @@ from worker.models import (
     utcnow,
 )
 from worker.runs import lifecycle as runs
-from worker.runs.followups import send_after_commit, stamp
+from worker.runs.followups import send_after_commit
+from worker.runs.hold import Admit, Check, Hold, hold, no_check
 from worker.runs.lifecycle import next_in_chain, roll_up
 from worker.webhooks import reconcile
 from worker.zoom import codes
@@ -318,6 +318,18 @@ def _default_client(source_id: uuid.UUID) -> ZoomApi:
     return clients.client_for_source(source_id)
 
 
+def _after_failure(run_id: uuid.UUID, outcome: runs.Outcome) -> None:
+    # A transient failure may still be retried by the task, which abandons the chain itself
+    # when it gives up (`abandon_chain`).
+    if outcome.status == RunStatus.FAILED:
+        abandon_chain(run_id)
+
+
+CHUNK = Hold(what="stream", lock_key=lambda run: f"ai:lock:activity:{run.source_id}:{run.stream}",
+             around=lambda run, redis_client: heavy_reservation(run.id, redis_client),
+             on_failure=_after_failure)
+
+
 def run_chunk(
     run_id: uuid.UUID,
     *,
@@ -325,98 +337,66 @@ def run_chunk(
     redis_client: redis.Redis | None = None,
     enqueue: bool = True,
     now: datetime | None = None,
+    admit: Admit | None = None,
 ) -> SyncRun:
-    """Fetch one chunk and commit it with its watermark. Records the outcome on the run."""
-    now = now or utcnow()
-    with session_scope() as session:
-        run = session.get(SyncRun, run_id)
-        if run is None:
-            raise LookupError(f"sync run {run_id} does not exist")
-        if run.status in runs.TERMINAL:
-            return run
-        not_before = run.checkpoint.get("not_before")
-        if run.status == RunStatus.DEFERRED and not_before and \
-                datetime.fromisoformat(not_before) > now:
-            return run  # a stale delivery: the dispatcher resumes it when the time comes
-        source_id, tenant_id, stream = run.source_id, run.tenant_id, str(run.stream)
-    lock = runs.run_lock(redis_client, f"ai:lock:activity:{source_id}:{stream}", run_id)
-    if not lock.acquire():
-        raise runs.AlreadyRunning(
-            f"stream {stream} of this source is busy (run {lock.holder()}); will try again")
+    """Fetch one chunk and commit it with its watermark (one chunk per source and stream at a
+    time). Records the outcome on the run."""
 
-    def after_failure(outcome: runs.Outcome) -> None:
-        # A transient failure may still be retried by the task, which abandons the chain
-        # itself when it gives up (`abandon_chain`).
-        if outcome.status == RunStatus.FAILED:
-            abandon_chain(run_id)
+    def body(session: Session, run: SyncRun, check: Check) -> None:
+        fetch_chunk(session, run, client or _default_client(run.source_id), check)
 
-    with heavy_reservation(run_id, redis_client or get_redis()), \
-            runs.working(run_id, lock, "stream", after_failure) as check:
-        run, _ = _run(run_id, tenant_id, source_id, stream, client, check, enqueue)
-    return run
+    return hold(run_id, CHUNK, body, redis_client=redis_client, enqueue=enqueue, now=now,
+                admit=admit)
 
 
-def _run(
-    run_id: uuid.UUID,
-    tenant_id: uuid.UUID,
-    source_id: uuid.UUID,
-    stream: str,
-    client: ZoomApi | None,
-    check: Callable[[], None],
-    enqueue: bool = True,
-) -> tuple[SyncRun, SyncRun | None]:
-    with session_scope() as session:
-        run = session.get_one(SyncRun, run_id)
-        runs.begin(run)
-        checkpoint = {k: v for k, v in run.checkpoint.items() if k not in ("not_before",
-                                                                          "reason")}
-        run.checkpoint = checkpoint
-        assert run.window_start is not None
-        assert run.window_end is not None
-        first = run.window_start.astimezone(UTC).date()
-        last = (run.window_end.astimezone(UTC) - timedelta(microseconds=1)).date()
-        window_start, window_end = run.window_start, run.window_end
-    client = client or _default_client(source_id)
-    with session_scope() as session:
-        chunk = Chunk(run_id=run_id, tenant_id=tenant_id, source_id=source_id, stream=stream,
-                      first=first, last=last, session=session, client=client, check=check,
-                      checkpoint=dict(checkpoint))
-        FETCHERS[stream](chunk)
-        check()
-        # The last page, the watermark, the summaries and the run record commit together.
-        source = session.get_one(Source, source_id)
-        if stream in SUMMARY_STREAMS:
-            days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-            summaries.recompute(session, source, days)
-        cursor = session.get(StreamCursor, (source_id, stream), with_for_update=True)
-        if cursor is None:
-            cursor = StreamCursor(source_id=source_id, stream=stream, tenant_id=tenant_id)
-            session.add(cursor)
-        watermark = cursor.watermark
-        if watermark is None or window_start <= watermark:
-            # Only over contiguous windows: an explicit range far ahead must not skip a gap.
-            cursor.watermark = max(window_end, watermark) if watermark else window_end
-            cursor.updated_at = utcnow()
-        run = session.get_one(SyncRun, run_id, with_for_update=True)
-        run.pages, run.seen, run.skipped = chunk.pages, chunk.seen, chunk.skipped
-        run.inserted, run.updated, run.unchanged = chunk.inserted, chunk.updated, chunk.unchanged
-        run.checkpoint = {}
-        runs.finish(run, RunStatus.SUCCEEDED,
-                    skipped_meetings=chunk.skipped - chunk.warnings.count,
-                    **chunk.warnings.details())
-        if stream == Stream.SIGNINS:
-            readiness.mark_if_ready(session, source)
-        next_chunk = next_in_chain(session, run)
-        if next_chunk is not None and enqueue:
-            send_after_commit(session, next_chunk)
-        elif next_chunk is not None:
-            stamp(next_chunk)
-        if run.parent_id is not None:
-            roll_up(session, run.parent_id)
-        log.info("activity chunk %s %s %s..%s of %s: %d items (%d new), %d pages, %d skipped",
-                 run_id, stream, first, last, runs.where(source), chunk.seen, chunk.inserted,
-                 chunk.pages, chunk.skipped)
-    return run, next_chunk
+def fetch_chunk(session: Session, run: SyncRun, client: ZoomApi,
+                check: Check = no_check) -> SyncRun | None:
+    """Fetch the chunk's window page by page (each page committed on ``session`` once the next
+    has arrived), then in one transaction the last page, the stream's watermark, the day
+    summaries and the finished run; queue the next chunk of the stream. Returns that chunk."""
+    assert run.window_start is not None
+    assert run.window_end is not None
+    source_id, tenant_id, stream = run.source_id, run.tenant_id, str(run.stream)
+    first = run.window_start.astimezone(UTC).date()
+    last = (run.window_end.astimezone(UTC) - timedelta(microseconds=1)).date()
+    window_start, window_end = run.window_start, run.window_end
+    chunk = Chunk(run_id=run.id, tenant_id=tenant_id, source_id=source_id, stream=stream,
+                  first=first, last=last, session=session, client=client, check=check,
+                  checkpoint=dict(run.checkpoint))
+    FETCHERS[stream](chunk)
+    check()
+    # The last page, the watermark, the summaries and the run record commit together.
+    source = session.get_one(Source, source_id)
+    if stream in SUMMARY_STREAMS:
+        days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+        summaries.recompute(session, source, days)
+    cursor = session.get(StreamCursor, (source_id, stream), with_for_update=True)
+    if cursor is None:
+        cursor = StreamCursor(source_id=source_id, stream=stream, tenant_id=tenant_id)
+        session.add(cursor)
+    watermark = cursor.watermark
+    if watermark is None or window_start <= watermark:
+        # Only over contiguous windows: an explicit range far ahead must not skip a gap.
+        cursor.watermark = max(window_end, watermark) if watermark else window_end
+        cursor.updated_at = utcnow()
+    session.refresh(run, with_for_update=True)
+    run.pages, run.seen, run.skipped = chunk.pages, chunk.seen, chunk.skipped
+    run.inserted, run.updated, run.unchanged = chunk.inserted, chunk.updated, chunk.unchanged
+    run.checkpoint = {}
+    runs.finish(run, RunStatus.SUCCEEDED,
+                skipped_meetings=chunk.skipped - chunk.warnings.count,
+                **chunk.warnings.details())
+    if stream == Stream.SIGNINS:
+        readiness.mark_if_ready(session, source)
+    next_chunk = next_in_chain(session, run)
+    if next_chunk is not None:
+        send_after_commit(session, next_chunk)
+    if run.parent_id is not None:
+        roll_up(session, run.parent_id)
+    log.info("activity chunk %s %s %s..%s of %s: %d items (%d new), %d pages, %d skipped",
+             run.id, stream, first, last, runs.where(source), chunk.seen, chunk.inserted,
+             chunk.pages, chunk.skipped)
+    return next_chunk
 
 
 def abandon_chain(run_id: uuid.UUID) -> None:

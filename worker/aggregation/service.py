@@ -25,6 +25,7 @@ from sqlmodel import Session, SQLModel, col, select
 
 from worker import clients
 from worker.activity import readiness
+from worker.aggregation import privileges
 from worker.db import session_scope
 from worker.kit import sql
 from worker.kit.prefetch import prefetching
@@ -42,7 +43,8 @@ from worker.models import (
     utcnow,
 )
 from worker.runs import lifecycle as runs
-from worker.runs.followups import send_after_commit, stamp
+from worker.runs.followups import send_after_commit
+from worker.runs.hold import Admit, Check, Hold, hold, no_check
 from worker.zoom import codes
 from worker.zoom import items as zi
 from worker.zoom.errors import ZoomBadResponse, ZoomNotFound, ZoomScopeError
@@ -346,83 +348,63 @@ def _default_client(source_id: uuid.UUID) -> ZoomApi:
     return clients.client_for_source(source_id)
 
 
+AGGREGATION = Hold(what="aggregation", skip_duplicates=True,
+                   lock_key=lambda run: f"ai:lock:aggregate:{run.source_id}")
+
+
 def run_aggregation(
     run_id: uuid.UUID,
     *,
     client: ZoomApi | None = None,
     redis_client: redis.Redis | None = None,
     enqueue: bool = True,
+    admit: Admit | None = None,
 ) -> SyncRun:
-    """Aggregate one source. Records the outcome on the run (and re-raises on failure)."""
-    with session_scope() as session:
-        run = session.get(SyncRun, run_id)
-        if run is None:
-            raise LookupError(f"sync run {run_id} does not exist")
-        if run.status in runs.TERMINAL:
-            return run
-        source_id, tenant_id = run.source_id, run.tenant_id
-    lock = runs.run_lock(redis_client, f"ai:lock:aggregate:{source_id}", run_id)
-    if not lock.acquire():
-        holder = lock.holder()
-        if holder == str(run_id):
-            raise runs.AlreadyRunning(f"aggregation run {run_id} is held by another delivery")
-        runs.skip_duplicate(
-            run_id, f"skipped: aggregation run {holder} of this source is already in progress"
-        )
-        with session_scope() as session:
-            return session.get_one(SyncRun, run_id)
-    with runs.working(run_id, lock, "aggregation") as check:
-        return _aggregate(run_id, tenant_id, source_id, client, check, enqueue)
+    """Aggregate one source (one per source at a time: a second one ends `skipped`). Records
+    the outcome on the run (and re-raises on failure)."""
+
+    def body(session: Session, run: SyncRun, check: Check) -> None:
+        aggregate(session, run, client or _default_client(run.source_id), check)
+
+    return hold(run_id, AGGREGATION, body, redis_client=redis_client, enqueue=enqueue,
+                admit=admit)
 
 
-def _aggregate(
-    run_id: uuid.UUID,
-    tenant_id: uuid.UUID,
-    source_id: uuid.UUID,
-    client: ZoomApi | None,
-    check: Callable[[], None],
-    enqueue: bool,
-) -> SyncRun:
-    with session_scope() as session:
-        run = session.get_one(SyncRun, run_id)
-        runs.begin(run)
-    pull = Pull(run_id=run_id, tenant_id=tenant_id, source_id=source_id, since=utcnow(),
-                check=check)
+def aggregate(session: Session, run: SyncRun, client: ZoomApi, check: Check = no_check) -> None:
+    """Pull the source's directory page by page (each page committed on ``session``), mark
+    what this pull did not see deleted, finish the run and queue its correlation."""
+    pull = Pull(run_id=run.id, tenant_id=run.tenant_id, source_id=run.source_id,
+                since=utcnow(), check=check)
     pull.check = reporting(pull, check)
-    client = client or _default_client(source_id)
     try:
-        with session_scope() as session:
-            pull_users(session, client, pull)
-            pull_groups(session, client, pull)
-            pull_roles(session, client, pull)
-            check()
+        pull_users(session, client, pull)
+        pull_groups(session, client, pull)
+        pull_roles(session, client, pull)
+        privileges.pull_role_privileges(session, client, pull)
+        check()
     except BaseException:
         # How far it got (what is committed), on the record of a failed or handed-back run.
         with contextlib.suppress(Exception):
             write_progress(pull)
         raise
-    with session_scope() as session:
-        mark_deleted(session, pull)
-        run = session.get_one(SyncRun, run_id, with_for_update=True)
-        _counts(run, pull)
-        runs.finish(
-            run,
-            RunStatus.SUCCEEDED,
-            counts={name: t.as_dict() for name, t in pull.tallies.items()},
-            missing_optional_scopes=pull.notes.get("missing_optional_scopes", []),
-            roles_from_users_only=bool(pull.notes.get("roles_from_users_only")),
-            groups_gone=pull.notes.get("groups_gone", []),
-            **pull.warnings.details(),
-        )
-        source = session.get_one(Source, source_id)
-        readiness.mark_governed_if_ready(session, source)
-        correlation = runs.new_run(source, RunKind.CORRELATION, run.trigger,
-                                   details={"after_aggregation": str(run_id)})
-        session.add(correlation)
-        if enqueue:
-            send_after_commit(session, correlation)
-        else:
-            stamp(correlation)
-        log.info("aggregation %s of %s succeeded: %s", run_id, runs.where(source),
-                 {n: t.as_dict() for n, t in pull.tallies.items()})
-    return run
+    mark_deleted(session, pull)
+    # Fresh, and held: the progress so far was written by `write_progress`'s transactions.
+    session.refresh(run, with_for_update=True)
+    _counts(run, pull)
+    runs.finish(
+        run,
+        RunStatus.SUCCEEDED,
+        counts={name: t.as_dict() for name, t in pull.tallies.items()},
+        missing_optional_scopes=pull.notes.get("missing_optional_scopes", []),
+        roles_from_users_only=bool(pull.notes.get("roles_from_users_only")),
+        groups_gone=pull.notes.get("groups_gone", []),
+        **pull.warnings.details(),
+    )
+    source = session.get_one(Source, run.source_id)
+    readiness.mark_governed_if_ready(session, source)
+    correlation = runs.new_run(source, RunKind.CORRELATION, run.trigger,
+                               details={"after_aggregation": str(run.id)})
+    session.add(correlation)
+    send_after_commit(session, correlation)
+    log.info("aggregation %s of %s succeeded: %s", run.id, runs.where(source),
+             {n: t.as_dict() for n, t in pull.tallies.items()})

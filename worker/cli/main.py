@@ -37,6 +37,8 @@ from worker.models import (
     GrantType,
     RunKind,
     RunStatus,
+    Source,
+    SourceStatus,
     SyncRun,
     Tenant,
     TestStatus,
@@ -170,19 +172,10 @@ def source_add(
     ] = GrantChoice.s2s,
     account_id: Annotated[str, typer.Option(help="Zoom account id (s2s).")] = "",
     client_id: Annotated[str, typer.Option(help="The Zoom app's client id.")] = "",
-    client_secret: Annotated[
-        str,
-        typer.Option(
-            envvar="AI_SOURCE_CLIENT_SECRET",
-            help="Client secret; prompted for (hidden) when omitted. Prefer the prompt or the "
-            "env variable: command-line arguments are visible to other users.",
-        ),
-    ] = "",
-    refresh_token: Annotated[
-        str,
-        typer.Option(envvar="AI_SOURCE_REFRESH_TOKEN",
-                     help="Refresh token (refresh_token apps); prompted for when omitted."),
-    ] = "",
+    # Hidden, and only there to refuse: a secret on the command line is readable by every user
+    # of the machine (`ps`) and stays in the shell's history.
+    client_secret: Annotated[str | None, typer.Option(hidden=True)] = None,
+    refresh_token: Annotated[str | None, typer.Option(hidden=True)] = None,
     plan: Annotated[ZoomPlan, typer.Option(help="The account's Zoom plan (rate limits).")] = (
         ZoomPlan.PRO
     ),
@@ -195,7 +188,14 @@ def source_add(
     activity_cron: Annotated[str, typer.Option(help="Empty: daily, spread by source.")] = "",
     timezone: Annotated[str, typer.Option(help="IANA zone the crons run in.")] = "UTC",
 ) -> None:
-    """Add a source (a Zoom app) with its credentials, stored encrypted."""
+    """Add a source (a Zoom app) with its credentials, stored encrypted.
+
+    The client secret (and a refresh_token app's refresh token) come from AI_SOURCE_CLIENT_SECRET
+    (AI_SOURCE_REFRESH_TOKEN) or a hidden prompt, never from the command line."""
+    for option, given in (("client_secret", client_secret), ("refresh_token", refresh_token)):
+        if given is not None:
+            raise CliError(f"--{option.replace('_', '-')}: {_NOT_ON_ARGV}; set "
+                           f"{ops.SECRET_ENV[option]} or run in a terminal to be prompted")
     # Before any prompt: a secret typed in only to hear that it cannot be stored is wasted.
     settings_or_exit().require("encryption_key")
     grant = (
@@ -203,21 +203,15 @@ def source_add(
         if grant_type == GrantChoice.refresh_token
         else GrantType.ACCOUNT_CREDENTIALS
     )
-    interactive = _stdin_is_tty()
-    if not client_secret and interactive:
-        client_secret = typer.prompt("client secret", hide_input=True)
-    if grant == GrantType.REFRESH_TOKEN and not refresh_token and interactive:
-        refresh_token = typer.prompt("refresh token", hide_input=True)
+    secret_values: dict[str, str] = {
+        name: _secret_for(name, "") for name in ("client_secret", "refresh_token")
+        if name in sources_service.required_credentials(grant)
+    }
     spec = ops.NewSource(
         tenant=tenant,
         name=name,
         grant_type=grant,
-        credentials={
-            "account_id": account_id,
-            "client_id": client_id,
-            "client_secret": client_secret,
-            "refresh_token": refresh_token,
-        },
+        credentials={"account_id": account_id, "client_id": client_id, **secret_values},
         plan=plan,
         rate_share=rate_share,
         description=description,
@@ -240,20 +234,67 @@ def _stdin_is_tty() -> bool:
 @friendly
 def source_list(
     tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="Only this tenant.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
 ) -> None:
     """List sources with their status."""
     settings_or_exit()
-    table = Table("tenant", "source", "id", "grant", "status", "last test ok", box=None)
     with session_scope() as session:
-        for t, s in ops.list_sources(session, tenant):
-            table.add_row(t.name, s.name, str(s.id), s.grant_type, _status_text(s.status),
-                          _when(s.last_test_ok_at))
-    _console().print(table)
+        rows = ops.list_sources(session, tenant)
+    if as_json:
+        typer.echo(json.dumps([_source_list_json(t, s) for t, s in rows], indent=2))
+        return
+    # As `status`: the terminal's width (80 when piped, or COLUMNS), never a line beyond it.
+    console = Console(highlight=False)
+    width = max(40, console.width)
+    for line in _source_lines(rows, width):
+        console.print(line, no_wrap=True, overflow="ellipsis")
 
 
-def _status_text(status: str) -> str:
-    colour = {"active": "green", "failing": "red", "reauthorize": "red", "disabled": "dim"}
-    return f"[{colour[status]}]{status}[/]" if status in colour else status
+_LIST_NAME_MIN = 16
+
+
+def _source_lines(rows: list[tuple[Tenant, Source]], width: int) -> list[Text]:
+    """A header, then one line per source, each column as wide as its longest value (a name too
+    long for its column gets a line of its own above), and for a source that is not active,
+    why, shortened at a word boundary. No line is wider than ``width``."""
+    table = [(f"{t.name}/{s.name}", str(s.id), _grant_label(s.grant_type), s.status,
+              _when(s.last_test_ok_at)) for t, s in rows]
+    header = ("tenant/source", "id", "grant", "status", "last test ok")
+    widths = [max(len(r[i]) for r in [header, *table]) for i in range(len(header))]
+    rest = sum(widths[2:]) + len(widths) - 1
+    # Full ids when they fit; otherwise the 8 characters `status` shows, which every command
+    # accepts as a unique prefix.
+    widths[1] = 36 if width - rest - 36 >= _LIST_NAME_MIN else 8
+    widths[0] = max(min(widths[0], width - rest - widths[1]), 6)
+
+    def line(cells: tuple[str, ...], status_style: str = "") -> Text:
+        text = Text()
+        for n, (value, w) in enumerate(zip(cells, widths, strict=True)):
+            text.append(" " if n else "")
+            text.append(f"{value[:w]:<{w}}", style=status_style if n == 3 else "")
+        text.rstrip()
+        return text
+
+    out = [line(header)]
+    out[0].stylize("bold")
+    for cells, (_, s) in zip(table, rows, strict=True):
+        if len(cells[0]) > widths[0]:
+            out.append(Text(cells[0]))
+            cells = ("", *cells[1:])
+        out.append(line(cells, _STATUS_STYLE.get(s.status, "")))
+        if s.status_message and s.status != SourceStatus.ACTIVE:
+            out.append(Text("  " + _shorten(s.status_message, width - 2), style="dim"))
+    return out
+
+
+def _grant_label(grant_type: str) -> str:
+    return "s2s" if grant_type == GrantType.ACCOUNT_CREDENTIALS else grant_type
+
+
+def _source_list_json(t: Tenant, s: Source) -> dict[str, Any]:
+    return {"tenant": {"id": str(t.id), "name": t.name}, "id": str(s.id), "name": s.name,
+            "grant_type": s.grant_type, "status": s.status, "status_message": s.status_message,
+            "last_test_ok_at": _iso(s.last_test_ok_at)}
 
 
 @source_app.command("show")
@@ -300,7 +341,8 @@ def source_show(
     for key, value in info.items():
         shown = ", ".join(value) if isinstance(value, list) else ("-" if value is None else value)
         table.add_row(key, str(shown))
-    _console().print(table)
+    # The terminal's width (80 when piped): long values wrap at word boundaries in their column.
+    Console(highlight=False).print(table)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -308,23 +350,24 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-SECRET_ENV = {
-    "client_secret": "AI_SOURCE_CLIENT_SECRET",
-    "refresh_token": "AI_SOURCE_REFRESH_TOKEN",
-    "webhook_secret_token": "AI_SOURCE_WEBHOOK_SECRET_TOKEN",
-}
+_NOT_ON_ARGV = ("a secret is never taken from the command line (other users of the machine "
+                "can read a process's arguments)")
+
+
+def _secret_for(name: str, label: str) -> str:
+    """A secret from its environment variable, else a hidden prompt in a terminal, else ""."""
+    value = os.environ.get(ops.SECRET_ENV[name], "").strip()
+    if not value and _stdin_is_tty():
+        value = typer.prompt(f"{label}{name.replace('_', ' ')}", hide_input=True).strip()
+    return value
 
 
 def _new_secret(name: str) -> str:
-    """A secret to store, from its environment variable or a hidden prompt; never from argv
-    (other users of the machine can read a process's arguments)."""
-    env = SECRET_ENV[name]
-    value = os.environ.get(env, "").strip()
-    if not value and _stdin_is_tty():
-        value = typer.prompt(f"new {name.replace('_', ' ')}", hide_input=True).strip()
+    """A secret to store, from its environment variable or a hidden prompt; never from argv."""
+    value = _secret_for(name, "new ")
     if not value:
-        raise CliError(f"--{name.replace('_', '-')}: set {env} or run in a terminal to be "
-                       "prompted (the value is never taken from the command line)")
+        raise CliError(f"--{name.replace('_', '-')}: set {ops.SECRET_ENV[name]} or run in a "
+                       "terminal to be prompted (the value is never taken from the command line)")
     return value
 
 
@@ -643,8 +686,7 @@ def _print_status_block(
     grid.add_column(style="dim", width=_LABEL - 2, no_wrap=True)
     grid.add_column(width=value_width, overflow="fold")
     state = Text(s.status, style=_STATUS_STYLE.get(s.status, ""))
-    grant = "s2s" if s.grant_type == GrantType.ACCOUNT_CREDENTIALS else s.grant_type
-    state.append(f"  id {str(s.id)[:8]}  {grant}", style="dim")
+    state.append(f"  id {str(s.id)[:8]}  {_grant_label(s.grant_type)}", style="dim")
     grid.add_row("state", state)
     if s.status_message:
         grid.add_row("", _shorten(s.status_message, value_width))

@@ -169,6 +169,20 @@ def _check_timezone(value: str) -> str:
     return value
 
 
+# Where `source add` and `source update` read each secret from (else a hidden prompt).
+SECRET_ENV = {
+    "client_secret": "AI_SOURCE_CLIENT_SECRET",
+    "refresh_token": "AI_SOURCE_REFRESH_TOKEN",
+    "webhook_secret_token": "AI_SOURCE_WEBHOOK_SECRET_TOKEN",
+}
+
+
+def _credential_hint(name: str) -> str:
+    if name in SECRET_ENV:
+        return f"{name.replace('_', ' ')} ({SECRET_ENV[name]}, or the prompt in a terminal)"
+    return "--" + name.replace("_", "-")
+
+
 @dataclass
 class NewSource:
     tenant: str
@@ -194,8 +208,8 @@ def add_source(session: Session, spec: NewSource) -> Source:
         raise CliError(f"tenant {tenant.name!r} already has a source named {name!r}")
     missing = sources.missing_credentials(spec.grant_type, spec.credentials)
     if missing:
-        flags = ", ".join("--" + n.replace("_", "-") for n in missing)
-        raise CliError(f"a {spec.grant_type.value} source needs {flags}")
+        needs = ", ".join(_credential_hint(n) for n in missing)
+        raise CliError(f"a {spec.grant_type.value} source needs {needs}")
     if spec.rate_share is not None and not 0 < spec.rate_share <= 1:
         raise CliError("--rate-share must be in (0, 1]")
     aggregation_cron = _check_cron(spec.aggregation_cron, "--aggregation-cron")
@@ -358,7 +372,13 @@ def start_run(
 
 
 def in_progress_run(session: Session, skipped: SyncRun) -> SyncRun | None:
-    """The run of the same source and kind that made ``skipped`` a duplicate, if any."""
+    """The run of the same source and kind that made ``skipped`` a duplicate, if any: the one
+    its skip names (it may have ended by now; its outcome is the answer), else one still going."""
+    holder = skipped.details.get("duplicate_of")
+    if holder:
+        named = session.get(SyncRun, uuid.UUID(str(holder)))
+        if named is not None and named.source_id == skipped.source_id:
+            return named
     return session.exec(
         select(SyncRun)
         .where(

@@ -19,7 +19,6 @@ from typing import Any
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
-from worker.db import session_scope
 from worker.models import (
     AccountCorrelation,
     Identity,
@@ -31,6 +30,7 @@ from worker.models import (
 )
 from worker.models.tenancy import DEFAULT_CORRELATION
 from worker.runs import lifecycle as runs
+from worker.runs.hold import Admit, Hold, hold
 
 log = logging.getLogger(__name__)
 
@@ -117,27 +117,24 @@ def correlate_source(session: Session, source: Source) -> dict[str, int]:
     return counts
 
 
-def run_correlation(run_id: uuid.UUID) -> SyncRun:
+CORRELATION = Hold(what="correlation")
+
+
+def run_correlation(run_id: uuid.UUID, *, admit: Admit | None = None) -> SyncRun:
     """Correlate the run's source; idempotent. Records counts on the run."""
-    try:
-        with session_scope() as session:
-            run = session.get(SyncRun, run_id, with_for_update=True)
-            if run is None:
-                raise LookupError(f"sync run {run_id} does not exist")
-            if run.status in runs.TERMINAL:
-                return run
-            runs.begin(run)
-            source = session.get_one(Source, run.source_id)
-            # Serialise correlations of one accounts source: two at once would both insert.
-            session.get(Source, accounts_source_id(source), with_for_update=True)
-            counts = correlate_source(session, source)
-            run.seen = counts["accounts"]
-            run.inserted, run.updated = counts["inserted"], counts["updated"]
-            run.unchanged, run.deleted = counts["unchanged"], counts["deleted"]
-            runs.finish(run, RunStatus.SUCCEEDED, **counts,
-                        accounts_source_id=str(accounts_source_id(source)))
-            log.info("correlation %s of %s: %s", run_id, runs.where(source), counts)
-            return run
-    except BaseException as exc:
-        runs.record_failure(run_id, exc)
-        raise
+    return hold(run_id, CORRELATION, lambda session, run, _check: correlate(session, run),
+                admit=admit)
+
+
+def correlate(session: Session, run: SyncRun) -> None:
+    """Correlate the run's source and finish the run, in the caller's transaction."""
+    source = session.get_one(Source, run.source_id)
+    # Serialise correlations of one accounts source: two at once would both insert.
+    session.get(Source, accounts_source_id(source), with_for_update=True)
+    counts = correlate_source(session, source)
+    run.seen = counts["accounts"]
+    run.inserted, run.updated = counts["inserted"], counts["updated"]
+    run.unchanged, run.deleted = counts["unchanged"], counts["deleted"]
+    runs.finish(run, RunStatus.SUCCEEDED, **counts,
+                accounts_source_id=str(accounts_source_id(source)))
+    log.info("correlation %s of %s: %s", run.id, runs.where(source), counts)

@@ -6,7 +6,8 @@ cleanup when each child dies. Here a count is one ``HINCRBY`` on a hash per figu
 the label values), so whichever API replica is scraped exposes the totals of every worker.
 Everything that is *state* (runs by status, the oldest running run, deferred chunks, queue depth)
 is read from Postgres and the broker by ``StateCollector`` at scrape time: the workers do nothing
-for those.
+for those. Runs and connection tests by status are the unfinished ones plus those that ended in
+the last ``RECENT`` (an hour), read through indexes: a scrape never groups the whole history.
 
 Labels are queue, kind, status, category, outcome. Never a tenant or source id, unless the
 operator opts in with ``AI_METRICS_PER_TENANT=true`` (one series per tenant grows with the
@@ -22,12 +23,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, or_, select
 from sqlmodel import col
 
 from worker.db import get_engine
@@ -133,6 +135,38 @@ def _queue_depths(client: redis.Redis) -> dict[str, int]:
     return {name: int(sum(lengths[i * step:(i + 1) * step])) for i, name in enumerate(names)}
 
 
+# What `ai_runs` and `ai_connection_tests` count besides the unfinished rows: what ended within
+# this window. A window rather than the whole history: the tables grow without bound and a
+# scrape (every 15 s or so) must not group them all; an hour answers "what failed lately".
+RECENT = timedelta(hours=1)
+# The complement of `worker.runs.lifecycle.TERMINAL` (a layer above this one; a test holds them
+# together): a deferred run has not ended, it resumes later.
+NOT_ENDED = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.DEFERRED)
+
+
+def run_counts(since: datetime, per_tenant: bool = False) -> Select[Any]:
+    """Runs not ended (through ``ix_sync_run_status``: few rows) or ended since ``since``
+    (through ``ix_sync_run_finished_at``), by kind and status (and tenant)."""
+    cols: list[Any] = [col(SyncRun.kind), col(SyncRun.status)]
+    if per_tenant:
+        cols.append(col(SyncRun.tenant_id))
+    return (select(*cols, func.count())
+            .where(or_(col(SyncRun.status).in_(NOT_ENDED), col(SyncRun.finished_at) >= since))
+            .group_by(*cols))
+
+
+def connection_test_counts(since: datetime, per_tenant: bool = False) -> Select[Any]:
+    """Connection tests not finished (``finished_at`` is set exactly when one ends) or finished
+    since ``since``, both through ``ix_connection_test_finished_at``, by status (and tenant)."""
+    cols: list[Any] = [col(ConnectionTest.status)]
+    if per_tenant:
+        cols.append(col(ConnectionTest.tenant_id))
+    return (select(*cols, func.count())
+            .where(or_(col(ConnectionTest.finished_at).is_(None),
+                       col(ConnectionTest.finished_at) >= since))
+            .group_by(*cols))
+
+
 class StateCollector(Collector):
     """Reads everything at scrape time: Postgres (runs), the broker (queues), Redis (counters).
 
@@ -173,25 +207,23 @@ class StateCollector(Collector):
 
     def _postgres(self, per_tenant: bool) -> Iterable[Metric]:
         extra = ["tenant"] if per_tenant else []
-        runs = GaugeMetricFamily("ai_runs", "Sync runs recorded, by kind and status",
-                                 labels=["kind", "status", *extra])
-        tests = GaugeMetricFamily("ai_connection_tests", "Connection tests recorded, by status",
-                                  labels=["status", *extra])
+        window = f"{int(RECENT.total_seconds() // 60)} minutes"
+        runs = GaugeMetricFamily(
+            "ai_runs", f"Sync runs by kind and status: every run not ended (queued, running, "
+            f"deferred), and the runs that ended in the last {window}", labels=["kind", "status",
+                                                                                 *extra])
+        tests = GaugeMetricFamily(
+            "ai_connection_tests", f"Connection tests by status: every test not finished, and "
+            f"those that finished in the last {window}", labels=["status", *extra])
         oldest = GaugeMetricFamily("ai_oldest_running_run_age_seconds",
                                    "Age of the oldest run still running, by kind (0: none)",
                                    labels=["kind"])
         deferred = GaugeMetricFamily("ai_deferred_chunks",
                                      "Activity chunks waiting to resume after a rate cap")
-        run_cols: list[Any] = [col(SyncRun.kind), col(SyncRun.status)]
-        test_cols: list[Any] = [col(ConnectionTest.status)]
-        if per_tenant:
-            run_cols.append(col(SyncRun.tenant_id))
-            test_cols.append(col(ConnectionTest.tenant_id))
+        since = datetime.now(UTC) - RECENT
         with get_engine().connect() as conn:
-            run_rows = conn.execute(
-                select(*run_cols, func.count()).group_by(*run_cols)).all()
-            test_rows = conn.execute(
-                select(*test_cols, func.count()).group_by(*test_cols)).all()
+            run_rows = conn.execute(run_counts(since, per_tenant)).all()
+            test_rows = conn.execute(connection_test_counts(since, per_tenant)).all()
             started = conn.execute(
                 select(col(SyncRun.kind), func.min(SyncRun.started_at))
                 .where(col(SyncRun.status) == RunStatus.RUNNING)

@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Index, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from worker.models.base import BigIntPK, JsonField, TenantScoped, TimestampField, utcnow
@@ -84,6 +84,12 @@ class ZoomRole(_Seen, TenantScoped, table=True):
     # Roles can be known only from users' role_id when the app lacks role:read:admin.
     from_users_only: bool = False
     content_hash: str = Field(default="", sa_type=String(64))
+    # From GET /roles/{roleId} (worker.aggregation.privileges): Zoom's privilege names as sent
+    # ("User:Edit"); None while not known (never fetched, or no role:read:admin).
+    privileges: list[str] | None = Field(default=None, sa_type=JSON)
+    # Whether those privileges make the role an admin one (the rule in that module); the
+    # findings read this flag, never the role's name.
+    admin_privileges: bool = False
 
 
 class ZoomGroupMember(_Seen, TenantScoped, table=True):

@@ -16,7 +16,11 @@ from worker.models.tenancy import source_fk, tenant_fk
 
 class ConnectionTest(SQLModel, TenantScoped, table=True):
     __tablename__ = "connection_test"
-    __table_args__ = (Index("ix_connection_test_source_created", "source_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_connection_test_source_created", "source_id", "created_at"),
+        # The metrics scrape reads unfinished tests (NULL) and recently finished ones only.
+        Index("ix_connection_test_finished_at", "finished_at"),
+    )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     tenant_id: uuid.UUID = Field(sa_column=tenant_fk())
@@ -44,6 +48,8 @@ class SyncRun(SQLModel, TenantScoped, table=True):
     __table_args__ = (
         Index("ix_sync_run_source_kind_created", "source_id", "kind", "created_at"),
         Index("ix_sync_run_status", "status"),
+        # The metrics scrape reads runs that ended recently, not the whole history.
+        Index("ix_sync_run_finished_at", "finished_at"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)

@@ -12,8 +12,9 @@ Definitions (``now`` and ``days`` given; ``cutoff = now - days``; idle = no acti
 - leaver: linked to an identity that is inactive or terminated, or whose terminated_at has
   passed, while the Zoom account's status is active;
 - unused_licence: type 2 (Licensed) and idle;
-- idle_privileged: a privileged role (Zoom's Owner "0" or Admin "1", or a role named Owner or
-  with "admin" in its name) and idle;
+- idle_privileged: a privileged role (Zoom's built-in Owner "0" or Admin "1", or a role whose
+  privileges from GET /roles/{roleId} are admin ones: ``ZoomRole.admin_privileges``, the rule in
+  ``worker.aggregation.privileges``; never the role's name) and idle;
 - never_used: created before the cut-off, not pending, and no activity ever;
 - pending_invitation: status pending and created before the cut-off.
 """
@@ -21,10 +22,12 @@ Definitions (``now`` and ``days`` given; ``cutoff = now - days``; idle = no acti
 from __future__ import annotations
 
 import json
+import operator
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import reduce
 from typing import Any
 
 from sqlalchemy import (
@@ -41,12 +44,14 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    text,
     type_coerce,
     union,
     union_all,
 )
 from sqlmodel import Session, col
 
+from worker.insights import inactive_condition
 from worker.models import (
     AccountCorrelation,
     ActivityEvent,
@@ -131,7 +136,7 @@ def _instant(value: datetime) -> Any:
 @dataclass
 class Review:
     """The access-review query of one tenant: ``select`` yields one row per account, with the
-    finding conditions as boolean columns ``f_<finding>``."""
+    finding conditions as the bits of its ``finding_flags`` column (bit i: ``FINDINGS[i]``)."""
 
     params: ReviewParams
     select: Any
@@ -142,25 +147,6 @@ class Review:
 
 def _scoped(query: Any, email: Any, emails: Any) -> Any:
     return query if emails is None else query.where(email.in_(emails))
-
-
-def _last_activity(params: ReviewParams, emails: Any = None) -> Any:
-    """Per (account source, email): the latest activity instant and the latest sign-in."""
-    parts = []
-    for i in activity_instants():
-        sign_in = (case((i.sign_in, i.at), else_=null()) if i.sign_in is not None
-                   else cast(null(), UTCDateTime()))
-        parts.append(_scoped(
-            select(account_source(i.model).label("sid"), i.email.label("email"),
-                   i.at.label("at"), sign_in.label("sign_in_at"))
-            .join(Source, col(Source.id) == i.model.source_id)
-            .where(col(i.model.tenant_id) == params.tenant_id), i.email, emails))
-    rows = union_all(*parts).subquery("instants")
-    return (
-        select(rows.c.sid, rows.c.email, func.max(rows.c.at).label("last_at"),
-               func.max(rows.c.sign_in_at).label("last_sign_in_at"))
-        .group_by(rows.c.sid, rows.c.email)
-    ).subquery("last")
 
 
 def active_days(params: ReviewParams, dialect: str, emails: Any = None) -> Any:
@@ -194,67 +180,143 @@ def active_days(params: ReviewParams, dialect: str, emails: Any = None) -> Any:
     ).subquery("active_days")
 
 
-def _sign_ins(params: ReviewParams, emails: Any = None) -> tuple[Any, Any]:
-    """Sign-ins in the window per account, from the events and from the summaries (the larger
-    wins, as in ``api.insights.figures``)."""
-    events = _scoped(
-        select(account_source(ActivityEvent).label("sid"), col(ActivityEvent.email),
-               func.count().label("n"))
-        .join(Source, col(Source.id) == ActivityEvent.source_id)
-        .where(col(ActivityEvent.tenant_id) == params.tenant_id,
-               col(ActivityEvent.time) >= _instant(params.since), is_sign_in(ActivityEvent.type)),
-        col(ActivityEvent.email), emails,
-    ).group_by(account_source(ActivityEvent), col(ActivityEvent.email)).subquery("event_sign_ins")
-    summaries = _scoped(
-        select(account_source(UserDailySummary).label("sid"), col(UserDailySummary.email),
-               func.sum(UserDailySummary.sign_ins).label("n"))
-        .join(Source, col(Source.id) == UserDailySummary.source_id)
-        .where(col(UserDailySummary.tenant_id) == params.tenant_id,
-               col(UserDailySummary.day) >= params.since_day),
-        col(UserDailySummary.email), emails,
-    ).group_by(account_source(UserDailySummary), col(UserDailySummary.email)).subquery(
-        "summary_sign_ins")
-    return events, summaries
+def _account_activity(params: ReviewParams, dialect: str, emails: Any = None) -> Any:
+    """Per (account source, email), in one pass over the four activity tables (each table read
+    once, not once per figure: bench/RESULTS.md, issue 17 report page): the latest activity
+    instant (``activity_instants``), the latest sign-in, the distinct UTC days with activity in
+    the window (as ``active_days`` counts them), and the window's sign-ins from the events and
+    from the summaries (the larger wins, as in ``worker.insights.figures``)."""
+    start = _instant(datetime.combine(params.since_day, datetime.min.time(), tzinfo=UTC))
+    since = _instant(params.since)
+    t = params.tenant_id
+    no_time = cast(null(), UTCDateTime())
+
+    def day_from(at: Any) -> Any:
+        return case((at >= start, _utc_day(at, dialect)), else_=cast(null(), Date))
+
+    def rows(model: Any, email: Any, at: Any, sign_in_at: Any, day: Any, event_sign_ins: Any,
+             summary_sign_ins: Any) -> Any:
+        return _scoped(
+            select(account_source(model).label("sid"), email.label("email"),
+                   type_coerce(at, UTCDateTime()).label("at"),
+                   type_coerce(sign_in_at, UTCDateTime()).label("sign_in_at"),
+                   day.label("day"), event_sign_ins.label("event_sign_ins"),
+                   summary_sign_ins.label("summary_sign_ins"))
+            .join(Source, col(Source.id) == model.source_id)
+            .where(col(model.tenant_id) == t), email, emails)
+
+    ev, m, p, d = ActivityEvent, Meeting, MeetingParticipant, UserDailySummary
+    summary_in_window = col(d.day) >= params.since_day
+    summary_active = or_(d.sign_ins + col(d.meetings_hosted) + d.meetings_attended
+                         + d.meeting_minutes > 0, col(d.last_activity_at).is_not(None))
+    zero = literal(0)
+    # Per table, beside its activity instant (activity_instants, the one definition): the UTC
+    # day it makes active (active_days: a meeting's start, an attendance's join), and its
+    # sign-ins in the window (events: from the instant `since`; summaries: from its day).
+    extra: dict[Any, tuple[Any, Any, Any]] = {
+        ev: (day_from(col(ev.time)),
+             case((and_(is_sign_in(ev.type), col(ev.time) >= since), 1), else_=0), zero),
+        m: (day_from(col(m.start_time)), zero, zero),
+        p: (day_from(col(p.join_time)), zero, zero),
+        d: (case((and_(summary_in_window, summary_active), col(d.day)),
+                 else_=cast(null(), Date)),
+            zero, case((summary_in_window, d.sign_ins), else_=0)),
+    }
+    parts = union_all(*(
+        rows(i.model, i.email, i.at,
+             case((i.sign_in, i.at), else_=no_time) if i.sign_in is not None else no_time,
+             *extra[i.model])
+        for i in activity_instants()
+    )).subquery("instants")
+    return (
+        select(parts.c.sid, parts.c.email, func.max(parts.c.at).label("last_at"),
+               func.max(parts.c.sign_in_at).label("last_sign_in_at"),
+               func.count(parts.c.day.distinct()).label("days"),
+               func.sum(parts.c.event_sign_ins).label("event_sign_ins"),
+               func.sum(parts.c.summary_sign_ins).label("summary_sign_ins"))
+        .group_by(parts.c.sid, parts.c.email)
+    ).subquery("activity")
+
+
+# "Ever" for never_used: before any Zoom activity can be (Zoom was founded in 2011).
+EVER = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def account_condition(finding: str, params: ReviewParams) -> ColumnElement[bool]:
+    """``finding`` as a condition on a ``zoom_user`` row alone: EXISTS probes of the account's
+    correlation, identity, role and activity (``worker.insights.inactive_condition``, indexed
+    per account) instead of the tenant-wide aggregates of ``Review.conditions``. Both spell the
+    definitions of the module docstring (the findings tests check that they agree); this one
+    lets a filtered page stop at its accounts (``build_review(page=, finding=)``)."""
+    u: Any = ZoomUser
+    t = params.tenant_id
+    created = func.coalesce(u.zoom_created_at, u.first_seen_at)
+    cutoff = _instant(params.cutoff)
+    # The account's identity, as the review's outer joins find it.
+    identity = (select(col(Identity.id))
+                .join(AccountCorrelation, col(AccountCorrelation.identity_id) == Identity.id)
+                .where(col(AccountCorrelation.source_id) == u.source_id,
+                       col(AccountCorrelation.user_zoom_id) == u.zoom_id))
+    if finding == "orphan":
+        return ~identity.exists()
+    if finding == "leaver":
+        leaving = identity.where(
+            or_(col(Identity.status).in_(LEAVER_STATUSES),
+                and_(col(Identity.terminated_at).is_not(None),
+                     col(Identity.terminated_at) <= _instant(params.now))))
+        return and_(u.status == "active", leaving.exists())
+    idle = inactive_condition(t, params.cutoff)
+    if finding == "unused_licence":
+        return and_(u.type == 2, idle)
+    if finding == "idle_privileged":
+        admin_role = select(col(ZoomRole.id)).where(
+            col(ZoomRole.source_id) == u.source_id, col(ZoomRole.zoom_id) == u.role_id,
+            col(ZoomRole.admin_privileges).is_(True))
+        return and_(or_(col(u.role_id).in_(PRIVILEGED_ROLE_IDS), admin_role.exists()), idle)
+    if finding == "never_used":
+        return and_(u.status != "pending", created < cutoff, inactive_condition(t, EVER))
+    if finding == "pending_invitation":
+        return and_(u.status == "pending", created < cutoff)
+    raise ValueError(f"unknown finding {finding!r}")
 
 
 def build_review(
-    session: Session, params: ReviewParams, page: tuple[int | None, int] | None = None
+    session: Session,
+    params: ReviewParams,
+    page: tuple[int | None, int] | None = None,
+    finding: str | None = None,
 ) -> Review:
     """The review's query. With ``page`` (after this account id, this many accounts) the
     aggregates cover only that page's accounts, so a JSON page costs what its accounts do, not
-    what the tenant does; ``iter_rows`` must then be asked for the same page."""
+    what the tenant does; ``iter_rows`` must then be asked for the same page (and finding).
+    With ``finding`` too, the page's accounts are the next ones *with that finding*
+    (``account_condition``, walked in id order), so a filtered page costs a page as well."""
     dialect = session.get_bind().dialect.name
     u: Any = ZoomUser  # columns, for SQL expressions (mypy reads them as their Python values)
     email = func.lower(u.email)
-    emails = None
+    emails = page_ids = None
     if page is not None:
         after, limit = page
-        accounts = select(func.lower(ZoomUser.email)).where(
+        accounts = select(col(ZoomUser.id).label("id"), email.label("email")).where(
             col(ZoomUser.tenant_id) == params.tenant_id, col(ZoomUser.deleted_at).is_(None),
             col(ZoomUser.id) > (after or 0))
         if params.source_id is not None:
             accounts = accounts.where(col(ZoomUser.source_id) == params.source_id)
-        emails = accounts.order_by(col(ZoomUser.id)).limit(limit).scalar_subquery()
-    last = _last_activity(params, emails)
-    days_rows = active_days(params, dialect, emails)
-    days = (
-        select(days_rows.c.sid, days_rows.c.email, func.count().label("n"))
-        .group_by(days_rows.c.sid, days_rows.c.email)
-    ).subquery("days")
-    ev_signs, sum_signs = _sign_ins(params, emails)
-
-    def on(sq: Any) -> Any:
-        return and_(sq.c.sid == u.source_id, sq.c.email == email)
-
-    last_at = _later(last.c.last_at, col(u.last_login_time))
-    last_sign_in = _later(last.c.last_sign_in_at, col(u.last_login_time))
-    sign_ins = _larger(func.coalesce(ev_signs.c.n, 0), func.coalesce(sum_signs.c.n, 0))
+        if finding is not None:
+            accounts = accounts.where(account_condition(finding, params))
+        chosen = accounts.order_by(col(ZoomUser.id)).limit(limit).cte("page_accounts")
+        emails = select(chosen.c.email).scalar_subquery()
+        page_ids = select(chosen.c.id).scalar_subquery()
+    act = _account_activity(params, dialect, emails)
+    last_at = _later(act.c.last_at, col(u.last_login_time))
+    last_sign_in = _later(act.c.last_sign_in_at, col(u.last_login_time))
+    sign_ins = _larger(func.coalesce(act.c.event_sign_ins, 0),
+                       func.coalesce(act.c.summary_sign_ins, 0))
     created = type_coerce(func.coalesce(u.zoom_created_at, u.first_seen_at), UTCDateTime())
     cutoff = _instant(params.cutoff)
     idle = or_(last_at.is_(None), last_at < cutoff)
-    role_name = func.lower(func.coalesce(ZoomRole.name, ""))
-    privileged = or_(col(u.role_id).in_(PRIVILEGED_ROLE_IDS), role_name == "owner",
-                     role_name.like("%admin%"))
+    privileged = or_(col(u.role_id).in_(PRIVILEGED_ROLE_IDS),
+                     col(ZoomRole.admin_privileges).is_(True))
     leaver = and_(
         col(Identity.id).is_not(None), u.status == "active",
         or_(col(Identity.status).in_(LEAVER_STATUSES),
@@ -283,9 +345,13 @@ def build_review(
             col(Identity.terminated_at).label("identity_terminated_at"),
             created.label("created_at"), last_sign_in.label("last_sign_in_at"),
             last_at.label("last_activity_at"),
-            cast(func.coalesce(days.c.n, 0), Integer).label("days_active"),
+            cast(func.coalesce(act.c.days, 0), Integer).label("days_active"),
             cast(sign_ins, Integer).label("sign_ins"),
-            *[type_coerce(c, Boolean).label(f"f_{name}") for name, c in conditions.items()],
+            # One integer for the six conditions (bit i: FINDINGS[i]): a narrower row, and one
+            # lookup per row instead of six attribute reads (the page's per-row cost).
+            reduce(operator.add, (case((c, 1 << i), else_=0)
+                                  for i, c in enumerate(conditions.values())))
+            .label("finding_flags"),
         )
         .select_from(u)
         .outerjoin(ZoomRole, and_(col(ZoomRole.source_id) == u.source_id,
@@ -293,14 +359,14 @@ def build_review(
         .outerjoin(AccountCorrelation, and_(col(AccountCorrelation.source_id) == u.source_id,
                                             col(AccountCorrelation.user_zoom_id) == u.zoom_id))
         .outerjoin(Identity, col(Identity.id) == AccountCorrelation.identity_id)
-        .outerjoin(last, on(last))
-        .outerjoin(days, on(days))
-        .outerjoin(ev_signs, on(ev_signs))
-        .outerjoin(sum_signs, on(sum_signs))
+        .outerjoin(act, and_(act.c.sid == u.source_id, act.c.email == email))
         .where(col(u.tenant_id) == params.tenant_id, col(u.deleted_at).is_(None))
     )
     if params.source_id is not None:
         query = query.where(col(u.source_id) == params.source_id)
+    if page_ids is not None:
+        # Only the page's accounts: the aggregates were computed for no others.
+        query = query.where(col(u.id).in_(page_ids))
     groups = {
         (sid, zid): name for sid, zid, name in session.execute(
             select(col(ZoomGroup.source_id), col(ZoomGroup.zoom_id), col(ZoomGroup.name))
@@ -344,6 +410,17 @@ def to_review(review: Review, row: Any) -> AccountReview:
     )
 
 
+def without_jit(session: Session) -> None:
+    """No JIT compilation for the rest of this transaction (Postgres). Postgres compiles a
+    statement whose *estimated* cost passes jit_above_cost; the EXISTS probes of a filtered
+    page (``account_condition``) put the estimate in the tens of millions although the page
+    runs in a few hundred milliseconds, and compiling its ~200 functions took 9 s at 10,000
+    accounts (bench/RESULTS.md). The unfiltered review is estimated below the threshold, so
+    this changes nothing there."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL jit = off"))
+
+
 def iter_rows(
     session: Session,
     review: Review,
@@ -361,6 +438,7 @@ def iter_rows(
     query = query.order_by(col(ZoomUser.id))
     if limit is not None:
         query = query.limit(limit)
+    without_jit(session)
     # Core, not ORM, execution: the ORM's per-row loading was most of a 10,000-row page's time.
     result = session.connection().execute(query.execution_options(yield_per=STREAM_BATCH))
     try:
@@ -380,11 +458,15 @@ def iter_accounts(
         yield to_review(review, row)
 
 
-_FLAGS = tuple((name, f"f_{name}") for name in FINDINGS)
+# The findings of every value of ``finding_flags``.
+_BY_FLAGS: tuple[tuple[Finding, ...], ...] = tuple(
+    tuple(name for i, name in enumerate(FINDINGS) if flags >> i & 1)
+    for flags in range(1 << len(FINDINGS))
+)
 
 
 def row_findings(row: Any) -> list[Finding]:
-    return [name for name, flag in _FLAGS if getattr(row, flag)]
+    return list(_BY_FLAGS[row.finding_flags])
 
 
 def count_accounts(session: Session, review: Review) -> int:
@@ -474,3 +556,57 @@ def summarise(session: Session, review: Review) -> ReviewSummary:
     for row in iter_rows(session, review):
         tally.count(row.type, int(row.days_active or 0), row_findings(row))
     return tally.summary(review, daily_active_accounts(session, review.params))
+
+
+def shown_rows(session: Session, review: Review, per_finding: int) -> tuple[Tally, list[Any]]:
+    """What the report page needs, in one statement: the review's totals (``Tally``) and only
+    the rows its tables show, the first ``per_finding`` accounts (by id) of each finding.
+
+    Running counts in account id order (one window, one pass over the sorted rows) rank each
+    row within its findings, and on the last account they are the totals; so about
+    ``6 x per_finding`` rows leave the database instead of every account (at 10,000 accounts,
+    fetching and tallying every row in Python was half the page's time; bench/RESULTS.md).
+    Each returned row carries ``rank_<finding>`` (its 1-based position among the accounts with
+    that finding, else 0); the last account always comes back, for the totals."""
+    # OFFSET 0 keeps Postgres from flattening the review into this query, which would evaluate
+    # its finding_flags and days_active expressions again at every window that reads them.
+    base = review.select.offset(0).subquery("review")
+    flags = base.c.finding_flags
+    bits = {name: bits_of(flags, i) for i, name in enumerate(FINDINGS)}
+    in_order = {"order_by": base.c.id}
+
+    def running(condition: Any, name: str) -> Any:
+        return func.sum(case((condition, 1), else_=0)).over(**in_order).label(name)
+
+    days = base.c.days_active
+    bucket = case(*((days <= bound, i) for i, bound in enumerate(DAYS_ACTIVE_BUCKETS)),
+                  else_=len(DAYS_ACTIVE_BUCKETS))
+    buckets = range(len(DAYS_ACTIVE_BUCKETS) + 1)
+    ranked = select(
+        base,
+        func.row_number().over(**in_order).label("c_accounts"),
+        running(base.c.type == 2, "c_licences"),
+        *(running(bit, f"c_{name}") for name, bit in bits.items()),
+        *(running(bucket == i, f"c_bucket_{i}") for i in buckets),
+        func.lead(base.c.id).over(**in_order).is_(None).label("is_last"),
+    ).subquery("ranked")
+    c = ranked.c
+    ranks = [case((bits_of(c.finding_flags, i), c[f"c_{name}"]), else_=0).label(f"rank_{name}")
+             for i, name in enumerate(FINDINGS)]
+    shown = or_(c.is_last, *(and_(bits_of(c.finding_flags, i), c[f"c_{name}"] <= per_finding)
+                             for i, name in enumerate(FINDINGS)))
+    without_jit(session)
+    rows = list(session.connection().execute(
+        select(ranked, *ranks).where(shown).order_by(c.id)))
+    tally = Tally()
+    if rows:
+        last = rows[-1]
+        tally.accounts, tally.licences = int(last.c_accounts), int(last.c_licences)
+        tally.findings = {name: int(getattr(last, f"c_{name}")) for name in FINDINGS}
+        tally.buckets = [int(getattr(last, f"c_bucket_{i}")) for i in buckets]
+    return tally, rows
+
+
+def bits_of(flags: Any, index: int) -> Any:
+    """``flags`` has bit ``index`` set (Postgres and SQLite both have ``&``)."""
+    return flags.op("&")(1 << index) != 0

@@ -1,8 +1,8 @@
 """The access-review report page: one Jinja2 template, its stylesheet inlined, charts as SVG.
 
-The page is rendered in one pass over the review's rows (the same stream as the CSV); each
-findings table shows its first ``TABLE_ROWS`` accounts and says how many more the CSV holds, so
-a 10,000-account tenant's page stays small.
+The page is rendered from the review's totals and the rows its tables show (one statement,
+``findings.shown_rows``); each findings table shows its first ``TABLE_ROWS`` accounts and says
+how many more the CSV holds, so a 10,000-account tenant's page stays small.
 """
 
 from __future__ import annotations
@@ -20,10 +20,9 @@ from worker.models import Source, Tenant
 from worker.reports import charts
 from worker.reports.findings import (
     Review,
-    Tally,
     daily_active_accounts,
-    iter_rows,
     row_findings,
+    shown_rows,
     to_review,
 )
 from worker.reports.schemas import FINDINGS, AccountReview, ReviewSummary
@@ -37,7 +36,7 @@ TITLES = {
                "Identity inactive or terminated while the Zoom account is still active."),
     "unused_licence": ("Unused licences", "Licensed accounts with no activity in {days} days."),
     "idle_privileged": ("Idle privileged accounts",
-                        "Owner, Admin or admin-like roles with no activity in {days} days."),
+                        "Owner, Admin or custom admin roles with no activity in {days} days."),
     "never_used": ("Never used", "Created more than {days} days ago, no activity ever."),
     "pending_invitation": ("Pending invitations", "Invited more than {days} days ago."),
 }
@@ -71,25 +70,21 @@ def render(
 ) -> tuple[str, ReviewSummary]:
     """The page's HTML, and the summary it shows."""
     params = review.params
-    tally = Tally()
     sections = {
         name: Section(name, TITLES[name][0], TITLES[name][1].format(days=params.days))
         for name in FINDINGS
     }
-    # Raw rows: only the accounts a table shows become AccountReview objects (most of the
-    # per-row cost at 10,000 accounts).
-    for row in iter_rows(session, review):
-        findings = row_findings(row)
-        tally.count(row.type, int(row.days_active or 0), findings)
-        if progress and tally.accounts % 1000 == 0:
-            progress(tally.accounts)
+    # Totals and the shown rows from the database (findings.shown_rows): only the accounts a
+    # table shows leave it, and only they become AccountReview objects.
+    tally, rows = shown_rows(session, review, TABLE_ROWS)
+    for name, section in sections.items():
+        section.total = tally.findings[name]
+    for row in rows:
         shown: AccountReview | None = None
-        for name in findings:
-            section = sections[name]
-            section.total += 1
-            if len(section.rows) < TABLE_ROWS:
+        for name in row_findings(row):
+            if 0 < getattr(row, f"rank_{name}") <= TABLE_ROWS:
                 shown = shown or to_review(review, row)
-                section.rows.append(shown)
+                sections[name].rows.append(shown)
     if progress:
         progress(tally.accounts)
     summary: ReviewSummary = tally.summary(review, daily_active_accounts(session, params))

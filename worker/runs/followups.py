@@ -6,7 +6,9 @@ run): one way to send it, and one failure policy.
 and sends its task once that transaction has committed, never before: a fast worker must not
 look for a row that is not committed yet. If the broker refuses, the row is committed and
 stamped, so the sweep sends it again once its grace has passed; the work that started it is
-not failed for it. A rolled-back transaction sends nothing.
+not failed for it. A rolled-back transaction sends nothing. A session marked `hold_back`
+(tests, the benchmarks, the demo: no broker, or a transaction that is rolled back) stamps its
+rows the same way and sends nothing.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from worker.runs.lease import mark_sent, mark_test_sent
 log = logging.getLogger(__name__)
 
 _KEY = "ai_send_after_commit"
+_HELD_BACK = "ai_followups_held_back"
 
 
 def stamp(row: SyncRun | ConnectionTest, now: datetime | None = None) -> None:
@@ -38,7 +41,13 @@ def stamp(row: SyncRun | ConnectionTest, now: datetime | None = None) -> None:
 def send_after_commit(session: Session, row: SyncRun | ConnectionTest,
                       now: datetime | None = None) -> None:
     stamp(row, now)
-    session.info.setdefault(_KEY, []).append(row)
+    if not session.info.get(_HELD_BACK):
+        session.info.setdefault(_KEY, []).append(row)
+
+
+def hold_back(session: Session) -> None:
+    """Follow-ups of this session are stamped as sent, never sent (see the module's doc)."""
+    session.info[_HELD_BACK] = True
 
 
 def send_now(row: SyncRun | ConnectionTest) -> bool:

@@ -17,7 +17,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -49,6 +49,10 @@ class RecordedFailure(Exception):
     """A connection test or run failed and its outcome (status, Zoom code, admin message) is
     recorded: raised from the task after that, so Celery and Flower count a failure instead of
     a success whose result string says "failed". Celery logs it as expected (no traceback)."""
+
+
+class RunMissing(LookupError):
+    """The run a message names is gone (deleted with its source)."""
 
 
 class LeaseLost(RuntimeError):
@@ -161,8 +165,11 @@ def new_run(
 
 
 def begin(run: SyncRun) -> None:
-    """Mark a run running. `started_at` keeps the first attempt's time (retry deadlines)."""
+    """Mark a run running. `started_at` keeps the first attempt's time (retry deadlines); a
+    deferred run's resume time and reason are history once it runs again."""
     run.status = RunStatus.RUNNING
+    run.checkpoint = {k: v for k, v in run.checkpoint.items() if k not in ("not_before",
+                                                                          "reason")}
     run.lease_until = working_until()
     run.started_at = run.started_at or utcnow()
     run.finished_at = None
@@ -192,23 +199,24 @@ def run_lock(redis_client: redis.Redis | None, key: str, run_id: uuid.UUID) -> L
 @contextmanager
 def working(
     run_id: uuid.UUID,
-    lock: LeaseLock,
+    lock: LeaseLock | None,
     what: str,
-    on_failure: Callable[[Outcome], None] | None = None,
+    on_failure: Callable[[uuid.UUID, Outcome], None] | None = None,
 ) -> Iterator[Callable[[], None]]:
     """Around the body of a run that holds ``lock`` (acquired): renew the lease (Redis lock and
     the run's row) while it works, release it after, and record any failure on the run
     (``on_failure`` then sees the outcome). Yields ``check``, which raises `LeaseLost` once the
     lease is gone and `StopRequested` once the worker is stopping; call it between pages, after
-    the page's commit.
+    the page's commit. Without a lock (a run serialised by its row lock, in one transaction)
+    nothing is renewed; failures and stops are handled the same way.
 
     A transient failure whose record cannot be written (Postgres is the fault) propagates
     unrecorded: the task retries until Postgres answers, and the row stays `running` with a
     lease that runs out, so the sweep finds it if the retry is lost too."""
     try:
-        with renewing(lock, RunLease(run_id)) as renewer:
+        with renewing(lock, RunLease(run_id)) if lock is not None else nullcontext() as renewer:
             def check() -> None:
-                if renewer.lost.is_set():
+                if renewer is not None and renewer.lost.is_set():
                     raise LeaseLost(f"the {what} lock's lease was lost; will retry")
                 if stop.requested():
                     raise stop.StopRequested(f"the worker is stopping; the {what} run is "
@@ -239,7 +247,7 @@ def working(
                         run_id, type(exc).__name__, type(record_exc).__name__)
             raise record_exc from exc
         if on_failure is not None:
-            on_failure(outcome)
+            on_failure(run_id, outcome)
         raise
 
 
@@ -260,17 +268,17 @@ def hand_back(run_id: uuid.UUID) -> SyncRun | None:
         return run
 
 
-def skip_duplicate(run_id: uuid.UUID, reason: str) -> None:
-    with session_scope() as session:
-        run = session.get(SyncRun, run_id)
-        if run is None:
-            return
-        run.status = RunStatus.SKIPPED
-        run.finished_at = utcnow()
-        run.lease_until = None
-        run.error_message = reason
-        run.details = {**run.details, "skipped_reason": reason}
-        log.info("run %s skipped: %s", run_id, reason)
+def skip_duplicate(run: SyncRun, reason: str, holder: str | None = None) -> None:
+    """Another run of the same work is in progress: this one ends `skipped` (caller commits).
+    ``holder`` (that run's id) is kept so whoever waits for this run can follow that one, even
+    after it has ended."""
+    run.status = RunStatus.SKIPPED
+    run.finished_at = utcnow()
+    run.lease_until = None
+    run.error_message = reason
+    run.details = {**run.details, "skipped_reason": reason,
+                   **({"duplicate_of": holder} if holder else {})}
+    log.info("run %s skipped: %s", run.id, reason)
 
 
 # -- plans and their chunks: a chunk's chain in its stream, and the plan's roll-up -------------

@@ -20,9 +20,9 @@ from __future__ import annotations
 import logging
 import random
 import uuid
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
-from datetime import timedelta
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
 from typing import Any
 
 from celery import Task
@@ -108,57 +108,86 @@ def _unrecorded(task: Task, exc: BaseException, why: str) -> Exception:
     return retry
 
 
-def execute(
-    task: Task,
-    run_id: str,
-    body: Callable[[uuid.UUID], Any],
-    *,
-    gated: bool = True,
-    on_give_up: Callable[[uuid.UUID], Any] | None = None,
-) -> str:
-    """Load the run, take a tenant slot, call `body(run_id)`; re-queue or retry as needed."""
-    rid = uuid.UUID(str(run_id))
-    try:
-        with session_scope() as session:
-            run = session.get(SyncRun, rid)
-            if run is None:
-                log.warning("%s: run %s does not exist (deleted with its source?)", task.name,
-                            rid)
-                return "missing"
-            if run.status in runs.TERMINAL:
-                return f"noop: run already {run.status}"
-    except SQLAlchemyError as exc:
-        if not runs.is_transient(exc):
-            raise
-        raise _unrecorded(task, exc, "Postgres is unavailable before the run started") from exc
-    slot: TenantSlot | None = None
-    if gated:
+class TenantAtLimit(Exception):
+    """The run's tenant has all its slots in use: the delivery waits its turn."""
+
+    def __init__(self, run: SyncRun) -> None:
+        super().__init__("tenant at its concurrency limit")
+        self.run = run
+
+
+class Admission:
+    """What `hold` enters with the run it loaded, before the run's lock: the tenant slot
+    (`gated`), held and renewed until the body ends. It keeps the run it saw, so the shell can
+    re-queue or retry that run without reading it again."""
+
+    def __init__(self, task: Task, run_id: uuid.UUID, gated: bool) -> None:
+        self.task, self.run_id, self.gated = task, run_id, gated
+        self.run: SyncRun | None = None
+        # As read before this delivery began it (the retry deadline counts from the first).
+        self.started_at: datetime | None = None
+
+    @contextmanager
+    def __call__(self, run: SyncRun) -> Iterator[None]:
+        self.run, self.started_at = run, as_utc(run.started_at)
+        if not self.gated:
+            yield
+            return
         slot = TenantSlot(get_redis(), str(run.tenant_id),
-                          holder=f"{task.request.id or rid}",
+                          holder=f"{self.task.request.id or self.run_id}",
                           limit=get_settings().tenant_max_concurrent_tasks)
         try:
             acquired = slot.acquire()
         except Exception as exc:
             if not runs.is_transient(exc):
                 raise
-            raise _unrecorded(task, exc, "Redis is unavailable before the run started") from exc
+            raise _unrecorded(self.task, exc, "Redis is unavailable before the run started"
+                              ) from exc
         if not acquired:
-            raise _waiting(task, run, "tenant at its concurrency limit")
-    guard: AbstractContextManager[Any] = renewing(slot) if slot is not None else nullcontext()
+            raise TenantAtLimit(run)
+        with renewing(slot):
+            yield
+
+
+def execute(
+    task: Task,
+    run_id: str,
+    body: Callable[..., Any],
+    *,
+    gated: bool = True,
+    on_give_up: Callable[[uuid.UUID], Any] | None = None,
+) -> str:
+    """Call `body(run_id, admit=...)` (a service entry point, which holds the run through
+    `runs.hold`, loading it once, entering the admission with it); re-queue or retry as
+    needed."""
+    rid = uuid.UUID(str(run_id))
+    admission = Admission(task, rid, gated)
     try:
-        with guard:
-            body(rid)
+        ended = body(rid, admit=admission)
+        if admission.run is None and isinstance(ended, SyncRun):
+            return f"noop: run already {ended.status}"
         return "done"
+    except runs.RunMissing:
+        log.warning("%s: run %s does not exist (deleted with its source?)", task.name, rid)
+        return "missing"
+    except TenantAtLimit as exc:
+        raise _waiting(task, exc.run, "tenant at its concurrency limit") from None
     except stop.StopRequested:
         return "handed back: the worker is stopping"
     except runs.AlreadyRunning as exc:
         log.info("%s %s: %s", task.name, rid, exc)
-        raise _waiting(task, run, "busy") from None
+        assert admission.run is not None  # raised once the run was loaded and admitted
+        raise _waiting(task, admission.run, "busy") from None
+    except Retry:
+        raise
     except Exception as exc:
         if not runs.is_transient(exc):
             raise
-        started = as_utc(run.started_at)
-        if _may_retry(task, started):
+        if admission.run is None:
+            # Postgres failed before the run could be read: nothing is recorded, nothing acked.
+            raise _unrecorded(task, exc, "Postgres is unavailable before the run started"
+                              ) from exc
+        if _may_retry(task, admission.started_at):
             countdown = _backoff(task.request.retries)
             try:
                 _back_to_queue(rid, exc, countdown)
@@ -179,7 +208,7 @@ def execute(
         raise
 
 
-def _may_retry(task: Task, started: Any) -> bool:
+def _may_retry(task: Task, started: datetime | None) -> bool:
     if task.request.retries >= (task.max_retries or 0):
         return False
     deadline = timedelta(seconds=get_settings().retry_deadline_seconds)

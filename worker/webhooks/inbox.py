@@ -1,44 +1,33 @@
-"""The webhook inbox: intake (verify, store, commit), enqueueing by id, and the sweep.
+"""The webhook inbox: enqueueing stored events by id, and the sweep.
 
-Intake runs in the API process and never waits on the broker: the row is committed first, the
-task is sent by a thread of the process (the request only hands it the id), and while a send
-fails that thread stops trying for a few seconds (the sweep sends what is pending). Nothing of
-a body is logged or stored before its signature holds; what is stored afterwards is the raw
-body, for the worker to parse.
+Intake (`worker.webhooks.intake`) commits each event before anything is sent; the task is then
+sent by a thread of the API process (the request never waits on it), and while a send fails
+that thread stops trying for a few seconds (the sweep sends what is pending).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
 import os
 import queue
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from sqlalchemy import Text, Uuid, and_, bindparam, column, delete, func, or_, text, update
-from sqlalchemy.engine import Connection
+from sqlalchemy import and_, delete, func, or_, update
 from sqlmodel import Session, col, select
 
-from worker.db import get_engine, session_scope
-from worker.models import Source, WebhookEvent, WebhookStatus, utcnow
-from worker.models.base import UTCDateTime, as_utc
+from worker.db import session_scope
+from worker.dispatch import shown_kwargs
+from worker.models import WebhookEvent, WebhookStatus, utcnow
+from worker.models.base import as_utc
 from worker.queues import TASK_ROUTES
-from worker.sources.service import webhook_secret
-from worker.webhooks import signature
 
 log = logging.getLogger(__name__)
 
 TASK = "zoom.webhook_events"
-URL_VALIDATION = "endpoint.url_validation"
-# last_webhook_at is a health hint: one write per source per this interval at most.
-LAST_SEEN_RESOLUTION = timedelta(seconds=5)
 # After a failed send the API leaves the inbox to the sweep for this long.
 BROKER_BACKOFF_SECONDS = 5.0
 # The sweep re-sends a pending event that was sent this long ago and is still not done
@@ -53,123 +42,15 @@ BATCH = 100  # event ids per task message
 RETENTION = timedelta(days=30)
 # Events waiting in one API process for its sender thread; beyond, the sweep sends them.
 SENDER_QUEUE = 10_000
-
-
-class Rejected(Exception):
-    """Unknown source, bad signature or stale timestamp: one answer for all (no probing)."""
-
-
-class NotJson(Exception):
-    """A correctly signed body that is not a JSON object."""
-
-
-@dataclass(frozen=True)
-class Intake:
-    """What the endpoint answers: a url_validation reply, or a stored (or repeated) event."""
-
-    validation: dict[str, str] | None = None
-    event_id: uuid.UUID | None = None
-    tenant_id: uuid.UUID | None = None
-    source_id: uuid.UUID | None = None
-    new: bool = False
-
-
-def _parse_id(raw: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        return None
-
-
-def receive(source_ref: str, body: bytes, timestamp: str | None, sig: str | None,
-            *, now: float | None = None) -> Intake:
-    """Verify one delivery and, for an event, store it raw and commit. Raises `Rejected` or
-    `NotJson`; never logs the body."""
-    now = time.time() if now is None else now
-    source_id = _parse_id(source_ref)
-    # A Core connection and statements built once: this runs for every event Zoom sends, and
-    # building an ORM statement per request cost most of its CPU (bench/webhooks.py).
-    with get_engine().begin() as conn:
-        found = conn.execute(_SOURCE, {"id": source_id}).first() if source_id else None
-        secret = webhook_secret(found[1]) if found is not None else None
-        if not signature.verify(secret, timestamp, sig, body, now):
-            raise Rejected
-        assert found is not None
-        assert source_id is not None
-        assert secret is not None
-        tenant_id = found[0]
-        try:
-            message = json.loads(body)
-        except ValueError:
-            raise NotJson from None
-        if not isinstance(message, dict) or not isinstance(message.get("event"), str):
-            raise NotJson
-        payload = message.get("payload") if isinstance(message.get("payload"), dict) else {}
-        if message["event"] == URL_VALIDATION:
-            plain = payload.get("plainToken") if isinstance(payload, dict) else None
-            if not isinstance(plain, str) or not plain:
-                raise NotJson
-            return Intake(validation=signature.url_validation(secret, plain))
-        del secret
-        event_id, new = _store(conn, tenant_id, source_id, message, body)
-        _touch_source(conn, source_id)
-        return Intake(event_id=event_id, tenant_id=tenant_id, source_id=source_id, new=new)
-
-
-def _event_ts(message: dict[str, Any]) -> int | None:
-    value = message.get("event_ts")
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-_SOURCE = text("SELECT tenant_id, credentials_ciphertext FROM source WHERE id = :id"
-               ).bindparams(bindparam("id", type_=Uuid())).columns(
-    column("tenant_id", Uuid()), column("credentials_ciphertext", Text()))
-# ON CONFLICT ... DO NOTHING RETURNING: the same text on Postgres and SQLite (>= 3.35).
-_INSERT = text(
-    "INSERT INTO webhook_event (id, tenant_id, source_id, event, event_ts, body_sha256, body, "
-    "status, attempts, outcome, received_at) VALUES (:id, :tenant_id, :source_id, :event, "
-    ":event_ts, :body_sha256, :body, :status, 0, '', :received_at) "
-    "ON CONFLICT (source_id, body_sha256) DO NOTHING RETURNING id"
-).bindparams(bindparam("id", type_=Uuid()), bindparam("tenant_id", type_=Uuid()),
-             bindparam("source_id", type_=Uuid()), bindparam("received_at", type_=UTCDateTime())
-             ).columns(column("id", Uuid()))
-_EXISTING = text("SELECT id FROM webhook_event WHERE source_id = :source_id AND "
-                 "body_sha256 = :body_sha256").bindparams(
-    bindparam("source_id", type_=Uuid())).columns(column("id", Uuid()))
-
-
-def _store(conn: Connection, tenant_id: uuid.UUID, source_id: uuid.UUID,
-           message: dict[str, Any], body: bytes) -> tuple[uuid.UUID, bool]:
-    """Insert the raw event unless the same body is already there (a retry of Zoom's)."""
-    digest = hashlib.sha256(body).hexdigest()
-    inserted = conn.execute(_INSERT, {
-        "id": uuid.uuid4(), "tenant_id": tenant_id, "source_id": source_id,
-        "event": str(message["event"])[:100], "event_ts": _event_ts(message),
-        "body_sha256": digest, "body": body.decode("utf-8", errors="replace"),
-        "status": WebhookStatus.PENDING, "received_at": utcnow(),
-    }).scalar_one_or_none()
-    if inserted is not None:
-        return inserted, True
-    existing = conn.execute(_EXISTING, {"source_id": source_id, "body_sha256": digest}).scalar_one()
-    return existing, False
-
-
-_touched: dict[uuid.UUID, float] = {}
-
-
-def _touch_source(conn: Connection, source_id: uuid.UUID) -> None:
-    # This process wrote it less than the resolution ago: skip the round trip.
-    if time.monotonic() - _touched.get(source_id, -1e9) < LAST_SEEN_RESOLUTION.total_seconds():
-        return
-    _touched[source_id] = time.monotonic()
-    now = utcnow()
-    conn.execute(
-        update(Source)
-        .where(col(Source.id) == source_id,
-               or_(col(Source.last_webhook_at).is_(None),
-                   col(Source.last_webhook_at) < now - LAST_SEEN_RESOLUTION))
-        .values(last_webhook_at=now)
-    )
+# While events come fast, the sender waits this long after one for others to send in the
+# same message(s); it takes at most SEND_MAX at a time.
+SEND_WINDOW_SECONDS = 0.05
+# "Fast": the previous send was less than this ago (more than 20 events a second).
+BUSY_SECONDS = 0.05
+SEND_MAX = 500
+# Sent events are marked (enqueued_at) in one UPDATE this often, or every MARK_MAX events.
+MARK_INTERVAL_SECONDS = 1.0
+MARK_MAX = 2_000
 
 
 # --- sending ------------------------------------------------------------------------------
@@ -188,7 +69,7 @@ def send(tenant_id: uuid.UUID, source_id: uuid.UUID, event_ids: list[uuid.UUID])
             TASK, args=[ids], queue=str(TASK_ROUTES[TASK]),
             headers={"tenant_id": str(tenant_id), "source_id": str(source_id)},
             argsrepr=f"[{len(ids)} webhook events]",
-            kwargsrepr=f"{{'tenant': '{tenant_id}', 'source': '{source_id}'}}",
+            kwargsrepr=shown_kwargs(tenant_id, source_id),
             ignore_result=True,
         )
     except Exception as exc:
@@ -238,25 +119,52 @@ class _Sender:
 
     def _run(self, pending: queue.Queue[tuple[uuid.UUID, uuid.UUID, uuid.UUID]]) -> None:
         backoff_until = 0.0
+        unmarked: list[uuid.UUID] = []
+        marked_at = sent_at = time.monotonic()
         while True:
-            batch = [pending.get()]
-            while len(batch) < 200:
-                try:
-                    batch.append(pending.get_nowait())
-                except queue.Empty:
-                    break
-            if time.monotonic() < backoff_until:
-                continue  # the broker was down a moment ago: leave these to the sweep
-            sent = _send_grouped(batch)
-            if sent is None or len(sent) < len(batch):
-                backoff_until = time.monotonic() + BROKER_BACKOFF_SECONDS
-            if sent:
+            # The last send was a moment ago: events are coming fast, group them; else send
+            # this one at once (no added latency at a low rate).
+            busy = time.monotonic() - sent_at < BUSY_SECONDS
+            batch = _take(pending, timeout=MARK_INTERVAL_SECONDS if unmarked else None,
+                          window=SEND_WINDOW_SECONDS if busy else 0.0)
+            if batch:
+                sent_at = time.monotonic()
+            if batch and time.monotonic() >= backoff_until:
+                sent = _send_grouped(batch)
+                if sent is None or len(sent) < len(batch):
+                    # The broker was down: leave the next few seconds' events to the sweep.
+                    backoff_until = time.monotonic() + BROKER_BACKOFF_SECONDS
+                unmarked.extend(sent or [])
+            # Marked in bulk: the sweep leaves unsent events alone for UNSENT_GRACE, far longer
+            # than this, and one UPDATE (a commit) per publish cost as much as the intake.
+            if unmarked and (len(unmarked) >= MARK_MAX
+                             or time.monotonic() - marked_at >= MARK_INTERVAL_SECONDS):
                 try:
                     with session_scope() as session:
-                        _mark_sent(session, sent)
+                        _mark_sent(session, unmarked)
                 except Exception:
-                    log.warning("could not mark %d webhook events sent", len(sent),
+                    log.warning("could not mark %d webhook events sent", len(unmarked),
                                 exc_info=True)
+                unmarked, marked_at = [], time.monotonic()
+
+
+def _take(pending: queue.Queue[tuple[uuid.UUID, uuid.UUID, uuid.UUID]],
+          timeout: float | None, window: float) -> list[tuple[uuid.UUID, uuid.UUID, uuid.UUID]]:
+    """The next events to send: the first to arrive (waiting up to `timeout`, None: for
+    ever), and those already waiting or arriving within `window` after it, up to SEND_MAX. A
+    publish costs more than an intake, so at a high rate one message carries many ids."""
+    try:
+        batch = [pending.get(timeout=timeout)]
+    except queue.Empty:
+        return []
+    until = time.monotonic() + window
+    while len(batch) < SEND_MAX:
+        left = until - time.monotonic()
+        try:
+            batch.append(pending.get(timeout=left) if left > 0 else pending.get_nowait())
+        except queue.Empty:
+            break
+    return batch
 
 
 _sender = _Sender()

@@ -3,7 +3,9 @@
 The report is a Heavy call (against the account's daily budget, shared with the planner), so
 one is reserved before the fetch; a meeting that does not fit today stays `pending` and the
 next meetings chunk of the pull fetches it. Zoom builds the report a little after the end, so
-the fetch is sent with a delay.
+the fetch is sent to run `REPORT_DELAY_SECONDS` after the meeting's end (at once for an event
+that arrives later than that: a Zoom retry, a redelivery). The fetch locks the meeting row, so
+duplicate events that send two fetches still pay for one report.
 """
 
 from __future__ import annotations
@@ -63,7 +65,22 @@ def ended(session: Session, source: Source, obj: dict[str, Any]
     return WebhookStatus.PROCESSED, "meeting stored; participants report queued"
 
 
-def enqueue_participants(event: WebhookEvent, countdown: float = REPORT_DELAY_SECONDS) -> None:
+def report_delay(event: WebhookEvent, now: datetime | None = None) -> float:
+    """Seconds until Zoom should have the participants report of the event's meeting."""
+    try:
+        obj = json.loads(event.body)["payload"]["object"]
+        ended = parse_time(obj.get("end_time")) if isinstance(obj, dict) else None
+    except (ValueError, KeyError, TypeError):
+        ended = None
+    if ended is None:
+        return REPORT_DELAY_SECONDS
+    left = (ended - (now or datetime.now(UTC))).total_seconds() + REPORT_DELAY_SECONDS
+    return min(max(left, 0.0), REPORT_DELAY_SECONDS)
+
+
+def enqueue_participants(event: WebhookEvent, countdown: float | None = None) -> None:
+    if countdown is None:
+        countdown = report_delay(event)
     try:
         send(TASK, event.id, tenant_id=event.tenant_id, source_id=event.source_id,
              countdown=countdown)
@@ -87,8 +104,11 @@ def fetch_participants(event_id: uuid.UUID, *, client: Any = None, redis_client:
         source = session.get_one(Source, event.source_id)
         meeting_uuid = _s((json.loads(event.body).get("payload") or {}).get("object", {})
                           .get("uuid"))
+        # Locked: a second fetch of the same meeting (a duplicate event's) waits, then finds
+        # it fetched.
         meeting = session.exec(select(Meeting).where(Meeting.source_id == source.id,
-                                                     Meeting.uuid == meeting_uuid)).first()
+                                                     Meeting.uuid == meeting_uuid)
+                               .with_for_update()).first()
         if meeting is None or meeting.participants_status != "pending":
             return "noop"
         if redis_client is None:

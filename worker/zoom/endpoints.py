@@ -37,6 +37,10 @@ _ENDPOINTS: list[tuple[re.Pattern[str], Category, tuple[str, ...], tuple[str, ..
      ("group:read:admin",), ("group:read:list_members:admin",)),
     (re.compile(r"^/roles$"), Category.MEDIUM,
      ("role:read:admin",), ("role:read:list_roles:admin",)),
+    # getRoleInformation: Light in the spec. The granular name follows Zoom's pattern for one
+    # object (user:read:user:admin), inferred rather than documented.
+    (re.compile(rf"^/roles/{_SEG}$"), Category.LIGHT,
+     ("role:read:admin",), ("role:read:role:admin",)),
     (re.compile(rf"^/roles/{_SEG}/members$"), Category.MEDIUM,
      ("role:read:admin",), ("role:read:list_members:admin",)),
     (re.compile(rf"^/accounts/{_SEG}/settings$"), Category.MEDIUM,

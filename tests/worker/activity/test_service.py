@@ -1,14 +1,21 @@
 """Activity sync against fakezoom: the plan's chunks, rows equal to the fake's reports,
-idempotent re-runs, gone meetings skipped, and the daily cap deferring instead of skipping."""
+idempotent re-runs, gone meetings skipped, and the daily cap deferring instead of skipping.
+
+The plan and the chunks are tested on their plain bodies (`planner.plan`, `fetch_chunk`) with a
+rolled-back session and a client of the fake app; a chunk deferred by Zoom's daily cap goes
+through the entry points (the hold records the deferral) on committed rows."""
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
 
 import pytest
-from sqlmodel import col, select
+import redis
+from sqlmodel import Session, col, select
 
+from fakezoom.server import FakeZoomServer
 from tests.factories import add_app_source
 from tests.worker.helpers import (
     row_counts,
@@ -18,10 +25,11 @@ from tests.worker.helpers import (
     truth_event_keys,
     truth_participant_keys,
     truth_summaries,
+    zoom_client,
 )
 from worker.activity import planner
 from worker.activity.planner import plan_activity
-from worker.activity.service import run_chunk
+from worker.activity.service import fetch_chunk, run_chunk
 from worker.db import session_scope
 from worker.models import (
     Meeting,
@@ -55,87 +63,115 @@ def get_run(run_id: uuid.UUID) -> SyncRun:
         return session.get_one(SyncRun, run_id)
 
 
-def run_all(plan_id: uuid.UUID) -> None:
-    """What the workers do: run queued chunks (each chain in window order) until none is left."""
-    while True:
-        queued = [c for c in children(plan_id) if c.status == RunStatus.QUEUED]
-        if not queued:
-            return
-        for chunk in queued:
-            run_chunk(chunk.id, enqueue=False)
+class Activity:
+    """One source of a fake app, planned and fetched by the plain bodies on the test's
+    session, the way the workers run them (each chain in window order)."""
+
+    def __init__(self, session: Session, server: FakeZoomServer, redis_client: redis.Redis,
+                 **fields: Any) -> None:
+        account = server.fake.account(0)
+        self.session, self.redis = session, redis_client
+        self.source_id = add_app_source(account, account.s2s_app, session=session, **fields)
+        self.client = zoom_client(server, account.s2s_app, self.source_id)
+
+    def plan(self, **fields: Any) -> SyncRun:
+        source = self.session.get_one(Source, self.source_id)
+        run = SyncRun(tenant_id=source.tenant_id, source_id=self.source_id,
+                      kind=RunKind.ACTIVITY, **fields)
+        self.session.add(run)
+        self.session.flush()
+        planner.plan(self.session, run, self.redis)
+        self.session.commit()
+        return run
+
+    def children(self, plan: SyncRun) -> list[SyncRun]:
+        return list(self.session.exec(select(SyncRun).where(SyncRun.parent_id == plan.id)
+                                      .order_by(col(SyncRun.window_start))))
+
+    def fetch(self, chunk: SyncRun) -> None:
+        fetch_chunk(self.session, chunk, self.client)
+        self.session.commit()
+
+    def sync(self, **fields: Any) -> SyncRun:
+        plan = self.plan(**fields)
+        while True:
+            queued = [c for c in self.children(plan) if c.status == RunStatus.QUEUED]
+            if not queued:
+                return plan
+            for chunk in queued:
+                self.fetch(chunk)
 
 
-def sync(source_id: uuid.UUID, **fields) -> uuid.UUID:
-    plan_id = new_plan(source_id, **fields)
-    plan_activity(plan_id, enqueue=False)
-    run_all(plan_id)
-    return plan_id
+@pytest.fixture
+def activity(session: Session, fake_zoom: FakeZoomServer, redis_client: redis.Redis
+             ) -> Activity:
+    return Activity(session, fake_zoom, redis_client)
 
 
-def test_a_first_sync_backfills_every_stream_and_matches_the_fake(zoom) -> None:
-    account = zoom.fake.account(0)
-    source_id = add_app_source(account, account.s2s_app)
-    plan_id = sync(source_id)
+def test_a_first_sync_backfills_every_stream_and_matches_the_fake(
+        activity: Activity, fake_zoom: FakeZoomServer, session: Session) -> None:
+    account = fake_zoom.fake.account(0)
+    source_id = activity.source_id
+    plan = activity.sync()
 
-    chunks = children(plan_id)
+    chunks = activity.children(plan)
     assert {c.stream for c in chunks} == set(planner.STREAMS)
     for chunk in chunks:
         assert chunk.status == RunStatus.SUCCEEDED, (chunk.stream, chunk.error_message)
         # A chunk never spans more than a calendar month.
         assert chunk.window_start.month == (chunk.window_end - dt.timedelta(seconds=1)).month
-    assert get_run(plan_id).status == RunStatus.SUCCEEDED
-    assert stored_event_keys(source_id) == truth_event_keys(account, source_id)
-    assert stored_participant_keys(source_id) == truth_participant_keys(account, source_id)
-    assert stored_summaries(source_id) == truth_summaries(account)
-    with session_scope() as session:
-        cursors = session.exec(select(StreamCursor).where(
-            StreamCursor.source_id == source_id)).all()
-        assert {c.stream for c in cursors} == set(planner.STREAMS)
-        assert all(c.watermark is not None for c in cursors)
+    assert plan.status == RunStatus.SUCCEEDED
+    assert stored_event_keys(source_id, session) == truth_event_keys(account, source_id)
+    assert stored_participant_keys(source_id, session) == \
+        truth_participant_keys(account, source_id)
+    assert stored_summaries(source_id, session) == truth_summaries(account)
+    cursors = session.exec(select(StreamCursor).where(
+        StreamCursor.source_id == source_id)).all()
+    assert {c.stream for c in cursors} == set(planner.STREAMS)
+    assert all(c.watermark is not None for c in cursors)
 
 
-def test_rerunning_a_sync_or_a_chunk_changes_no_row_count(zoom) -> None:
-    account = zoom.fake.account(0)
-    source_id = add_app_source(account, account.s2s_app)
-    plan_id = sync(source_id)
-    first = row_counts(source_id)
+def test_rerunning_a_sync_or_a_chunk_changes_no_row_count(
+        activity: Activity, fake_zoom: FakeZoomServer, session: Session) -> None:
+    account = fake_zoom.fake.account(0)
+    source_id = activity.source_id
+    plan = activity.sync()
+    first = row_counts(source_id, session)
     assert first["ActivityEvent"] > 0
     assert first["MeetingParticipant"] > 0
-    signin_chunks = [c for c in children(plan_id) if c.stream == Stream.SIGNINS]
+    signin_chunks = [c for c in activity.children(plan) if c.stream == Stream.SIGNINS]
     assert sum(c.inserted for c in signin_chunks) == first["ActivityEvent"]
 
     # The same chunk again (as after a redelivery of a finished chunk's message).
-    for chunk in children(plan_id):
-        with session_scope() as session:
-            session.get_one(SyncRun, chunk.id).status = RunStatus.QUEUED
-        run_chunk(chunk.id, enqueue=False)
-    assert row_counts(source_id) == first
+    for chunk in activity.children(plan):
+        activity.fetch(chunk)
+    assert row_counts(source_id, session) == first
     # ...and its run record says so: nothing new, every sign-in already there.
-    rerun = [c for c in children(plan_id) if c.stream == Stream.SIGNINS]
+    rerun = [c for c in activity.children(plan) if c.stream == Stream.SIGNINS]
     assert sum(c.inserted for c in rerun) == 0
     assert sum(c.unchanged for c in rerun) == first["ActivityEvent"]
     # And a whole incremental sync (its windows overlap through the look-back).
-    second = sync(source_id)
-    assert get_run(second).status == RunStatus.SUCCEEDED
-    assert row_counts(source_id) == first
-    assert stored_summaries(source_id) == truth_summaries(account)
+    second = activity.sync()
+    assert second.status == RunStatus.SUCCEEDED
+    assert row_counts(source_id, session) == first
+    assert stored_summaries(source_id, session) == truth_summaries(account)
 
 
-def test_a_gone_meeting_is_skipped_and_counted(zoom) -> None:
-    account = zoom.fake.account(0)
-    source_id = add_app_source(account, account.s2s_app)
+def test_a_gone_meeting_is_skipped_and_counted(
+        activity: Activity, fake_zoom: FakeZoomServer, session: Session) -> None:
+    account = fake_zoom.fake.account(0)
     today = dt.datetime.now(dt.UTC).date()
     meetings = account.meetings(today - dt.timedelta(days=9), today)
     html_403 = meetings[0]["uuid"]
-    zoom.fake.set_faults(html_403_meeting_uuid=html_403)
-    plan_id = sync(source_id, details={"streams": [Stream.MEETINGS]})
+    fake_zoom.fake.set_faults(html_403_meeting_uuid=html_403)
+    plan = activity.sync(details={"streams": [Stream.MEETINGS]})
 
-    chunks = children(plan_id)
+    chunks = activity.children(plan)
     assert all(c.status == RunStatus.SUCCEEDED for c in chunks)
     assert sum(c.skipped for c in chunks) == 1
-    with session_scope() as session:
-        meeting = session.exec(select(Meeting).where(Meeting.uuid == html_403)).one()
-        assert meeting.participants_status == "gone"
+    meeting = session.exec(select(Meeting).where(Meeting.source_id == activity.source_id,
+                                                 Meeting.uuid == html_403)).one()
+    assert meeting.participants_status == "gone"
 
 
 @pytest.mark.usefixtures("pinned_clock")
@@ -179,29 +215,26 @@ def test_a_daily_cap_429_defers_the_chunk_with_its_checkpoint(zoom, monkeypatch)
     assert stored_participant_keys(source_id) == truth_participant_keys(account, source_id)
 
 
-def test_the_planner_defers_what_does_not_fit_in_todays_heavy_budget(zoom) -> None:
-    account = zoom.fake.account(0)
+def test_the_planner_defers_what_does_not_fit_in_todays_heavy_budget(
+        session: Session, fake_zoom: FakeZoomServer, redis_client: redis.Redis) -> None:
     # Business's 60,000 Heavy calls a day x 0.00005 = a budget of 3.
-    source_id = add_app_source(account, account.s2s_app, rate_share=0.00005)
-    plan_id = new_plan(source_id)
-    plan_activity(plan_id, enqueue=False)
-    statuses = [c.status for c in children(plan_id)]
+    activity = Activity(session, fake_zoom, redis_client, rate_share=0.00005)
+    plan = activity.plan()
+    statuses = [c.status for c in activity.children(plan)]
     assert RunStatus.DEFERRED in statuses
     assert RunStatus.QUEUED in statuses
-    deferred = [c for c in children(plan_id) if c.status == RunStatus.DEFERRED]
+    deferred = [c for c in activity.children(plan) if c.status == RunStatus.DEFERRED]
     assert all("daily cap" in (c.error_message or "") for c in deferred)
-    assert get_run(plan_id).status == RunStatus.DEFERRED
+    assert plan.status == RunStatus.DEFERRED
 
 
 @pytest.mark.usefixtures("pinned_clock")
-def test_a_backfill_over_month_boundaries_is_split_into_month_chunks(zoom) -> None:
-    account = zoom.fake.account(0)
-    source_id = add_app_source(account, account.s2s_app)
+def test_a_backfill_over_month_boundaries_is_split_into_month_chunks(activity: Activity
+                                                                       ) -> None:
     now = dt.datetime.now(dt.UTC)
-    plan_id = new_plan(source_id, details={"streams": [Stream.SIGNINS]},
-                       window_start=now - dt.timedelta(days=70), window_end=now)
-    plan_activity(plan_id, enqueue=False)
-    chunks = children(plan_id)
+    plan = activity.plan(details={"streams": [Stream.SIGNINS]},
+                         window_start=now - dt.timedelta(days=70), window_end=now)
+    chunks = activity.children(plan)
     assert len(chunks) >= 3
     # One chain per stream: only the earliest chunk is runnable first.
     assert [c.status for c in chunks].count(RunStatus.QUEUED) == len(chunks)

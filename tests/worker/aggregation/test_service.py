@@ -1,5 +1,9 @@
 """Aggregation against fakezoom as a real server: rows equal the fake's directory, deltas show,
-and a failed pull deletes nothing."""
+and a failed pull deletes nothing.
+
+What the pull writes is tested on the plain body (`aggregate`) with a rolled-back session and a
+client of the fake app; what the run's record says about a failure or a duplicate goes through
+the entry point (`run_aggregation`: the hold) on committed rows."""
 
 from __future__ import annotations
 
@@ -7,10 +11,12 @@ import uuid
 
 import pytest
 from sqlalchemy import func, update
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
+from fakezoom.server import FakeZoomServer
 from tests.factories import add_app_source
 from tests.worker.helpers import (
+    Directory,
     count,
     row_counts,
     stored_pairs,
@@ -49,44 +55,48 @@ def get_run(run_id: uuid.UUID) -> SyncRun:
         return session.get_one(SyncRun, run_id)
 
 
-def test_aggregation_stores_the_fakes_directory_and_queues_correlation(zoom) -> None:
-    account = zoom.fake.account(0)
-    source_id = add_app_source(account, account.s2s_app)
-    run = run_aggregation(new_run(source_id), enqueue=False)
+def test_aggregation_stores_the_fakes_directory_and_queues_correlation(
+        s2s: Directory, fake_zoom: FakeZoomServer, session: Session) -> None:
+    account = fake_zoom.fake.account(0)
+    source_id = s2s.source_id
+    run = s2s.aggregate()
 
     assert run.status == RunStatus.SUCCEEDED
-    assert stored_users(source_id) == truth_users(account)
-    assert stored_pairs(ZoomGroupMember, "group_zoom_id", source_id) == \
+    assert stored_users(source_id, session) == truth_users(account)
+    assert stored_pairs(ZoomGroupMember, "group_zoom_id", source_id, session) == \
         truth_group_members(account)
     # The S2S app lacks role:read:admin: roles come from the users and the gap is reported.
-    assert stored_pairs(ZoomRoleMember, "role_zoom_id", source_id) == \
+    assert stored_pairs(ZoomRoleMember, "role_zoom_id", source_id, session) == \
         truth_role_members(account, with_scope=False)
     assert run.details["missing_optional_scopes"] == ["role:read:admin"]
     assert run.details["roles_from_users_only"] is True
     assert run.inserted == len(truth_users(account))
     assert run.deleted == 0
-    with session_scope() as session:
-        correlation = session.exec(select(SyncRun).where(
-            SyncRun.source_id == source_id, SyncRun.kind == RunKind.CORRELATION)).one()
-        assert correlation.status == RunStatus.QUEUED
-        assert all(r.from_users_only for r in session.exec(
-            select(ZoomRole).where(ZoomRole.source_id == source_id)))
+    correlation = session.exec(select(SyncRun).where(
+        SyncRun.source_id == source_id, SyncRun.kind == RunKind.CORRELATION)).one()
+    assert correlation.status == RunStatus.QUEUED
+    assert correlation.lease_until is not None  # stamped as sent: the sweep owns it now
+    assert all(r.from_users_only for r in session.exec(
+        select(ZoomRole).where(ZoomRole.source_id == source_id)))
 
 
-def test_with_the_roles_scope_roles_and_members_come_from_zoom(zoom) -> None:
-    account = zoom.fake.account(1)
-    source_id = add_app_source(account, account.general_app)
-    run = run_aggregation(new_run(source_id), enqueue=False)
+def test_with_the_roles_scope_roles_and_members_come_from_zoom(
+        session: Session, fake_zoom: FakeZoomServer) -> None:
+    account = fake_zoom.fake.account(1)
+    general = Directory(session, fake_zoom, account, account.general_app)
+    source_id = general.source_id
+    run = general.aggregate()
     assert run.status == RunStatus.SUCCEEDED
     assert run.details["missing_optional_scopes"] == []
-    assert stored_pairs(ZoomRoleMember, "role_zoom_id", source_id) == \
+    assert stored_pairs(ZoomRoleMember, "role_zoom_id", source_id, session) == \
         truth_role_members(account, with_scope=True)
 
 
-def test_deltas_between_two_aggregations_are_reflected(zoom) -> None:
-    account = zoom.fake.account(0)
-    source_id = add_app_source(account, account.s2s_app)
-    run_aggregation(new_run(source_id), enqueue=False)
+def test_deltas_between_two_aggregations_are_reflected(
+        s2s: Directory, fake_zoom: FakeZoomServer, session: Session) -> None:
+    account = fake_zoom.fake.account(0)
+    source_id = s2s.source_id
+    s2s.aggregate()
 
     users = list(account.all_users("active"))
     renamed, deactivated, deleted = users[1]["id"], users[2]["id"], users[3]["id"]
@@ -98,20 +108,17 @@ def test_deltas_between_two_aggregations_are_reflected(zoom) -> None:
     account.delete_user(deleted)
     account.move_user_group(users[4]["id"], None, groups[0]["id"])
 
-    run = run_aggregation(new_run(source_id), enqueue=False)
+    run = s2s.aggregate()
     assert run.status == RunStatus.SUCCEEDED
     assert (run.inserted, run.deleted) == (1, 1)
     assert run.updated >= 2  # renamed and deactivated (a moved user's group_ids change too)
-    assert stored_users(source_id) == truth_users(account)
-    assert stored_pairs(ZoomGroupMember, "group_zoom_id", source_id) == \
+    assert stored_users(source_id, session) == truth_users(account)
+    assert stored_pairs(ZoomGroupMember, "group_zoom_id", source_id, session) == \
         truth_group_members(account)
-    with session_scope() as session:
-        gone = session.exec(select(ZoomUser).where(ZoomUser.source_id == source_id,
-                                                   ZoomUser.zoom_id == deleted)).one()
-        assert gone.deleted_at is not None  # kept for access reviews, marked deleted
-        assert session.exec(select(ZoomUser.first_name).where(
-            ZoomUser.zoom_id == renamed)).one() == "Renamed"
-    assert added["id"] in {u[0] for u in stored_users(source_id)}
+    # Kept for access reviews, marked deleted.
+    assert user(session, source_id, deleted).deleted_at is not None
+    assert user(session, source_id, renamed).first_name == "Renamed"
+    assert added["id"] in {u[0] for u in stored_users(source_id, session)}
 
 
 def test_a_failed_aggregation_deletes_nothing_and_records_the_error(zoom) -> None:
@@ -133,13 +140,14 @@ def test_a_failed_aggregation_deletes_nothing_and_records_the_error(zoom) -> Non
     assert count(ZoomUser, source_id, live=True) == before
 
 
-def test_rerunning_aggregation_changes_no_row_count(zoom) -> None:
-    account = zoom.fake.account(0)
-    source_id = add_app_source(account, account.s2s_app)
-    run_aggregation(new_run(source_id), enqueue=False)
-    first = row_counts(source_id)
-    again = run_aggregation(new_run(source_id), enqueue=False)
-    assert row_counts(source_id) == first
+def test_rerunning_aggregation_changes_no_row_count(
+        s2s: Directory, fake_zoom: FakeZoomServer, session: Session) -> None:
+    account = fake_zoom.fake.account(0)
+    source_id = s2s.source_id
+    s2s.aggregate()
+    first = row_counts(source_id, session)
+    again = s2s.aggregate()
+    assert row_counts(source_id, session) == first
     assert (again.inserted, again.updated, again.deleted) == (0, 0, 0)
     assert again.unchanged == len(truth_users(account))
 
@@ -161,10 +169,13 @@ def test_a_second_aggregation_while_one_holds_the_lock_is_skipped_and_says_so(
     assert count(ZoomUser, source_id) == 0
 
 
-def _user(source_id: uuid.UUID, zoom_id: str) -> ZoomUser:
-    with session_scope() as session:
-        return session.exec(select(ZoomUser).where(ZoomUser.source_id == source_id,
-                                                   ZoomUser.zoom_id == zoom_id)).one()
+def user(session: Session, source_id: uuid.UUID, zoom_id: str) -> ZoomUser:
+    """The stored row as it is now (a copy: the session's identity map keeps what it loaded
+    before the service's upserts, which write through Core, rewrote it)."""
+    row = session.exec(select(ZoomUser).where(ZoomUser.source_id == source_id,
+                                              ZoomUser.zoom_id == zoom_id)
+                       .execution_options(populate_existing=True)).one()
+    return ZoomUser.model_validate(row)
 
 
 @pytest.fixture(params=["values", "copy"])
@@ -177,21 +188,21 @@ def write_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
 
 
 @pytest.mark.usefixtures("write_path")
-def test_a_no_change_aggregation_only_moves_last_seen(zoom) -> None:
-    account = zoom.fake.account(0)
-    source_id = add_app_source(account, account.s2s_app)
-    run_aggregation(new_run(source_id), enqueue=False)
+def test_a_no_change_aggregation_only_moves_last_seen(
+        s2s: Directory, fake_zoom: FakeZoomServer, session: Session) -> None:
+    account = fake_zoom.fake.account(0)
+    source_id = s2s.source_id
+    s2s.aggregate()
     probe = account.all_users("active")[0]["id"]
     # A stored content column that differs while the hash still matches shows whether the
     # second run rewrote the row's content (it must not: nothing changed at Zoom).
-    with session_scope() as session:
-        session.execute(update(ZoomUser).where(ZoomUser.source_id == source_id,
-                                               ZoomUser.zoom_id == probe)
-                        .values(first_name="Untouched"))
-    before = _user(source_id, probe)
+    session.execute(update(ZoomUser).where(ZoomUser.source_id == source_id,
+                                           ZoomUser.zoom_id == probe)
+                    .values(first_name="Untouched"))
+    before = user(session, source_id, probe)
 
-    again = run_aggregation(new_run(source_id), enqueue=False)
-    after = _user(source_id, probe)
+    again = s2s.aggregate()
+    after = user(session, source_id, probe)
     assert (again.inserted, again.updated, again.deleted) == (0, 0, 0)
     assert again.unchanged == again.seen == len(truth_users(account))
     counts = again.details["counts"]
@@ -200,39 +211,38 @@ def test_a_no_change_aggregation_only_moves_last_seen(zoom) -> None:
     assert after.first_name == "Untouched"
     assert after.first_seen_at == before.first_seen_at
     assert after.last_seen_at > before.last_seen_at
-    with session_scope() as session:
-        assert session.exec(select(func.count()).select_from(ZoomUser).where(
-            ZoomUser.source_id == source_id,
-            col(ZoomUser.last_seen_at) < after.last_seen_at)).one() == 0
+    assert session.exec(select(func.count()).select_from(ZoomUser).where(
+        ZoomUser.source_id == source_id,
+        col(ZoomUser.last_seen_at) < after.last_seen_at)).one() == 0
 
 
 @pytest.mark.usefixtures("write_path")
-def test_a_reappearing_user_counts_as_updated_and_is_live_again(zoom) -> None:
-    account = zoom.fake.account(0)
-    source_id = add_app_source(account, account.s2s_app)
-    run_aggregation(new_run(source_id), enqueue=False)
+def test_a_reappearing_user_counts_as_updated_and_is_live_again(
+        s2s: Directory, fake_zoom: FakeZoomServer, session: Session) -> None:
+    account = fake_zoom.fake.account(0)
+    source_id = s2s.source_id
+    s2s.aggregate()
     back = account.all_users("active")[3]["id"]
     # As a complete pull that missed the user (and its memberships) would have left them.
-    with session_scope() as session:
-        gone_at = utcnow()
-        session.execute(update(ZoomUser).where(ZoomUser.source_id == source_id,
-                                               ZoomUser.zoom_id == back)
-                        .values(deleted_at=gone_at))
-        session.execute(update(ZoomGroupMember).where(ZoomGroupMember.source_id == source_id,
-                                                      ZoomGroupMember.user_zoom_id == back)
-                        .values(deleted_at=gone_at))
-        memberships = session.exec(select(func.count()).select_from(ZoomGroupMember).where(
-            ZoomGroupMember.source_id == source_id,
-            ZoomGroupMember.user_zoom_id == back)).one()
-    before = _user(source_id, back)
+    gone_at = utcnow()
+    session.execute(update(ZoomUser).where(ZoomUser.source_id == source_id,
+                                           ZoomUser.zoom_id == back)
+                    .values(deleted_at=gone_at))
+    session.execute(update(ZoomGroupMember).where(ZoomGroupMember.source_id == source_id,
+                                                  ZoomGroupMember.user_zoom_id == back)
+                    .values(deleted_at=gone_at))
+    memberships = session.exec(select(func.count()).select_from(ZoomGroupMember).where(
+        ZoomGroupMember.source_id == source_id,
+        ZoomGroupMember.user_zoom_id == back)).one()
+    before = user(session, source_id, back)
 
-    run = run_aggregation(new_run(source_id), enqueue=False)
-    after = _user(source_id, back)
+    run = s2s.aggregate()
+    after = user(session, source_id, back)
     assert (run.inserted, run.updated, run.deleted) == (0, 1, 0)
     assert run.unchanged == len(truth_users(account)) - 1
     assert run.details["counts"]["group_members"]["updated"] == memberships
     assert after.deleted_at is None
     assert after.first_seen_at == before.first_seen_at
-    assert count(ZoomUser, source_id, live=True) == len(truth_users(account))
-    assert stored_pairs(ZoomGroupMember, "group_zoom_id", source_id) == \
+    assert count(ZoomUser, source_id, live=True, session=session) == len(truth_users(account))
+    assert stored_pairs(ZoomGroupMember, "group_zoom_id", source_id, session) == \
         truth_group_members(account)

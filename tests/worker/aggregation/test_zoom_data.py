@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import pytest
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from tests.factories import add_app_source
 from tests.worker.aggregation.test_service import new_run
+from tests.worker.helpers import Directory
 from worker.aggregation.service import run_aggregation
 from worker.db import session_scope
 from worker.models import RunStatus, SyncRun, ZoomUser
 from worker.zoom.errors import ZoomBadResponse
 
 
-def test_custom_attributes_are_asked_for_and_stored(zoom) -> None:
-    account = zoom.fake.account(0)
-    source_id = add_app_source(account, account.s2s_app)
-    run = run_aggregation(new_run(source_id), enqueue=False)
+def test_custom_attributes_are_asked_for_and_stored(s2s: Directory, session: Session) -> None:
+    run = s2s.aggregate()
     assert run.status == RunStatus.SUCCEEDED
-    with session_scope() as session:
-        attributes = session.exec(select(ZoomUser.custom_attributes).where(
-            ZoomUser.source_id == source_id)).all()
+    attributes = session.exec(select(ZoomUser.custom_attributes).where(
+        ZoomUser.source_id == s2s.source_id)).all()
     assert attributes
     assert all(a and a[0]["key"] == "cbf_cost_center" for a in attributes)
     assert "item_warnings" not in run.details

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -16,6 +17,7 @@ from worker.db import session_scope
 from worker.kit.locks import TenantSlot
 from worker.models import RunKind, RunStatus, SyncRun
 from worker.runs import lifecycle as runs
+from worker.runs.hold import Admit, Hold, hold
 from worker.runs.task import execute
 from worker.settings import get_settings
 from worker.zoom.errors import ZoomAuthError, ZoomServerError
@@ -34,6 +36,16 @@ class StubTask:
     def retry(self, exc: BaseException, countdown: float, **options: Any) -> Retry:
         self.retried.append({"exc": exc, "countdown": countdown, **options})
         return Retry(exc=exc, when=countdown)
+
+
+def held(service: Callable[[uuid.UUID], None]) -> Callable[..., SyncRun]:
+    """A service entry point around ``service(run_id)``: it holds the run as the real ones do
+    (`runs.hold`, row lock), so the shell's admission sees the run `hold` loaded."""
+
+    def entry(run_id: uuid.UUID, *, admit: Admit | None = None) -> SyncRun:
+        return hold(run_id, Hold(what="test"), lambda _s, run, _c: service(run.id), admit=admit)
+
+    return entry
 
 
 def new_run() -> SyncRun:
@@ -62,7 +74,7 @@ def test_a_tenant_at_its_limit_requeues_the_task_without_running_it(redis_client
     # Ends this delivery as RETRY (Flower shows it waiting, not succeeded), with no Celery retry:
     # the same task id is sent again with a countdown.
     with pytest.raises(Retry, match="requeued: tenant at its concurrency limit"):
-        execute(task, str(run.id), called.append)
+        execute(task, str(run.id), held(called.append))
     assert called == []
     assert task.retried == []
     assert redis_client.llen("aggregation") == 1  # the same task, sent again with a countdown
@@ -71,7 +83,7 @@ def test_a_tenant_at_its_limit_requeues_the_task_without_running_it(redis_client
     assert status(run.id).status == RunStatus.QUEUED
 
     busy[0].release()
-    assert execute(StubTask(), str(run.id), called.append) == "done"
+    assert execute(StubTask(), str(run.id), held(called.append)) == "done"
     assert called == [run.id]
     # Its slot was given back.
     assert TenantSlot(redis_client, str(run.tenant_id), holder="x", limit=limit).in_use() == \
@@ -82,20 +94,18 @@ def test_a_tenant_at_its_limit_requeues_the_task_without_running_it(redis_client
 def test_a_transient_failure_retries_with_the_run_queued_again() -> None:
     run = new_run()
 
-    def flaky(run_id: uuid.UUID) -> None:
-        exc = ZoomServerError("GET /users: 503", None, 503)
-        runs.record_failure(run_id, exc)
-        raise exc
+    def flaky(_run_id: uuid.UUID) -> None:
+        raise ZoomServerError("GET /users: 503", None, 503)
 
     task = StubTask()
     with pytest.raises(Retry):
-        execute(task, str(run.id), flaky)
+        execute(task, str(run.id), held(flaky))
     assert len(task.retried) == 1
     assert status(run.id).status == RunStatus.QUEUED
     # Out of retries: the run stays retryable.
     task.request.retries = task.max_retries
     with pytest.raises(ZoomServerError):
-        execute(task, str(run.id), flaky)
+        execute(task, str(run.id), held(flaky))
     assert status(run.id).status == RunStatus.RETRYABLE
 
 
@@ -103,22 +113,22 @@ def test_a_transient_failure_retries_with_the_run_queued_again() -> None:
 def test_a_permanent_failure_ends_the_run_with_the_zoom_code() -> None:
     run = new_run()
 
-    def revoked(run_id: uuid.UUID) -> None:
-        exc = ZoomAuthError("invalid_grant", "invalid_grant", 400, reauthorize=True,
+    def revoked(_run_id: uuid.UUID) -> None:
+        raise ZoomAuthError("invalid_grant", "invalid_grant", 400, reauthorize=True,
                             admin_message="paste a new refresh token")
-        runs.record_failure(run_id, exc)
-        raise exc
 
     task = StubTask()
     with pytest.raises(ZoomAuthError):
-        execute(task, str(run.id), revoked)
+        execute(task, str(run.id), held(revoked))
     assert task.retried == []
     done = status(run.id)
     assert done.status == RunStatus.FAILED
     assert done.error_code == "invalid_grant"
     assert str(run.source_id) in (done.error_message or "")
     # A finished run ignores another delivery.
-    assert execute(StubTask(), str(run.id), revoked).startswith("noop")
+    assert execute(StubTask(), str(run.id), held(revoked)) == "noop: run already failed"
+    # A run deleted with its source is logged and its message dropped.
+    assert execute(StubTask(), str(uuid.uuid4()), held(revoked)) == "missing"
 
 
 def test_rate_limits_defer_the_run_until_after_the_cap_or_the_storm() -> None:
@@ -157,7 +167,7 @@ def test_an_outcome_postgres_cannot_record_is_retried_without_limit_never_acked(
             task = StubTask()
             task.request.retries = task.max_retries  # even out of ordinary retries
             with pytest.raises(Retry):
-                execute(task, str(run.id), fails_while_postgres_goes_away)
+                execute(task, str(run.id), held(fails_while_postgres_goes_away))
             [retry] = task.retried
             assert retry["max_retries"] == UNLIMITED
             assert retry["countdown"] <= UNRECORDED_RETRY_CAP_SECONDS

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -28,15 +29,34 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from fakezoom.server import FakeZoomServer
+from fakezoom.webhooks import meeting_ended_event
 from tests.env import settings_pointed_at
 from tests.factories import add_app_source as add_source
 from tests.webhook_signing import event_body, sign_in_object, signed_headers
-from tests.worker.helpers import WORKER_SETTINGS, fake_config, worker_env
+from tests.worker.helpers import (
+    WORKER_SETTINGS,
+    fake_config,
+    stored_participant_keys,
+    worker_env,
+)
 from tests.worker.test_flow import Worker, wait_until
-from tests.worker.webhooks.test_service import SECRET, signin_sync, with_secret
-from worker.activity.service import event_key
+from tests.worker.webhooks.test_service import (
+    SECRET,
+    signin_sync,
+    source_and_meetings,
+    with_secret,
+)
+from worker.activity.planner import heavy_budget
+from worker.activity.service import event_key, participant_key
 from worker.db import session_scope
-from worker.models import ActivityEvent, UserDailySummary, WebhookEvent, utcnow
+from worker.models import (
+    ActivityEvent,
+    Meeting,
+    Source,
+    UserDailySummary,
+    WebhookEvent,
+    utcnow,
+)
 from worker.scheduling.service import dispatch_due
 
 pytestmark = pytest.mark.slow
@@ -90,16 +110,16 @@ def zoom(clean_db: Any, redis_client: Any) -> Iterator[FakeZoomServer]:  # noqa:
 
 
 @pytest.fixture
-def start_worker(zoom: FakeZoomServer, tmp_path: Path) -> Iterator[Callable[[], Worker]]:
+def start_worker(zoom: FakeZoomServer, tmp_path: Path) -> Iterator[Callable[..., Worker]]:
     env = {**os.environ, **worker_env(zoom)}
     started: list[Worker] = []
 
-    def start() -> Worker:
+    def start(queues: str = "webhooks") -> Worker:
         w = Worker(env, tmp_path / "worker.log")
         out = w.log.open("ab")
         w.proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "worker.tasks", "worker", "-P", "prefork",
-             "-c", "2", "-Q", "webhooks", "--without-gossip", "--without-mingle",
+             "-c", "2", "-Q", queues, "--without-gossip", "--without-mingle",
              "--without-heartbeat", "-l", "info", "-n", f"wh-{uuid.uuid4().hex[:6]}@%h"],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         out.close()  # the child has its own copy of the descriptor
@@ -191,3 +211,70 @@ def test_with_the_broker_down_zoom_is_answered_and_the_sweep_delivers_later(
     dispatch_due(now=utcnow() + dt.timedelta(seconds=15))
     wait_until(lambda: pending(source_id) == 0, 60, what="the swept events to be processed")
     assert len(set(activity(source_id))) == len(bodies)
+
+
+def participants_requests(zoom: FakeZoomServer) -> int:
+    """GET /report/meetings/{id}/participants requests fakezoom has answered."""
+    return sum(ep["requests"] for acc in zoom.fake.stats()["accounts"].values()
+               for name, ep in acc["by_endpoint"].items() if name.endswith("/participants"))
+
+
+def participants_status(source_id: uuid.UUID, meeting_uuid: str) -> str | None:
+    with session_scope() as session:
+        meeting = session.exec(select(Meeting).where(Meeting.source_id == source_id,
+                                                     Meeting.uuid == meeting_uuid)).first()
+        return None if meeting is None else meeting.participants_status
+
+
+def fetches_done(worker: Worker) -> list[str]:
+    """What the worker's participants tasks returned (Celery logs each at INFO)."""
+    return [m.group(1) for m in re.finditer(
+        r"zoom\.webhook_meeting_participants\[[^]]+\] succeeded in \S+s: (.*?)(?: \[task=.*)?$",
+        worker.text(), re.MULTILINE)]
+
+
+def test_a_signed_meeting_ended_fetches_the_participants_once_within_the_heavy_budget(
+    zoom: FakeZoomServer, start_worker: Callable[..., Worker], tmp_path: Path,
+    redis_client: Any
+) -> None:
+    account = zoom.fake.account(0)
+    source_id, (first, second) = source_and_meetings(zoom, 2)
+    with session_scope() as session:
+        budget = heavy_budget(redis_client, session.get_one(Source, source_id))
+    today = dt.datetime.now(dt.UTC).date()
+    worker = start_worker("webhooks,activity")
+    with api_process({**os.environ, **worker_env(zoom)}, tmp_path / "api.log") as api:
+        # Every event delivered twice (half of the copies re-serialised: a new inbox row), and
+        # Zoom's event sent twice more: at least two fetch tasks race for one report.
+        zoom.fake.webhooks.configure(url=f"{api}/v1/webhooks/zoom/{source_id}", secret=SECRET,
+                                     duplicate_rate=1.0, seed=3)
+        meeting_ended_event(account, first["uuid"])
+        meeting_ended_event(account, first["uuid"])
+        assert zoom.fake.webhooks.flush(60)
+        wait_until(lambda: pending(source_id) == 0, 60, worker, "the events to be processed")
+        with session_scope() as session:
+            stored = session.exec(select(func.count()).select_from(WebhookEvent).where(
+                WebhookEvent.source_id == source_id,
+                WebhookEvent.outcome == "meeting stored; participants report queued")).one()
+        assert stored >= 2
+        wait_until(lambda: len(fetches_done(worker)) == stored, 60, worker,
+                   "every participants task to finish")
+        assert sorted(fetches_done(worker))[:-1] == ["'noop'"] * (stored - 1)
+        assert participants_status(source_id, first["uuid"]) == "fetched"
+        assert participants_requests(zoom) == 1
+        expected = {participant_key(source_id, first["uuid"], p)
+                    for p in account.participants(first["uuid"])}
+        assert stored_participant_keys(source_id) == expected
+        # The one Heavy call was counted in the account's day, and nothing is left reserved.
+        state = budget.state(today)
+        assert state.used == 1
+        assert state.reserved == 0
+
+        # With the day's Heavy budget spent elsewhere, the next meeting waits for the pull.
+        assert budget.reserve("elsewhere", state.free, today) is not None
+        meeting_ended_event(account, second["uuid"])
+        assert zoom.fake.webhooks.flush(60)
+        wait_until(lambda: any(r.startswith("'deferred") for r in fetches_done(worker)), 60,
+                   worker, "the second meeting's fetch to be deferred")
+    assert participants_requests(zoom) == 1
+    assert participants_status(source_id, second["uuid"]) == "pending"

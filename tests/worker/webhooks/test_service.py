@@ -32,7 +32,7 @@ from worker.models import (
     ZoomGroupMember,
     ZoomUser,
 )
-from worker.webhooks import inbox, service
+from worker.webhooks import inbox, intake, service
 
 SECRET = "wh-test-secret"
 
@@ -44,12 +44,25 @@ def with_secret(source_id: uuid.UUID, secret: str = SECRET) -> None:
         source.credentials_ciphertext = encrypt_json({**creds, "webhook_secret_token": secret})
 
 
+def source_and_meetings(zoom: FakeZoomServer, count: int = 1
+                        ) -> tuple[uuid.UUID, list[dict[str, Any]]]:
+    """A source of the fake's first account with the Secret Token set, and `count` of
+    yesterday's meetings that have participants."""
+    account = zoom.fake.account(0)
+    source_id = add_source(account, account.s2s_app)
+    with_secret(source_id)
+    yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    found = [m for m in account.meetings(yesterday, yesterday) if account.participants(m["uuid"])]
+    assert len(found) >= count
+    return source_id, found[:count]
+
+
 def deliver(source_id: uuid.UUID, body: bytes) -> uuid.UUID | None:
     """What the endpoint does with a signed body; None when it was a repeat."""
     headers = signed_headers(SECRET, body)
-    intake = inbox.receive(str(source_id), body, headers["x-zm-request-timestamp"],
+    answer = intake.receive(str(source_id), body, headers["x-zm-request-timestamp"],
                            headers["x-zm-signature"])
-    return intake.event_id if intake.new else None
+    return answer.event_id if answer.new else None
 
 
 def push(source_id: uuid.UUID, event: str, obj: dict[str, Any], **kw: Any) -> str:
@@ -261,11 +274,7 @@ def test_meeting_ended_stores_the_meeting_and_fetches_its_participants_once(
     from worker.webhooks import meetings
 
     account = zoom.fake.account(0)
-    source_id = add_source(account, account.s2s_app)
-    with_secret(source_id)
-    yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
-    report = next(m for m in account.meetings(yesterday, yesterday)
-                  if account.participants(m["uuid"]))
+    source_id, (report,) = source_and_meetings(zoom)
     obj = {"uuid": report["uuid"], "id": report["id"], "host_id": report.get("host_id", "h"),
            "topic": report.get("topic", ""), "start_time": report["start_time"],
            "end_time": report["end_time"], "duration": report.get("duration")}
