@@ -507,6 +507,34 @@ def peak_rss_bytes() -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU seconds of a process (all its threads) from ``/proc/<pid>/stat``;
+    ``None``: this process. A process on another host (or gone) counts 0."""
+    path = f"/proc/{pid or 'self'}/stat"
+    try:
+        with open(path) as stat:
+            # Fields after the command name (which may hold spaces): utime, stime are 14, 15.
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def backend_cpu(conn: Any) -> dict[int, float]:
+    """CPU seconds so far of every Postgres backend connected to ``conn``'s database (the
+    server runs on this machine: its processes are readable in /proc)."""
+    from sqlalchemy import text
+
+    pids = conn.execute(text("SELECT pid FROM pg_stat_activity "
+                             "WHERE datname = current_database()")).scalars().all()
+    return {int(p): cpu_seconds(int(p)) for p in pids}
+
+
+def backend_cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU the backends used between two ``backend_cpu`` readings (new backends from 0)."""
+    return sum(max(0.0, cpu - before.get(pid, 0.0)) for pid, cpu in after.items())
+
+
 WaitStart = Callable[[], None]
 
 

@@ -16,18 +16,18 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from worker.db import is_postgres
 from worker.kit.text import Name, Str320, Str400, Str2000, UtcDatetime
+from worker.kit.upsert import upsert
 from worker.models import Identity, utcnow
 
 # Per request, JSON or CSV. With the 8 MiB body cap this covers typical HR exports in a few
 # calls while keeping one request's transaction short.
 MAX_ROWS = 10_000
 _BATCH = 1_000  # rows per INSERT statement: 11 parameters each, well under Postgres' 65,535
+# What a re-import may change of a stored identity.
+_CONTENT = ("email", "email_normalized", "display_name", "attributes", "status", "terminated_at")
 _CSV_COLUMNS = ("external_id", "email", "display_name", "status", "terminated_at")
 # Columns whose empty cell means "not given" (the schema's default), not an empty string.
 _CSV_OPTIONAL = ("status", "terminated_at")
@@ -95,17 +95,8 @@ def upsert_identities(
     now = utcnow()
     inserted = updated = 0
     items = list(latest.values())
-    insert = pg_insert if is_postgres(session) else sqlite_insert
     for start in range(0, len(items), _BATCH):
         batch = items[start:start + _BATCH]
-        ids = [r.external_id for r in batch]
-        existing = set(
-            session.exec(
-                select(Identity.external_id).where(
-                    Identity.tenant_id == tenant_id, col(Identity.external_id).in_(ids)
-                )
-            )
-        )
         values = [
             {
                 "id": uuid.uuid4(),
@@ -122,22 +113,13 @@ def upsert_identities(
             }
             for r in batch
         ]
-        stmt = insert(Identity).values(values)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["tenant_id", "external_id"],
-            set_={
-                "email": stmt.excluded.email,
-                "email_normalized": stmt.excluded.email_normalized,
-                "display_name": stmt.excluded.display_name,
-                "attributes": stmt.excluded.attributes,
-                "status": stmt.excluded.status,
-                "terminated_at": stmt.excluded.terminated_at,
-                "updated_at": stmt.excluded.updated_at,
-            },
-        )
-        session.execute(stmt)
-        updated += len(existing)
-        inserted += len(batch) - len(existing)
+        # Every stored identity of the file is "updated" (its updated_at moves); the classify
+        # mode counts the new ones from the write itself, with no read of the stored ids.
+        written = upsert(session, Identity, values, conflict=("tenant_id", "external_id"),
+                         insert_only=("id", "created_at"), compare=_CONTENT,
+                         touch=("updated_at",))
+        inserted += written.inserted or 0
+        updated += written.existing or 0
         if progress is not None:
             progress(len(batch))
     session.commit()

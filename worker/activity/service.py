@@ -1,8 +1,9 @@
 """One activity chunk: one stream of one source over one window (at most a calendar month).
 
-Pages are upserted on natural keys, so re-running a chunk rewrites the same rows. Each page's
-writes commit when the next page has arrived; the last page commits together with the stream's
-watermark, the day summaries and the run record, so the watermark never covers uncommitted data.
+Pages are upserted on natural keys, so re-running a chunk rewrites the same rows. The next page
+is fetched (in a thread) while one is written; writes commit per batch of pages, once the next
+page has arrived (`write_pages`); the last batch commits together with the stream's watermark,
+the day summaries and the run record, so the watermark never covers uncommitted data.
 A meeting Zoom no longer has (3001, 12702, an HTML 403) is skipped and counted. A daily-cap 429
 or a 429 storm ends the chunk `deferred` with a checkpoint; it resumes later, never reported as
 `succeeded` with data missing. One chunk per (source, stream) at a time.
@@ -11,6 +12,7 @@ or a 429 storm ends the chunk `deferred` with a checkpoint; it resumes later, ne
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,6 +27,8 @@ from worker import clients
 from worker.activity import readiness, summaries
 from worker.activity.planner import day_start, heavy_reservation, hosts_of_part, release_held
 from worker.db import session_scope
+from worker.kit import sql
+from worker.kit.prefetch import prefetching
 from worker.kit.redis import get_redis
 from worker.kit.upsert import Written, upsert
 from worker.models import (
@@ -80,7 +84,7 @@ def operation_log_key(source_id: uuid.UUID, item: dict[str, Any]) -> str:
 @dataclass
 class Chunk:
     """What a stream fetcher works with: ids, the window (inclusive dates), the open session
-    and the run's counters. `commit()` commits the previous page before the next is written."""
+    and the run's counters. `commit()` commits the pages written so far before the next."""
 
     run_id: uuid.UUID
     tenant_id: uuid.UUID
@@ -143,14 +147,42 @@ class Chunk:
         return {"tenant_id": self.tenant_id, "source_id": self.source_id}
 
 
+# Pages written per transaction: the run record's progress commits with them, so a crash
+# loses at most this many pages (a re-run rewrites them: upserts on natural keys), while a
+# commit per page made its flush and round trips a visible share of a chunk (bench/RESULTS.md).
+COMMIT_EVERY_PAGES = 8
+COMMIT_EVERY_SECONDS = 2.0
+# Pages fetched ahead (in a thread) while one is written; memory stays at one or two pages.
+PREFETCH_PAGES = 1
+
+
+def write_pages(chunk: Chunk, pages: Iterator[Any],
+                write: Callable[[list[dict[str, Any]]], None]) -> None:
+    """The page loop of the paged streams: `write` each page's items while the next page is
+    fetched. What is written commits, with the progress, once a batch of pages is written and
+    the next page has arrived; the last batch commits with the stream's watermark (`_run`), so
+    the watermark never covers uncommitted data."""
+    pending, since = 0, time.monotonic()
+    batch = sql.pages_per_commit(chunk.session, COMMIT_EVERY_PAGES)
+    with prefetching(pages, PREFETCH_PAGES) as ahead:
+        for page in ahead:
+            if pending >= batch or (
+                    pending and time.monotonic() - since >= COMMIT_EVERY_SECONDS):
+                chunk.commit()
+                pending, since = 0, time.monotonic()
+            elif pending:
+                chunk.check()
+            write(page.items)
+            chunk.page_done(len(page.items))
+            pending += 1
+
+
 def fetch_signins(chunk: Chunk) -> None:
-    pending = False
     start, end = day_start(chunk.first), day_start(chunk.last + timedelta(days=1))
-    for page in chunk.client.iter_pages("/report/activities", chunk.params, "activity_logs"):
-        if pending:
-            chunk.commit()
+
+    def write(items: list[dict[str, Any]]) -> None:
         rows = []
-        for item, row in chunk.parse("sign_in", page.items, zi.parse_signin):
+        for item, row in chunk.parse("sign_in", items, zi.parse_signin):
             if not start <= row["time"] < end:
                 # Zoom answered outside what was asked: another chunk owns those days.
                 chunk.warnings.skip("sign_in", "outside the requested window", item)
@@ -160,8 +192,9 @@ def fetch_signins(chunk: Chunk) -> None:
         # Also merges the rows webhooks stored and counts what they missed (webhooks/).
         chunk.written(reconcile.store_signins(chunk.session, chunk.run_id, chunk.source_id,
                                               rows), immutable=True)
-        chunk.page_done(len(page.items))
-        pending = True
+
+    write_pages(chunk, chunk.client.iter_pages("/report/activities", chunk.params,
+                                               "activity_logs"), write)
 
 
 def fetch_host_usage(chunk: Chunk) -> None:
@@ -170,16 +203,14 @@ def fetch_host_usage(chunk: Chunk) -> None:
     # (worker.zoom.reports.earliest_report_month), so the 1st is never refused.
     period_start = chunk.first.replace(day=1)
     params = window_params((period_start, chunk.last), type="active")
-    pending = False
-    for page in chunk.client.iter_pages("/report/users", params, "users"):
-        if pending:
-            chunk.commit()
+
+    def write(items: list[dict[str, Any]]) -> None:
         rows = [{**chunk.base(), **row, "period_start": period_start, "period_end": chunk.last}
-                for _, row in chunk.parse("host_usage", page.items, zi.parse_host_usage)]
+                for _, row in chunk.parse("host_usage", items, zi.parse_host_usage)]
         chunk.written(upsert(chunk.session, HostUsage, rows,
                              conflict=("source_id", "user_zoom_id", "period_start")))
-        chunk.page_done(len(page.items))
-        pending = True
+
+    write_pages(chunk, chunk.client.iter_pages("/report/users", params, "users"), write)
 
 
 def fetch_daily_usage(chunk: Chunk) -> None:
@@ -197,18 +228,15 @@ def fetch_daily_usage(chunk: Chunk) -> None:
 
 
 def fetch_operation_logs(chunk: Chunk) -> None:
-    pending = False
-    for page in chunk.client.iter_pages("/report/operationlogs", chunk.params, "operation_logs"):
-        if pending:
-            chunk.commit()
+    def write(items: list[dict[str, Any]]) -> None:
         rows = [{**chunk.base(), "log_key": operation_log_key(chunk.source_id, item), **row}
-                for item, row in chunk.parse("operation_log", page.items,
-                                             zi.parse_operation_log)]
+                for item, row in chunk.parse("operation_log", items, zi.parse_operation_log)]
         chunk.written(upsert(chunk.session, OperationLog, rows,
                              conflict=("source_id", "log_key"), immutable=True),
                       immutable=True)
-        chunk.page_done(len(page.items))
-        pending = True
+
+    write_pages(chunk, chunk.client.iter_pages("/report/operationlogs", chunk.params,
+                                               "operation_logs"), write)
 
 
 def fetch_meetings(chunk: Chunk) -> None:

@@ -13,8 +13,6 @@ governance source in a split set-up) and its correlated identity when known.
 
 from __future__ import annotations
 
-import hashlib
-import uuid
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -22,7 +20,6 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
-    Date,
     String,
     case,
     cast,
@@ -30,14 +27,13 @@ from sqlalchemy import (
     func,
     literal,
     select,
-    text,
     true,
     union_all,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
 from worker.correlation.service import accounts_source_id
+from worker.kit import sql
 from worker.models import (
     AccountCorrelation,
     ActivityEvent,
@@ -50,30 +46,6 @@ from worker.models import (
 )
 from worker.models.base import UTCDateTime
 from worker.zoom.items import SIGN_IN_TYPES
-
-
-def _day(column: Any, dialect: str) -> Any:
-    if dialect == "postgresql":
-        # date() of a timestamptz follows the session time zone; summaries are UTC days.
-        return cast(func.timezone("UTC", column), Date)
-    return func.date(column)
-
-
-def _lock_source(session: Session, source_id: uuid.UUID) -> None:
-    """Serialise summary rewrites of one source: two chunks (sign-ins and meetings) finishing
-    together would each compute a day without the other's last page."""
-    if session.get_bind().dialect.name == "postgresql":
-        key = int.from_bytes(hashlib.sha256(f"summary:{source_id}".encode()).digest()[:8],
-                             "big", signed=True)
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
-
-
-def _utc_day(column: Any, dialect: str) -> Any:
-    """The UTC day of a timestamp, as a Date: comparable with date parameters and stored as is
-    (SQLite's date() yields the same 'YYYY-MM-DD' text SQLAlchemy stores a Date as)."""
-    if dialect == "postgresql":
-        return _day(column, dialect)
-    return func.date(column, type_=Date)
 
 
 def _details(zoom_id: Any, identity_id: Any, dialect: str) -> Any:
@@ -107,8 +79,10 @@ def recompute(session: Session, source: Source, days: Iterable[date],
     days = sorted(set(days))
     if not days:
         return 0
-    _lock_source(session, source.id)
-    dialect = session.get_bind().dialect.name
+    # Serialise summary rewrites of one source: two chunks (sign-ins and meetings) finishing
+    # together would each compute a day without the other's last page.
+    sql.xact_lock(session, f"summary:{source.id}")
+    dialect = sql.dialect(session)
     start = datetime.combine(days[0], datetime.min.time(), tzinfo=UTC)
     end = datetime.combine(days[-1] + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
     zero = literal(0, BigInteger)
@@ -116,7 +90,7 @@ def recompute(session: Session, source: Source, days: Iterable[date],
 
     # Sign-in/out events: every event counts as activity, "Sign in" ones as sign-ins.
     ev_email = func.lower(ActivityEvent.email)
-    ev_day = _utc_day(ActivityEvent.time, dialect)
+    ev_day = sql.utc_day(ActivityEvent.time, dialect)
     events = (
         select(ev_email.label("email"), ev_day.label("day"),
                func.sum(case((func.lower(ActivityEvent.type).in_(SIGN_IN_TYPES), 1),
@@ -131,7 +105,7 @@ def recompute(session: Session, source: Source, days: Iterable[date],
     )
     # Meetings hosted, by start day; activity until the latest end.
     host = func.lower(Meeting.host_email)
-    m_day = _utc_day(Meeting.start_time, dialect)
+    m_day = sql.utc_day(Meeting.start_time, dialect)
     hosted = (
         select(host, m_day, zero, func.count(), zero, zero, func.max(Meeting.end_time))
         .where(col(Meeting.source_id) == source.id, col(Meeting.start_time) >= start,
@@ -141,7 +115,7 @@ def recompute(session: Session, source: Source, days: Iterable[date],
     )
     # Attendance, by join day: distinct meetings, summed seconds, latest leave (else join).
     who = func.lower(MeetingParticipant.user_email)
-    p_day = _utc_day(MeetingParticipant.join_time, dialect)
+    p_day = sql.utc_day(MeetingParticipant.join_time, dialect)
     attended = (
         select(who, p_day, zero, zero,
                func.count(func.distinct(MeetingParticipant.meeting_uuid)),
@@ -195,8 +169,7 @@ def recompute(session: Session, source: Source, days: Iterable[date],
     columns = ["tenant_id", "source_id", "email", "day", "sign_ins", "meetings_hosted",
                "meetings_attended", "meeting_minutes", "last_activity_at", "updated_at",
                "details"]
-    insert = (postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table))
-    stmt = insert.from_select(columns, rows)
+    stmt = sql.insert(session, table).from_select(columns, rows)
     stmt = stmt.on_conflict_do_update(
         index_elements=["source_id", "email", "day"],
         set_={c: stmt.excluded[c] for c in columns[4:]},

@@ -1,9 +1,10 @@
 """Aggregation: Zoom's directory (users of every status, groups, roles, memberships) into Postgres.
 
-Each page is upserted and committed on its own, so a killed worker loses at most a page and a
-re-run rewrites the same rows. Rows carry `last_seen_at`; only after a *complete, successful*
-pull are rows not seen since this attempt began marked deleted. A failed or partial pull deletes
-nothing; a user who reappears gets `deleted_at` cleared. One aggregation per source at a time.
+Pages are upserted and committed in batches of a few (`Pull.page_written`), so a killed worker
+loses at most a batch and a re-run rewrites the same rows. Rows carry `last_seen_at`; only after
+a *complete, successful* pull are rows not seen since this attempt began marked deleted. A failed
+or partial pull deletes nothing; a user who reappears gets `deleted_at` cleared. One aggregation
+per source at a time.
 """
 
 from __future__ import annotations
@@ -12,23 +13,24 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import quote
 
 import redis
-from sqlalchemy import Table, literal_column, or_, text, update
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import Table, update
 from sqlmodel import Session, SQLModel, col, select
 
 from worker import clients
 from worker.activity import planner, readiness
 from worker.aggregation import privileges
 from worker.db import session_scope
+from worker.kit import sql
+from worker.kit.prefetch import prefetching
 from worker.kit.redis import get_redis
-from worker.kit.upsert import COPY_THRESHOLD, copy_to_temp, dedupe, upsert, with_defaults
+from worker.kit.upsert import COPY_THRESHOLD, dedupe, upsert
 from worker.models import (
     RunKind,
     RunStatus,
@@ -51,6 +53,11 @@ from worker.zoom.errors import ZoomBadResponse, ZoomNotFound, ZoomScopeError
 log = logging.getLogger(__name__)
 
 USER_STATUSES = ("active", "inactive", "pending")
+
+
+# Pages written per transaction (or seconds between commits, whichever comes first).
+COMMIT_EVERY_PAGES = 8
+COMMIT_EVERY_SECONDS = 2.0
 
 
 class PageLike(Protocol):
@@ -91,8 +98,29 @@ class Pull:
     notes: dict[str, Any] = field(default_factory=dict)
     warnings: zi.ItemWarnings = field(default_factory=zi.ItemWarnings)
 
+    # Tallies as of the last commit: what progress reports (never more than is stored).
+    committed: dict[str, dict[str, int]] = field(default_factory=dict)
+    committed_skipped: int = 0
+    uncommitted: int = 0
+    committed_at: float = field(default_factory=time.monotonic)
+
     def tally(self, name: str) -> Tally:
         return self.tallies.setdefault(name, Tally())
+
+    def page_written(self, session: Session) -> None:
+        """Commit once a batch of pages is written: a killed worker loses at most the batch
+        (a re-run rewrites it), and a commit per page made its flush a visible share of a
+        pull (bench/RESULTS.md)."""
+        self.uncommitted += 1
+        if self.uncommitted >= sql.pages_per_commit(session, COMMIT_EVERY_PAGES) or \
+                time.monotonic() - self.committed_at >= COMMIT_EVERY_SECONDS:
+            self.commit(session)
+
+    def commit(self, session: Session) -> None:
+        session.commit()
+        self.committed = {n: t.as_dict() for n, t in self.tallies.items()}
+        self.committed_skipped = self.warnings.count
+        self.uncommitted, self.committed_at = 0, time.monotonic()
 
     def rows(
         self, kind: str, items: list[dict[str, Any]],
@@ -110,25 +138,29 @@ def _store(
     key: tuple[str, ...],
     tally: Tally,
 ) -> None:
-    """Upsert one page and count new / updated / unchanged against what is stored."""
+    """Upsert one page and count new / updated / unchanged against what is stored, in one
+    statement (`kit.upsert`'s classify mode): a stored row is rewritten only when its content
+    changed or it had been marked deleted; an unchanged one only gets `last_seen_at` moved."""
     if not rows:
         return
     now = utcnow()
-    rows = dedupe(rows, key)
     full = [
         {**row, "tenant_id": pull.tenant_id, "source_id": pull.source_id,
          "first_seen_at": now, "last_seen_at": now, "deleted_at": None}
-        for row in rows
+        for row in dedupe(rows, key)
     ]
-    if session.get_bind().dialect.name == "postgresql":
-        inserted, updated = _write_changed(session, _table(model), full, key)
-        unchanged = len(full) - inserted - updated
-        tally.inserted += inserted
-        tally.updated += updated
-        tally.unchanged += unchanged
-    else:
-        _count_by_lookup(session, pull, model, full, key, tally)
-        upsert(session, model, full, conflict=("source_id", *key), insert_only=("first_seen_at",))
+    table = _table(model)
+    conflict = ("source_id", *key)
+    # Memberships carry no hash: their few content columns are compared directly.
+    compared = (["content_hash"] if "content_hash" in table.c else
+                [c for c in full[0] if c not in conflict and c not in _SEEN and c != "tenant_id"])
+    written = upsert(session, table, full, conflict=conflict, insert_only=("first_seen_at",),
+                     compare=(*compared, "deleted_at"), touch=("last_seen_at",),
+                     # Read at each write: tests force the COPY path on the fake's small pages.
+                     copy_threshold=COPY_THRESHOLD)
+    tally.inserted += written.inserted or 0
+    tally.updated += written.updated or 0
+    tally.unchanged += written.unchanged or 0
     tally.seen += len(full)
     tally.pages += 1
 
@@ -138,137 +170,7 @@ def _table(model: type[SQLModel]) -> Table:
     return table
 
 
-def _write_changed(
-    session: Session, table: Table, rows: list[dict[str, Any]], key: tuple[str, ...]
-) -> tuple[int, int]:
-    """Postgres: classify from the upsert itself, with no read of the stored rows first (an
-    `IN (page of keys)` lookup is planned as a scan of the whole source on tables without
-    statistics, bench/RESULTS.md finding 3).
-
-    New rows are inserted; a stored row is rewritten only when its content changed or it had
-    been marked deleted (`RETURNING (xmax = 0)` tells the two apart); the rows the statement
-    did not return are unchanged and only get `last_seen_at` moved.
-    Returns (inserted, updated)."""
-    columns = list(rows[0].keys())
-    conflict = ["source_id", *key]
-    content = [c for c in columns if c not in conflict and c not in _SEEN and c != "tenant_id"]
-    # Memberships carry no hash: their few content columns are compared directly.
-    compared = ["content_hash"] if "content_hash" in table.c else content
-    if len(rows) >= COPY_THRESHOLD:
-        return _copy_write_changed(session, table, rows, conflict, content, compared)
-    inserted = updated = 0
-    returned: set[tuple[Any, ...]] = set()
-    batch = max(1, 30000 // max(1, len(columns)))
-    for start in range(0, len(rows), batch):
-        insert = postgresql.insert(table).values(rows[start : start + batch])
-        changed = or_(
-            table.c.deleted_at.is_not(None),
-            *(table.c[c].is_distinct_from(insert.excluded[c]) for c in compared),
-        )
-        stmt = insert.on_conflict_do_update(
-            index_elements=conflict,
-            set_={**{c: insert.excluded[c] for c in content},
-                  "last_seen_at": insert.excluded.last_seen_at, "deleted_at": None},
-            where=changed,
-        ).returning(*(table.c[k] for k in key), literal_column("xmax = 0"))
-        for *found, new in session.connection().execute(stmt):
-            returned.add(tuple(found))
-            if new:
-                inserted += 1
-            else:
-                updated += 1
-    same = [r for r in rows if tuple(r[k] for k in key) not in returned]
-    if same:
-        _touch(session, table, same, key)
-    return inserted, updated
-
-
-def _copy_write_changed(
-    session: Session,
-    table: Table,
-    rows: list[dict[str, Any]],
-    conflict: list[str],
-    content: list[str],
-    compared: list[str],
-) -> tuple[int, int]:
-    """`_write_changed` for big pages: COPY into a temporary table (no 300-row VALUES to
-    compile, bench/RESULTS.md finding 1), the same conditional upsert from it, then a second
-    pass that moves `last_seen_at` of the rows the first left alone (the others already carry
-    this pull's time). Both passes are ON CONFLICT probes of the unique index, never a plan."""
-    rows = with_defaults(table, rows)
-    columns = list(rows[0].keys())
-    tmp = copy_to_temp(session, table, rows, columns)
-    cols = ", ".join(f'"{c}"' for c in columns)
-    keys = ", ".join(f'"{c}"' for c in conflict)
-    into = f'INSERT INTO "{table.name}" AS t ({cols}) SELECT {cols} FROM {tmp} ON CONFLICT ({keys})'
-    sets = ", ".join([*(f'"{c}" = EXCLUDED."{c}"' for c in content),
-                      "last_seen_at = EXCLUDED.last_seen_at", "deleted_at = NULL"])
-    changed = " OR ".join(["t.deleted_at IS NOT NULL",
-                           *(f't."{c}" IS DISTINCT FROM EXCLUDED."{c}"' for c in compared)])
-    flags = session.connection().execute(
-        text(f"{into} DO UPDATE SET {sets} WHERE {changed} RETURNING (xmax = 0)")
-    ).all()
-    inserted = sum(1 for (flag,) in flags if flag)
-    updated = len(flags) - inserted
-    if len(flags) < len(rows):
-        session.connection().execute(
-            text(
-                f"{into} DO UPDATE SET last_seen_at = EXCLUDED.last_seen_at "
-                "WHERE t.last_seen_at IS DISTINCT FROM EXCLUDED.last_seen_at"
-            )
-        )
-    # ON COMMIT DROP alone would keep the name busy for the rest of this transaction.
-    session.execute(text(f"DROP TABLE {tmp}"))
-    return inserted, updated
-
-
 _SEEN = ("first_seen_at", "last_seen_at", "deleted_at")
-
-
-def _touch(
-    session: Session, table: Table, rows: list[dict[str, Any]], key: tuple[str, ...]
-) -> None:
-    """Move `last_seen_at` of stored, unchanged rows, and nothing else. Through ON CONFLICT,
-    whose arbiter probes the unique (source_id, key) index per row: an `UPDATE ... WHERE key IN`
-    or a join on the keys is planned as a scan of the whole source without statistics."""
-    keep = [c for c in rows[0] if c != "last_seen_at"]
-    upsert(session, table, rows, conflict=("source_id", *key), insert_only=keep)
-
-
-def _count_by_lookup(
-    session: Session,
-    pull: Pull,
-    model: type[SQLModel],
-    rows: list[dict[str, Any]],
-    key: tuple[str, ...],
-    tally: Tally,
-) -> None:
-    """SQLite (the demo, small): classify against the stored rows read back."""
-    table: Any = model
-    # Filter on the most selective key column (the user id of a membership).
-    last = key[-1]
-    stored = session.exec(
-        select(table).where(
-            table.source_id == pull.source_id,
-            col(getattr(table, last)).in_({r[last] for r in rows}),
-        )
-    ).all()
-    existing = {tuple(getattr(row, k) for k in key): row for row in stored}
-    for row in rows:
-        old = existing.get(tuple(row[k] for k in key))
-        if old is None:
-            tally.inserted += 1
-        elif old.deleted_at is not None or getattr(old, "content_hash", "") != row.get(
-            "content_hash", ""
-        ):
-            tally.updated += 1
-        else:
-            tally.unchanged += 1
-
-
-def _pages(pages: Iterable[Any]) -> Iterator[list[dict[str, Any]]]:
-    for page in pages:
-        yield list(page.items)
 
 
 def pull_users(session: Session, client: ZoomApi, pull: Pull) -> None:
@@ -276,11 +178,15 @@ def pull_users(session: Session, client: ZoomApi, pull: Pull) -> None:
     # custom_attributes are only in the answer when asked for (spec, `users` include_fields).
     params = {"include_fields": "custom_attributes"}
     for status in USER_STATUSES:
-        for items in _pages(client.iter_pages("/users", {**params, "status": status}, "users")):
-            pull.check()
-            _store(session, pull, ZoomUser, pull.rows("user", items, zi.parse_user),
-                   ("zoom_id",), tally)
-            session.commit()
+        # The next page is fetched (in a thread) while one is written.
+        with prefetching(client.iter_pages("/users", {**params, "status": status},
+                                           "users")) as pages:
+            for page in pages:
+                pull.check()
+                _store(session, pull, ZoomUser, pull.rows("user", page.items, zi.parse_user),
+                       ("zoom_id",), tally)
+                pull.page_written(session)
+    pull.commit(session)
 
 
 def _whole_list(body: dict[str, Any], key: str, path: str) -> list[dict[str, Any]]:
@@ -299,22 +205,24 @@ def pull_groups(session: Session, client: ZoomApi, pull: Pull) -> None:
     body = client.get("/groups", {"page_size": 300})
     rows = pull.rows("group", _whole_list(body, "groups", "/groups"), zi.parse_group)
     _store(session, pull, ZoomGroup, rows, ("zoom_id",), pull.tally("groups"))
-    session.commit()
+    pull.commit(session)
     members = pull.tally("group_members")
     for group in rows:
         path = f"/groups/{quote(group['zoom_id'], safe='')}/members"
         try:
-            for items in _pages(client.iter_pages(path, {}, "members")):
-                pull.check()
-                page = [{"group_zoom_id": group["zoom_id"], **row}
-                        for row in pull.rows("group_member", items, zi.parse_member)]
-                _store(session, pull, ZoomGroupMember, page, ("group_zoom_id", "user_zoom_id"),
-                       members)
-                session.commit()
+            with prefetching(client.iter_pages(path, {}, "members")) as pages:
+                for page in pages:
+                    pull.check()
+                    page_rows = [{"group_zoom_id": group["zoom_id"], **row} for row
+                                 in pull.rows("group_member", page.items, zi.parse_member)]
+                    _store(session, pull, ZoomGroupMember, page_rows,
+                           ("group_zoom_id", "user_zoom_id"), members)
+                    pull.page_written(session)
         except ZoomNotFound:
             # Deleted between the list and this call: its memberships were not pulled, so they
             # are left as they are (the next aggregation marks them deleted with the group).
             pull.notes.setdefault("groups_gone", []).append(group["zoom_id"])
+    pull.commit(session)
 
 
 def pull_roles(session: Session, client: ZoomApi, pull: Pull) -> None:
@@ -327,17 +235,19 @@ def pull_roles(session: Session, client: ZoomApi, pull: Pull) -> None:
         return
     rows = pull.rows("role", _whole_list(body, "roles", "/roles"), zi.parse_role)
     _store(session, pull, ZoomRole, rows, ("zoom_id",), pull.tally("roles"))
-    session.commit()
+    pull.commit(session)
     members = pull.tally("role_members")
     for role in rows:
         path = f"/roles/{quote(role['zoom_id'], safe='')}/members"
-        for items in _pages(client.iter_pages(path, {}, "members")):
-            pull.check()
-            page = [{"role_zoom_id": role["zoom_id"], **row}
-                    for row in pull.rows("role_member", items, zi.parse_member)]
-            _store(session, pull, ZoomRoleMember, page, ("role_zoom_id", "user_zoom_id"),
-                   members)
-            session.commit()
+        with prefetching(client.iter_pages(path, {}, "members")) as pages:
+            for page in pages:
+                pull.check()
+                page_rows = [{"role_zoom_id": role["zoom_id"], **row}
+                             for row in pull.rows("role_member", page.items, zi.parse_member)]
+                _store(session, pull, ZoomRoleMember, page_rows,
+                       ("role_zoom_id", "user_zoom_id"), members)
+                pull.page_written(session)
+    pull.commit(session)
 
 
 def _roles_from_users(session: Session, pull: Pull) -> None:
@@ -365,7 +275,7 @@ def _roles_from_users(session: Session, pull: Pull) -> None:
     for start in range(0, len(members), 1000):
         _store(session, pull, ZoomRoleMember, members[start : start + 1000],
                ("role_zoom_id", "user_zoom_id"), pull.tally("role_members"))
-    session.commit()
+    pull.commit(session)
 
 
 def mark_deleted(session: Session, pull: Pull) -> None:
@@ -399,21 +309,25 @@ PROGRESS_EVERY_SECONDS = 2.0
 
 
 def _counts(run: SyncRun, pull: Pull) -> None:
-    users = pull.tally("users")
-    run.seen, run.inserted, run.updated = users.seen, users.inserted, users.updated
-    run.unchanged, run.deleted = users.unchanged, users.deleted
-    run.skipped = pull.warnings.count  # items Zoom sent that could not be stored
-    run.pages = sum(t.pages for t in pull.tallies.values())
-    run.details = {**run.details, "counts": {n: t.as_dict() for n, t in pull.tallies.items()}}
+    _record(run, {n: t.as_dict() for n, t in pull.tallies.items()}, pull.warnings.count)
+
+
+def _record(run: SyncRun, counts: dict[str, dict[str, int]], skipped: int) -> None:
+    users = counts.get("users", Tally().as_dict())
+    run.seen, run.inserted, run.updated = users["seen"], users["inserted"], users["updated"]
+    run.unchanged, run.deleted = users["unchanged"], users["deleted"]
+    run.skipped = skipped  # items Zoom sent that could not be stored
+    run.pages = sum(t["pages"] for t in counts.values())
+    run.details = {**run.details, "counts": counts}
 
 
 def write_progress(pull: Pull) -> None:
-    """The counts so far on the run record, in a transaction of their own (pages are committed
-    before this runs, so the record never counts more than is stored)."""
+    """The counts as of the last commit of pages on the run record, in a transaction of their
+    own (so the record never counts more than is stored)."""
     with session_scope() as session:
         run = session.get(SyncRun, pull.run_id, with_for_update=True)
         if run is not None and run.status == RunStatus.RUNNING:
-            _counts(run, pull)
+            _record(run, pull.committed, pull.committed_skipped)
 
 
 def reporting(pull: Pull, check: Callable[[], None]) -> Callable[[], None]:

@@ -1,23 +1,37 @@
-"""Bulk upsert of one page of rows on a natural key, in one statement batch.
+"""The one bulk write path: upsert one page of rows on a natural key, in one statement batch.
 
-Postgres, big pages: COPY into a temporary table, then one `INSERT ... SELECT ... ON CONFLICT`
-(about three times a multi-row INSERT here, see architecture.md). Small pages, and SQLite (the
-demo): multi-row `INSERT ... ON CONFLICT DO UPDATE`. Both give the same rows.
+Postgres, big pages: COPY into a staging table kept for the session (temporary, `ON COMMIT
+DELETE ROWS`: created once per connection, not once per page), then one `INSERT ... SELECT ...
+ON CONFLICT` that also empties it. Small pages, and SQLite (the demo): a multi-row `INSERT ...
+ON CONFLICT`. Every path gives the same rows.
+
+Two modes of `DO UPDATE`:
+- plain: a stored row takes every column but the key and `insert_only`;
+- classify (``compare`` given): a stored row is rewritten only when one of the ``compare``
+  columns differs; otherwise only its ``touch`` columns move (e.g. `last_seen_at`). One
+  statement, one index probe per row, and the counts come back from it: on Postgres `RETURNING
+  (xmax = 0)` marks an inserted row, and a subquery in `RETURNING`, which reads the statement's
+  snapshot and so the row as it was before this statement, tells a changed row from a touched
+  one. No read of the stored rows first (an `IN (page of keys)` lookup is planned as a scan of
+  the whole source on tables without statistics, bench/RESULTS.md finding 3). SQLite, the
+  demo's small database, reads the page's stored rows back to count.
 """
 
 from __future__ import annotations
 
-import uuid
+import functools
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from psycopg.types.json import Json
-from sqlalchemy import JSON, Table, literal_column, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import JSON, Table, literal_column, text, tuple_
 from sqlmodel import Session, SQLModel
 
-# Below this many rows a multi-row INSERT is as fast as COPY and needs no temporary table.
+from worker.kit import sql
+
+# Below this many rows a multi-row INSERT is as fast as COPY.
 # A Zoom page holds at most 300 rows: above 100 the COPY path measured 2.5x faster for
 # activity and 5x for a first aggregation (bench/RESULTS.md, finding 1).
 COPY_THRESHOLD = 100
@@ -26,15 +40,24 @@ COPY_THRESHOLD = 100
 @dataclass(frozen=True)
 class Written:
     """What one upsert did. ``inserted`` is None where the database cannot tell (SQLite's
-    ON CONFLICT DO UPDATE); otherwise the rest of ``rows`` were updated (DO UPDATE) or already
-    there and left alone (DO NOTHING, immutable rows such as sign-in events)."""
+    plain ON CONFLICT DO UPDATE); otherwise the rest of ``rows`` were updated (DO UPDATE) or
+    already there and left alone (DO NOTHING, immutable rows such as sign-in events).
+    ``updated`` is known in classify mode only: the stored rows whose content changed (the
+    others were ``unchanged``, at most touched)."""
 
     rows: int
     inserted: int | None
+    updated: int | None = None
 
     @property
     def existing(self) -> int | None:
         return None if self.inserted is None else self.rows - self.inserted
+
+    @property
+    def unchanged(self) -> int | None:
+        if self.inserted is None or self.updated is None:
+            return None
+        return self.rows - self.inserted - self.updated
 
 
 def _table(model: type[SQLModel] | Table) -> Table:
@@ -67,6 +90,83 @@ def with_defaults(table: Table, rows: list[dict[str, Any]]) -> list[dict[str, An
     return [{**fill, **row} for row in rows]
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """The SQL of one kind of upsert (table, columns, mode, dialect), built once."""
+
+    table: Table
+    columns: tuple[str, ...]
+    conflict: tuple[str, ...]
+    compare: tuple[str, ...] | None
+    sets: dict[str, str]  # column -> SQL of its new value; empty: DO NOTHING
+    where: str | None  # the DO UPDATE's condition (classify mode)
+    changed_before: str | None  # RETURNING subquery: did the stored row differ (Postgres)
+
+    @property
+    def action(self) -> str:
+        if not self.sets:
+            return "DO NOTHING"
+        sets = ", ".join(f'"{c}" = {v}' for c, v in self.sets.items())
+        return f"DO UPDATE SET {sets}" + (f" WHERE {self.where}" if self.where else "")
+
+    @property
+    def returning(self) -> tuple[str, ...]:
+        """Postgres: was the row inserted, and (classify mode) did the stored row differ."""
+        return ("(xmax = 0)", *((self.changed_before,) if self.changed_before else ()))
+
+    def on_conflict(self, stmt: Any) -> Any:
+        """The plan's ON CONFLICT on a SQLAlchemy insert of the dialect."""
+        if not self.sets:
+            return stmt.on_conflict_do_nothing(index_elements=list(self.conflict))
+        return stmt.on_conflict_do_update(
+            index_elements=list(self.conflict),
+            set_={c: literal_column(v) for c, v in self.sets.items()},
+            where=text(self.where) if self.where else None,
+        )
+
+
+@functools.lru_cache(maxsize=256)
+def _plan(
+    table: Table,
+    columns: tuple[str, ...],
+    conflict: tuple[str, ...],
+    insert_only: tuple[str, ...],
+    immutable: bool,
+    compare: tuple[str, ...] | None,
+    touch: tuple[str, ...],
+    dialect: str,
+) -> _Plan:
+    name = f'"{table.name}"'
+    json_cols = {c.name for c in table.columns if isinstance(c.type, JSON)}
+    distinct = "IS DISTINCT FROM" if dialect == "postgresql" else "IS NOT"
+
+    def differs(a: str, b: str, column: str) -> str:
+        if column in json_cols:  # Postgres' json has no equality operator: compare the text
+            return f'CAST({a}."{column}" AS TEXT) {distinct} CAST({b}."{column}" AS TEXT)'
+        return f'{a}."{column}" {distinct} {b}."{column}"'
+
+    def any_of(terms: list[str]) -> str:
+        return "(" + " OR ".join(terms) + ")" if terms else "(1 = 0)"
+
+    updates = [] if immutable else [
+        c for c in columns if c not in conflict and c not in insert_only
+    ]
+    sets: dict[str, str] = {}
+    where = changed_before = None
+    if compare is None:
+        sets = {c: f'excluded."{c}"' for c in updates}
+    elif updates:
+        changed = any_of([differs(name, "excluded", c) for c in compare])
+        sets = {c: f'excluded."{c}"' if c in touch
+                else f'CASE WHEN {changed} THEN excluded."{c}" ELSE {name}."{c}" END'
+                for c in updates}
+        where = any_of([changed, *(differs(name, "excluded", c) for c in touch if c in updates)])
+        keys = " AND ".join(f'o."{k}" = {name}."{k}"' for k in conflict)
+        changed_before = (f"(SELECT {any_of([differs('o', name, c) for c in compare])} "
+                          f"FROM {name} AS o WHERE {keys})")
+    return _Plan(table, columns, conflict, compare, sets, where, changed_before)
+
+
 def upsert(
     session: Session,
     model: type[SQLModel] | Table,
@@ -75,103 +175,132 @@ def upsert(
     conflict: Sequence[str],
     insert_only: Sequence[str] = (),
     immutable: bool = False,
+    compare: Sequence[str] | None = None,
+    touch: Sequence[str] = (),
     copy_threshold: int = COPY_THRESHOLD,
 ) -> Written:
     """Insert `rows` or update them on `conflict`; columns in `insert_only` keep their first
     value (e.g. first_seen_at). ``immutable`` rows (whose key hashes their whole content, such
     as sign-in events) are never rewritten: DO NOTHING spares Postgres a dead tuple per
-    re-ingested row. All rows must have the same keys. Returns how many distinct rows
-    were written and, where the database can say, how many of them were new (drivers report no
-    usable rowcount for multi-row VALUES, so RETURNING tells: on Postgres ``xmax = 0`` marks a
-    row this statement inserted rather than updated)."""
+    re-ingested row. ``compare`` (classify mode): a stored row is rewritten only when one of
+    these columns differs, else only its ``touch`` columns are; the result then counts
+    inserted, updated (changed) and unchanged rows on every database. All rows must have the
+    same keys. Returns how many distinct rows were written and, where the database can say,
+    how many of them were new (drivers report no usable rowcount for multi-row VALUES, so
+    RETURNING tells)."""
+    classify = compare is not None
     if not rows:
-        return Written(0, 0)
+        return Written(0, 0, 0 if classify else None)
     table = _table(model)
     rows = with_defaults(table, dedupe(rows, conflict))
-    columns = list(rows[0].keys())
-    updates = [] if immutable else [
-        c for c in columns if c not in conflict and c not in insert_only
-    ]
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql" and len(rows) >= copy_threshold:
-        return _copy_upsert(session, table, rows, columns, conflict, updates)
-    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    # Bind parameters per statement are capped (SQLite 32766, Postgres 65535).
-    batch = max(1, 30000 // max(1, len(columns)))
-    inserted: int | None = 0
-    for start in range(0, len(rows), batch):
-        stmt = insert(table).values(rows[start : start + batch])
-        if updates:
-            stmt = stmt.on_conflict_do_update(
-                index_elements=list(conflict),
-                set_={c: stmt.excluded[c] for c in updates},
-            )
-        else:
-            stmt = stmt.on_conflict_do_nothing(index_elements=list(conflict))
-        if dialect == "postgresql":
-            flags = session.connection().execute(stmt.returning(literal_column("xmax = 0")))
-            new = sum(1 for (flag,) in flags if flag)
-        elif not updates:  # SQLite returns only the rows DO NOTHING actually inserted
-            new = len(session.connection().execute(stmt.returning(literal_column("1"))).all())
-        else:
-            session.connection().execute(stmt)
-            inserted = None
-            continue
-        if inserted is not None:
-            inserted += new
-    return Written(len(rows), inserted)
+    dialect = sql.dialect(session)
+    plan = _plan(table, tuple(rows[0]), tuple(conflict), tuple(insert_only), immutable,
+                 None if compare is None else tuple(compare), tuple(touch), dialect)
+    if dialect != "postgresql":
+        return _sqlite_upsert(session, plan, rows)
+    flags: list[Any] = []
+    if len(rows) >= copy_threshold:
+        flags.extend(_copy_upsert(session, plan, rows))
+    else:
+        # Bind parameters per statement are capped (Postgres 65535).
+        batch = max(1, 30000 // max(1, len(plan.columns)))
+        for start in range(0, len(rows), batch):
+            stmt = plan.on_conflict(sql.insert(session, table).values(rows[start:start + batch]))
+            flags.extend(session.connection().execute(
+                stmt.returning(*(literal_column(r) for r in plan.returning))).all())
+    inserted = sum(1 for flag in flags if flag[0])
+    if not classify:
+        return Written(len(rows), inserted)
+    # A returned row that was not inserted changed, or was only touched; a row not returned
+    # was already as the page has it. NULL (no row before: a concurrent insert) is a change.
+    updated = sum(1 for flag in flags if not flag[0] and flag[1] is not False)
+    return Written(len(rows), inserted, updated)
 
 
-def copy_to_temp(
-    session: Session, table: Table, rows: Sequence[dict[str, Any]], columns: list[str]
-) -> str:
-    """COPY `rows` into a new temporary table shaped like `table` (Postgres only); returns its
-    name. The caller drops it: ON COMMIT DROP alone keeps the name busy until commit."""
-    tmp = f"tmp_{table.name}_{uuid.uuid4().hex[:12]}"
+def _staging(session: Session, table: Table, columns: Sequence[str]) -> str:
+    """The session's temporary table for COPYing pages of `columns` of `table` (Postgres).
+    ON COMMIT DELETE ROWS: it outlives transactions, empty; a rolled-back transaction that
+    created it takes it away, so its existence is asked again in each transaction."""
     cols = ", ".join(f'"{c}"' for c in columns)
-    json_cols = {c.name for c in table.columns if isinstance(c.type, JSON)}
-    session.execute(
-        text(
-            f"CREATE TEMPORARY TABLE {tmp} ON COMMIT DROP AS "
-            f'SELECT {cols} FROM "{table.name}" WITH NO DATA'
-        )
-    )
+    digest = hashlib.sha256(cols.encode()).hexdigest()[:10]
+    name = f"stage_{table.name[:40]}_{digest}"
+    conn = session.connection()
+    # Asked once per transaction: within one, a table that was there stays there.
+    seen: dict[str, Any] = session.info.setdefault("ai_staging", {})
+    transaction = session.get_transaction()
+    if seen.get(name) is transaction:
+        return name
+    if conn.execute(text(f"SELECT to_regclass('pg_temp.{name}')")).scalar() is None:
+        conn.execute(text(
+            f"CREATE TEMPORARY TABLE {name} ON COMMIT DELETE ROWS AS "
+            f'SELECT {cols} FROM "{table.name}" WITH NO DATA'))
+    seen[name] = transaction
+    return name
+
+
+def _copy_upsert(session: Session, plan: _Plan, rows: Sequence[dict[str, Any]]
+                 ) -> Sequence[Any]:
+    columns = plan.columns
+    stage = _staging(session, plan.table, columns)
+    json_cols = {c.name for c in plan.table.columns if isinstance(c.type, JSON)}
+    cols = ", ".join(f'"{c}"' for c in columns)
     raw = session.connection().connection.driver_connection
     with (
         raw.cursor() as cur,  # type: ignore[union-attr]
-        cur.copy(f"COPY {tmp} ({cols}) FROM STDIN") as copy,
+        cur.copy(f"COPY {stage} ({cols}) FROM STDIN") as copy,
     ):
         for row in rows:
             copy.write_row(
                 [Json(row[c]) if c in json_cols and row[c] is not None else row[c]
                  for c in columns]
             )
-    return tmp
+    keys = ", ".join(f'"{c}"' for c in plan.conflict)
+    # The staged rows are deleted by the statement that reads them: several pages may share a
+    # transaction (the commit would empty the table only at its end).
+    return session.connection().execute(text(
+        f"WITH staged AS (DELETE FROM {stage} RETURNING {cols}) "
+        f'INSERT INTO "{plan.table.name}" ({cols}) SELECT {cols} FROM staged '
+        f"ON CONFLICT ({keys}) {plan.action} RETURNING {', '.join(plan.returning)}"
+    )).all()
 
 
-def _copy_upsert(
-    session: Session,
-    table: Table,
-    rows: Sequence[dict[str, Any]],
-    columns: list[str],
-    conflict: Sequence[str],
-    updates: list[str],
-) -> Written:
-    tmp = copy_to_temp(session, table, rows, columns)
-    cols = ", ".join(f'"{c}"' for c in columns)
-    if updates:
-        sets = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in updates)
-        action = f"DO UPDATE SET {sets}"
-    else:
-        action = "DO NOTHING"
-    keys = ", ".join(f'"{c}"' for c in conflict)
-    flags = session.connection().execute(
-        text(
-            f'INSERT INTO "{table.name}" ({cols}) SELECT {cols} FROM {tmp} '
-            f"ON CONFLICT ({keys}) {action} RETURNING (xmax = 0)"
-        )
-    )
-    inserted = sum(1 for (flag,) in flags if flag)
-    # ON COMMIT DROP alone would keep the name busy for the rest of this transaction.
-    session.execute(text(f"DROP TABLE {tmp}"))
-    return Written(len(rows), inserted)
+def _sqlite_upsert(session: Session, plan: _Plan, rows: list[dict[str, Any]]) -> Written:
+    """SQLite (the demo): the same ON CONFLICT; counts from what RETURNING or a read-back of the
+    page's stored rows can tell."""
+    before = _stored(session, plan, rows) if plan.compare is not None else None
+    # Bind parameters per statement are capped (SQLite 32766).
+    batch = max(1, 30000 // max(1, len(plan.columns)))
+    inserted = 0
+    for start in range(0, len(rows), batch):
+        stmt = plan.on_conflict(sql.insert(session, plan.table).values(rows[start:start + batch]))
+        if plan.sets:
+            session.connection().execute(stmt)
+        else:  # SQLite returns only the rows DO NOTHING actually inserted
+            inserted += len(session.connection().execute(
+                stmt.returning(literal_column("1"))).all())
+    if before is None:
+        return Written(len(rows), inserted if not plan.sets else None)
+    compare = plan.compare or ()
+    inserted = updated = 0
+    for row in rows:
+        old = before.get(tuple(row[k] for k in plan.conflict))
+        if old is None:
+            inserted += 1
+        elif any(old[c] != row.get(c) for c in compare):
+            updated += 1
+    return Written(len(rows), inserted, updated)
+
+
+def _stored(session: Session, plan: _Plan, rows: list[dict[str, Any]]
+            ) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """The stored `compare` columns of the page's keys (SQLite only: small databases)."""
+    table, conflict = plan.table, plan.conflict
+    wanted = [*conflict, *(plan.compare or ())]
+    out: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for start in range(0, len(rows), 500):
+        keys = {tuple(r[k] for k in conflict) for r in rows[start:start + 500]}
+        query = table.select().with_only_columns(*(table.c[c] for c in wanted)).where(
+            tuple_(*(table.c[k] for k in conflict)).in_(list(keys)))
+        for found in session.connection().execute(query).mappings():
+            out[tuple(found[k] for k in conflict)] = dict(found)
+    return out

@@ -16,13 +16,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
 from worker.activity import summaries
 from worker.clients import client_for_source
 from worker.db import session_scope
 from worker.dispatch import send
+from worker.kit import sql
 from worker.kit.redis import get_redis
 from worker.models import Meeting, Source, WebhookEvent, WebhookStatus
 from worker.ratelimit.budget import charging
@@ -58,8 +58,7 @@ def ended(session: Session, source: Source, obj: dict[str, Any]
         "participants_status": "pending",
     }
     table = Meeting.__table__  # type: ignore[attr-defined]
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    insert = sql.insert(session, table)
     # The pull's row (with the report's totals) wins: the event only adds what is missing.
     session.execute(insert.values(values).on_conflict_do_nothing(
         index_elements=["source_id", "uuid"]))

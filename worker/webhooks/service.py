@@ -26,12 +26,12 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
 from worker.activity import summaries
 from worker.db import session_scope
+from worker.kit import sql
 from worker.models import (
     ActivityEvent,
     Source,
@@ -74,10 +74,7 @@ def push_key(source_id: uuid.UUID, email: str, when: datetime, kind: str,
 
 def lock_signins(session: Session, source_id: uuid.UUID) -> None:
     """Serialise the pushed-sign-in merge of one source (push processing vs the pull's claim)."""
-    if session.get_bind().dialect.name == "postgresql":
-        key = int.from_bytes(hashlib.sha256(f"signin-merge:{source_id}".encode()).digest()[:8],
-                             "big", signed=True)
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+    sql.xact_lock(session, f"signin-merge:{source_id}")
 
 
 def _ms(value: datetime | None) -> int | None:
@@ -158,8 +155,7 @@ def sign_in(session: Session, source: Source, kind: str, obj: dict[str, Any]
     if twin is not None:
         return WebhookStatus.PROCESSED, "sign-in already pulled"
     table = ActivityEvent.__table__  # type: ignore[attr-defined]
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    insert = sql.insert(session, table)
     result: Any = session.execute(
         insert.values(tenant_id=source.tenant_id, source_id=source.id, event_key=key,
                       email=email, time=when, type=kind, ip_address=None,

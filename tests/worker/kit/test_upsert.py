@@ -124,3 +124,52 @@ def test_sqlite_counts_new_immutable_rows_and_admits_it_cannot_split_updates(tmp
         users = upsert(session, ZoomUser, _rows(source.id, tenant.id, 3),
                        conflict=("source_id", "zoom_id"))
         assert (users.rows, users.inserted) == (3, None)
+
+
+def _classify(session: Session, rows: list[dict], threshold: int = 100):
+    return upsert(session, ZoomUser, rows, conflict=("source_id", "zoom_id"),
+                  insert_only=("first_seen_at",), compare=("email", "deleted_at"),
+                  touch=("last_seen_at",), copy_threshold=threshold)
+
+
+def _check_classify(session: Session, source_id, tenant_id, threshold: int) -> None:
+    rows = _rows(source_id, tenant_id, 300)
+    first = _classify(session, rows, threshold)
+    assert (first.inserted, first.updated, first.unchanged) == (300, 0, 0)
+    later = datetime(2027, 1, 1, tzinfo=UTC)
+    page = [dict(r, last_seen_at=later, first_name="ignored") for r in rows]
+    page[0]["email"] = "moved@example.com"  # a compared column changed: rewritten whole
+    page += _rows(source_id, tenant_id, 305)[300:]
+    again = _classify(session, page, threshold)
+    assert (again.rows, again.inserted, again.updated, again.unchanged) == (305, 5, 1, 299)
+    stored = {u.zoom_id: u for u in session.exec(
+        select(ZoomUser).where(ZoomUser.source_id == source_id)).all()}
+    assert stored["u0"].first_name == "ignored"
+    assert stored["u0"].email == "moved@example.com"
+    # Unchanged: only the touched column moved.
+    assert stored["u7"].first_name == "A"
+    assert stored["u7"].last_seen_at == later
+    assert stored["u7"].first_seen_at.year == 2026
+
+
+@pytest.mark.parametrize("threshold", [1, 10_000], ids=["copy", "insert"])
+def test_classify_mode_counts_and_rewrites_only_changed_rows_on_postgres(
+    session: Session, threshold: int
+) -> None:
+    tenant = make_tenant(session)
+    source = make_source(session, tenant)
+    _check_classify(session, source.id, tenant.id, threshold)
+    # Several pages in one transaction share the session's staging table.
+    _check_classify(session, make_source(session, tenant).id, tenant.id, threshold)
+
+
+def test_classify_mode_gives_the_same_rows_and_counts_on_sqlite(tmp_path) -> None:
+    import worker.models  # noqa: F401
+
+    engine = create_engine(f"sqlite:///{tmp_path}/t.db")
+    SQLModel.metadata.create_all(engine)
+    with Session(engine) as session:
+        tenant = make_tenant(session)
+        source = make_source(session, tenant)
+        _check_classify(session, source.id, tenant.id, 1)
+    engine.dispose()

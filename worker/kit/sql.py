@@ -1,0 +1,50 @@
+"""The few SQL spellings that differ between Postgres (production) and SQLite (the demo).
+
+The services say what they want (an upsert statement, a transaction lock, a UTC day) and this
+module says it in the session's dialect, so the SQLite branches live here and in
+`worker.kit.upsert`, not spread through the services.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from sqlalchemy import Date, Table, cast, func, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
+
+from worker.db import is_postgres
+
+
+def dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def insert(session: Session, table: Table) -> Any:
+    """`INSERT` with the dialect's `ON CONFLICT` (`on_conflict_do_update` / `_do_nothing`)."""
+    return postgresql.insert(table) if is_postgres(session) else sqlite.insert(table)
+
+
+def pages_per_commit(session: Session, pages: int) -> int:
+    """How many pages a long write loop may hold in one transaction: `pages` on Postgres, one on
+    SQLite, which has one writer at a time (the demo's other processes would meet "database is
+    locked" while a transaction stays open over several pages)."""
+    return pages if is_postgres(session) else 1
+
+
+def xact_lock(session: Session, name: str) -> None:
+    """Serialise the transactions that take the same `name` until they end (a Postgres
+    advisory transaction lock). SQLite has one writer at a time already: nothing to do."""
+    if is_postgres(session):
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+
+
+def utc_day(column: Any, dialect_name: str) -> Any:
+    """The UTC day of a timestamp, as a Date: comparable with date parameters and stored as is
+    (SQLite's date() yields the same 'YYYY-MM-DD' text SQLAlchemy stores a Date as)."""
+    if dialect_name == "postgresql":
+        # date() of a timestamptz follows the session time zone; summaries are UTC days.
+        return cast(func.timezone("UTC", column), Date)
+    return func.date(column, type_=Date)
