@@ -25,11 +25,9 @@ def test_the_demo_runs_on_embedded_defaults_and_matches_the_fake(tmp_path: Path)
         users=(14, 10, 8), days=30, data_dir=tmp_path / "demo-data", use_env_services=False,
         worker_concurrency=3, timeout=75,
     )
-    started = time.monotonic()
+    # The demo's own timeout (75 s) bounds it; how fast it is belongs to bench/, not here.
     result = run_demo(options, Console(file=output, width=140))
-    elapsed = time.monotonic() - started
     text = output.getvalue()
-    assert elapsed < 90, text
 
     acme, globex, initech = result.tenants
     assert (acme.kind, globex.kind) == ("s2s", "general")
