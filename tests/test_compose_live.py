@@ -180,7 +180,8 @@ def test_compose_services_as_processes_run_a_test_an_aggregation_and_a_backfill(
     tmp_path: Path,
 ) -> None:
     # The client is closed with the stack (an open one leaves its sockets to the collector).
-    with _stack(tmp_path) as stack, httpx.Client(timeout=30) as http:
+    with _stack(tmp_path) as stack, httpx.Client(timeout=30) as http, \
+            contextlib.ExitStack() as clients:
         procs, logs = stack["procs"], stack["logs"]
         http.base_url = httpx.URL(f"http://127.0.0.1:{stack['ports']['api']}")
         admin = {"Authorization": f"Bearer {stack['files']['admin_api_key'].read_text().strip()}"}
@@ -190,10 +191,10 @@ def test_compose_services_as_processes_run_a_test_an_aggregation_and_a_backfill(
         _wait("beat's healthcheck", lambda: _healthcheck(stack, "beat"), procs, logs)
         _wait("flower's healthcheck", lambda: _healthcheck(stack, "flower"), procs, logs)
         flower_env = stack["plan"]("flower")[1]
-        flower = httpx.Client(
+        flower = clients.enter_context(httpx.Client(
             base_url=f"http://127.0.0.1:{stack['ports']['flower']}", timeout=30,
             auth=(flower_env["AI_FLOWER_USER"],
-                  Path(flower_env["AI_FLOWER_PASSWORD_FILE"]).read_text().strip()))
+                  Path(flower_env["AI_FLOWER_PASSWORD_FILE"]).read_text().strip())))
         # Flower lists only the tasks whose events it heard: wait for its event stream.
         _wait("flower to hear the workers",
               lambda: len(flower.get("/workers", params={"json": 1}).json()["data"]) >= 2,
@@ -258,7 +259,8 @@ def test_compose_services_as_processes_run_a_test_an_aggregation_and_a_backfill(
 
         # Flower: its Prometheus endpoint and API need its login; the tasks it lists name
         # their tenant (not in the task name).
-        anonymous = httpx.Client(base_url=str(flower.base_url), timeout=30)
+        anonymous = clients.enter_context(httpx.Client(base_url=str(flower.base_url),
+                                                       timeout=30))
         assert anonymous.get("/metrics").status_code == 401
         assert anonymous.get("/api/tasks").status_code == 401
         flower_metrics = flower.get("/metrics")
