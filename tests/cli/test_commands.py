@@ -315,7 +315,15 @@ def test_aggregate_wait_follows_the_run_record_to_the_end(cli: Cli) -> None:
     thread.join()
     assert result.exit_code == 0, result.output
     assert "seen 42" in result.stdout
+    _reads_at_80_columns(result.stdout)
 
+
+def _reads_at_80_columns(text: str) -> None:
+    """Captured like a pipe: plain lines within 80 columns, nothing cut, no redrawn bars."""
+    assert all(len(line) <= 80 for line in text.splitlines()), text
+    assert "…" not in text, text
+    assert "\r" not in text, text
+    assert "\x1b" not in text, text
 
 
 def test_aggregate_wait_skipped_as_a_duplicate_follows_the_run_that_held_it_even_once_ended(
@@ -347,6 +355,7 @@ def test_aggregate_wait_skipped_as_a_duplicate_follows_the_run_that_held_it_even
     assert result.exit_code == 0, result.output
     assert f"following {holder_id}" in result.stdout
     assert "seen 42" in result.stdout
+    _reads_at_80_columns(result.stdout)
 
 def test_a_failed_run_exits_non_zero_with_its_message(cli: Cli) -> None:
     _tenant(cli)
@@ -392,6 +401,7 @@ def test_sync_activity_passes_the_window_and_shows_chunk_progress(cli: Cli) -> N
     assert "4 chunks, 40 records read, 0 not succeeded" in result.stdout
     assert "signins" in result.stdout
     assert "meetings" in result.stdout
+    _reads_at_80_columns(result.stdout)
 
 
 def test_sync_activity_rejects_bad_dates(cli: Cli) -> None:

@@ -71,7 +71,7 @@ app.add_typer(insights_app, name="insights")
 
 def _console() -> Console:
     # Wide enough for tables when output is captured (tests, pipes into less).
-    return Console(width=None if Console().is_terminal else 160, highlight=False)
+    return Console(width=None if Console().is_terminal else 80, highlight=False)
 
 
 def _when(value: datetime | None) -> str:
@@ -565,7 +565,7 @@ def _start_and_follow(source: str, kind: RunKind, wait: bool, timeout: float) ->
         with session_scope() as session:
             other = ops.in_progress_run(session, final)
         if other is not None:
-            console.print(f"a {kind} run was already in progress: following {other.id}")
+            console.print(f"{kind} already running: following {other.id}")
             final = wait_run(other.id, console, timeout)
     _finish(final.status, final.error_message)
 

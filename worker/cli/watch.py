@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from rich.console import Console
@@ -136,11 +137,43 @@ class _Bars:
     streams: dict[str, TaskID]
 
 
+def _run_counts(run: SyncRun) -> list[str]:
+    return [f"pages {run.pages}", f"seen {run.seen}", f"new {run.inserted}",
+            f"updated {run.updated}", f"unchanged {run.unchanged}", f"deleted {run.deleted}",
+            f"skipped {run.skipped}"]
+
+
 def _run_line(run: SyncRun) -> str:
-    return (
-        f"pages {run.pages}  seen {run.seen}  new {run.inserted}  updated {run.updated}  "
-        f"unchanged {run.unchanged}  deleted {run.deleted}  skipped {run.skipped}"
-    )
+    return "  ".join(_run_counts(run))
+
+
+def packed(head: str, items: list[str], width: int) -> list[str]:
+    """``head`` then ``items`` two spaces apart, in lines of at most ``width``, never breaking
+    an item ("seen 42" stays whole); continuation lines are indented."""
+    lines, line = [], head
+    for item in items:
+        if line and len(line) + 2 + len(item) > width:
+            lines.append(line)
+            line = "   " + item
+        else:
+            line = f"{line}  {item}" if line else item
+    return [*lines, line]
+
+
+class _Plain:
+    """Progress for a pipe or a log (no terminal): a spinner and bars would be redrawn into the
+    file, so each change is printed once, as lines that fit the width (80 when piped)."""
+
+    def __init__(self, console: Console) -> None:
+        self.console, self.last = console, ""
+
+    def show(self, lines: list[str]) -> None:
+        text = "\n".join(lines)
+        if text != self.last:
+            self.last = text
+            for line in lines:
+                self.console.print(line, no_wrap=True, overflow="ignore", markup=False,
+                                   highlight=False)
 
 
 def wait_run(run_id: uuid.UUID, console: Console, timeout: float = 1800.0) -> SyncRun:
@@ -154,24 +187,59 @@ def wait_run(run_id: uuid.UUID, console: Console, timeout: float = 1800.0) -> Sy
         console=console,
         transient=False,
     )
-    with progress:
+    plain = None if console.is_terminal else _Plain(console)
+    with nullcontext() if plain else progress:
         task = progress.add_task("queued", total=None, line="")
         while True:
             with session_scope() as session:
                 run = session.get(SyncRun, run_id)
                 if run is None:
                     raise CliError(f"run {run_id} disappeared (source deleted?)")
-                progress.update(task, description=f"{run.kind} {run.status}", line=_run_line(run))
+                if plain:
+                    plain.show(packed(f"{run.kind} {run.status}", _run_counts(run),
+                                      console.width))
+                else:
+                    progress.update(task, description=f"{run.kind} {run.status}",
+                                    line=_run_line(run))
                 if run.status in FINAL_RUN:
                     progress.update(task, total=1, completed=1)
                     return run
             if expired():
-                raise WaitTimeout(
-                    f"run {run_id} still {run.status} after {timeout:.0f}s: is a worker consuming "
-                    "its queue? (`activity-insights worker`)",
-                    1,
-                )
+                raise _still(run_id, run.status, timeout)
             time.sleep(POLL_SECONDS)
+
+
+def _still(run_id: uuid.UUID, status: str, timeout: float) -> WaitTimeout:
+    return WaitTimeout(
+        f"run {run_id} still {status} after {timeout:.0f}s: is a worker consuming its queue? "
+        "(`activity-insights worker`)",
+        1,
+    )
+
+
+def _unfinished(run_id: uuid.UUID, timeout: float) -> WaitTimeout:
+    return WaitTimeout(
+        f"activity sync {run_id} not finished after {timeout:.0f}s; it continues in the "
+        "background (`activity-insights status`)",
+        1,
+    )
+
+
+def _activity_lines(plan: SyncRun, chunks: list[SyncRun], width: int) -> list[str]:
+    done = [c for c in chunks if c.status in FINAL_RUN]
+    head = f"all chunks {len(done)}/{len(chunks)}" if chunks else f"plan {plan.status}"
+    lines = packed(head, [f"records {sum(c.seen for c in chunks)}",
+                          f"pages {sum(c.pages for c in chunks)}"], width)
+    by_stream: dict[str, list[SyncRun]] = {}
+    for c in chunks:
+        by_stream.setdefault(c.stream or "?", []).append(c)
+    for stream, runs in sorted(by_stream.items()):
+        finished = [r for r in runs if r.status in FINAL_RUN]
+        failed = sum(1 for r in finished if r.status != RunStatus.SUCCEEDED)
+        lines += packed(f"  {stream} {len(finished)}/{len(runs)}",
+                        [f"records {sum(r.seen for r in runs)}",
+                         *([f"{failed} not ok"] if failed else [])], width)
+    return lines
 
 
 def wait_activity(
@@ -188,7 +256,8 @@ def wait_activity(
         TimeElapsedColumn(),
         console=console,
     )
-    with progress:
+    plain = None if console.is_terminal else _Plain(console)
+    with nullcontext() if plain else progress:
         bars = _Bars(progress, progress.add_task("planning", total=None, line=""), {})
         while True:
             with session_scope() as session:
@@ -196,15 +265,14 @@ def wait_activity(
                 if plan is None:
                     raise CliError(f"run {run_id} disappeared (source deleted?)")
                 chunks = children(session, run_id)
-            _update_bars(bars, plan, chunks)
+            if plain:
+                plain.show(_activity_lines(plan, chunks, console.width))
+            else:
+                _update_bars(bars, plan, chunks)
             if plan.status in FINAL_RUN and all(c.status in FINAL_RUN for c in chunks):
                 return plan, chunks
             if expired():
-                raise WaitTimeout(
-                    f"activity sync {run_id} not finished after {timeout:.0f}s; it continues in "
-                    "the background (`activity-insights status`)",
-                    1,
-                )
+                raise _unfinished(run_id, timeout)
             time.sleep(POLL_SECONDS)
 
 
