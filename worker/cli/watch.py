@@ -29,6 +29,7 @@ from worker.cli.ops import FINAL_RUN, FINAL_TEST, children
 from worker.db import session_scope
 from worker.models import ConnectionTest, RunStatus, Source, SourceStatus, SyncRun, TestStatus
 from worker.sources.service import never_started
+from worker.tokens.credentials import is_rotation_unknown
 
 POLL_SECONDS = 0.3
 
@@ -114,6 +115,13 @@ def what_to_fix(test: ConnectionTest, source: Source) -> str:
             "add " + ", ".join(sorted(test.missing_scopes)) + " in the Zoom app's Scopes page "
             f"(marketplace.zoom.us), re-activate the app, then `activity-insights test-connection "
             f"{source.id} --wait`"
+        )
+    if source.status == SourceStatus.REAUTHORIZE and is_rotation_unknown(source.status_message):
+        return (
+            "nothing to paste yet: the connection test settles whether Zoom replaced the "
+            f"refresh token (`activity-insights test-connection {source.id} --wait`); only if it "
+            "fails, re-authorise the app in Zoom and `activity-insights source update "
+            f"{source.id} --refresh-token`"
         )
     if source.status == SourceStatus.REAUTHORIZE:
         return (

@@ -144,6 +144,12 @@ def rotation_unknown_message(test_queued: bool) -> str:
             f"out; {_IF_IT_FAILS}")
 
 
+def is_rotation_unknown(status_message: str | None) -> bool:
+    """Whether a source's status message is the one of an unknown rotation outcome (not a
+    refresh token Zoom rejected)."""
+    return bool(status_message) and str(status_message).startswith(_UNKNOWN)
+
+
 class RotationOutcomeUnknown(ZoomUnavailable):
     """A refresh-token request may have reached Zoom but its answer did not reach us, so Zoom
     may have rotated the token. Retryable: a connection test settles it (module docstring)."""
