@@ -2,33 +2,14 @@
 
 from __future__ import annotations
 
-import secrets
 import uuid
-from collections.abc import Iterator
 
-import pytest
 from sqlalchemy import create_engine, pool, text
-from sqlalchemy.engine import make_url
 
 from worker import migrate
 
 BEFORE = "d1c3db4f1215"
 REVISION = "c22d094d8e7b"
-
-
-@pytest.fixture
-def scratch_db(postgres_server_url: str) -> Iterator[str]:
-    name = f"ai_mig_{secrets.token_hex(4)}"
-    admin = create_engine(postgres_server_url, poolclass=pool.NullPool,
-                          isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(postgres_server_url).set(database=name).render_as_string(False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def test_rows_survive_the_widening_and_long_identifiers_fit_after(scratch_db: str) -> None:

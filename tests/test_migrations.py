@@ -1,31 +1,13 @@
 """Migrations are the only way the schema changes: they must match the models and run both ways."""
 
-import secrets
-from collections.abc import Iterator
 
 import pytest
 from alembic import command
 from alembic.util.exc import CommandError
-from sqlalchemy import create_engine, inspect, pool, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import create_engine, inspect, pool
 from sqlmodel import SQLModel
 
 from worker import migrate
-
-
-@pytest.fixture
-def scratch_db(postgres_server_url: str) -> Iterator[str]:
-    name = f"ai_mig_{secrets.token_hex(4)}"
-    admin = create_engine(postgres_server_url, poolclass=pool.NullPool,
-                          isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(postgres_server_url).set(database=name).render_as_string(False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _tables(url: str) -> set[str]:
