@@ -95,7 +95,8 @@ def beat_command(
 
 # httptools' parser and uvloop's loop (runtime dependencies), named rather than uvicorn's "auto",
 # which falls back to pure-Python h11 and asyncio's loop without a word: a missing one stops the
-# API at start instead of silently halving its webhook intake. uvloop has no Windows build.
+# API at start instead of silently halving what it serves (bench/RESULTS.md). uvloop has no
+# Windows build.
 API_SERVER_OPTIONS = (
     "--http", "httptools", "--loop", "asyncio" if sys.platform == "win32" else "uvloop",
 )
