@@ -1,12 +1,12 @@
 """Figure 5: POST connection-test (auth, insert, commit, enqueue on the broker) against GET
 /healthz of the same app, in the same run, under a loopback load generator.
 
-The app runs as in production (``uvicorn --factory``, one worker process) except that the
-per-key flood guard's limit is raised: it still counts every request in Redis, but a load
-generator on one key would otherwise measure 429s. The generator is plain asyncio over
-keep-alive sockets (a few microseconds per request, so it is not the bottleneck the way an
-HTTP client library would be on two cores): C connections in a closed loop for D seconds per
-endpoint, endpoints alternating, medians over repeats.
+The app runs as in production (``uvicorn --factory`` with the launcher's httptools and uvloop,
+one worker process) except that the per-key flood guard's limit is raised: it still counts every
+request in Redis, but a load generator on one key would otherwise measure 429s. The generator
+is plain asyncio over keep-alive sockets (a few microseconds per request, so it is not the
+bottleneck the way an HTTP client library would be on two cores): C connections in a closed
+loop for D seconds per endpoint, endpoints alternating, medians over repeats.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 
 from bench.harness import ROOT, BenchEnv, Figure, median, percentile, ratio
+from worker.cli.launch import API_SERVER_OPTIONS
 from worker.kit.net import free_port
 
 CONCURRENCY = 16
@@ -117,7 +118,8 @@ def load(port: int, request: bytes, seconds: float, concurrency: int = CONCURREN
 def _start_server(port: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "bench.api:make_app", "--factory", "--host",
-         "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"],
+         "127.0.0.1", "--port", str(port), *API_SERVER_OPTIONS, "--log-level", "warning",
+         "--no-access-log"],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 60

@@ -57,6 +57,9 @@ class FakeZoomServer(FakeZoomURLs):
         config = uvicorn.Config(
             create_app(fake), log_level=log_level, access_log=False, lifespan="off",
             timeout_keep_alive=30, backlog=2048,
+            # The HTTP stack its hostile answers were written against, whatever else is
+            # installed (the product's httptools and uvloop would win under "auto").
+            http="h11", loop="asyncio",
         )
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None

@@ -22,6 +22,7 @@ from typing import Any
 import click
 import pytest
 import typer
+import uvicorn
 import yaml
 from cryptography.fernet import Fernet
 from typer.testing import CliRunner
@@ -245,6 +246,25 @@ def test_every_service_has_the_settings_it_needs(
             if command[1] == "flower":
                 assert "FLOWER_BASIC_AUTH" in launch.env
                 assert not any(settings.flower_password in a for a in launch.argv)
+
+
+def test_the_api_runs_on_httptools_and_uvloop(
+    compose: dict[str, Any], secret_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    argv = _launched(compose["services"]["api"], secret_files, monkeypatch).argv
+    http, loop = argv[argv.index("--http") + 1], argv[argv.index("--loop") + 1]
+    assert (http, loop) == ("httptools", "uvloop")
+    # What uvicorn makes of them here: both installed, neither h11 nor asyncio under a name.
+    config = uvicorn.Config(lambda *_: None, http=http, loop=loop)
+    config.load()
+    assert config.http_protocol_class.__module__ == "uvicorn.protocols.http.httptools_impl"
+    factory = config.get_loop_factory()
+    assert factory is not None
+    event_loop = factory()
+    try:
+        assert type(event_loop).__module__.startswith("uvloop")
+    finally:
+        event_loop.close()
 
 
 def test_services_get_only_the_secrets_they_use(

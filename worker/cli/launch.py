@@ -93,13 +93,22 @@ def beat_command(
     return Launch(_celery("beat", "--schedule", schedule, "--loglevel", level))
 
 
+# httptools' parser and uvloop's loop (runtime dependencies), named rather than uvicorn's "auto",
+# which falls back to pure-Python h11 and asyncio's loop without a word: a missing one stops the
+# API at start instead of silently halving what it serves (bench/RESULTS.md). uvloop has no
+# Windows build.
+API_SERVER_OPTIONS = (
+    "--http", "httptools", "--loop", "asyncio" if sys.platform == "win32" else "uvloop",
+)
+
+
 def api_command(
     settings: Settings, host: str = "0.0.0.0", port: int = 8000, workers: int = 1,
     reload: bool = False,
 ) -> Launch:
     argv = [
         sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory",
-        "--host", host, "--port", str(port),
+        "--host", host, "--port", str(port), *API_SERVER_OPTIONS,
         # Behind a load balancer the client address comes from X-Forwarded-For.
         "--proxy-headers",
         "--log-level", settings.log_level.lower(),
