@@ -30,6 +30,18 @@ def after_key(keys: Sequence[Any], values: Sequence[Any], descending: bool) -> A
     return or_(*terms)
 
 
+def cut_page(rows: Sequence[T], limit: int, key_of: Callable[[T], tuple[Any, ...]]
+             ) -> tuple[list[T], str | None]:
+    """A page of ``limit`` from ``limit + 1`` rows read after the cursor, and the next page's
+    cursor (the keys of its last row; None on the last page)."""
+    page = list(rows[:limit])
+    next_cursor = None
+    if len(rows) > limit:
+        next_cursor = encode_cursor(*(str(v) if isinstance(v, uuid.UUID) else v
+                                      for v in key_of(page[-1])))
+    return page, next_cursor
+
+
 def keyset_page(
     session: Session,
     query: Any,
@@ -42,15 +54,12 @@ def keyset_page(
 ) -> tuple[list[T], str | None]:
     """The rows of ``query`` after ``cursor`` in the order of ``keys`` (columns that are unique
     together; of types ``kinds`` in the cursor), at most ``limit``, and the next page's cursor
-    (None on the last page). ``key_of`` reads the keys' values from a row."""
+    (None on the last page). ``key_of`` reads the keys' values from a row. A route whose rows
+    are not one query (the access review aggregates its page first) decodes the cursor with
+    `decode_cursor` and ends with `cut_page`, the same two steps."""
     after = decode_cursor(cursor, *kinds)
     if after is not None:
         query = query.where(after_key(keys, after, descending))
     order = [key.desc() for key in keys] if descending else list(keys)
     rows: list[T] = list(session.exec(query.order_by(*order).limit(limit + 1)))
-    page = rows[:limit]
-    next_cursor = None
-    if len(rows) > limit:
-        next_cursor = encode_cursor(*(str(v) if isinstance(v, uuid.UUID) else v
-                                      for v in key_of(page[-1])))
-    return page, next_cursor
+    return cut_page(rows, limit, key_of)

@@ -12,9 +12,10 @@ from sqlmodel import Session
 
 from api.deps import SessionDep, TenantDep
 from api.errors import PROBLEM_RESPONSES, Forbidden
+from api.pagination import cut_page
 from api.reports import links
 from api.routes.accounts import SourceFilter, check_source
-from api.schemas.common import Limit, decode_cursor, encode_cursor
+from api.schemas.common import Limit, decode_cursor
 from api.schemas.reports import Finding, ReportLink, ReportLinkIn, ReviewPage, ReviewSummary
 from worker.db import get_engine
 from worker.models import Tenant, utcnow
@@ -101,11 +102,10 @@ def access_review(
     review = build_review(session, params, page=(after_id, limit + 1), finding=finding)
     rows = list(iter_accounts(session, review, finding=finding, after_id=after_id,
                               limit=limit + 1))
-    items = rows[:limit]
+    items, next_cursor = cut_page(rows, limit, lambda row: (row.account_id,))
     return ReviewPage(
         generated_at=params.now, days=days, window_days=params.window_days,
-        tenant_average_sign_ins=review.average, items=items,
-        next_cursor=encode_cursor(items[-1].account_id) if len(rows) > limit else None,
+        tenant_average_sign_ins=review.average, items=items, next_cursor=next_cursor,
     )
 
 
