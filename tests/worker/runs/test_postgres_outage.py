@@ -47,9 +47,14 @@ def test_a_postgres_outage_mid_run_loses_nothing(outage_db, fake, source, start)
     worker = start("worker", concurrency=3)
     beat = start("beat")
     fake.fake.set_faults(latency_ms=300)
-    agg = new_run(tenant_id, source_id, RunKind.AGGREGATION)
     new_run(tenant_id, source_id, RunKind.ACTIVITY,
             details={"streams": [Stream.MEETINGS, Stream.SIGNINS]})
+    # The meetings chain waits for the sign-ins (first insight first) and is long (a call per
+    # host): the aggregation starts once it runs, so the outage finds both under way.
+    wait_until(lambda: any(r.stream == Stream.MEETINGS and r.status == RunStatus.RUNNING
+                           for r in all_runs(source_id)),
+               60, "the meetings chunk under way", worker, beat)
+    agg = new_run(tenant_id, source_id, RunKind.AGGREGATION)
 
     def under_way() -> bool:
         runs = all_runs(source_id)
