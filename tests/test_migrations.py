@@ -44,3 +44,25 @@ def test_sqlite_upgrades_and_agrees_with_models(tmp_path) -> None:  # type: igno
 
     assert _tables(url) == set(SQLModel.metadata.tables)
     command.check(migrate.alembic_config(url))
+
+
+def test_table_storage_options_of_the_models_are_migrated(database_url: str) -> None:
+    # Autogenerate (and so `command.check` above) does not compare storage options: the
+    # fillfactor the directory tables keep for their updates is checked here.
+    import worker.models  # noqa: F401
+
+    wanted = {name: table.dialect_options["postgresql"]["with"]
+              for name, table in SQLModel.metadata.tables.items()
+              if table.dialect_options["postgresql"]["with"]}
+    assert "zoom_user" in wanted
+    engine = create_engine(database_url, poolclass=pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            stored = dict(conn.execute(text(
+                "SELECT relname, reloptions FROM pg_class WHERE relkind = 'r' "
+                "AND relnamespace = 'public'::regnamespace")).all())
+    finally:
+        engine.dispose()
+    for name, options in wanted.items():
+        assert sorted(stored[name] or []) == sorted(f"{k}={v}" for k, v in options.items()), name
+    assert not {n for n, o in stored.items() if o and n not in wanted}
