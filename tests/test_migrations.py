@@ -4,7 +4,7 @@
 import pytest
 from alembic import command
 from alembic.util.exc import CommandError
-from sqlalchemy import create_engine, inspect, pool
+from sqlalchemy import create_engine, inspect, pool, text
 from sqlmodel import SQLModel
 
 from worker import migrate
