@@ -11,20 +11,17 @@ from sqlmodel import col, select
 
 from api.errors import BadRequest
 from api.pagination import keyset_page
+from tests.factories import make_source, make_tenant
 from worker.db import session_scope
-from worker.models import ActivityEvent, Source, Tenant
+from worker.models import ActivityEvent
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 
 
 def _events(clean_db: Any) -> Any:  # noqa: ARG001 - requested for its side effect
     with session_scope() as session:
-        tenant = Tenant(name="pager")
-        session.add(tenant)
-        session.flush()
-        source = Source(tenant_id=tenant.id, name="zoom")
-        session.add(source)
-        session.flush()
+        tenant = make_tenant(session, "pager")
+        source = make_source(session, tenant)
         # Three instants, several events at each: the id breaks the ties.
         for n in range(9):
             session.add(ActivityEvent(tenant_id=tenant.id, source_id=source.id,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
+import pytest
 from sqlmodel import col, select
 
 from api.routes.sources import to_public
@@ -38,6 +39,15 @@ def chunks(plan_id: uuid.UUID) -> list[SyncRun]:
                                  .order_by(col(SyncRun.window_start))))
 
 
+def heavy_calls_a_day(monkeypatch: pytest.MonkeyPatch, cap: int) -> None:
+    """The Business plan's daily Heavy cap set to ``cap`` (the limiter and the planner read the
+    same table)."""
+    for category in (Category.HEAVY, Category.RESOURCE_INTENSIVE):
+        limit = PLAN_LIMITS["business"][category]
+        monkeypatch.setitem(PLAN_LIMITS["business"], category,
+                            CategoryLimit(limit.per_second, cap, limit.daily_group))
+
+
 def ready_at(source_id: uuid.UUID) -> dt.datetime | None:
     with session_scope() as session:
         return session.get_one(Source, source_id).insights_ready_at
@@ -48,10 +58,7 @@ def test_insights_are_ready_with_sign_ins_and_directory_while_meetings_wait(
 ) -> None:
     account = zoom.fake.account(0)
     # A day of 8 Heavy calls (limiter and planner read the same table): sign-ins first.
-    for category in (Category.HEAVY, Category.RESOURCE_INTENSIVE):
-        limit = PLAN_LIMITS["business"][category]
-        monkeypatch.setitem(PLAN_LIMITS["business"], category,
-                            CategoryLimit(limit.per_second, 10, limit.daily_group))
+    heavy_calls_a_day(monkeypatch, 10)
     source_id = add_source(account, account.s2s_app, rate_share=0.8)
     # The host usage is known: 20 hosts with a meeting a day each, far more than a day's budget.
     today = dt.datetime.now(dt.UTC).date()
@@ -194,10 +201,7 @@ def test_a_day_split_by_hosts_stores_each_meeting_once_and_the_watermark_after_t
     from worker.models import Meeting
 
     account = zoom.fake.account(0)
-    for category in (Category.HEAVY, Category.RESOURCE_INTENSIVE):
-        limit = PLAN_LIMITS["business"][category]
-        monkeypatch.setitem(PLAN_LIMITS["business"], category,
-                            CategoryLimit(limit.per_second, 100, limit.daily_group))
+    heavy_calls_a_day(monkeypatch, 100)
     source_id = add_source(account, account.s2s_app, rate_share=0.8)  # 80 Heavy calls a day
     day = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=2)
     truth = {m["uuid"] for m in account.meetings(day, day)}
