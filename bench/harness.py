@@ -442,6 +442,20 @@ def s2s_credentials(account: dict[str, Any]) -> dict[str, str]:
             "account_id": app["account_id"]}
 
 
+def bare_source(session: Any, tenant_name: str) -> tuple[uuid.UUID, uuid.UUID]:
+    """A tenant with one source and no credentials, flushed in ``session``: for figures that
+    read stored rows and never call Zoom. Returns (tenant id, source id)."""
+    from worker.models import Source, Tenant
+
+    tenant = Tenant(name=tenant_name)
+    session.add(tenant)
+    session.flush()
+    source = Source(tenant_id=tenant.id, name="zoom")
+    session.add(source)
+    session.flush()
+    return tenant.id, source.id
+
+
 def create_sources(engine: Any, accounts: Sequence[dict[str, Any]], *,
                    rate_share: float | None = None, tenant_name: str | None = None,
                    **fields: Any) -> list[uuid.UUID]:

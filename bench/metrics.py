@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.harness import BenchEnv, Figure, median, ratio, timed
+from bench.harness import BenchEnv, Figure, bare_source, median, ratio, timed
 
 ACTIVE = 300
 
@@ -39,22 +39,16 @@ def run(env: BenchEnv) -> Figure:
     from sqlmodel import Session, col
 
     from worker.kit.metrics import StateCollector
-    from worker.models import RunKind, RunStatus, Source, SyncRun, Tenant
+    from worker.models import RunKind, RunStatus, SyncRun
 
     n = 20_000 if env.quick else (1_000_000 if env.full else 300_000)
     fig = Figure("metrics", "a /metrics scrape over a growing run history")
     with Session(env.engine) as session:
-        tenant = Tenant(name="bench")
-        session.add(tenant)
-        session.flush()
-        source = Source(tenant_id=tenant.id, name="zoom")
-        session.add(source)
-        session.flush()
-        session.add_all([SyncRun(tenant_id=tenant.id, source_id=source.id, kind=RunKind.ACTIVITY,
+        tenant_id, source_id = bare_source(session, "bench")
+        session.add_all([SyncRun(tenant_id=tenant_id, source_id=source_id, kind=RunKind.ACTIVITY,
                                  status=(RunStatus.QUEUED, RunStatus.RUNNING,
                                          RunStatus.DEFERRED)[i % 3]) for i in range(ACTIVE)])
         session.commit()
-        tenant_id, source_id = tenant.id, source.id
     collector = StateCollector()
     repeats = max(env.repeats * 5, 15)
 

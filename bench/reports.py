@@ -21,7 +21,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from bench.harness import ROOT, BenchEnv, Figure, median, ratio
+from bench.harness import ROOT, BenchEnv, Figure, bare_source, median, ratio
 
 BATCH = 5_000
 
@@ -34,8 +34,6 @@ def seed_tenant(engine: Any, name: str, accounts: int) -> uuid.UUID:
         AccountCorrelation,
         ActivityEvent,
         Identity,
-        Source,
-        Tenant,
         ZoomGroup,
         ZoomUser,
         utcnow,
@@ -43,13 +41,7 @@ def seed_tenant(engine: Any, name: str, accounts: int) -> uuid.UUID:
 
     now = utcnow()
     with Session(engine) as session:
-        tenant = Tenant(name=name)
-        session.add(tenant)
-        session.flush()
-        source = Source(tenant_id=tenant.id, name="zoom")
-        session.add(source)
-        session.flush()
-        t, s = tenant.id, source.id
+        t, s = bare_source(session, name)
         session.add_all([ZoomGroup(tenant_id=t, source_id=s, zoom_id=f"g{g}", name=f"Group {g}")
                          for g in range(2)])
         for start in range(0, accounts, BATCH):
