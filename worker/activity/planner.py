@@ -424,8 +424,8 @@ def _busy_streams(session: Session, run: SyncRun) -> set[str]:
 # every report is Heavy, so they would otherwise share the account's Heavy rate with the
 # sign-in pages the first insight needs, and delay it by as much as they take: the participant
 # reports (one Heavy call per meeting) most, but host usage, daily usage and the operation logs
-# too (a few pages a month each: 16 of 298 Heavy requests while the sign-ins of the 10,000-user
-# bench ran, bench/RESULTS.md).
+# too (a page or so a month each: 12 of the 69 Heavy requests sent while the sign-ins of the
+# 2,000-user bench ran, bench/RESULTS.md).
 HELD_STREAMS = frozenset(s for s in STREAMS if s != Stream.SIGNINS)
 HELD = "held"
 # A held chain is sent by the chunk that ends the sign-in chain, or by the dispatcher's tick;

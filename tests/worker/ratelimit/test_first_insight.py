@@ -195,6 +195,24 @@ def test_the_chunk_ending_the_sign_in_chain_sends_the_held_reports(zoom) -> None
     assert all(sent(c.id) for c in chunks(alone)[:1])
 
 
+def test_the_other_report_streams_wait_for_the_sign_in_chain_too(zoom) -> None:
+    # Every report is Heavy: host usage, daily usage and the operation logs would take Heavy
+    # slots from the sign-in pages the first insight waits for.
+    account = zoom.fake.account(0)
+    source_id = add_source(account, account.s2s_app)
+    others = (Stream.HOST_USAGE, Stream.DAILY_USAGE, Stream.OPERATION_LOGS)
+    plan_id = new_run(source_id, RunKind.ACTIVITY, details={"streams": [*others, Stream.SIGNINS]})
+    plan_activity(plan_id, enqueue=False)
+    signins = [c for c in chunks(plan_id) if c.stream == Stream.SIGNINS]
+    heads = {s: next(c for c in chunks(plan_id) if c.stream == s) for s in others}
+    assert sent(signins[0].id)
+    assert not any(sent(h.id) for h in heads.values())
+    assert all(is_held(h) for h in heads.values())
+    for chunk in signins:
+        run_chunk(chunk.id, enqueue=False)
+    assert all(sent(h.id) for h in heads.values())
+
+
 def test_a_day_split_by_hosts_stores_each_meeting_once_and_the_watermark_after_the_last(
     zoom, monkeypatch
 ) -> None:
