@@ -17,10 +17,10 @@ A scheduled sync (no window of its own) plans no stream whose chain from an earl
 outstanding (deferred, queued or running): those chunks are re-admitted, and a second chain over
 the days the watermark has not passed yet would pay for them twice.
 
-First insight first: the participant reports' chain is *held* (queued, not sent) until the plan's
-sign-in chain and the directory's aggregation are done, so they do not share the account's Heavy
-rate with the sign-in pages the insights need. The chunk that ends the sign-in chain sends it, or
-the dispatcher's next tick (``release_held``).
+First insight first: the other streams' chains (the participant reports above all) are *held*
+(queued, not sent) until the plan's sign-in chain and the directory's aggregation are done, so
+they do not share the account's Heavy rate with the sign-in pages the insights need. The chunk
+that ends the sign-in chain sends them, or the dispatcher's next tick (``release_held``).
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import redis
-from sqlalchemy import func
+from sqlalchemy import exists, func, not_, or_
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from worker.db import session_scope
@@ -402,7 +403,7 @@ def _create_chunks(session: Session, run: SyncRun, now: datetime,
     log.info("activity plan %s of %s: %d chunks, %d deferred, ~%d Heavy calls today%s%s",
              run.id, runs.where(source), len(chunks), deferred, planned_cost,
              f", {sorted(busy)} left to their outstanding chains" if busy else "",
-             ", participant reports after the sign-ins" if held else "")
+             f", {sorted(str(c.stream) for c in held)} after the sign-ins" if held else "")
     return runnable_heads(chunks)
 
 
@@ -418,12 +419,15 @@ def _busy_streams(session: Session, run: SyncRun) -> set[str]:
     return {str(s) for s in rows if s is not None}
 
 
-# -- first insight first: the participant reports wait for the sign-ins and the directory ----
+# -- first insight first: the reports wait for the sign-ins and the directory --------------
 
 # Streams held back until the plan's sign-in chain and the directory's aggregation are done:
-# the participant reports (one Heavy call per meeting) would otherwise share the account's Heavy
-# rate with the sign-in pages the first insight needs, and delay it by as much as they take.
-HELD_STREAMS = frozenset({Stream.MEETINGS})
+# every report is Heavy, so they would otherwise share the account's Heavy rate with the
+# sign-in pages the first insight needs, and delay it by as much as they take: the participant
+# reports (one Heavy call per meeting) most, but host usage, daily usage and the operation logs
+# too (a page or so a month each: 12 of the 69 Heavy requests sent while the sign-ins of the
+# 2,000-user bench ran, bench/RESULTS.md).
+HELD_STREAMS = frozenset(s for s in STREAMS if s != Stream.SIGNINS)
 HELD = "held"
 # A held chain is sent by the chunk that ends the sign-in chain, or by the dispatcher's tick;
 # should both fail, the sweep sends it after this long (it is queued, with this lease).
@@ -439,20 +443,23 @@ def runnable_heads(chunks: Iterable[SyncRun]) -> list[SyncRun]:
     return [c for c in chain_heads(chunks) if not is_held(c)]
 
 
+def _first_insight_outstanding(plan_id: Any, source_id: Any) -> Any:
+    """SQL: the plan's sign-in chunks, or the aggregation of the directory the source is
+    matched against, are still to run. ``plan_id`` and ``source_id`` are values or the columns
+    of an outer query (``release_held`` asks it of every held head in one statement)."""
+    signin, aggregation, source = aliased(SyncRun), aliased(SyncRun), aliased(Source)
+    directory = func.coalesce(col(source.governance_source_id), col(source.id))
+    return or_(
+        exists().where(col(signin.parent_id) == plan_id, col(signin.stream) == Stream.SIGNINS,
+                       col(signin.status).in_(_OUTSTANDING)),
+        exists().where(col(source.id) == source_id, col(aggregation.source_id) == directory,
+                       col(aggregation.kind) == RunKind.AGGREGATION,
+                       col(aggregation.status).in_((RunStatus.QUEUED, RunStatus.RUNNING))),
+    )
+
+
 def _first_insight_pending(session: Session, plan_id: uuid.UUID, source_id: uuid.UUID) -> bool:
-    """Whether the plan's sign-in chunks, or the aggregation of the directory the source is
-    matched against, are still to run."""
-    signins = session.exec(select(func.count()).select_from(SyncRun).where(
-        SyncRun.parent_id == plan_id, SyncRun.stream == Stream.SIGNINS,
-        col(SyncRun.status).in_(_OUTSTANDING))).one()
-    if signins:
-        return True
-    source = session.get(Source, source_id)
-    directory = (source.governance_source_id or source.id) if source is not None else source_id
-    aggregating = session.exec(select(func.count()).select_from(SyncRun).where(
-        SyncRun.source_id == directory, SyncRun.kind == RunKind.AGGREGATION,
-        col(SyncRun.status).in_((RunStatus.QUEUED, RunStatus.RUNNING)))).one()
-    return bool(aggregating)
+    return bool(session.exec(select(_first_insight_outstanding(plan_id, source_id))).one())
 
 
 def _hold_for_first_insight(session: Session, run: SyncRun, chunks: list[SyncRun],
@@ -471,20 +478,26 @@ def _hold_for_first_insight(session: Session, run: SyncRun, chunks: list[SyncRun
 def release_held(session: Session, redis_client: redis.Redis, now: datetime,
                  source_id: uuid.UUID | None = None, limit: int = 1000) -> list[SyncRun]:
     """The held chains (of one source, or any) whose sign-ins and directory are now in: returns
-    their heads to send (the caller sends them after its commit). A head held past the day it
-    was reserved on is re-admitted against today's budget, or deferred to tomorrow like any
-    chunk that does not fit."""
+    their heads to send (the caller sends them after its commit), oldest first. A head held past
+    the day it was reserved on is re-admitted against today's budget, or deferred to tomorrow
+    like any chunk that does not fit.
+
+    At most ``limit`` heads a call, all of them releasable: the heads still waiting for their
+    sign-ins are left out by the query itself, so however many sources are mid-backfill (four
+    held heads a plan), they never fill the batch and starve the ones whose turn has come. What
+    is over the limit is released by the next call (the dispatcher's tick, which goes on while
+    its batches come back full)."""
     stmt = select(SyncRun).where(
         SyncRun.kind == RunKind.ACTIVITY, SyncRun.status == RunStatus.QUEUED,
         col(SyncRun.stream).in_(HELD_STREAMS), col(SyncRun.parent_id).is_not(None),
-        col(SyncRun.details)[HELD].as_string().is_not(None))
+        col(SyncRun.details)[HELD].as_string().is_not(None),
+        not_(_first_insight_outstanding(col(SyncRun.parent_id), col(SyncRun.source_id))))
     if source_id is not None:
         stmt = stmt.where(SyncRun.source_id == source_id)
-    held = [c for c in session.exec(stmt.limit(limit)).all() if is_held(c)]
+    stmt = stmt.order_by(col(SyncRun.created_at), col(SyncRun.id)).limit(limit)
     released = []
-    for chunk in held:
-        assert chunk.parent_id is not None
-        if _first_insight_pending(session, chunk.parent_id, chunk.source_id):
+    for chunk in session.exec(stmt).all():
+        if not is_held(chunk):
             continue
         chunk.details = {k: v for k, v in chunk.details.items() if k != HELD}
         reserved = (chunk.details.get("heavy_reserved") or {}).get("day")

@@ -155,7 +155,7 @@ def resumable_runs(session: Session, now: datetime, redis_client: redis.Redis) -
         siblings = session.exec(select(SyncRun).where(SyncRun.parent_id == parent_id)).all()
         heads.extend(runnable_heads(siblings))
         roll_up(session, parent_id)
-    # Held participant reports whose sign-ins and directory are in (normally sent by the chunk
+    # Held reports whose sign-ins and directory are in (normally sent by the chunk
     # that ends the sign-in chain; this is for a directory that finished after it).
     released = release_held(session, redis_client, now, limit=BATCH)
     return [*heads, *(r for r in released if r not in heads)]

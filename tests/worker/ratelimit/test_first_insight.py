@@ -21,6 +21,7 @@ from worker.db import session_scope
 from worker.models import HostUsage, RunKind, RunStatus, Source, Stream, StreamCursor, SyncRun
 from worker.ratelimit.plans import PLAN_LIMITS, CategoryLimit
 from worker.runs import sweep
+from worker.scheduling import service as scheduling
 from worker.scheduling.service import dispatch_due
 from worker.zoom.endpoints import Category
 
@@ -193,6 +194,91 @@ def test_the_chunk_ending_the_sign_in_chain_sends_the_held_reports(zoom) -> None
                     window_start=head.window_start, window_end=head.window_end)
     plan_activity(alone, enqueue=False)
     assert all(sent(c.id) for c in chunks(alone)[:1])
+
+
+def test_the_other_report_streams_wait_for_the_sign_in_chain_too(zoom) -> None:
+    # Every report is Heavy: host usage, daily usage and the operation logs would take Heavy
+    # slots from the sign-in pages the first insight waits for.
+    account = zoom.fake.account(0)
+    source_id = add_source(account, account.s2s_app)
+    others = (Stream.HOST_USAGE, Stream.DAILY_USAGE, Stream.OPERATION_LOGS)
+    plan_id = new_run(source_id, RunKind.ACTIVITY, details={"streams": [*others, Stream.SIGNINS]})
+    plan_activity(plan_id, enqueue=False)
+    signins = [c for c in chunks(plan_id) if c.stream == Stream.SIGNINS]
+    heads = {s: next(c for c in chunks(plan_id) if c.stream == s) for s in others}
+    assert sent(signins[0].id)
+    assert not any(sent(h.id) for h in heads.values())
+    assert all(is_held(h) for h in heads.values())
+    for chunk in signins:
+        run_chunk(chunk.id, enqueue=False)
+    assert all(sent(h.id) for h in heads.values())
+
+
+def held_head(source_id: uuid.UUID, signins: RunStatus) -> uuid.UUID:
+    """A plan whose host-usage head is held for the first insight, its one sign-in chunk in
+    ``signins``; returns the head's id (reserved today: released without re-admission)."""
+    now = dt.datetime.now(dt.UTC)
+    with session_scope() as session:
+        source = session.get_one(Source, source_id)
+        plan = SyncRun(tenant_id=source.tenant_id, source_id=source_id, kind=RunKind.ACTIVITY)
+        session.add(plan)
+        session.flush()
+        common = {"tenant_id": source.tenant_id, "source_id": source_id, "parent_id": plan.id,
+                  "kind": RunKind.ACTIVITY, "window_start": now - dt.timedelta(days=1),
+                  "window_end": now}
+        session.add(SyncRun(**common, stream=Stream.SIGNINS, status=signins))
+        head = SyncRun(**common, stream=Stream.HOST_USAGE, status=RunStatus.QUEUED,
+                       details={planner.HELD: "first_insight",
+                                "heavy_reserved": {"day": now.date().isoformat(), "calls": 1}})
+        session.add(head)
+        session.flush()
+        return head.id
+
+
+def s2s_source(zoom) -> uuid.UUID:
+    account = zoom.fake.account(0)
+    return add_source(account, account.s2s_app)
+
+
+def released(redis_client, limit: int) -> list[uuid.UUID]:
+    with session_scope() as session:
+        return [c.id for c in planner.release_held(session, redis_client,
+                                                   dt.datetime.now(dt.UTC), limit=limit)]
+
+
+def test_heads_still_waiting_for_their_sign_ins_do_not_fill_the_release_batch(
+    zoom, redis_client
+) -> None:
+    # Many sources mid-backfill (four held heads a plan): the head whose turn has come is
+    # released however many wait before it.
+    source_id = s2s_source(zoom)
+    waiting = [held_head(source_id, RunStatus.QUEUED) for _ in range(3)]
+    ready = held_head(source_id, RunStatus.SUCCEEDED)
+    assert released(redis_client, limit=2) == [ready]
+    assert released(redis_client, limit=2) == []
+    with session_scope() as session:
+        assert all(is_held(session.get_one(SyncRun, h)) for h in waiting)
+
+
+def test_held_heads_over_the_limit_are_released_by_the_next_calls_oldest_first(
+    zoom, redis_client
+) -> None:
+    source_id = s2s_source(zoom)
+    ready = [held_head(source_id, RunStatus.SUCCEEDED) for _ in range(5)]
+    assert released(redis_client, limit=2) == ready[:2]
+    assert released(redis_client, limit=2) == ready[2:4]
+    assert released(redis_client, limit=2) == ready[4:]
+    assert released(redis_client, limit=2) == []
+
+
+def test_one_dispatcher_tick_sends_more_held_heads_than_a_batch(
+    zoom, redis_client, monkeypatch
+) -> None:
+    monkeypatch.setattr(scheduling, "BATCH", 2)
+    source_id = s2s_source(zoom)
+    ready = [held_head(source_id, RunStatus.SUCCEEDED) for _ in range(5)]
+    assert scheduling.dispatch_backlog(redis_client=redis_client, enqueue=False) == len(ready)
+    assert all(sent(h) for h in ready)
 
 
 def test_a_day_split_by_hosts_stores_each_meeting_once_and_the_watermark_after_the_last(
