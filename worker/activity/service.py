@@ -66,9 +66,7 @@ class ZoomApi(Protocol):
 
 
 def event_key(source_id: uuid.UUID, item: dict[str, Any]) -> str:
-    return zi.key_hash(source_id, str(item.get("email") or "").lower(), item.get("time"),
-                item.get("type"), item.get("ip_address"), item.get("client_type"),
-                item.get("version"))
+    return zi.signin_key(source_id, item)
 
 
 def participant_key(source_id: uuid.UUID, meeting_uuid: str, item: dict[str, Any]) -> str:
@@ -114,8 +112,16 @@ class Chunk:
         parse: Callable[[dict[str, Any], zi.Fields], dict[str, Any]],
     ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
         """(item, row) of the usable items of a page; the others skipped, counted and noted."""
+        return self._counting(lambda: zi.parse_items(kind, items, parse, self.warnings))
+
+    def signins(self, items: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """`parse` of a page of sign-ins, each row whole: the ids and its ``event_key``."""
+        return self._counting(lambda: zi.signin_rows(items, self.warnings, self.base()))
+
+    def _counting(self, parsed: Callable[[], list[tuple[dict[str, Any], dict[str, Any]]]]
+                  ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
         before = self.warnings.count
-        rows = zi.parse_items(kind, items, parse, self.warnings)
+        rows = parsed()
         self.skipped += self.warnings.count - before
         return rows
 
@@ -182,13 +188,13 @@ def fetch_signins(chunk: Chunk) -> None:
 
     def write(items: list[dict[str, Any]]) -> None:
         rows = []
-        for item, row in chunk.parse("sign_in", items, zi.parse_signin):
+        for item, row in chunk.signins(items):
             if not start <= row["time"] < end:
                 # Zoom answered outside what was asked: another chunk owns those days.
                 chunk.warnings.skip("sign_in", "outside the requested window", item)
                 chunk.skipped += 1
                 continue
-            rows.append({**chunk.base(), "event_key": event_key(chunk.source_id, item), **row})
+            rows.append(row)
         # Also merges the rows webhooks stored and counts what they missed (webhooks/).
         chunk.written(reconcile.store_signins(chunk.session, chunk.run_id, chunk.source_id,
                                               rows), immutable=True)

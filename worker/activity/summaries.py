@@ -27,7 +27,6 @@ from sqlalchemy import (
     func,
     literal,
     select,
-    true,
     union_all,
 )
 from sqlmodel import Session, col
@@ -163,17 +162,14 @@ def recompute(session: Session, source: Source, days: Iterable[date],
         .select_from(per_day)
         .outerjoin(accounts, accounts.c.email == per_day.c.email)
         .outerjoin(corr, corr.c.user_zoom_id == accounts.c.zid)
-        # SQLite's documented fix for INSERT ... SELECT ... ON CONFLICT parsing ambiguity.
-        .where(true())
     )
     columns = ["tenant_id", "source_id", "email", "day", "sign_ins", "meetings_hosted",
                "meetings_attended", "meeting_minutes", "last_activity_at", "updated_at",
                "details"]
+    # A plain INSERT: the DELETE below has just removed every row it can write (same source,
+    # days and e-mails), and the lock above keeps other recomputes out until the commit, so
+    # an ON CONFLICT would only add a speculative insertion per row.
     stmt = sql.insert(session, table).from_select(columns, rows)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["source_id", "email", "day"],
-        set_={c: stmt.excluded[c] for c in columns[4:]},
-    )
     # Days recomputed from scratch: a user with no activity left that day loses the row.
     gone = delete(UserDailySummary).where(
         col(UserDailySummary.source_id) == source.id, col(UserDailySummary.day).in_(days))

@@ -2,8 +2,12 @@
 
 Postgres, big pages: COPY into a staging table kept for the session (temporary, `ON COMMIT
 DELETE ROWS`: created once per connection, not once per page), then one `INSERT ... SELECT ...
-ON CONFLICT` that also empties it. Small pages, and SQLite (the demo): a multi-row `INSERT ...
-ON CONFLICT`. Every path gives the same rows.
+ON CONFLICT` that also empties it. The COPY is binary when every value of the page is of the
+Python type the column's binary format takes (UUID, str, aware datetime, int, ...): psycopg's
+text format spends several microseconds a row turning UUIDs and datetimes into text, the
+largest share of the worker's CPU per sign-in event (bench/RESULTS.md). Any other page goes as
+text, as before. Small pages, and SQLite (the demo): a multi-row `INSERT ... ON CONFLICT`.
+Every path gives the same rows.
 
 Two modes of `DO UPDATE`:
 - plain: a stored row takes every column but the key and `insert_only`;
@@ -21,10 +25,15 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Iterable, Sequence
+import itertools
+import operator
+import uuid
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
+from psycopg.postgres import types as pg_types
 from psycopg.types.json import Json
 from sqlalchemy import JSON, Table, literal_column, text, tuple_
 from sqlmodel import Session, SQLModel
@@ -35,6 +44,13 @@ from worker.kit import sql
 # A Zoom page holds at most 300 rows: above 100 the COPY path measured 2.5x faster for
 # activity and 5x for a first aggregation (bench/RESULTS.md, finding 1).
 COPY_THRESHOLD = 100
+
+# Column types a binary COPY sends, by type OID: the one Python type whose binary dumper fits
+# the column (and never surprises: a bool is not an int here, a datetime not a date).
+_BINARY_COPY: dict[int, type] = {pg_types.get(name).oid: kind for name, kind in (  # type: ignore[union-attr]
+    ("uuid", uuid.UUID), ("text", str), ("varchar", str), ("timestamptz", datetime),
+    ("int2", int), ("int4", int), ("int8", int), ("bool", bool), ("date", date))}
+_TIMESTAMPTZ = pg_types.get("timestamptz").oid  # type: ignore[union-attr]
 
 
 @dataclass(frozen=True)
@@ -70,10 +86,8 @@ def _table(model: type[SQLModel] | Table) -> Table:
 def dedupe(rows: Iterable[dict[str, Any]], key: Sequence[str]) -> list[dict[str, Any]]:
     """Last row wins per key: ON CONFLICT refuses to touch one row twice in a statement, and
     Zoom pages do repeat items (a participant who rejoined within the same second)."""
-    by_key: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for row in rows:
-        by_key[tuple(row[k] for k in key)] = row
-    return list(by_key.values())
+    of = operator.itemgetter(*key)
+    return list({of(row): row for row in rows}.values())
 
 
 def with_defaults(table: Table, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -186,8 +200,8 @@ def upsert(
     these columns differs, else only its ``touch`` columns are; the result then counts
     inserted, updated (changed) and unchanged rows on every database. All rows must have the
     same keys. Returns how many distinct rows were written and, where the database can say,
-    how many of them were new (drivers report no usable rowcount for multi-row VALUES, so
-    RETURNING tells)."""
+    how many of them were new (DO NOTHING: the statement's rowcount; DO UPDATE: RETURNING
+    tells, as its rowcount counts the updated rows too)."""
     classify = compare is not None
     if not rows:
         return Written(0, 0, 0 if classify else None)
@@ -198,16 +212,13 @@ def upsert(
                  None if compare is None else tuple(compare), tuple(touch), dialect)
     if dialect != "postgresql":
         return _sqlite_upsert(session, plan, rows)
-    flags: list[Any] = []
-    if len(rows) >= copy_threshold:
-        flags.extend(_copy_upsert(session, plan, rows))
-    else:
-        # Bind parameters per statement are capped (Postgres 65535).
-        batch = max(1, 30000 // max(1, len(plan.columns)))
-        for start in range(0, len(rows), batch):
-            stmt = plan.on_conflict(sql.insert(session, table).values(rows[start:start + batch]))
-            flags.extend(session.connection().execute(
-                stmt.returning(*(literal_column(r) for r in plan.returning))).all())
+    write = _copy_upsert if len(rows) >= copy_threshold else _values_upsert
+    if not plan.sets:
+        # DO NOTHING writes only new rows: the statement's rowcount counts them, without a
+        # row sent back per new event (as RETURNING did, a visible share of ingestion).
+        inserted, _ = write(session, plan, rows, returning=False)
+        return Written(len(rows), inserted, 0 if classify else None)
+    _, flags = write(session, plan, rows, returning=True)
     inserted = sum(1 for flag in flags if flag[0])
     if not classify:
         return Written(len(rows), inserted)
@@ -238,30 +249,117 @@ def _staging(session: Session, table: Table, columns: Sequence[str]) -> str:
     return name
 
 
-def _copy_upsert(session: Session, plan: _Plan, rows: Sequence[dict[str, Any]]
-                 ) -> Sequence[Any]:
+def _values_upsert(session: Session, plan: _Plan, rows: list[dict[str, Any]], *,
+                   returning: bool) -> tuple[int, list[Any]]:
+    """Multi-row INSERTs (Postgres): how many rows were written, and (``returning``) what
+    `plan.returning` gives of each."""
+    flags: list[Any] = []
+    count = 0
+    # Bind parameters per statement are capped (Postgres 65535).
+    batch = max(1, 30000 // max(1, len(plan.columns)))
+    for start in range(0, len(rows), batch):
+        stmt = plan.on_conflict(sql.insert(session, plan.table).values(rows[start:start + batch]))
+        if returning:
+            flags.extend(session.connection().execute(
+                stmt.returning(*(literal_column(r) for r in plan.returning))).all())
+        else:
+            # SQLAlchemy reads an INSERT's rowcount only when asked to.
+            result: Any = session.connection().execute(
+                stmt.execution_options(preserve_rowcount=True))
+            count += int(result.rowcount)
+    return (len(flags) if returning else count), flags
+
+
+def _copy_values(plan: _Plan) -> Callable[[dict[str, Any]], Sequence[Any]]:
+    """A row's values in `plan.columns` order, as COPY takes them (JSON columns wrapped)."""
     columns = plan.columns
-    stage = _staging(session, plan.table, columns)
     json_cols = {c.name for c in plan.table.columns if isinstance(c.type, JSON)}
-    cols = ", ".join(f'"{c}"' for c in columns)
-    raw = session.connection().connection.driver_connection
-    with (
-        raw.cursor() as cur,  # type: ignore[union-attr]
-        cur.copy(f"COPY {stage} ({cols}) FROM STDIN") as copy,
-    ):
-        for row in rows:
-            copy.write_row(
-                [Json(row[c]) if c in json_cols and row[c] is not None else row[c]
-                 for c in columns]
-            )
+    if json_cols or len(columns) < 2:
+        return lambda row: [Json(row[c]) if c in json_cols and row[c] is not None else row[c]
+                            for c in columns]
+    # One C call per row: every field of every event passes here.
+    return operator.itemgetter(*columns)
+
+
+def _column_types(session: Session, table: Table) -> dict[str, tuple[int, str]]:
+    """Each column of `table` as the database types it: (type OID, SQL type). Asked once a
+    session."""
+    known: dict[str, dict[str, tuple[int, str]]] = session.info.setdefault(
+        "ai_column_types", {})
+    if table.name not in known:
+        known[table.name] = {name: (int(oid), sql_type) for name, oid, sql_type in
+                             session.connection().execute(text(
+            "SELECT attname, atttypid, format_type(atttypid, atttypmod) FROM pg_attribute "
+            "WHERE attrelid = CAST(:t AS regclass) AND attnum > 0 AND NOT attisdropped"),
+            {"t": f'"{table.name}"'})}
+    return known[table.name]
+
+
+def _binary_types(oids: list[int], columns: list[tuple[Any, ...]]) -> list[int] | None:
+    """`oids`, when a binary COPY can send every value of `columns` (a page, column by column):
+    each column of a type in `_BINARY_COPY`, each value None or of exactly its Python type, each
+    timestamp aware. None: send the page as text (json, arrays, a str for a uuid, ...)."""
+    kinds = [_BINARY_COPY.get(oid) for oid in oids]
+    if None in kinds:
+        return None
+    for oid, kind, column in zip(oids, kinds, columns, strict=True):
+        found = set(map(type, column))
+        found.discard(type(None))
+        if found - {kind}:
+            return None
+        if oid == _TIMESTAMPTZ and None in set(map(operator.attrgetter("tzinfo"),
+                                                   filter(None, column))):
+            return None  # a naive datetime: text COPY lets the server place it, as before
+    return oids
+
+
+def _copy_upsert(session: Session, plan: _Plan, rows: Sequence[dict[str, Any]], *,
+                 returning: bool) -> tuple[int, list[Any]]:
+    """COPY into the session's staging table, then one INSERT ... SELECT: how many rows were
+    written, and (``returning``) what `plan.returning` gives of each.
+
+    A column that holds the same object in every row of the page (the tenant and the source)
+    is bound once in the INSERT instead of being sent, and converted, with every row."""
+    values = list(map(_copy_values(plan), rows))
+    by_column = list(zip(*values, strict=True))
+    constant = {i for i, column in enumerate(by_column)
+                if all(map(operator.is_, column, itertools.repeat(column[0])))}
+    if len(constant) == len(plan.columns):  # one row: the staging table needs a column
+        constant.discard(plan.columns.index(plan.conflict[-1]))
+    sent = [i for i in range(len(plan.columns)) if i not in constant]
+    staged = [plan.columns[i] for i in sent]
+    stage = _staging(session, plan.table, staged)
+    types = _column_types(session, plan.table)
+    binary = _binary_types([types[c][0] for c in staged], [by_column[i] for i in sent])
+    if constant:
+        pick = operator.itemgetter(*sent)
+        values = [(v,) for v in map(pick, values)] if len(sent) == 1 else list(map(pick, values))
+    cols = ", ".join(f'"{c}"' for c in plan.columns)
+    staged_cols = ", ".join(f'"{c}"' for c in staged)
+    select = ", ".join(f"CAST(%s AS {types[c][1]})" if i in constant else f'"{c}"'
+                       for i, c in enumerate(plan.columns))
     keys = ", ".join(f'"{c}"' for c in plan.conflict)
     # The staged rows are deleted by the statement that reads them: several pages may share a
     # transaction (the commit would empty the table only at its end).
-    return session.connection().execute(text(
-        f"WITH staged AS (DELETE FROM {stage} RETURNING {cols}) "
-        f'INSERT INTO "{plan.table.name}" ({cols}) SELECT {cols} FROM staged '
-        f"ON CONFLICT ({keys}) {plan.action} RETURNING {', '.join(plan.returning)}"
-    )).all()
+    insert = (f"WITH staged AS (DELETE FROM {stage} RETURNING {staged_cols}) "
+              f'INSERT INTO "{plan.table.name}" ({cols}) SELECT {select} FROM staged '
+              f"ON CONFLICT ({keys}) {plan.action}")
+    if returning:
+        insert += f" RETURNING {', '.join(plan.returning)}"
+    params = [by_column[i][0] for i in sorted(constant)]
+    raw = session.connection().connection.driver_connection
+    with raw.cursor() as cur:  # type: ignore[union-attr]
+        fmt = " (FORMAT BINARY)" if binary else ""
+        with cur.copy(f"COPY {stage} ({staged_cols}) FROM STDIN{fmt}") as copy:
+            if binary:
+                copy.set_types(binary)
+            for row in values:
+                copy.write_row(row)
+        cur.execute(insert, params)
+        if returning:
+            flags = cur.fetchall()
+            return len(flags), flags
+        return max(cur.rowcount, 0), []
 
 
 def _sqlite_upsert(session: Session, plan: _Plan, rows: list[dict[str, Any]]) -> Written:

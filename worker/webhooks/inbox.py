@@ -16,7 +16,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, delete, func, or_, update
+from sqlalchemy import and_, bindparam, delete, func, or_, update
 from sqlmodel import Session, col, select
 
 from worker.db import session_scope
@@ -220,14 +220,21 @@ def sweep(now: datetime | None = None, *, limit: int = SWEEP_BATCH) -> int:
     return len(sent)
 
 
+# Asked for every page of pulled sign-ins: built once, and run on the connection (no ORM
+# statement, no autoflush), where building and running it through the session was a visible
+# share of the worker's CPU per event (bench/RESULTS.md, issue 15).
+_FIRST_WEBHOOK = (
+    select(func.min(WebhookEvent.received_at), func.min(WebhookEvent.event_ts))
+    .where(col(WebhookEvent.source_id) == bindparam("source_id"))
+)
+
+
 def webhooks_since(session: Session, source_id: uuid.UUID) -> datetime | None:
     """Since when the source's webhooks report events: the earliest event (by Zoom's event_ts,
     or its arrival) the inbox holds, less a second (a sign-in's time has whole seconds).
     None: the source never received one."""
-    first_received, first_ts = session.exec(
-        select(func.min(WebhookEvent.received_at), func.min(WebhookEvent.event_ts))
-        .where(WebhookEvent.source_id == source_id)
-    ).one()
+    first_received, first_ts = session.connection().execute(
+        _FIRST_WEBHOOK, {"source_id": source_id}).one()
     received = as_utc(first_received)
     if received is None:
         return None

@@ -108,6 +108,53 @@ def test_re_ingesting_immutable_rows_counts_them_as_existing_on_postgres(
     assert (first.inserted, again.inserted, again.existing) == (40, 10, 40)
 
 
+def _stored_events(session: Session, source_id) -> list[tuple]:
+    return [tuple(r) for r in session.exec(
+        select(ActivityEvent.tenant_id, ActivityEvent.event_key, ActivityEvent.email,
+               ActivityEvent.time, ActivityEvent.type, ActivityEvent.ip_address)
+        .where(ActivityEvent.source_id == source_id).order_by(ActivityEvent.event_key)).all()]
+
+
+@pytest.mark.parametrize("odd", ["none", "tenant as text", "time as text", "int type", "one row"])
+def test_a_copied_page_stores_the_same_rows_in_binary_or_as_text(
+    session: Session, odd: str
+) -> None:
+    """A page of exactly typed values goes as binary COPY; one holding anything else (an id as
+    text, a timestamp as text, ...) as text: the rows stored are the same."""
+    tenant = make_tenant(session)
+    expected_source, odd_source = make_source(session, tenant), make_source(session, tenant)
+    n = 1 if odd == "one row" else 150
+    for source, oddity in ((expected_source, "none"), (odd_source, odd)):
+        rows = [dict(r, ip_address=None if i % 3 else f"10.0.0.{i}")
+                for i, r in enumerate(_events(source.id, tenant.id, n))]
+        if oddity == "tenant as text":
+            rows[7]["tenant_id"] = str(tenant.id)
+        elif oddity == "time as text":
+            rows[7]["time"] = rows[7]["time"].isoformat()
+        elif oddity == "int type":
+            rows[7]["type"] = 5
+        written = upsert(session, ActivityEvent, rows, conflict=("source_id", "event_key"),
+                         immutable=True, copy_threshold=1)
+        assert (written.rows, written.inserted) == (n, n)
+    stored = _stored_events(session, odd_source.id)
+    if odd == "int type":
+        stored = [(*r[:4], "Sign in", *r[5:]) if r[4] == "5" else r for r in stored]
+    assert stored == _stored_events(session, expected_source.id)
+    assert len(stored) == n
+
+
+def test_a_naive_timestamp_or_a_bool_for_an_integer_is_never_sent_in_binary() -> None:
+    from psycopg.postgres import types
+
+    from worker.kit.upsert import _binary_types
+
+    tz, int4 = types.get("timestamptz").oid, types.get("int4").oid  # type: ignore[union-attr]
+    aware = datetime(2026, 1, 1, tzinfo=UTC)
+    assert _binary_types([tz, int4], [(aware, None), (1, 2)]) == [tz, int4]
+    assert _binary_types([tz, int4], [(aware, aware.replace(tzinfo=None)), (1, 2)]) is None
+    assert _binary_types([tz, int4], [(aware, aware), (1, True)]) is None
+
+
 def test_sqlite_counts_new_immutable_rows_and_admits_it_cannot_split_updates(tmp_path) -> None:
     import worker.models  # noqa: F401
 

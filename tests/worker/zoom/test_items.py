@@ -144,3 +144,58 @@ def test_the_backfill_setting_allows_exactly_the_days_zoom_keeps() -> None:
     field = Settings.model_fields["activity_backfill_days"]
     assert MAX_BACKFILL_DAYS == 180
     assert [m.le for m in field.metadata if isinstance(m, Le)] == [MAX_BACKFILL_DAYS]
+
+
+_SOURCE = "6f1c2d9e-0000-4000-8000-000000000001"
+
+
+@pytest.mark.parametrize("item", [
+    {"email": "A@x.io", "time": "2024-03-01T10:00:00Z", "type": "Sign in",
+     "ip_address": "10.0.0.1", "client_type": "Browser", "version": "5.17.1"},
+    {"email": "b@x.io", "time": "2024-03-01T10:00:00z", "type": "signin"},
+    {"email": "c@x.io", "time": " 2024-03-01T10:00:00Z ", "type": "Sign out", "version": ""},
+    {"email": "d@x.io", "time": "2024-03-01T15:30:00+05:30", "type": "SIGN_OUT"},
+    {"email": "e@x.io", "time": "2024-03-01T10:00:00", "ip_address": None},
+    {"email": "É@x.io", "time": "2024-03-01T10:00:00.250Z", "client_type": "Zoom Rooms ✓"},
+    {"email": "f@x.io", "time": "2024-03-01T10:00:00Z", "client_type": "bad\ud800"},
+    {"email": "g@x.io", "time": "2024-03-01T10:00:00Z", "version": "nul\x00"},
+    {"email": "h\x00@x.io", "time": "2024-03-01T10:00:00Z"},
+    {"email": "i@x.io", "time": "2024-03-01T10:00:00Z", "version": 5},
+    {"email": "j@x.io", "time": "2024-03-01T10:00:00Z", "type": {"kind": "Sign in"}},
+    {"email": "k@x.io", "time": "2024-03-01T10:00:00Z", "ip_address": "x" * 20_000},
+    {"email": "l" * 300 + "@x.io", "time": "2024-03-01T10:00:00Z"},
+    {"email": "é" * 600 + "@x.io", "time": "2024-03-01T10:00:00Z"},
+    {"email": 42, "time": "2024-03-01T10:00:00Z"},
+    {"email": True, "time": "2024-03-01T10:00:00Z"},
+    {"email": "", "time": "2024-03-01T10:00:00Z"},
+    {"time": "2024-03-01T10:00:00Z", "type": ""},
+    {"email": "m@x.io", "time": "2024-13-01T10:00:00Z"},
+    {"email": "n@x.io", "time": "0001-01-01T00:00:00+01:00"},
+    {"email": "o@x.io", "time": 1709287200},
+    {"email": "p@x.io"},
+], ids=lambda item: repr(item)[:40])
+def test_the_one_step_sign_in_rows_and_keys_are_those_of_the_field_by_field_parser(
+        item: dict) -> None:
+    import uuid
+
+    base = {"tenant_id": uuid.UUID(int=7), "source_id": uuid.UUID(_SOURCE)}
+    fast_warnings, slow_warnings = zi.ItemWarnings(), zi.ItemWarnings()
+    fast = zi.signin_rows([item], fast_warnings, base)
+    slow = [(i, {**base, "event_key": zi.signin_key(base["source_id"], i), **row})
+            for i, row in zi.parse_items("sign_in", [item], zi.parse_signin, slow_warnings)]
+    assert fast == slow
+    assert fast_warnings.as_dict() == slow_warnings.as_dict()
+
+
+def test_the_sign_in_key_is_the_hash_rows_already_stored_carry() -> None:
+    # Stored events keep their key: a re-pulled event must hash to it again (idempotency).
+    import hashlib
+
+    item = {"email": "A@X.io", "time": "2024-03-01T10:00:00Z", "type": "Sign in",
+            "ip_address": "10.0.0.1", "client_type": None, "version": "5.17.1"}
+    expected = hashlib.sha256(
+        f"{_SOURCE}\x1fa@x.io\x1f2024-03-01T10:00:00Z\x1fSign in\x1f10.0.0.1\x1f\x1f5.17.1"
+        .encode()).hexdigest()
+    assert zi.signin_key(_SOURCE, item) == expected
+    rows = zi.signin_rows([item], zi.ItemWarnings(), {"source_id": _SOURCE})
+    assert rows[0][1]["event_key"] == expected
