@@ -31,6 +31,9 @@ from typing import Any
 # Postgres refuses b-tree index entries above ~2700 bytes; our unique keys hold up to two Zoom
 # identifiers, so each stays well under half of it.
 ID_MAX_BYTES = 1000
+# An identifier of at most this many characters fits ID_MAX_BYTES whatever it holds (UTF-8
+# takes at most 4 bytes a character).
+_SHORT_IDENT = ID_MAX_BYTES // 4
 # Display text beyond this is cut (and says so): nothing a person reads is this long.
 TEXT_MAX_CHARS = 10_000
 TRUNCATED = " …[truncated]"
@@ -212,6 +215,8 @@ class Fields:
             if required:
                 raise Unusable(f"no {name}")
             return None
+        if self.clean and type(value) is str and len(value) <= _SHORT_IDENT:
+            return value  # what `_ident_problem` would let through
         problem = _ident_problem(value, self.clean)
         if problem is None:
             return str(value)
@@ -229,9 +234,10 @@ class Fields:
         value = self.item.get(name)
         if value is None:
             return default
-        if isinstance(value, dict | list):
-            value = json.dumps(value, sort_keys=True)
-        text = str(value) if self.clean else _clean(str(value))
+        if type(value) is not str:
+            value = json.dumps(value, sort_keys=True) if isinstance(value, dict | list) \
+                else str(value)
+        text = value if self.clean else _clean(value)
         if len(text) > TEXT_MAX_CHARS:
             self.warnings.cut(self.kind, name)
             text = text[: TEXT_MAX_CHARS - len(TRUNCATED)] + TRUNCATED
@@ -350,8 +356,6 @@ def parse_user(_item: dict[str, Any], f: Fields) -> dict[str, Any]:
 # values can be left out (and noted) when of the wrong type or size.
 _USER_IDENTS = ("id", "email", "role_id", "employee_unique_id")
 _USER_INTEGERS = ("type", "verified")
-# An identifier of at most this many characters fits ID_MAX_BYTES whatever it holds.
-_SHORT_IDENT = ID_MAX_BYTES // 4
 
 
 def user_digest(item: dict[str, Any]) -> tuple[str, str] | None:
