@@ -493,12 +493,14 @@ def sync(
     if not rows:
         return Written(0, 0, 0)
     rows = dedupe(rows, [c for c in conflict if c not in fixed])
-    same, rest = known.split(rows)
+    # Nothing stored when read (a first pull): every row is new, nothing to look up.
+    same, rest = known.split(rows) if len(known) else ([], list(rows))
     rest += touch_unchanged(session, model, same, fixed=fixed, conflict=conflict,
                             compare=compare, touch=touch)
     inserted = updated = 0
     if rest:
-        rest = [whole(row) for row in rest]
+        if expand is not None:
+            rest = [expand(row) for row in rest]
         full = [{**row, **fixed} for row in rest]
         written = upsert(session, model, full, conflict=conflict, insert_only=insert_only,
                          compare=compare, copy_threshold=copy_threshold)
