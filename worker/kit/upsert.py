@@ -389,15 +389,27 @@ def read_known(session: Session, model: type[SQLModel] | Table, *, conflict: Seq
 def _touch_sql(table: Table, conflict: tuple[str, ...], compare: tuple[str, ...],
                touch: tuple[str, ...], fixed: tuple[str, ...], null: tuple[str, ...]) -> str:
     """`touch_unchanged`'s statement. The rows' own columns come as arrays (`:a0`...), those
-    ``fixed`` for all as one value each (`:f0`...; ``null``: fixed as NULL). The UPDATE joins
-    them on the key (an index probe per row, statistics or not: bench/RESULTS.md); the SELECT
-    returns the keys it did not move, usually none."""
+    ``fixed`` for all as one value each (`:f0`...; ``null``: fixed as NULL; `:n` rows). The
+    UPDATE joins them on the key; the SELECT returns the keys it did not move, usually none.
+
+    A fixed key column (the source) is joined as a column too, an array of `:n` copies: as a
+    constant, Postgres plans it by that value's statistics, and for a source it has none of
+    (never analyzed, or analyzed before the source's first pull) it scanned every row of the
+    source per page, through any index that starts with it (up to a second a page). As a
+    column, the only index both key columns fit is the unique one: a probe per row."""
     dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
     sent = [c for c in (*conflict, *compare) if c not in fixed]
     arrays = {c: f"CAST(:a{i} AS {table.c[c].type.compile(dialect=dialect)}[])"
               for i, c in enumerate(sent)}
     at = {c: f"k.a{i}" for i, c in enumerate(sent)}
     at.update({c: f":f{i}" for i, c in enumerate(fixed)})
+    for c in conflict:
+        if c in fixed:
+            i = fixed.index(c)
+            arrays[c] = (f"array_fill(CAST(:f{i} AS {table.c[c].type.compile(dialect=dialect)}),"
+                         " ARRAY[CAST(:n AS integer)])")
+            at[c] = f"k.f{i}"
+    joined = [*(c for c in conflict if c in fixed), *sent]
     keys = [c for c in conflict if c not in fixed]
 
     def rows_of(columns: list[str]) -> str:
@@ -410,7 +422,7 @@ def _touch_sql(table: Table, conflict: tuple[str, ...], compare: tuple[str, ...]
     sets = ", ".join(f'"{c}" = {at[c]}' for c in touch)
     returning = ", ".join(f't."{c}"' for c in keys)
     moved = " AND ".join(f'm."{c}" = {at[c]}' for c in keys)
-    return (f'WITH moved AS (UPDATE "{table.name}" AS t SET {sets} FROM {rows_of(sent)} '
+    return (f'WITH moved AS (UPDATE "{table.name}" AS t SET {sets} FROM {rows_of(joined)} '
             f"WHERE {' AND '.join(match)} RETURNING {returning}) "
             f"SELECT {', '.join(at[c] for c in keys)} FROM {rows_of(keys)} "
             f"WHERE NOT EXISTS (SELECT FROM moved AS m WHERE {moved})")
@@ -448,6 +460,7 @@ def touch_unchanged(session: Session, model: type[SQLModel] | Table,
     sent = [c for c in (*conflict, *compare) if c not in fixed]
     params = {f"a{i}": _array([row[c] for row in rows]) for i, c in enumerate(sent)}
     params.update({f"f{i}": fixed[c] for i, c in enumerate(names) if c not in null})
+    params["n"] = len(rows)
     missed = session.connection().execute(text(statement), params).all()
     if not missed:
         return []
