@@ -231,9 +231,16 @@ def run(env: BenchEnv) -> Figure:
     fig.add("first aggregation: worker CPU-seconds", ratio(first["cpu_seconds"],
                                                            median(fetch_cpu)),
             "close to 1", "the fetch-only worker's CPU-seconds")
-    fig.add("no-change second aggregation: worker CPU-seconds",
-            ratio(second["cpu_seconds"], first["cpu_seconds"]), "<= 1",
-            "the first aggregation's")
+    for name, later in (("second", second), ("third", third)):
+        fig.add(f"no-change {name} aggregation: worker CPU-seconds",
+                ratio(later["cpu_seconds"], first["cpu_seconds"]), "<= 0.5",
+                "the first aggregation's")
+        # The work a pull costs, whatever else the machine runs: the wall rows cannot fall
+        # below the fetch-only time (every page is fetched again), these can.
+        fig.add(f"no-change {name} aggregation: worker + backends CPU-seconds",
+                ratio(later["cpu_seconds"] + later["backend_cpu_seconds"],
+                      first["cpu_seconds"] + first["backend_cpu_seconds"]), "<= 0.5",
+                "the first aggregation's")
     fig.add("requests per aggregation", ratio(requests, minimum["total"]), "1.0",
             f"minimum {minimum['total']:,} (ceil(n/300) per list)")
     fig.add("second run: rows counted unchanged", ratio(second["unchanged"], second["seen"]),
@@ -253,10 +260,11 @@ def run(env: BenchEnv) -> Figure:
     fig.raw["postgres_autovacuum"] = autovacuum
     fig.notes.append(
         "first run: the tables have no planner statistics (new tables; autovacuum is "
-        f"'{autovacuum}' on this server); the writes classify rows from the upsert itself "
-        "(ON CONFLICT ... RETURNING xmax = 0) and probe the unique index, so no step depends "
-        "on statistics. The second and third runs each follow a VACUUM ANALYZE (what "
-        "autovacuum would have done between daily runs).")
+        f"'{autovacuum}' on this server); each pull reads a table's keys and hashes once, "
+        "touches unchanged rows by key (an index probe each) and upserts the others (ON "
+        "CONFLICT ... RETURNING xmax = 0), so no step depends on statistics. The second and "
+        "third runs each follow a VACUUM ANALYZE (what autovacuum would have done between "
+        "daily runs).")
     if not env.full and not env.quick:
         fig.notes.append("100,000 users: `python -m bench --only aggregation --full`")
     if first["inserted"] != first["seen"]:

@@ -5,11 +5,17 @@ loses at most a batch and a re-run rewrites the same rows. Rows carry `last_seen
 a *complete, successful* pull are rows not seen since this attempt began marked deleted. A failed
 or partial pull deletes nothing; a user who reappears gets `deleted_at` cleared. One aggregation
 per source at a time.
+
+Each table's stored keys and hashes are read once per pull (`Pull.known`); an unchanged row
+is then only touched (`kit.upsert.sync`), and an unchanged user item is not even parsed
+(`zi.user_digest`). The write re-checks what it was read as, so a webhook that rewrites a row
+meanwhile leaves it to the full write, as if the pull had read after the event.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import time
 import uuid
@@ -30,7 +36,7 @@ from worker.db import session_scope
 from worker.kit import sql
 from worker.kit.prefetch import prefetching
 from worker.kit.redis import get_redis
-from worker.kit.upsert import COPY_THRESHOLD, dedupe, upsert
+from worker.kit.upsert import COPY_THRESHOLD, Known, read_known, sync
 from worker.models import (
     RunKind,
     RunStatus,
@@ -103,6 +109,8 @@ class Pull:
     committed_skipped: int = 0
     uncommitted: int = 0
     committed_at: float = field(default_factory=time.monotonic)
+    # What each directory table held for this source when this pull first wrote to it.
+    read: dict[str, Known] = field(default_factory=dict)
 
     def tally(self, name: str) -> Tally:
         return self.tallies.setdefault(name, Tally())
@@ -122,6 +130,22 @@ class Pull:
         self.committed_skipped = self.warnings.count
         self.uncommitted, self.committed_at = 0, time.monotonic()
 
+    def known(self, session: Session, table: Table, conflict: tuple[str, ...],
+              compare: tuple[str, ...]) -> Known:
+        """The table's live rows of this source (keys and compared values), read once per
+        pull, before its first page of the table (the issue's "reads the key set once")."""
+        known = self.read.get(table.name)
+        if known is None:
+            known = self.read[table.name] = read_known(
+                session, table, conflict=conflict, compare=compare,
+                where={"source_id": self.source_id, "deleted_at": None})
+        return known
+
+    def forget(self, *tables: type[SQLModel]) -> None:
+        """A table's pages are all written: its read is not needed any more (memory)."""
+        for model in tables:
+            self.read.pop(_table(model).name, None)
+
     def rows(
         self, kind: str, items: list[dict[str, Any]],
         parse: Callable[[dict[str, Any], zi.Fields], dict[str, Any]],
@@ -137,31 +161,33 @@ def _store(
     rows: list[dict[str, Any]],
     key: tuple[str, ...],
     tally: Tally,
+    expand: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> None:
-    """Upsert one page and count new / updated / unchanged against what is stored, in one
-    statement (`kit.upsert`'s classify mode): a stored row is rewritten only when its content
-    changed or it had been marked deleted; an unchanged one only gets `last_seen_at` moved."""
+    """Upsert one page and count new / updated / unchanged against what is stored
+    (`kit.upsert.sync`, steered by the table as this pull first read it): a stored row is
+    rewritten only when its content changed or it had been marked deleted; an unchanged one
+    only gets `last_seen_at` moved, by a narrow statement that sends its key and hash."""
     if not rows:
         return
-    now = utcnow()
-    full = [
-        {**row, "tenant_id": pull.tenant_id, "source_id": pull.source_id,
-         "first_seen_at": now, "last_seen_at": now, "deleted_at": None}
-        for row in dedupe(rows, key)
-    ]
+    # Every row of the page has these; unchanged rows never carry them to the database.
+    fixed = {"tenant_id": pull.tenant_id, "source_id": pull.source_id,
+             "first_seen_at": utcnow(), "deleted_at": None}
+    fixed["last_seen_at"] = fixed["first_seen_at"]
     table = _table(model)
     conflict = ("source_id", *key)
     # Memberships carry no hash: their few content columns are compared directly.
-    compared = (["content_hash"] if "content_hash" in table.c else
-                [c for c in full[0] if c not in conflict and c not in _SEEN and c != "tenant_id"])
-    written = upsert(session, table, full, conflict=conflict, insert_only=("first_seen_at",),
-                     compare=(*compared, "deleted_at"), touch=("last_seen_at",),
-                     # Read at each write: tests force the COPY path on the fake's small pages.
-                     copy_threshold=COPY_THRESHOLD)
+    compared = (("content_hash",) if "content_hash" in table.c else
+                tuple(c for c in rows[0] if c not in conflict))
+    compare = (*compared, "deleted_at")
+    written = sync(session, table, rows, fixed=fixed, conflict=conflict,
+                   insert_only=("first_seen_at",), compare=compare, touch=("last_seen_at",),
+                   known=pull.known(session, table, conflict, compare), expand=expand,
+                   # Read at each write: tests force the COPY path on the fake's small pages.
+                   copy_threshold=COPY_THRESHOLD)
     tally.inserted += written.inserted or 0
     tally.updated += written.updated or 0
     tally.unchanged += written.unchanged or 0
-    tally.seen += len(full)
+    tally.seen += written.rows
     tally.pages += 1
 
 
@@ -170,23 +196,56 @@ def _table(model: type[SQLModel]) -> Table:
     return table
 
 
-_SEEN = ("first_seen_at", "last_seen_at", "deleted_at")
-
-
 def pull_users(session: Session, client: ZoomApi, pull: Pull) -> None:
     tally = pull.tally("users")
     # custom_attributes are only in the answer when asked for (spec, `users` include_fields).
     params = {"include_fields": "custom_attributes"}
-    for status in USER_STATUSES:
-        # The next page is fetched (in a thread) while one is written.
-        with prefetching(client.iter_pages("/users", {**params, "status": status},
-                                           "users")) as pages:
-            for page in pages:
-                pull.check()
-                _store(session, pull, ZoomUser, pull.rows("user", page.items, zi.parse_user),
-                       ("zoom_id",), tally)
-                pull.page_written(session)
+    statuses = (client.iter_pages("/users", {**params, "status": status}, "users")
+                for status in USER_STATUSES)
+    # The next page is fetched (in a thread) while one is written, across the statuses too.
+    known = pull.known(session, _table(ZoomUser), ("source_id", "zoom_id"),
+                       ("content_hash", "deleted_at"))
+    with prefetching(itertools.chain.from_iterable(statuses)) as pages:
+        for page in pages:
+            pull.check()
+            rows, expand = _user_rows(pull, page.items, known)
+            _store(session, pull, ZoomUser, rows, ("zoom_id",), tally, expand)
+            pull.page_written(session)
     pull.commit(session)
+    pull.forget(ZoomUser)
+
+
+class _Unparsed(dict[str, Any]):
+    """A user row of only its key and hash (`zi.user_digest`): its item is parsed only if the
+    row must be written whole after all."""
+
+
+def _user_rows(pull: Pull, items: list[dict[str, Any]], known: Known
+               ) -> tuple[list[dict[str, Any]], Callable[[dict[str, Any]], dict[str, Any]] | None]:
+    """A page's user rows, and how to make a whole row of one that is not. Once this source
+    has users stored, an item that `zi.user_digest` can key and hash without the parse goes
+    as that key and hash (most of them, on most days, unchanged: `last_seen_at` is all that
+    moves); `sync` asks for its whole row only if it changed. The parse notes every item it
+    would note something about (they are all parsed)."""
+    if not len(known):
+        return pull.rows("user", items, zi.parse_user), None
+    rows: list[dict[str, Any]] = []
+    unparsed: dict[str, dict[str, Any]] = {}
+    for item in items:
+        seen = zi.user_digest(item)
+        if seen is None:
+            rows.extend(pull.rows("user", [item], zi.parse_user))
+            continue
+        unparsed[seen[0]] = item
+        rows.append(_Unparsed(zoom_id=seen[0], content_hash=seen[1]))
+
+    def expand(row: dict[str, Any]) -> dict[str, Any]:
+        if not isinstance(row, _Unparsed):
+            return row
+        (whole,) = pull.rows("user", [unparsed[row["zoom_id"]]], zi.parse_user)
+        return whole
+
+    return rows, expand
 
 
 def _whole_list(body: dict[str, Any], key: str, path: str) -> list[dict[str, Any]]:
@@ -201,28 +260,45 @@ def _whole_list(body: dict[str, Any], key: str, path: str) -> list[dict[str, Any
     return [i for i in items if isinstance(i, dict)]
 
 
+def _member_pages(client: ZoomApi, kind: str, ids: list[str],
+                  gone: list[str] | None = None) -> Iterator[tuple[str, Any]]:
+    """(group or role id, page) of each one's members in turn: one iterator, so the read-ahead
+    fetches the next one's first page while the last page of this one is written. With
+    ``gone``, a group deleted between the list and its members call is noted there and
+    skipped."""
+    for zoom_id in ids:
+        pages = client.iter_pages(f"/{kind}/{quote(zoom_id, safe='')}/members", {}, "members")
+        try:
+            for page in pages:
+                yield zoom_id, page
+        except ZoomNotFound:
+            if gone is None:
+                raise
+            gone.append(zoom_id)
+
+
 def pull_groups(session: Session, client: ZoomApi, pull: Pull) -> None:
     body = client.get("/groups", {"page_size": 300})
     rows = pull.rows("group", _whole_list(body, "groups", "/groups"), zi.parse_group)
     _store(session, pull, ZoomGroup, rows, ("zoom_id",), pull.tally("groups"))
     pull.commit(session)
     members = pull.tally("group_members")
-    for group in rows:
-        path = f"/groups/{quote(group['zoom_id'], safe='')}/members"
-        try:
-            with prefetching(client.iter_pages(path, {}, "members")) as pages:
-                for page in pages:
-                    pull.check()
-                    page_rows = [{"group_zoom_id": group["zoom_id"], **row} for row
-                                 in pull.rows("group_member", page.items, zi.parse_member)]
-                    _store(session, pull, ZoomGroupMember, page_rows,
-                           ("group_zoom_id", "user_zoom_id"), members)
-                    pull.page_written(session)
-        except ZoomNotFound:
-            # Deleted between the list and this call: its memberships were not pulled, so they
-            # are left as they are (the next aggregation marks them deleted with the group).
-            pull.notes.setdefault("groups_gone", []).append(group["zoom_id"])
+    # Deleted between the list and its members call: its memberships were not pulled, so they
+    # are left as they are (the next aggregation marks them deleted with the group).
+    gone: list[str] = []
+    with prefetching(_member_pages(client, "groups", [g["zoom_id"] for g in rows],
+                                   gone)) as pages:
+        for group_id, page in pages:
+            pull.check()
+            page_rows = [{"group_zoom_id": group_id, **row} for row
+                         in pull.rows("group_member", page.items, zi.parse_member)]
+            _store(session, pull, ZoomGroupMember, page_rows,
+                   ("group_zoom_id", "user_zoom_id"), members)
+            pull.page_written(session)
+    if gone:
+        pull.notes["groups_gone"] = gone
     pull.commit(session)
+    pull.forget(ZoomGroup, ZoomGroupMember)
 
 
 def pull_roles(session: Session, client: ZoomApi, pull: Pull) -> None:
@@ -232,22 +308,22 @@ def pull_roles(session: Session, client: ZoomApi, pull: Pull) -> None:
         pull.notes["missing_optional_scopes"] = exc.missing or [codes.scope_hint("/roles", ())]
         pull.notes["roles_from_users_only"] = True
         _roles_from_users(session, pull)
+        pull.forget(ZoomRole, ZoomRoleMember)
         return
     rows = pull.rows("role", _whole_list(body, "roles", "/roles"), zi.parse_role)
     _store(session, pull, ZoomRole, rows, ("zoom_id",), pull.tally("roles"))
     pull.commit(session)
     members = pull.tally("role_members")
-    for role in rows:
-        path = f"/roles/{quote(role['zoom_id'], safe='')}/members"
-        with prefetching(client.iter_pages(path, {}, "members")) as pages:
-            for page in pages:
-                pull.check()
-                page_rows = [{"role_zoom_id": role["zoom_id"], **row}
-                             for row in pull.rows("role_member", page.items, zi.parse_member)]
-                _store(session, pull, ZoomRoleMember, page_rows,
-                       ("role_zoom_id", "user_zoom_id"), members)
-                pull.page_written(session)
+    with prefetching(_member_pages(client, "roles", [r["zoom_id"] for r in rows])) as pages:
+        for role_id, page in pages:
+            pull.check()
+            page_rows = [{"role_zoom_id": role_id, **row}
+                         for row in pull.rows("role_member", page.items, zi.parse_member)]
+            _store(session, pull, ZoomRoleMember, page_rows,
+                   ("role_zoom_id", "user_zoom_id"), members)
+            pull.page_written(session)
     pull.commit(session)
+    pull.forget(ZoomRole, ZoomRoleMember)
 
 
 def _roles_from_users(session: Session, pull: Pull) -> None:
@@ -331,16 +407,18 @@ def write_progress(pull: Pull) -> None:
 
 
 def reporting(pull: Pull, check: Callable[[], None]) -> Callable[[], None]:
-    """`check` between pages, and every few pages (or seconds) the progress."""
-    last = {"pages": 0, "at": time.monotonic()}
+    """`check` between pages, and every few pages (or seconds) the progress, when a commit
+    since the last one has something new to say (the record shows committed counts only)."""
+    last: dict[str, Any] = {"pages": 0, "at": time.monotonic(), "committed": pull.committed}
 
     def check_and_report() -> None:
         check()
         pages = sum(t.pages for t in pull.tallies.values())
-        if pages - last["pages"] >= PROGRESS_EVERY_PAGES or (
-                pages > last["pages"] and time.monotonic() - last["at"] >= PROGRESS_EVERY_SECONDS):
+        due = pages - last["pages"] >= PROGRESS_EVERY_PAGES or (
+            pages > last["pages"] and time.monotonic() - last["at"] >= PROGRESS_EVERY_SECONDS)
+        if due and pull.committed is not last["committed"]:
             write_progress(pull)
-            last["pages"], last["at"] = pages, time.monotonic()
+            last.update(pages=pages, at=time.monotonic(), committed=pull.committed)
 
     return check_and_report
 

@@ -19,6 +19,13 @@ Two modes of `DO UPDATE`:
   one. No read of the stored rows first (an `IN (page of keys)` lookup is planned as a scan of
   the whole source on tables without statistics, bench/RESULTS.md finding 3). SQLite, the
   demo's small database, reads the page's stored rows back to count.
+
+`sync` is the classify mode for a long pull that reads the table's keys and compared values
+once (`read_known`): a row stored as the page has it is only touched, by a narrow UPDATE that
+sends its key and compared values and re-checks them (a row rewritten since the read goes to
+the full write); the others go to an upsert that rewrites only changed rows and so counts
+without the probe. Same rows and counts as `upsert`, with most of a no-change pull's wide rows
+never built nor sent.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import hashlib
 import itertools
 import operator
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -36,6 +43,7 @@ from typing import Any
 from psycopg.postgres import types as pg_types
 from psycopg.types.json import Json
 from sqlalchemy import JSON, Table, literal_column, text, tuple_
+from sqlalchemy.dialects import postgresql
 from sqlmodel import Session, SQLModel
 
 from worker.kit import sql
@@ -169,6 +177,12 @@ def _plan(
     where = changed_before = None
     if compare is None:
         sets = {c: f'excluded."{c}"' for c in updates}
+    elif updates and not any(c in updates for c in touch):
+        # Nothing to touch: only a changed row is rewritten (and returned), so every stored
+        # row the statement returns differed, without a probe (`sync` touches the others).
+        sets = {c: f'excluded."{c}"' for c in updates}
+        where = any_of([differs(name, "excluded", c) for c in compare])
+        changed_before = "TRUE"
     elif updates:
         changed = any_of([differs(name, "excluded", c) for c in compare])
         sets = {c: f'excluded."{c}"' if c in touch
@@ -402,3 +416,210 @@ def _stored(session: Session, plan: _Plan, rows: list[dict[str, Any]]
         for found in session.connection().execute(query).mappings():
             out[tuple(found[k] for k in conflict)] = dict(found)
     return out
+
+
+
+# -- classify mode steered by a read of the stored rows (`sync`) ---------------------------
+
+
+def _values_of(columns: Sequence[str]) -> Any:
+    """A row's values of `columns`, always as a tuple (itemgetter gives a scalar for one)."""
+    if len(columns) == 1:
+        (only,) = columns
+        return lambda row: (row[only],)
+    return operator.itemgetter(*columns)
+
+
+class Known:
+    """What a table held when `read_known` read it: for each stored row matching `where`, a
+    fingerprint (a hash) of its key and one of its other compared values (the columns in
+    `where` are left out of both: every row shares them). `split` keeps it as a write leaves
+    the rows.
+
+    Only a hint: a write it steers checks the stored row itself (`touch_unchanged`'s
+    condition, the upsert's `ON CONFLICT`), so a stale or colliding entry costs a statement,
+    never a wrong row or count. Hashes, not values: a few dozen bytes per row in memory."""
+
+    def __init__(self, conflict: Sequence[str], compare: Sequence[str],
+                 where: Mapping[str, Any]) -> None:
+        self.key = tuple(c for c in conflict if c not in where)
+        self.values = tuple(c for c in compare if c not in where)
+        self.where = dict(where)
+        self.prints: dict[int, int] = {}
+        self._key, self._values = _values_of(self.key), _values_of(self.values)
+
+    def __len__(self) -> int:
+        return len(self.prints)
+
+    def split(self, rows: Iterable[dict[str, Any]]
+              ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(rows whose key was stored with these values, the others); afterwards each row's
+        key is known with its values, as the write of these rows stores them. The rows carry
+        the key and values columns; ``where``'s columns are taken to be as read."""
+        prints, key, values = self.prints, self._key, self._values
+        same: list[dict[str, Any]] = []
+        rest: list[dict[str, Any]] = []
+        for row in rows:
+            k, v = hash(key(row)), hash(values(row))
+            (same if prints.get(k) == v else rest).append(row)
+            prints[k] = v
+        return same, rest
+
+
+def read_known(session: Session, model: type[SQLModel] | Table, *, conflict: Sequence[str],
+               compare: Sequence[str], where: Mapping[str, Any]) -> Known:
+    """The fingerprints of the stored rows whose columns equal `where` (None: IS NULL), in one
+    read (`Known`)."""
+    table = _table(model)
+    known = Known(conflict, compare, where)
+    query = table.select().with_only_columns(
+        *(table.c[c] for c in (*known.key, *known.values))
+    ).where(*(table.c[c].is_(None) if v is None else table.c[c] == v for c, v in where.items()))
+    n = len(known.key)
+    prints = known.prints
+    for row in session.connection().execute(query):
+        prints[hash(tuple(row[:n]))] = hash(tuple(row[n:]))
+    return known
+
+
+@functools.lru_cache(maxsize=64)
+def _touch_sql(table: Table, conflict: tuple[str, ...], compare: tuple[str, ...],
+               touch: tuple[str, ...], fixed: tuple[str, ...], null: tuple[str, ...]) -> str:
+    """`touch_unchanged`'s statement. The rows' own columns come as arrays (`:a0`...), those
+    ``fixed`` for all as one value each (`:f0`...; ``null``: fixed as NULL; `:n` rows). The
+    UPDATE joins them on the key; the SELECT returns the keys it did not move, usually none.
+
+    A fixed key column (the source) is joined as a column too, an array of `:n` copies: as a
+    constant, Postgres plans it by that value's statistics, and for a source it has none of
+    (never analyzed, or analyzed before the source's first pull) it scanned every row of the
+    source per page, through any index that starts with it (up to a second a page). As a
+    column, the only index both key columns fit is the unique one: a probe per row."""
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    sent = [c for c in (*conflict, *compare) if c not in fixed]
+    arrays = {c: f"CAST(:a{i} AS {table.c[c].type.compile(dialect=dialect)}[])"
+              for i, c in enumerate(sent)}
+    at = {c: f"k.a{i}" for i, c in enumerate(sent)}
+    at.update({c: f":f{i}" for i, c in enumerate(fixed)})
+    for c in conflict:
+        if c in fixed:
+            i = fixed.index(c)
+            arrays[c] = (f"array_fill(CAST(:f{i} AS {table.c[c].type.compile(dialect=dialect)}),"
+                         " ARRAY[CAST(:n AS integer)])")
+            at[c] = f"k.f{i}"
+    joined = [*(c for c in conflict if c in fixed), *sent]
+    keys = [c for c in conflict if c not in fixed]
+
+    def rows_of(columns: list[str]) -> str:
+        return (f"unnest({', '.join(arrays[c] for c in columns)}) "
+                f"AS k({', '.join(at[c][2:] for c in columns)})")
+
+    match = [*(f't."{c}" = {at[c]}' for c in conflict),
+             *(f't."{c}" IS NULL' if c in null else f't."{c}" IS NOT DISTINCT FROM {at[c]}'
+               for c in compare)]
+    sets = ", ".join(f'"{c}" = {at[c]}' for c in touch)
+    returning = ", ".join(f't."{c}"' for c in keys)
+    moved = " AND ".join(f'm."{c}" = {at[c]}' for c in keys)
+    return (f'WITH moved AS (UPDATE "{table.name}" AS t SET {sets} FROM {rows_of(joined)} '
+            f"WHERE {' AND '.join(match)} RETURNING {returning}) "
+            f"SELECT {', '.join(at[c] for c in keys)} FROM {rows_of(keys)} "
+            f"WHERE NOT EXISTS (SELECT FROM moved AS m WHERE {moved})")
+
+
+def _array(values: list[Any]) -> Any:
+    """An array parameter: for strings, as Postgres' array text when no element needs escaping
+    (a twentieth of the CPU of the driver's element-by-element list adaptation); otherwise the
+    list, for the driver to adapt."""
+    if all(type(v) is str for v in values):
+        whole = "".join(values)
+        if '"' not in whole and "\\" not in whole:
+            return '{"' + '","'.join(values) + '"}'
+    return values
+
+
+def touch_unchanged(session: Session, model: type[SQLModel] | Table,
+                    rows: Sequence[dict[str, Any]], *, fixed: Mapping[str, Any],
+                    conflict: Sequence[str], compare: Sequence[str], touch: Sequence[str]
+                    ) -> list[dict[str, Any]]:
+    """For each row (with ``fixed``'s columns) whose stored twin still has these `compare`
+    values, move only the `touch` columns, to the row's values; returns the rows it did not
+    find so (for the full write). A row rewritten meanwhile (a webhook clears `content_hash`)
+    no longer matches: the UPDATE re-checks its condition on the newest version of a row it
+    had to wait for. Postgres; narrow: the key and the compared values go, no wide row."""
+    if not rows:
+        return []
+    table = _table(model)
+    for c in compare:
+        if isinstance(table.c[c].type, JSON):
+            raise ValueError(f"touch_unchanged compares {c}, a JSON column")
+    names = tuple(fixed)
+    null = tuple(c for c in names if fixed[c] is None)
+    statement = _touch_sql(table, tuple(conflict), tuple(compare), tuple(touch), names, null)
+    sent = [c for c in (*conflict, *compare) if c not in fixed]
+    params = {f"a{i}": _array([row[c] for row in rows]) for i, c in enumerate(sent)}
+    params.update({f"f{i}": fixed[c] for i, c in enumerate(names) if c not in null})
+    params["n"] = len(rows)
+    missed = session.connection().execute(text(statement), params).all()
+    if not missed:
+        return []
+    key = _values_of([c for c in conflict if c not in fixed])
+    left = {tuple(found) for found in missed}
+    return [row for row in rows if key(row) in left]
+
+
+def sync(
+    session: Session,
+    model: type[SQLModel] | Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    fixed: Mapping[str, Any],
+    conflict: Sequence[str],
+    compare: Sequence[str],
+    touch: Sequence[str],
+    known: Known | None,
+    expand: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    insert_only: Sequence[str] = (),
+    copy_threshold: int = COPY_THRESHOLD,
+) -> Written:
+    """`upsert`'s classify mode for ``rows`` with ``fixed``'s columns, steered by what the
+    table held (``known``, read once per pull): the same rows and counts, cheaper when most
+    rows are unchanged.
+
+    - rows stored with the same `compare` values: `touch_unchanged` (the key and the compared
+      values go to the database, no wide row, no `ON CONFLICT`);
+    - the others, and any the touch did not find as read (a concurrent rewrite): `upsert`
+      rewriting only a changed row, which then counts itself (`RETURNING`, no probe);
+    - a row that upsert found equal after all (``known`` was stale): its ON CONFLICT has
+      locked it, so its touch columns move as `upsert` would have moved them.
+
+    A row may hold only its key and compared columns: ``expand`` gives its whole row, asked
+    only for the rows written whole. Without ``known`` (or on SQLite, the demo's small
+    database) this is `upsert` itself."""
+    whole = expand or (lambda row: row)
+    if known is None or sql.dialect(session) != "postgresql":
+        return upsert(session, model, [{**whole(row), **fixed} for row in rows],
+                      conflict=conflict,
+                      insert_only=insert_only, compare=compare, touch=touch,
+                      copy_threshold=copy_threshold)
+    if not rows:
+        return Written(0, 0, 0)
+    rows = dedupe(rows, [c for c in conflict if c not in fixed])
+    # Nothing stored when read (a first pull): every row is new, nothing to look up.
+    same, rest = known.split(rows) if len(known) else ([], list(rows))
+    rest += touch_unchanged(session, model, same, fixed=fixed, conflict=conflict,
+                            compare=compare, touch=touch)
+    inserted = updated = 0
+    if rest:
+        if expand is not None:
+            rest = [expand(row) for row in rest]
+        full = [{**row, **fixed} for row in rest]
+        written = upsert(session, model, full, conflict=conflict, insert_only=insert_only,
+                         compare=compare, copy_threshold=copy_threshold)
+        inserted, updated = written.inserted or 0, written.updated or 0
+        if written.unchanged:
+            # Rare: equal already. Their rows are locked by this transaction since the
+            # upsert's ON CONFLICT, so this touch finds them (and moves the rows just
+            # written, equal now too, to the same values again).
+            touch_unchanged(session, model, rest, fixed=fixed, conflict=conflict,
+                            compare=compare, touch=touch)
+    # The others were touched: unchanged.
+    return Written(len(rows), inserted, updated)

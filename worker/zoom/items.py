@@ -31,6 +31,9 @@ from typing import Any
 # Postgres refuses b-tree index entries above ~2700 bytes; our unique keys hold up to two Zoom
 # identifiers, so each stays well under half of it.
 ID_MAX_BYTES = 1000
+# An identifier of at most this many characters fits ID_MAX_BYTES whatever it holds (UTF-8
+# takes at most 4 bytes a character).
+_SHORT_IDENT = ID_MAX_BYTES // 4
 # Display text beyond this is cut (and says so): nothing a person reads is this long.
 TEXT_MAX_CHARS = 10_000
 TRUNCATED = " …[truncated]"
@@ -127,6 +130,14 @@ def parse_items(
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
+# One encoder for every content hash (`json.dumps` with options builds one per call); its text
+# is ASCII, every other character escaped in lower-case hex.
+_HASH_JSON = json.JSONEncoder(sort_keys=True, default=str)
+# What `_clean` replaces looks like this in that text: NUL, or a surrogate (an unpaired one, or
+# half of a valid pair: those items, and a literal backslash-u, just take the general path).
+_ESCAPED_UNSTORABLE = re.compile(r"\\u(?:0000|d[89a-f])")
+
+
 def _clean(text: str) -> str:
     """Postgres TEXT holds neither NUL nor unpaired surrogates (what JSON's ``\\ud800`` gives).
     A regular expression, not a loop over characters: every text field of every item passes
@@ -152,8 +163,10 @@ def parse_time(value: Any) -> datetime | None:
 
 
 def content_hash(item: dict[str, Any]) -> str:
-    """Hash of an item as Zoom sent it: tells "updated" from "unchanged" cheaply."""
-    return hashlib.sha256(json.dumps(item, sort_keys=True, default=str).encode()).hexdigest()
+    """Hash of an item as Zoom sent it: tells "updated" from "unchanged" cheaply. Stored on
+    every directory row, so the formula (`json.dumps(item, sort_keys=True, default=str)`'s
+    text) cannot change without making every stored row look changed once."""
+    return hashlib.sha256(_HASH_JSON.encode(item).encode()).hexdigest()
 
 
 def key_hash(*parts: Any) -> str:
@@ -162,11 +175,13 @@ def key_hash(*parts: Any) -> str:
     return hashlib.sha256(joined.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _ident_problem(value: Any) -> str | None:
+def _ident_problem(value: Any, clean: bool = False) -> str | None:
+    """Why `value` cannot be a stored identifier (None: it can). ``clean``: the item is known
+    to hold nothing `_clean` replaces (`Fields.hashed`)."""
     if isinstance(value, bool) or not isinstance(value, str | int):
         return f"is a {type(value).__name__}, not an identifier"
     text = str(value)
-    if _clean(text) != text:
+    if not clean and _clean(text) != text:
         return "holds characters no database can store"
     if len(text.encode()) > ID_MAX_BYTES:
         return f"is {len(text.encode())} bytes, over {ID_MAX_BYTES}"
@@ -180,6 +195,16 @@ class Fields:
     kind: str
     item: dict[str, Any]
     warnings: ItemWarnings
+    # Set by `hashed`: no string of the item holds what `_clean` replaces, so the reads below
+    # skip it (the same values, fewer calls: every field of every user passes here).
+    clean: bool = False
+
+    def hashed(self) -> str:
+        """The item's `content_hash`, and from the same text whether it is `clean`: call it
+        before the other reads."""
+        encoded = _HASH_JSON.encode(self.item)
+        self.clean = _ESCAPED_UNSTORABLE.search(encoded) is None
+        return hashlib.sha256(encoded.encode()).hexdigest()
 
     def ident(self, name: str, *, required: bool = False, key: bool = False) -> str | None:
         """An identifier, exactly as sent (integers as their decimal form). One that cannot be
@@ -190,7 +215,9 @@ class Fields:
             if required:
                 raise Unusable(f"no {name}")
             return None
-        problem = _ident_problem(value)
+        if self.clean and type(value) is str and len(value) <= _SHORT_IDENT:
+            return value  # what `_ident_problem` would let through
+        problem = _ident_problem(value, self.clean)
         if problem is None:
             return str(value)
         if required or key:
@@ -207,9 +234,10 @@ class Fields:
         value = self.item.get(name)
         if value is None:
             return default
-        if isinstance(value, dict | list):
-            value = json.dumps(value, sort_keys=True)
-        text = _clean(str(value))
+        if type(value) is not str:
+            value = json.dumps(value, sort_keys=True) if isinstance(value, dict | list) \
+                else str(value)
+        text = value if self.clean else _clean(value)
         if len(text) > TEXT_MAX_CHARS:
             self.warnings.cut(self.kind, name)
             text = text[: TEXT_MAX_CHARS - len(TRUNCATED)] + TRUNCATED
@@ -259,7 +287,7 @@ class Fields:
             return []
         out = []
         for entry in value:
-            if entry != "" and _ident_problem(entry) is None:
+            if entry != "" and _ident_problem(entry, self.clean) is None:
                 out.append(str(entry))
         return out
 
@@ -298,8 +326,9 @@ def user_ref(key: str) -> str:
     return key.removeprefix(EMAIL_KEY)
 
 
-def parse_user(item: dict[str, Any], f: Fields) -> dict[str, Any]:
+def parse_user(_item: dict[str, Any], f: Fields) -> dict[str, Any]:
     """A `/users` item (spec ``GET /users``, operationId ``users``)."""
+    digest = f.hashed()
     first, last = f.text("first_name"), f.text("last_name")
     return {
         "zoom_id": user_key(f),
@@ -319,22 +348,66 @@ def parse_user(item: dict[str, Any], f: Fields) -> dict[str, Any]:
         "zoom_created_at": f.time("created_at"),
         "last_login_time": f.time("last_login_time"),
         "custom_attributes": f.objects("custom_attributes"),
-        "content_hash": content_hash(item),
+        "content_hash": digest,
     }
 
 
-def parse_group(item: dict[str, Any], f: Fields) -> dict[str, Any]:
+# What `parse_user` reads as identifiers and as integers: whatever the text, these fields'
+# values can be left out (and noted) when of the wrong type or size.
+_USER_IDENTS = ("id", "email", "role_id", "employee_unique_id")
+_USER_INTEGERS = ("type", "verified")
+
+
+def user_digest(item: dict[str, Any]) -> tuple[str, str] | None:
+    """(`user_key`, `content_hash`) of a `/users` item that `parse_user` would store noting
+    nothing (no field cleaned, cut or left out), told without the parse; None when it cannot
+    be told so cheaply (parse the item). An item stored with this key and hash needs no parse
+    to be seen unchanged: its row is what `parse_user` gave the same item before, and the
+    parse would add nothing to the run's warnings (tests/worker/zoom/test_items_directory.py
+    tries every field `parse_user` reads with every kind of unusable value)."""
+    encoded = _HASH_JSON.encode(item)
+    # Within TEXT_MAX_CHARS no text field can be cut (each is at most as long as its part
+    # of this text); without escapes `_clean` would replace, nothing is cleaned.
+    if len(encoded) > TEXT_MAX_CHARS or _ESCAPED_UNSTORABLE.search(encoded):
+        return None
+    get = item.get
+    for name in _USER_IDENTS:
+        value = get(name)
+        kind = type(value)
+        if not (value is None or (kind is str and (len(value) <= _SHORT_IDENT
+                                                   or len(value.encode()) <= ID_MAX_BYTES))
+                or (kind is int and len(str(value)) <= ID_MAX_BYTES)):
+            return None
+    for name in _USER_INTEGERS:
+        value = get(name)
+        if not (value is None or value == "" or (type(value) is int
+                                                 and INT_MIN <= value <= INT_MAX)):
+            return None
+    zoom_id = get("id")
+    if zoom_id is not None and zoom_id != "":
+        key = str(zoom_id)
+    else:
+        email = get("email")
+        if email is None or email == "":
+            return None  # unusable: parsed, to be counted
+        key = EMAIL_KEY + str(email).lower()
+    return key, hashlib.sha256(encoded.encode()).hexdigest()
+
+
+def parse_group(_item: dict[str, Any], f: Fields) -> dict[str, Any]:
     """A `/groups` item (operationId ``groups``): no field is required by the spec."""
+    digest = f.hashed()
     return {"zoom_id": f.ident("id", required=True), "name": f.text("name"),
-            "total_members": f.integer("total_members"), "content_hash": content_hash(item)}
+            "total_members": f.integer("total_members"), "content_hash": digest}
 
 
-def parse_role(item: dict[str, Any], f: Fields) -> dict[str, Any]:
+def parse_role(_item: dict[str, Any], f: Fields) -> dict[str, Any]:
     """A `/roles` item (operationId ``roles``)."""
+    digest = f.hashed()
     return {"zoom_id": f.ident("id", required=True), "name": f.text("name"),
             "description": f.optional_text("description"),
             "total_members": f.integer("total_members"), "from_users_only": False,
-            "content_hash": content_hash(item)}
+            "content_hash": digest}
 
 
 def parse_member(_item: dict[str, Any], f: Fields) -> dict[str, Any]:
@@ -372,9 +445,6 @@ def signin_key(source_id: Any, item: dict[str, Any]) -> str:
 
 # Sign-in types as Zoom spells them, looked up before `sign_in_type` folds anything else.
 _SIGN_IN_TYPE = {SIGN_IN: SIGN_IN, SIGN_OUT: SIGN_OUT}
-# An e-mail of at most this many characters fits ID_MAX_BYTES whatever it holds (UTF-8 takes
-# at most 4 bytes a character).
-_PLAIN_EMAIL_CHARS = ID_MAX_BYTES // 4
 
 
 def _utc_time(value: str) -> datetime | None:
@@ -414,7 +484,7 @@ def signin_rows(items: list[dict[str, Any]], warnings: ItemWarnings,
             kind = kind or ""
             joined = "\x1f".join((email, when, kind, ip or "", client or "", version or ""))
             at = _utc_time(when)
-            if (at is not None and len(email) <= _PLAIN_EMAIL_CHARS
+            if (at is not None and len(email) <= _SHORT_IDENT
                     and len(joined) <= TEXT_MAX_CHARS
                     # ASCII holds no surrogate: then only a NUL needs looking for.
                     and ("\x00" not in joined if joined.isascii()

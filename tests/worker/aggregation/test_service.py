@@ -246,3 +246,49 @@ def test_a_reappearing_user_counts_as_updated_and_is_live_again(
     assert count(ZoomUser, source_id, live=True, session=session) == len(truth_users(account))
     assert stored_pairs(ZoomGroupMember, "group_zoom_id", source_id, session) == \
         truth_group_members(account)
+
+
+@pytest.mark.parametrize("event", ["user.updated", "user.deleted"])
+@pytest.mark.usefixtures("write_path")
+def test_a_webhook_between_the_pulls_read_and_its_write_ends_in_zooms_row(
+        s2s: Directory, fake_zoom: FakeZoomServer, session: Session,
+        monkeypatch: pytest.MonkeyPatch, event: str) -> None:
+    """The pull reads the stored keys and hashes once, then writes page by page; a user event
+    processed in between rewrites a row the read called unchanged. The row must end as it
+    does when the event comes before the pull reads (rewritten whole from Zoom's item)."""
+    from worker.webhooks.service import user_event
+
+    account = fake_zoom.fake.account(0)
+    source_id = s2s.source_id
+    s2s.aggregate()
+    probe = account.group_members(account.groups()[0]["id"])[0]["id"]
+    before = user(session, source_id, probe)
+    source = session.get_one(Source, source_id)
+    memberships = session.exec(select(func.count()).select_from(ZoomGroupMember).where(
+        ZoomGroupMember.source_id == source_id, ZoomGroupMember.user_zoom_id == probe)).one()
+    read = service.read_known
+
+    def read_then_event(db: Session, table, **kw):  # type: ignore[no-untyped-def]
+        known = read(db, table, **kw)
+        if table.name == ZoomUser.__tablename__:
+            status, outcome = user_event(db, source, event, int(utcnow().timestamp() * 1000),
+                                         {"id": probe, "first_name": "Webhook"})
+            assert status == "processed", outcome
+            db.flush()  # as its own transaction would have committed it
+        return known
+
+    monkeypatch.setattr(service, "read_known", read_then_event)
+    run = s2s.aggregate()
+    after = user(session, source_id, probe)
+    assert (run.inserted, run.updated, run.deleted) == (0, 1, 0)
+    assert run.unchanged == len(truth_users(account)) - 1
+    assert stored_users(source_id, session) == truth_users(account)
+    assert after.first_name == before.first_name
+    assert after.content_hash == before.content_hash != ""
+    assert after.deleted_at is None
+    assert after.first_seen_at == before.first_seen_at
+    assert after.last_seen_at > before.last_seen_at
+    if event == "user.deleted":
+        assert run.details["counts"]["group_members"]["updated"] == memberships > 0
+    assert stored_pairs(ZoomGroupMember, "group_zoom_id", source_id, session) == \
+        truth_group_members(account)

@@ -220,3 +220,130 @@ def test_classify_mode_gives_the_same_rows_and_counts_on_sqlite(tmp_path) -> Non
         source = make_source(session, tenant)
         _check_classify(session, source.id, tenant.id, 1)
     engine.dispose()
+
+
+# -- sync: classify mode steered by one read of the stored rows ----------------------------
+
+_KEY = ("source_id", "zoom_id")
+_COMPARE = ("content_hash", "deleted_at")
+
+
+def _page(n: int, first: int = 0, mark: str = "h") -> list[dict]:
+    """Rows as a pull has them: the item's own columns (the rest are `fixed`)."""
+    return [{"zoom_id": f"u{i}", "email": f"u{i}@example.com", "first_name": "A",
+             "content_hash": f"{mark}{i}"} for i in range(first, first + n)]
+
+
+def _fixed(source, when: datetime) -> dict:
+    return {"tenant_id": source.tenant_id, "source_id": source.id, "first_seen_at": when,
+            "last_seen_at": when, "deleted_at": None}
+
+
+def _known(session: Session, source):
+    from worker.kit.upsert import read_known
+
+    return read_known(session, ZoomUser, conflict=_KEY, compare=_COMPARE,
+                      where={"source_id": source.id, "deleted_at": None})
+
+
+def _sync(session: Session, source, rows: list[dict], when: datetime, known, threshold: int):
+    from worker.kit.upsert import sync
+
+    return sync(session, ZoomUser, rows, fixed=_fixed(source, when), conflict=_KEY,
+                insert_only=("first_seen_at",), compare=_COMPARE, touch=("last_seen_at",),
+                known=known, copy_threshold=threshold)
+
+
+def _stored(session: Session, source) -> dict[str, tuple]:
+    session.expire_all()
+    return {u.zoom_id: (u.email, u.first_name, u.content_hash, u.first_seen_at, u.last_seen_at,
+                        u.deleted_at)
+            for u in session.exec(select(ZoomUser).where(ZoomUser.source_id == source.id))}
+
+
+@pytest.mark.parametrize("threshold", [1, 10_000], ids=["copy", "insert"])
+def test_sync_ends_in_the_rows_and_counts_of_the_one_statement_upsert(
+    session: Session, threshold: int
+) -> None:
+    from sqlalchemy import update
+
+    tenant = make_tenant(session)
+    by_upsert, by_sync = make_source(session, tenant), make_source(session, tenant)
+    t1, t2 = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
+    first = _page(300)
+    second = [dict(r) for r in _page(310)]
+    second[3].update(first_name="B", content_hash="changed")  # changed at Zoom
+    second[4]["first_name"] = "ignored"  # same hash: unchanged, content kept
+    results = {}
+    for source in (by_upsert, by_sync):
+        known = None if source is by_upsert else _known(session, source)
+        initial = _sync(session, source, first, t1, known, threshold)
+        assert (initial.inserted, initial.updated, initial.unchanged) == (300, 0, 0)
+        session.execute(update(ZoomUser).where(ZoomUser.source_id == source.id,
+                                               ZoomUser.zoom_id == "u5")
+                        .values(deleted_at=t1))  # marked deleted by a complete pull
+        known = None if source is by_upsert else _known(session, source)
+        results[source.id] = _sync(session, source, second, t2, known, threshold)
+    assert results[by_upsert.id] == results[by_sync.id]
+    assert (results[by_sync.id].inserted, results[by_sync.id].updated,
+            results[by_sync.id].unchanged) == (10, 2, 298)
+    assert _stored(session, by_upsert) == _stored(session, by_sync)
+    stored = _stored(session, by_sync)
+    assert stored["u3"][1:3] == ("B", "changed")
+    assert stored["u4"][1] == "A"
+    assert stored["u4"][4] == t2
+    assert stored["u5"][5] is None  # live again
+
+
+@pytest.mark.parametrize("threshold", [1, 10_000], ids=["copy", "insert"])
+def test_a_row_rewritten_after_the_read_gets_the_full_write_not_the_touch(
+    session: Session, threshold: int
+) -> None:
+    """What a webhook does between the pull's read and its write: the row takes the event's
+    fields, an empty hash (and a later `last_seen_at`); the pull must rewrite it whole."""
+    from sqlalchemy import update
+
+    source = make_source(session, make_tenant(session))
+    t1, t2 = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 3, tzinfo=UTC)
+    _sync(session, source, _page(300), t1, None, threshold)
+    known = _known(session, source)
+    session.execute(update(ZoomUser).where(ZoomUser.source_id == source.id,
+                                           ZoomUser.zoom_id == "u7")
+                    .values(first_name="Webhook", content_hash="",
+                            last_seen_at=datetime(2026, 1, 2, tzinfo=UTC)))
+    again = _sync(session, source, _page(300), t2, known, threshold)
+    assert (again.inserted, again.updated, again.unchanged) == (0, 1, 299)
+    stored = _stored(session, source)
+    assert stored["u7"][1:3] == ("A", "h7")
+    assert {row[4] for row in stored.values()} == {t2}
+
+
+@pytest.mark.parametrize("threshold", [1, 10_000], ids=["copy", "insert"])
+def test_a_stale_read_still_counts_and_touches_a_row_found_equal(
+    session: Session, threshold: int
+) -> None:
+    source = make_source(session, make_tenant(session))
+    t1, t2 = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
+    known = _known(session, source)  # read before anything was stored: all rows look new
+    _sync(session, source, _page(300), t1, None, threshold)
+    again = _sync(session, source, _page(300), t2, known, threshold)
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 300)
+    assert {row[4] for row in _stored(session, source).values()} == {t2}
+
+
+def test_touch_unchanged_takes_keys_any_text_can_be(session: Session) -> None:
+    from worker.kit.upsert import touch_unchanged
+
+    source = make_source(session, make_tenant(session))
+    t1, t2 = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
+    odd = ['quote"d', "back\\slash", "{braces,comma}", "", "NULL", "space d"]
+    rows = [{"zoom_id": z, "email": "", "first_name": "", "content_hash": f"h{i}"}
+            for i, z in enumerate(odd)]
+    _sync(session, source, rows, t1, None, 10_000)
+    plain = [r for r in rows if '"' not in r["zoom_id"] and "\\" not in r["zoom_id"]]
+    for page in (rows, plain):  # with elements to escape (the driver's lists), and without
+        left = touch_unchanged(session, ZoomUser, [*page, {**page[0], "zoom_id": "absent"}],
+                               fixed=_fixed(source, t2), conflict=_KEY, compare=_COMPARE,
+                               touch=("last_seen_at",))
+        assert [r["zoom_id"] for r in left] == ["absent"]
+    assert {z: row[4] for z, row in _stored(session, source).items()} == dict.fromkeys(odd, t2)
