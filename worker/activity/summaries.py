@@ -21,11 +21,13 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     String,
+    and_,
     case,
     cast,
     delete,
     func,
     literal,
+    or_,
     select,
     union_all,
 )
@@ -67,6 +69,24 @@ def _details(zoom_id: Any, identity_id: Any, dialect: str) -> Any:
     return case((zoom_id.is_(None), empty), (identity_id.is_(None), linked), else_=both)
 
 
+def _in_days(column: Any, days: list[date]) -> Any:
+    """`column` (a timestamp) falls on one of `days` (sorted, UTC): one range per run of
+    consecutive days, which the (source, time) indexes answer, and no day computed per row."""
+    runs: list[tuple[date, date]] = []
+    for day in days:
+        if runs and runs[-1][1] == day - timedelta(days=1):
+            runs[-1] = (runs[-1][0], day)
+        else:
+            runs.append((day, day))
+    ranges = [and_(column >= _midnight(first), column < _midnight(last + timedelta(days=1)))
+              for first, last in runs]
+    return ranges[0] if len(ranges) == 1 else or_(*ranges)
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, datetime.min.time(), tzinfo=UTC)
+
+
 def recompute(session: Session, source: Source, days: Iterable[date],
               emails: Iterable[str] | None = None) -> int:
     """Rewrite the summaries of `source` for `days` (of only `emails`, lower-cased, when
@@ -82,12 +102,12 @@ def recompute(session: Session, source: Source, days: Iterable[date],
     # together would each compute a day without the other's last page.
     sql.xact_lock(session, f"summary:{source.id}")
     dialect = sql.dialect(session)
-    start = datetime.combine(days[0], datetime.min.time(), tzinfo=UTC)
-    end = datetime.combine(days[-1] + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
     zero = literal(0, BigInteger)
     only = None if emails is None else sorted({e.lower() for e in emails})
 
-    # Sign-in/out events: every event counts as activity, "Sign in" ones as sign-ins.
+    # Sign-in/out events: every event counts as activity, "Sign in" ones as sign-ins. Guests
+    # are left out on the stored column (`!= ""` is false for NULL, and lower() never empties
+    # an address), so the filter lower-cases no row.
     ev_email = func.lower(ActivityEvent.email)
     ev_day = sql.utc_day(ActivityEvent.time, dialect)
     events = (
@@ -96,9 +116,8 @@ def recompute(session: Session, source: Source, days: Iterable[date],
                              else_=0)).label("s"),
                zero.label("h"), zero.label("a"), zero.label("secs"),
                func.max(ActivityEvent.time).label("last"))
-        .where(col(ActivityEvent.source_id) == source.id, col(ActivityEvent.time) >= start,
-               col(ActivityEvent.time) < end, ev_day.in_(days),
-               func.coalesce(ev_email, "") != "",
+        .where(col(ActivityEvent.source_id) == source.id, _in_days(ActivityEvent.time, days),
+               col(ActivityEvent.email) != "",
                *([] if only is None else [col(ActivityEvent.email).in_(only)]))
         .group_by(ev_email, ev_day)
     )
@@ -107,8 +126,8 @@ def recompute(session: Session, source: Source, days: Iterable[date],
     m_day = sql.utc_day(Meeting.start_time, dialect)
     hosted = (
         select(host, m_day, zero, func.count(), zero, zero, func.max(Meeting.end_time))
-        .where(col(Meeting.source_id) == source.id, col(Meeting.start_time) >= start,
-               col(Meeting.start_time) < end, m_day.in_(days), func.coalesce(host, "") != "",
+        .where(col(Meeting.source_id) == source.id, _in_days(Meeting.start_time, days),
+               col(Meeting.host_email) != "",
                *([] if only is None else [col(Meeting.host_email).in_(only)]))
         .group_by(host, m_day)
     )
@@ -122,9 +141,8 @@ def recompute(session: Session, source: Source, days: Iterable[date],
                func.coalesce(func.max(MeetingParticipant.leave_time),
                              func.max(MeetingParticipant.join_time)))
         .where(col(MeetingParticipant.source_id) == source.id,
-               col(MeetingParticipant.join_time) >= start,
-               col(MeetingParticipant.join_time) < end, p_day.in_(days),
-               func.coalesce(who, "") != "",
+               _in_days(MeetingParticipant.join_time, days),
+               col(MeetingParticipant.user_email) != "",
                *([] if only is None else [col(MeetingParticipant.user_email).in_(only)]))
         .group_by(who, p_day)
     )

@@ -217,3 +217,43 @@ def test_days_left_without_input_lose_their_summaries(db: Session) -> None:
     db.flush()
     assert summaries.recompute(db, source, [D2]) == 0
     assert not [k for k in stored(db, source) if k[1] == D2]
+
+
+def test_days_are_read_as_utc_ranges_with_exact_midnight_bounds_and_gaps(db: Session) -> None:
+    """The inputs are selected by time ranges, one per run of consecutive days: an input at
+    UTC midnight belongs to the day it starts, the last instant before it to the day before,
+    and a day between two runs (or an offset time that lands in it) stays out."""
+    source = seed(db)
+    t, s = source.tenant_id, source.id
+    last_instant = timedelta(microseconds=1)
+    edges = [
+        ("fay@x.io", at(D1, 0), "Sign in"),  # first instant of D1
+        ("fay@x.io", at(D2, 0) - last_instant, "Sign in"),  # last instant of D1
+        ("fay@x.io", at(D2, 0), "Sign out"),  # D2: the gap below
+        ("fay@x.io", at(D3, 0) - last_instant, "Sign in"),  # still D2
+        ("fay@x.io", at(D2, 19, 0, EST), "Sign in"),  # 00:00 UTC on D3
+        ("fay@x.io", at(D4, 0) - last_instant, "Sign out"),  # last instant of D3
+        ("fay@x.io", at(D4, 0), "Sign in"),  # D4, after the last run
+    ]
+    db.add_all([ActivityEvent(tenant_id=t, source_id=s, event_key=f"edge{i}", email=email,
+                              time=when, type=kind)
+                for i, (email, when, kind) in enumerate(edges)])
+    db.add(Meeting(tenant_id=t, source_id=s, uuid="m-edge", host_email="fay@x.io",
+                   start_time=at(D2, 0), end_time=at(D2, 1)))
+    db.add(MeetingParticipant(tenant_id=t, source_id=s, participant_key="p-edge",
+                              meeting_uuid="m-edge", user_email="fay@x.io",
+                              join_time=at(D3, 0) - last_instant, leave_time=at(D3, 1),
+                              duration=60))
+    db.flush()
+    written = summaries.recompute(db, source, [D3, D1])
+    expected = reference(db, source, [D1, D3])
+    assert stored(db, source) == expected
+    assert written == len(expected)
+    assert expected[("fay@x.io", D1)][:4] == (2, 0, 0, 0)
+    assert expected[("fay@x.io", D3)][:4] == (1, 0, 0, 0)
+    assert not [k for k in expected if k[1] in (D2, D4)]
+    # The gap day on its own: the midnight sign-out, the hosted meeting, the attendance.
+    summaries.recompute(db, source, [D2])
+    fay = stored(db, source)[("fay@x.io", D2)]
+    assert fay == reference(db, source, [D2])[("fay@x.io", D2)]
+    assert fay[:4] == (1, 1, 1, 1)
