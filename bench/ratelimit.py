@@ -35,6 +35,7 @@ def pager(arg: dict[str, Any], wait_start: WaitStart) -> dict[str, int]:
     from worker.clients import client_for_source, token_for_source
     from worker.zoom.pagination import window_params
 
+    _trace_429s()
     sid = uuid.UUID(arg["source"])
     client = client_for_source(sid)
     token_for_source(sid)  # cached by the parent: only warms this process's connections
@@ -57,26 +58,52 @@ def pager(arg: dict[str, Any], wait_start: WaitStart) -> dict[str, int]:
     return {"pages": pages, "items": items}
 
 
-def _plan(env: BenchEnv) -> tuple[Any, list[tuple[str, str]], int, int]:
-    """Fake config, month windows, expected pages and events of the backfill."""
+def _trace_429s() -> None:
+    """With ``AI_BENCH_TRACE=path``: the limiter's account of every 429, appended to that file."""
+    import logging
+    import os
+
+    path = os.environ.get("AI_BENCH_TRACE")
+    if not path:
+        return
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(created).3f %(processName)s %(message)s"))
+    logger = logging.getLogger("worker.ratelimit.bucket")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+def _plan(env: BenchEnv, pages: int | None = None
+          ) -> tuple[Any, list[tuple[str, str]], int, int]:
+    """Fake config, month windows, expected pages and events of the backfill. ``pages``: a
+    backfill of exactly that many pages (the events per day are searched for it)."""
     from fakezoom.config import AccountSpec, AppSpec, FakeZoomConfig
     from fakezoom.core import FakeZoom
     from worker.zoom.pagination import month_windows
 
     today = dt.datetime.now(dt.UTC).date()
-    days = 60 if env.quick else 120
-    # ~14,400 events (48 pages) in the full run, ~4,800 (16 pages) in the quick one.
+    days = 60 if env.quick and pages is None else 120
+    # ~14,400 events (54 pages) in the full run, ~4,800 (18 pages) in the quick one.
+    events = float(4_800 if env.quick else 14_400) if pages is None else pages * PAGE_SIZE * 0.9
     users = 200
-    per_day = (4_800 if env.quick else 14_400) / days / (users * 0.93)
-    spec = AccountSpec(users=users, groups=0, custom_roles=0, days=days,
-                       events_per_user_per_day=per_day, meetings_per_host_per_day=0,
-                       operation_logs_per_day=0, apps=[AppSpec(kind="s2s")])
-    config = FakeZoomConfig(seed=21, plan="pro", accounts=[spec], anchor_date=today.isoformat())
-    data = FakeZoom(config).account(0).data
     windows = month_windows(today - dt.timedelta(days=days), today - dt.timedelta(days=1))
-    counts = [data.count_events(s, e) for s, e in windows]
-    pages = sum(max(1, math.ceil(c / PAGE_SIZE)) for c in counts)
-    return config, [(s.isoformat(), e.isoformat()) for s, e in windows], pages, sum(counts)
+    for _ in range(40):
+        spec = AccountSpec(users=users, groups=0, custom_roles=0, days=days,
+                           events_per_user_per_day=events / days / (users * 0.93),
+                           meetings_per_host_per_day=0, operation_logs_per_day=0,
+                           apps=[AppSpec(kind="s2s")])
+        config = FakeZoomConfig(seed=21, plan="pro", accounts=[spec],
+                                anchor_date=today.isoformat())
+        data = FakeZoom(config).account(0).data
+        counts = [data.count_events(s, e) for s, e in windows]
+        got = sum(max(1, math.ceil(c / PAGE_SIZE)) for c in counts)
+        if pages is None or got == pages:
+            break
+        events += (pages - got) * PAGE_SIZE / 2
+    else:
+        raise RuntimeError(f"no sign-in backfill of {pages} pages found (last: {got})")
+    return config, [(s.isoformat(), e.isoformat()) for s, e in windows], got, sum(counts)
 
 
 def run(env: BenchEnv) -> Figure:

@@ -33,6 +33,17 @@ plan. So the rate of each (account, category) is learned, in Redis, for every wo
   under it for ``CEILING_TTL`` (then probed again, in case the other apps went quiet); a 429
   while the rate sits at that ceiling means the limit is counted over a window wider than a
   second (an account limited below one request a second is told "1"): the ceiling is halved;
+- a per-second 429 that names no limit (Zoom often sends only ``Retry-After``) is measured
+  instead: the script keeps the send times of the last seconds, for every worker, and the
+  requests granted in the second before the refused one was sent are what the account lets us
+  send. When that is under half our rate, the cut goes straight to just under it and is held
+  like a named limit, instead of halving blindly (from 8/s to a real 1/s: three 429s and three
+  Retry-Afters) and then probing back up past it. It counts only when we were sending back to
+  back: after a pause the grants are what we happened to send, not what the account allows.
+  Woken for its slot, a request records the time it really goes out, so a worker that wakes
+  late is counted in the order Zoom saw;
+- one cut per burst means per burst of *requests*: a 429 of a request sent after the last cut
+  (so paced at the cut rate) is a new signal even inside the cooldown;
 - an ``X-RateLimit-Remaining`` of a daily limit corrects our daily count (``budget.py``).
 
 The rate never exceeds the configured share of the plan, and never falls below ``MIN_FRACTION``
@@ -44,6 +55,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import threading
 import time
 from collections.abc import Callable, Mapping
 
@@ -84,6 +97,13 @@ PACE_TTL_SECONDS = 3600
 RESLOTS = 5
 # Without a Retry-After, a per-second 429 needs about one second to clear.
 DEFAULT_RETRY_AFTER_SECONDS = 1.0
+# The sends of the last few seconds are kept (as their slot times) to count, on a 429 that names
+# no limit, how many Zoom granted in the second before it.
+SENT_WINDOW_MS = 3000
+# Those grants measure the account's limit only if we were sending back to back: the refused
+# request followed the one before it within two intervals (or this long, for a worker whose
+# spacing is set by Zoom's latency rather than by the limiter).
+BUSY_GAP_MS = 250
 
 # The effective rate (requests per second) of one (account, category) at `now`.
 _EFFECTIVE = """
@@ -114,10 +134,19 @@ end
 """.replace("@KNEE@", str(KNEE)).replace("@FAST@", str(FAST)).replace(
     "@SLOW@", str(SLOW))
 
-# KEYS: slot (GCRA tat), daily hash prefix, pace hash. Returns {status, wait_ms}: status 0 = slot
-# reserved (sleep wait_ms, then send), -1 = daily cap spent (wait_ms until 00:00 UTC), -2 = the
-# slot is further away than max_wait (nothing taken).
-_ACQUIRE = _EFFECTIVE + """
+# The slot time of a request, under its id, in the sends of the last few seconds.
+_SENT = """
+local function record_send(skey, member, slot, now)
+  redis.call('ZADD', skey, slot, member)
+  redis.call('ZREMRANGEBYSCORE', skey, '-inf', now - @WINDOW@)
+  redis.call('PEXPIRE', skey, math.ceil(slot - now) + @WINDOW@ + 1000)
+end
+""".replace("@WINDOW@", str(SENT_WINDOW_MS))
+
+# KEYS: slot (GCRA tat), daily hash prefix, pace hash, sends. Returns {status, wait_ms}: status
+# 0 = slot reserved (sleep wait_ms, then send), -1 = daily cap spent (wait_ms until 00:00 UTC),
+# -2 = the slot is further away than max_wait (nothing taken). ARGV[7]: the request's id.
+_ACQUIRE = _EFFECTIVE + _SENT + """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local rate = effective(KEYS[3], now, tonumber(ARGV[1]))
@@ -148,6 +177,7 @@ if wait < 0 then wait = 0 end
 if wait > max_wait then return {-2, math.ceil(wait), '0'} end
 local new_tat = tat + interval
 redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil(new_tat - now + tol) + 1000)
+record_send(KEYS[4], ARGV[7], now + wait, now)
 if redis.call('HEXISTS', KEYS[3], 'base') == 1 then
   redis.call('HINCRBY', KEYS[3], 'sent', 1)
 end
@@ -163,9 +193,10 @@ return {0, math.ceil(wait), redis.call('HGET', KEYS[3], 'cut_at') or '0'}
 """
 
 # A slot taken again, for a request already counted (by ``_ACQUIRE``) whose slot came up after
-# a 429 of another worker: the rate it was reserved at is stale. KEYS: slot, pace hash. ARGV:
-# max rate, burst, max wait ms. Returns {status (0, or -2 too far), wait_ms, cut generation}.
-_RESLOT = _EFFECTIVE + """
+# a 429 of another worker: the rate it was reserved at is stale. KEYS: slot, pace hash, sends.
+# ARGV: max rate, burst, max wait ms, request id. Returns {status (0, or -2 too far), wait_ms,
+# cut generation}.
+_RESLOT = _EFFECTIVE + _SENT + """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local interval = 1000 / effective(KEYS[2], now, tonumber(ARGV[1]))
@@ -177,33 +208,81 @@ if wait < 0 then wait = 0 end
 if wait > tonumber(ARGV[3]) then return {-2, math.ceil(wait), '0'} end
 local new_tat = tat + interval
 redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil(new_tat - now + tol) + 1000)
+record_send(KEYS[3], ARGV[4], now + wait, now)
 return {0, math.ceil(wait), redis.call('HGET', KEYS[2], 'cut_at') or '0'}
 """
 
-# A 429. KEYS: slot, pace hash. ARGV: max rate, min rate, wait ms, ceiling (0: none), ceiling
-# ttl ms, pace ttl s, cooldown ms (-1: the default). Pushes every worker's next slot past the
-# wait, cuts the rate (once per burst) and remembers a limit Zoom named. Returns {cut?, rate in
-# milli-requests/s after}.
+# A request woken for its slot. KEYS: pace hash, sends. ARGV: the cut generation its slot was
+# taken in, its id. Returns 1 when a cut came meanwhile (take a new slot), else records the
+# send at Redis's now and returns 0: a worker that wakes late may send after one whose slot was
+# later, and the count of grants before a 429 must follow the order Zoom saw.
+_SENDING = """
+if (redis.call('HGET', KEYS[1], 'cut_at') or '0') ~= ARGV[1] then return 1 end
+local t = redis.call('TIME')
+redis.call('ZADD', KEYS[2], 'XX', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000),
+           ARGV[2])
+return 0
+"""
+
+# A 429. KEYS: slot, pace hash, sends. ARGV: max rate, min rate, wait ms, ceiling (0: none),
+# ceiling ttl ms, pace ttl s, cooldown ms (-1: the default), the refused request's id ('' when
+# unknown), 1 to estimate the limit from the grants (no limit named). Pushes every worker's next
+# slot past the wait, cuts the rate (once per burst) and remembers a limit Zoom named or one
+# measured. Returns {cut?, rate in milli-requests/s after, grants counted (-1: not a measure)}.
 _THROTTLE = _EFFECTIVE + """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local max_rate = tonumber(ARGV[1])
 local min_rate = tonumber(ARGV[2])
 local rate = effective(KEYS[2], now, max_rate)
+-- When the refused request went out, and how many went out in the second before it: those
+-- were granted (a refusal drains everyone for at least a second, and is taken out here).
+local sent_at = now
+local known = false
+if ARGV[8] ~= '' then
+  local score = redis.call('ZSCORE', KEYS[3], ARGV[8])
+  if score then
+    sent_at = tonumber(score)
+    known = true
+    redis.call('ZREM', KEYS[3], ARGV[8])
+  end
+end
+local granted = -1
+if ARGV[9] == '1' then
+  local prev = redis.call('ZREVRANGEBYSCORE', KEYS[3], sent_at, '-inf', 'WITHSCORES', 'LIMIT',
+                          0, 1)
+  -- Sent back to back, the grants of that second are what the account allows us; after a
+  -- pause they are only what we happened to send.
+  if prev[2] and sent_at - tonumber(prev[2]) <= math.max(2000 / rate, @BUSY@) then
+    granted = redis.call('ZCOUNT', KEYS[3], '(' .. (sent_at - 1000), sent_at)
+  end
+end
 local cut = 0
 local cut_at = tonumber(redis.call('HGET', KEYS[2], 'cut_at') or '0')
 local cooldown = math.max(1000, @COOLDOWN@ * 1000 / rate)
 if tonumber(ARGV[7]) >= 0 then cooldown = tonumber(ARGV[7]) end
-if now - cut_at >= cooldown then
+local measured = 0
+-- One cut per burst: the 429s of requests sent before the last cut answer that cut. A request
+-- sent after it was paced at the cut rate, so its 429 says that rate is still too high.
+if now - cut_at >= cooldown or (known and sent_at >= cut_at) then
   local base = math.max(min_rate, rate * @BETA@)
+  local bad = rate
+  -- Granted fewer than half our rate: cut straight to under that, not by halves (each halving
+  -- costs a 429 and its Retry-After), and recover towards it rather than towards our old rate.
+  if granted > 0 and granted * @MARGIN@ < base then
+    measured = math.max(min_rate, granted * @MARGIN@)
+    base = measured
+    bad = granted
+  end
   redis.call('HSET', KEYS[2], 'base', tostring(base), 'cut_at', tostring(now),
-             'bad', tostring(rate), 'sent', 0)
+             'bad', tostring(bad), 'sent', 0)
   cut = 1
 end
--- A limit Zoom named is kept (the lowest in force wins). A 429 while the rate already sat at
--- that limit means its window is longer than a second (an account limited below one request
--- a second answers "1" for a wider window): halve it, as the rate was.
+-- A limit Zoom named (or one measured) is kept (the lowest in force wins). A 429 while the rate
+-- already sat at that limit means its window is longer than a second (an account limited below
+-- one request a second answers "1" for a wider window): halve it, as the rate was.
 local ceiling = tonumber(ARGV[4])
+if measured > 0 and (ceiling <= 0 or measured < ceiling) then ceiling = measured end
 local held = 0
 local c = redis.call('HMGET', KEYS[2], 'ceiling', 'ceiling_until')
 if tonumber(c[2] or '0') > now then held = tonumber(c[1] or '0') end
@@ -221,8 +300,9 @@ local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < target then
   redis.call('SET', KEYS[1], tostring(target), 'PX', math.ceil(target - now) + 1000)
 end
-return {cut, math.floor(effective(KEYS[2], now, max_rate) * 1000)}
-""".replace("@COOLDOWN@", str(COOLDOWN_INTERVALS)).replace("@BETA@", str(BETA))
+return {cut, math.floor(effective(KEYS[2], now, max_rate) * 1000), granted}
+""".replace("@COOLDOWN@", str(COOLDOWN_INTERVALS)).replace("@BETA@", str(BETA)).replace(
+    "@MARGIN@", str(CEILING_MARGIN)).replace("@BUSY@", str(BUSY_GAP_MS))
 
 _DRAIN = """
 local t = redis.call('TIME')
@@ -339,6 +419,9 @@ class AccountLimiter:
         self._daily_remaining = redis_client.register_script(_DAILY_REMAINING)
         self._rate = redis_client.register_script(_RATE)
         self._reslot = redis_client.register_script(_RESLOT)
+        self._sending = redis_client.register_script(_SENDING)
+        # The id of this thread's last request per category: its 429 finds its send time by it.
+        self._sent = threading.local()
 
     def __repr__(self) -> str:
         return f"AccountLimiter({self.account_key!r}, plan={self.plan!r}, share={self.share})"
@@ -360,7 +443,13 @@ class AccountLimiter:
         limit = self._limit(category)
         base = f"{KEY_PREFIX}{self.account_key}"
         return [f"{base}:{category}", f"{base}:day:{daily_group(limit, category)}",
-                f"{base}:{category}:pace"]
+                f"{base}:{category}:pace", f"{base}:{category}:sent"]
+
+    def _last_sent(self) -> dict[str, str]:
+        ids: dict[str, str] | None = getattr(self._sent, "ids", None)
+        if ids is None:
+            ids = self._sent.ids = {}
+        return ids
 
     def _unreachable(self, exc: redis.RedisError) -> TokenCacheUnavailable:
         return TokenCacheUnavailable(
@@ -374,11 +463,13 @@ class AccountLimiter:
         limit = self._limit(category)
         bound = self.max_wait if max_wait is None else max(0.0, max_wait)
         daily = daily_cap(limit, self.share)
+        request_id = os.urandom(8).hex()
+        self._last_sent()[category] = request_id
         try:
             status, wait_ms, generation = self._acquire(
                 keys=self._keys(category),
                 args=[self.max_rate(category), self.burst, int(bound * 1000), daily,
-                      current_reservation.get() or "", DAY_TTL_SECONDS],
+                      current_reservation.get() or "", DAY_TTL_SECONDS, request_id],
             )
         except redis.RedisError as exc:
             raise self._unreachable(exc) from exc
@@ -405,12 +496,13 @@ class AccountLimiter:
                 return
             keys = self._keys(category)
             try:
-                if _text(self.redis.hget(keys[2], "cut_at")) == _text(generation):
+                if self._sending(keys=[keys[2], keys[3]],
+                                 args=[_text(generation), request_id]) == 0:
                     return
                 left = max(0.0, bound - (self._clock() - started))
                 status, wait_ms, generation = self._reslot(
-                    keys=[keys[0], keys[2]],
-                    args=[self.max_rate(category), self.burst, int(left * 1000)])
+                    keys=[keys[0], keys[2], keys[3]],
+                    args=[self.max_rate(category), self.burst, int(left * 1000), request_id])
             except redis.RedisError as exc:
                 raise self._unreachable(exc) from exc
 
@@ -433,19 +525,22 @@ class AccountLimiter:
             window = 60.0 if category == Category.RESOURCE_INTENSIVE else 1.0
             ceiling = min(max_rate, named / window * CEILING_MARGIN)
         min_rate = max_rate * MIN_FRACTION
+        keys = self._keys(category)
         try:
-            cut, milli = self._throttle(
-                keys=[self._keys(category)[0], self._keys(category)[2]],
+            cut, milli, granted = self._throttle(
+                keys=[keys[0], keys[2], keys[3]],
                 args=[max_rate, min_rate, int(wait * 1000), ceiling,
                       CEILING_TTL_SECONDS * 1000, PACE_TTL_SECONDS,
-                      -1 if self.cooldown is None else int(self.cooldown * 1000)],
+                      -1 if self.cooldown is None else int(self.cooldown * 1000),
+                      self._last_sent().pop(category, ""), 0 if ceiling else 1],
             )
         except redis.RedisError as exc:
             raise self._unreachable(exc) from exc
         rate = int(milli) / 1000.0
-        log.info("zoom 429 account=%s category=%s: wait %.0fs, rate %.3f/s%s%s", self.account_key,
-                 category, wait, rate, " (cut)" if cut else "",
-                 f", Zoom's limit {named}" if named else "")
+        log.info("zoom 429 account=%s category=%s: wait %.0fs, rate %.3f/s%s%s%s",
+                 self.account_key, category, wait, rate, " (cut)" if cut else "",
+                 f", Zoom's limit {named}" if named else "",
+                 f", {int(granted)} granted in the second before" if int(granted) >= 0 else "")
         return rate > min_rate * 1.001
 
     def observe(self, category: str, headers: Mapping[str, str]) -> None:

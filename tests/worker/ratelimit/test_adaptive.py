@@ -6,6 +6,7 @@ Zoom's limit header caps it, Retry-After is honoured rounded up, and the rate ne
 from __future__ import annotations
 
 import email.utils
+import time
 import uuid
 
 import pytest
@@ -181,3 +182,106 @@ def test_a_request_waiting_for_its_slot_takes_a_new_one_after_another_workers_42
     assert slept[0] == pytest.approx(0.1, abs=0.02)
     assert 0.8 <= slept[1] <= 1.0
     assert lim.daily_used("heavy") == 2  # each request counted once
+
+
+# --- a 429 that names no limit: what Zoom granted in the second before it ------------------
+
+def sent_key(lim: AccountLimiter, category: str) -> str:
+    return f"{bucket.KEY_PREFIX}{lim.account_key}:{category}:sent"
+
+
+def test_without_a_limit_header_the_rate_is_cut_to_what_zoom_granted_in_the_second_before(
+    redis_client: redis.Redis,
+) -> None:
+    lim, slept = limiter(redis_client)  # 8/s; sleeps recorded, so the slots are 125 ms apart
+    for _ in range(3):
+        lim.acquire("heavy")
+    assert slept == [pytest.approx(0.125, abs=0.02), pytest.approx(0.25, abs=0.02)]
+    # The third is refused: Zoom granted two in the second before it, a quarter of our rate.
+    lim.throttled("heavy", QPS)
+    assert lim.rate("heavy") == pytest.approx(2 * bucket.CEILING_MARGIN)
+    # Held there, like a limit Zoom named, instead of recovering towards the 8/s that failed.
+    sent_since_cut(redis_client, lim, "heavy", 1_000_000)
+    assert lim.rate("heavy") == pytest.approx(2 * bucket.CEILING_MARGIN)
+
+
+def test_the_grants_of_every_worker_of_the_account_count(redis_client: redis.Redis) -> None:
+    lim, _ = limiter(redis_client)
+    twin, _ = limiter(redis_client)
+    twin.account_key = lim.account_key
+    lim.acquire("heavy")
+    twin.acquire("heavy")
+    lim.acquire("heavy")
+    twin.acquire("heavy")
+    twin.throttled("heavy", QPS)  # its second request: three granted before it, one was its own
+    assert lim.rate("heavy") == pytest.approx(3 * bucket.CEILING_MARGIN)
+
+
+def test_grants_of_half_our_rate_or_more_are_no_better_than_halving(
+    redis_client: redis.Redis,
+) -> None:
+    lim, _ = limiter(redis_client)
+    for _ in range(7):  # six granted at 8/s, the seventh refused: 5.7/s is above 8 x BETA
+        lim.acquire("heavy")
+    lim.throttled("heavy", QPS)
+    assert lim.rate("heavy") == pytest.approx(8 * bucket.BETA, rel=0.01)
+    sent_since_cut(redis_client, lim, "heavy", 1_000_000)
+    assert lim.rate("heavy") == pytest.approx(8)  # no ceiling learned: recovers to the share
+
+
+def test_after_a_pause_the_grants_are_not_a_measure_of_the_account(
+    redis_client: redis.Redis,
+) -> None:
+    lim, _ = limiter(redis_client)
+    lim.acquire("heavy")
+    lim.acquire("heavy")
+    # The refused request came long after the one before it (we had little to send, another
+    # app used the account): one grant in that second says nothing of what we may send.
+    key = sent_key(lim, "heavy")
+    first, refused = (score for _, score in redis_client.zrange(key, 0, -1, withscores=True))
+    redis_client.zremrangebyscore(key, first, first)
+    redis_client.zadd(key, {"earlier": refused - 600})
+    lim.throttled("heavy", QPS)
+    assert lim.rate("heavy") == pytest.approx(8 * bucket.BETA, rel=0.01)
+
+
+def test_a_named_limit_wins_over_the_grants_counted(redis_client: redis.Redis) -> None:
+    lim, _ = limiter(redis_client)
+    for _ in range(3):
+        lim.acquire("heavy")
+    lim.throttled("heavy", {"Retry-After": "1", "X-RateLimit-Type": "QPS",
+                            "X-RateLimit-Limit": "4", "X-RateLimit-Remaining": "0"})
+    assert lim.rate("heavy") == pytest.approx(4 * bucket.CEILING_MARGIN)
+
+
+def test_refused_again_at_the_measured_rate_with_nothing_granted_it_is_halved(
+    redis_client: redis.Redis,
+) -> None:
+    # An account allowed one request per two seconds: one granted in the second before the
+    # first 429, then none before the next, sent at the measured 0.95/s after the first cut.
+    lim, _ = limiter(redis_client)
+    lim.acquire("heavy")
+    lim.acquire("heavy")
+    lim.throttled("heavy", QPS)
+    assert lim.rate("heavy") == pytest.approx(bucket.CEILING_MARGIN)
+    lim.acquire("heavy")  # its slot is past the Retry-After, so after the cut: not that burst
+    lim.throttled("heavy", QPS)
+    assert lim.rate("heavy") == pytest.approx(bucket.CEILING_MARGIN * bucket.BETA, rel=0.01)
+    sent_since_cut(redis_client, lim, "heavy", 1_000_000)
+    assert lim.rate("heavy") == pytest.approx(bucket.CEILING_MARGIN * bucket.BETA, rel=0.01)
+
+
+def test_a_429_of_a_request_sent_before_the_cut_is_the_same_burst(
+    redis_client: redis.Redis,
+) -> None:
+    lim, _ = limiter(redis_client)
+    twin, _ = limiter(redis_client)
+    twin.account_key = lim.account_key
+    twin.acquire("heavy")  # sent, its answer still on the way
+    time.sleep(0.005)  # (Redis's clock moves on: the cut comes after that send)
+    lim.acquire("heavy")
+    lim.throttled("heavy", QPS)
+    after = lim.rate("heavy")
+    assert after == pytest.approx(bucket.CEILING_MARGIN)  # one granted in the second before
+    twin.throttled("heavy", QPS)  # refused in the same burst: that cut answers it too
+    assert lim.rate("heavy") == pytest.approx(after)
