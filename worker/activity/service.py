@@ -24,7 +24,7 @@ import redis
 from sqlmodel import Session
 
 from worker import clients
-from worker.activity import readiness, summaries
+from worker.activity import handoff, readiness, summaries
 from worker.activity.planner import day_start, heavy_reservation, hosts_of_part, release_held
 from worker.db import session_scope
 from worker.kit import sql
@@ -102,6 +102,8 @@ class Chunk:
     unchanged: int = 0
     days: set[date] | None = None
     warnings: zi.ItemWarnings = field(default_factory=zi.ItemWarnings)
+    # The next chunk's first pages, fetched while this one ends (`handoff`).
+    ahead: handoff.Ahead = handoff.NOTHING
 
     @property
     def params(self) -> dict[str, str]:
@@ -158,8 +160,11 @@ class Chunk:
 # commit per page made its flush and round trips a visible share of a chunk (bench/RESULTS.md).
 COMMIT_EVERY_PAGES = 8
 COMMIT_EVERY_SECONDS = 2.0
-# Pages fetched ahead (in a thread) while one is written; memory stays at one or two pages.
-PREFETCH_PAGES = 1
+# Pages fetched ahead (in a thread) while one is written; memory stays at a few pages. More
+# than one: a write slower than the limiter's slot (a commit, a loaded machine) no longer
+# delays the next request, and the pages handed over by the chain's previous chunk
+# (`handoff`) are written while this chunk's own requests already go out.
+PREFETCH_PAGES = handoff.PAGES
 
 
 def write_pages(chunk: Chunk, pages: Iterator[Any],
@@ -199,8 +204,12 @@ def fetch_signins(chunk: Chunk) -> None:
         chunk.written(reconcile.store_signins(chunk.session, chunk.run_id, chunk.source_id,
                                               rows), immutable=True)
 
-    write_pages(chunk, chunk.client.iter_pages("/report/activities", chunk.params,
-                                               "activity_logs"), write)
+    path, redis_client = "/report/activities", get_redis()
+    chunk.ahead = handoff.next_pages(chunk.session, redis_client, chunk.client, chunk.run_id,
+                                     path, "activity_logs")
+    write_pages(chunk, handoff.pages(redis_client, chunk.client, chunk.run_id, path,
+                                     chunk.params, "activity_logs", then=chunk.ahead.start),
+                write)
 
 
 def fetch_host_usage(chunk: Chunk) -> None:
@@ -396,14 +405,17 @@ def fetch_chunk(session: Session, run: SyncRun, client: ZoomApi,
     if stream == Stream.SIGNINS:
         readiness.mark_if_ready(session, source)
     next_chunk = next_in_chain(session, run)
+    chunk.ahead.wait()  # its pages stored before the commit sends the next chunk
     if next_chunk is not None:
         send_after_commit(session, next_chunk)
-    if next_chunk is None and stream == Stream.SIGNINS:
-        # The sign-in chain is done: the participant reports held for it may go.
-        for held in release_held(session, get_redis(), utcnow(), source_id):
-            send_after_commit(session, held)
     if run.parent_id is not None:
         roll_up(session, run.parent_id)
+    if next_chunk is None and stream == Stream.SIGNINS:
+        # The sign-in chain is done: the participant reports held for it may go. After the
+        # roll-up, which waits for the plan's row: a plan still creating those reports (after
+        # its sign-in chain was sent, `planner.plan`) has committed them by then.
+        for held in release_held(session, get_redis(), utcnow(), source_id):
+            send_after_commit(session, held)
     log.info("activity chunk %s %s %s..%s of %s: %d items (%d new), %d pages, %d skipped",
              run.id, stream, first, last, runs.where(source), chunk.seen, chunk.inserted,
              chunk.pages, chunk.skipped)
