@@ -17,6 +17,9 @@ next chunk, whichever worker runs it, takes them once (GETDEL) if they answer it
 and pages on from the last one's token; otherwise (expired, taken by an earlier delivery,
 Redis down, a failed fetch) it fetches from the first page as before. Either way the
 rows are the same: the pages are Zoom's answers to the same request, a moment earlier.
+
+The stash is encrypted like the token cache (``kit.crypto``): the pages hold people's e-mail
+and IP addresses, and Redis is shared with the broker and every tenant.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from typing import Any, Protocol
 import redis
 from sqlmodel import Session
 
+from worker.kit.crypto import CredentialsUnreadable, decrypt_text, encrypt_text
 from worker.models import SyncRun
 from worker.runs.lifecycle import next_in_chain
 from worker.zoom.client import Page
@@ -60,6 +64,13 @@ def key(run_id: uuid.UUID) -> str:
     return f"ai:handoff:{run_id}"
 
 
+def stash(redis_client: redis.Redis, run_id: uuid.UUID, path: str, params: dict[str, Any],
+          pages: list[dict[str, Any]]) -> None:
+    """Hand ``pages`` (Zoom's answers to ``path`` with ``params``) to chunk ``run_id``."""
+    redis_client.set(key(run_id), encrypt_text(json.dumps(
+        {"path": path, "params": params, "pages": pages})), ex=TTL_SECONDS)
+
+
 def window_of(run: SyncRun) -> dict[str, str]:
     """The report parameters of a chunk's window (as `service.Chunk.params`)."""
     assert run.window_start is not None
@@ -83,11 +94,11 @@ def _pages(redis_client: redis.Redis, client: Pager, run_id: uuid.UUID, path: st
     handed: list[Page] = []
     try:
         raw = redis_client.getdel(key(run_id))
-        stash = json.loads(raw) if raw else None
+        stash = json.loads(decrypt_text(raw)) if raw else None
         if stash and stash.get("path") == path and stash.get("params") == params:
             handed = [Page(items=p["items"], raw=p["raw"], number=p["number"])
                       for p in stash["pages"]]
-    except (redis.RedisError, ValueError, KeyError, TypeError) as exc:
+    except (redis.RedisError, CredentialsUnreadable, ValueError, KeyError, TypeError) as exc:
         log.info("chunk %s: no pages handed over (%s); fetching from the first", run_id,
                  type(exc).__name__)
     if not handed:
@@ -160,8 +171,7 @@ def next_pages(session: Session, redis_client: redis.Redis, client: Pager, run_i
         if not got:
             return
         try:
-            redis_client.set(key(next_id), json.dumps(
-                {"path": path, "params": params, "pages": got}), ex=TTL_SECONDS)
+            stash(redis_client, next_id, path, params, got)
         except redis.RedisError as exc:
             log.info("chunk %s: pages of the next chunk not handed over (%s)", run_id,
                      type(exc).__name__)

@@ -70,9 +70,29 @@ class Pages:
 
 
 def handed(redis_client, run_id: uuid.UUID, params: dict[str, str]) -> None:
-    page = {"items": [{"from": "handed"}], "raw": {"next_page_token": ""}, "number": 1}
-    redis_client.set(handoff.key(run_id), json.dumps(
-        {"path": "/report/activities", "params": params, "pages": [page]}))
+    page = {"items": [{"from": "handed", "email": "ann@example.com"}],
+            "raw": {"next_page_token": ""}, "number": 1}
+    handoff.stash(redis_client, run_id, "/report/activities", params, [page])
+
+
+def test_pages_handed_over_are_not_readable_in_redis(redis_client) -> None:
+    # People's e-mail and IP addresses: Redis is shared with the broker and every tenant.
+    run_id = uuid.uuid4()
+    handed(redis_client, run_id, {"from": "2026-11-01", "to": "2026-11-30"})
+    stored = redis_client.get(handoff.key(run_id))
+    assert stored
+    assert b"ann@example.com" not in stored
+    assert b"handed" not in stored
+
+
+def test_a_stash_that_cannot_be_decrypted_is_fetched_again(redis_client) -> None:
+    run_id, window = uuid.uuid4(), {"from": "2026-11-01", "to": "2026-11-30"}
+    redis_client.set(handoff.key(run_id), json.dumps({"path": "/report/activities",
+                                                      "params": window, "pages": []}))
+    client = Pages()
+    got = list(handoff.pages(redis_client, client, run_id, "/report/activities", window,
+                             "activity_logs"))
+    assert [p.items[0]["from"] for p in got] == ["zoom"]
 
 
 def test_pages_handed_over_are_taken_once_and_only_for_their_own_request(redis_client) -> None:
