@@ -10,7 +10,13 @@ from sqlalchemy import Date, Index, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from worker.models.base import BigIntPK, JsonField, TenantScoped, TimestampField, utcnow
-from worker.models.tenancy import source_fk, tenant_fk
+from worker.models.tenancy import (
+    source_column,
+    source_fk,
+    source_of_tenant_fk,
+    tenant_column,
+    tenant_fk,
+)
 
 
 class ActivityEvent(SQLModel, TenantScoped, table=True):
@@ -22,11 +28,12 @@ class ActivityEvent(SQLModel, TenantScoped, table=True):
         UniqueConstraint("source_id", "event_key", name="uq_activity_event_key"),
         Index("ix_activity_event_source_time", "source_id", "time"),
         Index("ix_activity_event_source_email_time", "source_id", "email", "time"),
+        source_of_tenant_fk("activity_event"),
     )
 
     id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
-    tenant_id: UUID = Field(sa_column=tenant_fk())
-    source_id: UUID = Field(sa_column=source_fk())
+    tenant_id: UUID = Field(sa_column=tenant_column())
+    source_id: UUID = Field(sa_column=source_column())
     event_key: str = Field(sa_type=String(64))
     email: str = Field(default="", sa_type=Text)  # lower-cased
     time: datetime = TimestampField(nullable=False)
@@ -151,11 +158,12 @@ class UserDailySummary(SQLModel, TenantScoped, table=True):
     __table_args__ = (
         UniqueConstraint("source_id", "email", "day", name="uq_user_daily_summary"),
         Index("ix_user_daily_summary_source_day", "source_id", "day"),
+        source_of_tenant_fk("user_daily_summary"),
     )
 
     id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
-    tenant_id: UUID = Field(sa_column=tenant_fk())
-    source_id: UUID = Field(sa_column=source_fk())
+    tenant_id: UUID = Field(sa_column=tenant_column())
+    source_id: UUID = Field(sa_column=source_column())
     email: str = Field(sa_type=Text)  # lower-cased
     day: date = Field(sa_type=Date)
     sign_ins: int = 0

@@ -6,7 +6,15 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, ForeignKey, String, Text, UniqueConstraint, Uuid
+from sqlalchemy import (
+    Column,
+    ForeignKey,
+    ForeignKeyConstraint,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
 from sqlmodel import Field, SQLModel
 
 from worker.models.base import JsonField, TenantScoped, TimestampField, utcnow
@@ -21,6 +29,26 @@ def tenant_fk() -> Column[Any]:
 
 def source_fk() -> Column[Any]:
     return Column(Uuid, ForeignKey("source.id", ondelete="CASCADE"), nullable=False)
+
+
+def tenant_column() -> Column[Any]:
+    """``tenant_id`` of a table whose rows belong to a source: checked by
+    ``source_of_tenant_fk`` together with ``source_id``, indexed for the tenant-wide reads."""
+    return Column(Uuid, nullable=False, index=True)
+
+
+def source_column() -> Column[Any]:
+    return Column(Uuid, nullable=False)
+
+
+def source_of_tenant_fk(table: str) -> ForeignKeyConstraint:
+    """One check per row instead of one for the tenant and one for the source, and it refuses
+    a row whose tenant is not its source's (one tenant never sees another's rows). A tenant's
+    rows still go with it: tenant -> source -> rows cascade."""
+    return ForeignKeyConstraint(
+        ["tenant_id", "source_id"], ["source.tenant_id", "source.id"], ondelete="CASCADE",
+        name=f"fk_{table}_source_tenant",
+    )
 
 
 class Tenant(SQLModel, table=True):
@@ -54,7 +82,11 @@ DEFAULT_CORRELATION = {"email": True, "employee_unique_id": True}
 class Source(SQLModel, TenantScoped, table=True):
     """One Zoom OAuth app of one tenant, with its credentials (encrypted) and schedules."""
 
-    __table_args__ = (UniqueConstraint("tenant_id", "name", name="uq_source_tenant_name"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "name", name="uq_source_tenant_name"),
+        # The key source_of_tenant_fk refers to.
+        UniqueConstraint("tenant_id", "id", name="uq_source_tenant_id"),
+    )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     tenant_id: uuid.UUID = Field(sa_column=tenant_fk())
