@@ -36,10 +36,13 @@ plan. So the rate of each (account, category) is learned, in Redis, for every wo
 - a per-second 429 that names no limit (Zoom often sends only ``Retry-After``) is measured
   instead: the script keeps the send times of the last seconds, for every worker, and the
   requests granted in the second before the refused one was sent are what the account lets us
-  send. When that is under half our rate, the cut goes straight to just under it and is held
-  like a named limit, instead of halving blindly (from 8/s to a real 1/s: three 429s and three
-  Retry-Afters) and then probing back up past it. It counts only when we were sending back to
-  back: after a pause the grants are what we happened to send, not what the account allows.
+  send. When that is under our rate, the cut goes straight to just under it and is held like
+  a named limit (a fresh measure replaces the one held), instead of halving blindly (from 8/s
+  to a real 1/s: three 429s and three Retry-Afters; from just above the limit to far under it)
+  and then probing back up past it. A count at or above our rate (fixed windows: one sliding
+  second can hold two windows' grants) says nothing, and the rate is halved. It counts only
+  when we were sending back to back: after a pause the grants are what we happened to send,
+  not what the account allows.
   Woken for its slot, a request records the time it really goes out, so a worker that wakes
   late is counted in the order Zoom saw;
 - one cut per burst means per burst of *requests*: a 429 of a request sent after the last cut
@@ -267,9 +270,11 @@ local measured = 0
 if now - cut_at >= cooldown or (known and sent_at >= cut_at) then
   local base = math.max(min_rate, rate * @BETA@)
   local bad = rate
-  -- Granted fewer than half our rate: cut straight to under that, not by halves (each halving
-  -- costs a 429 and its Retry-After), and recover towards it rather than towards our old rate.
-  if granted > 0 and granted * @MARGIN@ < base then
+  -- Granted fewer than our rate: cut straight to under that, not by halves (each halving costs
+  -- a 429 and its Retry-After; a halving from just above the limit lands far under it, and
+  -- the recovery from there probes back over it), and hold it rather than recover towards our
+  -- old rate.
+  if granted > 0 and granted * @MARGIN@ < rate then
     measured = math.max(min_rate, granted * @MARGIN@)
     base = measured
     bad = granted
@@ -286,7 +291,10 @@ if measured > 0 and (ceiling <= 0 or measured < ceiling) then ceiling = measured
 local held = 0
 local c = redis.call('HMGET', KEYS[2], 'ceiling', 'ceiling_until')
 if tonumber(c[2] or '0') > now then held = tonumber(c[1] or '0') end
-if cut == 1 and held > 0 and rate >= held * 0.99 then
+if measured > 0 then
+  -- A fresh measure replaces what was held: the grants are what the account allows now.
+  held = 0
+elseif cut == 1 and held > 0 and rate >= held * 0.99 then
   held = math.max(min_rate, held * @BETA@)
 end
 if held > 0 and (ceiling <= 0 or held < ceiling) then ceiling = held end
