@@ -411,7 +411,7 @@ def fetch_chunk(session: Session, run: SyncRun, client: ZoomApi,
     if run.parent_id is not None:
         roll_up(session, run.parent_id)
     if next_chunk is None and stream == Stream.SIGNINS:
-        # The sign-in chain is done: the participant reports held for it may go. After the
+        # The sign-in chain is done: the report streams held for it may go. After the
         # roll-up, which waits for the plan's row: a plan still creating those reports (after
         # its sign-in chain was sent, `planner.plan`) has committed them by then.
         for held in release_held(session, get_redis(), utcnow(), source_id):
