@@ -30,7 +30,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, timedelta
+from datetime import UTC, date, timedelta
 from typing import Any, Protocol
 
 import redis
@@ -71,13 +71,18 @@ def stash(redis_client: redis.Redis, run_id: uuid.UUID, path: str, params: dict[
         {"path": path, "params": params, "pages": pages})), ex=TTL_SECONDS)
 
 
-def window_of(run: SyncRun) -> dict[str, str]:
-    """The report parameters of a chunk's window (as `service.Chunk.params`)."""
+def window_days(run: SyncRun) -> tuple[date, date]:
+    """A chunk's window as the inclusive UTC dates its report requests ask for."""
     assert run.window_start is not None
     assert run.window_end is not None
     first = run.window_start.astimezone(UTC).date()
     last = (run.window_end.astimezone(UTC) - timedelta(microseconds=1)).date()
-    return window_params((first, last))
+    return first, last
+
+
+def window_of(run: SyncRun) -> dict[str, str]:
+    """The report parameters of a chunk's window (as `service.Chunk.params`)."""
+    return window_params(window_days(run))
 
 
 def pages(redis_client: redis.Redis, client: Pager, run_id: uuid.UUID, path: str,

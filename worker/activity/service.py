@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -373,8 +373,7 @@ def fetch_chunk(session: Session, run: SyncRun, client: ZoomApi,
     assert run.window_start is not None
     assert run.window_end is not None
     source_id, tenant_id, stream = run.source_id, run.tenant_id, str(run.stream)
-    first = run.window_start.astimezone(UTC).date()
-    last = (run.window_end.astimezone(UTC) - timedelta(microseconds=1)).date()
+    first, last = handoff.window_days(run)
     window_start, window_end = run.window_start, run.window_end
     chunk = Chunk(run_id=run.id, tenant_id=tenant_id, source_id=source_id, stream=stream,
                   first=first, last=last, session=session, client=client, check=check,
