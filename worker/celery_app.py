@@ -50,6 +50,8 @@ def create_celery_app() -> Celery:
         worker_send_task_events=True,
         task_track_started=True,
         broker_connection_retry_on_startup=True,
+        # Celery's consumer, made to reconnect after the broker restarts (see the module).
+        worker_consumer="worker.consumer:Consumer",
         timezone="UTC",
         enable_utc=True,
         beat_schedule={
