@@ -14,7 +14,7 @@ from sqlalchemy import JSON, Index, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from worker.models.base import BigIntPK, JsonField, TenantScoped, TimestampField, utcnow
-from worker.models.tenancy import source_fk, tenant_fk
+from worker.models.tenancy import source_column, source_of_tenant_fk, tenant_column
 
 # Every pull rewrites every row it sees (`last_seen_at` moves: the deletion sweep and the webhooks'
 # "older event" rule read it), so these tables' heap pages keep room for the new versions: an
@@ -34,6 +34,7 @@ class _Seen(SQLModel):
 class ZoomUser(_Seen, TenantScoped, table=True):
     __tablename__ = "zoom_user"
     __table_args__ = (
+        source_of_tenant_fk("zoom_user"),
         UniqueConstraint("source_id", "zoom_id", name="uq_zoom_user_source_zoom_id"),
         Index("ix_zoom_user_source_email", "source_id", "email"),
         Index("ix_zoom_user_source_employee", "source_id", "employee_unique_id"),
@@ -41,8 +42,8 @@ class ZoomUser(_Seen, TenantScoped, table=True):
     )
 
     id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
-    tenant_id: uuid.UUID = Field(sa_column=tenant_fk())
-    source_id: uuid.UUID = Field(sa_column=source_fk())
+    tenant_id: uuid.UUID = Field(sa_column=tenant_column())
+    source_id: uuid.UUID = Field(sa_column=source_column())
     zoom_id: str = Field(sa_type=Text)
     email: str = Field(default="", sa_type=Text)
     first_name: str = Field(default="", sa_type=Text)
@@ -67,13 +68,14 @@ class ZoomUser(_Seen, TenantScoped, table=True):
 class ZoomGroup(_Seen, TenantScoped, table=True):
     __tablename__ = "zoom_group"
     __table_args__ = (
+        source_of_tenant_fk("zoom_group"),
         UniqueConstraint("source_id", "zoom_id", name="uq_zoom_group_source_zoom_id"),
         _ROOM_FOR_UPDATES,
     )
 
     id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
-    tenant_id: uuid.UUID = Field(sa_column=tenant_fk())
-    source_id: uuid.UUID = Field(sa_column=source_fk())
+    tenant_id: uuid.UUID = Field(sa_column=tenant_column())
+    source_id: uuid.UUID = Field(sa_column=source_column())
     zoom_id: str = Field(sa_type=Text)
     name: str = Field(default="", sa_type=Text)
     total_members: int | None = None
@@ -83,13 +85,14 @@ class ZoomGroup(_Seen, TenantScoped, table=True):
 class ZoomRole(_Seen, TenantScoped, table=True):
     __tablename__ = "zoom_role"
     __table_args__ = (
+        source_of_tenant_fk("zoom_role"),
         UniqueConstraint("source_id", "zoom_id", name="uq_zoom_role_source_zoom_id"),
         _ROOM_FOR_UPDATES,
     )
 
     id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
-    tenant_id: uuid.UUID = Field(sa_column=tenant_fk())
-    source_id: uuid.UUID = Field(sa_column=source_fk())
+    tenant_id: uuid.UUID = Field(sa_column=tenant_column())
+    source_id: uuid.UUID = Field(sa_column=source_column())
     zoom_id: str = Field(sa_type=Text)
     name: str = Field(default="", sa_type=Text)
     description: str | None = Field(default=None, sa_type=Text)
@@ -108,6 +111,7 @@ class ZoomRole(_Seen, TenantScoped, table=True):
 class ZoomGroupMember(_Seen, TenantScoped, table=True):
     __tablename__ = "zoom_group_member"
     __table_args__ = (
+        source_of_tenant_fk("zoom_group_member"),
         UniqueConstraint(
             "source_id", "group_zoom_id", "user_zoom_id", name="uq_zoom_group_member"
         ),
@@ -116,8 +120,8 @@ class ZoomGroupMember(_Seen, TenantScoped, table=True):
     )
 
     id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
-    tenant_id: uuid.UUID = Field(sa_column=tenant_fk())
-    source_id: uuid.UUID = Field(sa_column=source_fk())
+    tenant_id: uuid.UUID = Field(sa_column=tenant_column())
+    source_id: uuid.UUID = Field(sa_column=source_column())
     group_zoom_id: str = Field(sa_type=Text)
     user_zoom_id: str = Field(sa_type=Text)
     email: str = Field(default="", sa_type=Text)
@@ -126,14 +130,15 @@ class ZoomGroupMember(_Seen, TenantScoped, table=True):
 class ZoomRoleMember(_Seen, TenantScoped, table=True):
     __tablename__ = "zoom_role_member"
     __table_args__ = (
+        source_of_tenant_fk("zoom_role_member"),
         UniqueConstraint("source_id", "role_zoom_id", "user_zoom_id", name="uq_zoom_role_member"),
         Index("ix_zoom_role_member_user", "source_id", "user_zoom_id"),
         _ROOM_FOR_UPDATES,
     )
 
     id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
-    tenant_id: uuid.UUID = Field(sa_column=tenant_fk())
-    source_id: uuid.UUID = Field(sa_column=source_fk())
+    tenant_id: uuid.UUID = Field(sa_column=tenant_column())
+    source_id: uuid.UUID = Field(sa_column=source_column())
     role_zoom_id: str = Field(sa_type=Text)
     user_zoom_id: str = Field(sa_type=Text)
     email: str = Field(default="", sa_type=Text)
