@@ -228,13 +228,13 @@ def _user_rows(pull: Pull, items: list[dict[str, Any]], known: Known
     moves); `sync` asks for its whole row only if it changed. The parse notes every item it
     would note something about (they are all parsed)."""
     if not len(known):
-        return pull.rows("user", items, zi.parse_user), None
+        return zi.user_rows(items, pull.warnings), None
     rows: list[dict[str, Any]] = []
     unparsed: dict[str, dict[str, Any]] = {}
     for item in items:
         seen = zi.user_digest(item)
         if seen is None:
-            rows.extend(pull.rows("user", [item], zi.parse_user))
+            rows.extend(zi.user_rows([item], pull.warnings))
             continue
         unparsed[seen[0]] = item
         rows.append(_Unparsed(zoom_id=seen[0], content_hash=seen[1]))
@@ -242,7 +242,7 @@ def _user_rows(pull: Pull, items: list[dict[str, Any]], known: Known
     def expand(row: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(row, _Unparsed):
             return row
-        (whole,) = pull.rows("user", [unparsed[row["zoom_id"]]], zi.parse_user)
+        (whole,) = zi.user_rows([unparsed[row["zoom_id"]]], pull.warnings)
         return whole
 
     return rows, expand
@@ -291,7 +291,7 @@ def pull_groups(session: Session, client: ZoomApi, pull: Pull) -> None:
         for group_id, page in pages:
             pull.check()
             page_rows = [{"group_zoom_id": group_id, **row} for row
-                         in pull.rows("group_member", page.items, zi.parse_member)]
+                         in zi.member_rows("group_member", page.items, pull.warnings)]
             _store(session, pull, ZoomGroupMember, page_rows,
                    ("group_zoom_id", "user_zoom_id"), members)
             pull.page_written(session)
@@ -318,7 +318,7 @@ def pull_roles(session: Session, client: ZoomApi, pull: Pull) -> None:
         for role_id, page in pages:
             pull.check()
             page_rows = [{"role_zoom_id": role_id, **row}
-                         for row in pull.rows("role_member", page.items, zi.parse_member)]
+                         for row in zi.member_rows("role_member", page.items, pull.warnings)]
             _store(session, pull, ZoomRoleMember, page_rows,
                    ("role_zoom_id", "user_zoom_id"), members)
             pull.page_written(session)

@@ -113,3 +113,32 @@ def test_user_digest_keys_a_user_without_id_by_email_as_the_parse_does() -> None
     assert digest[0] == "email:ada.sammet@example.com" == zi.user_key(
         zi.Fields("user", item, zi.ItemWarnings()))
     assert zi.user_digest({"type": 1}) is None  # unusable: left to the parse, which counts it
+
+
+def test_user_rows_give_the_parses_rows_and_warnings_for_every_variant() -> None:
+    items = variants()
+    warnings = zi.ItemWarnings()
+    assert (zi.user_rows(items, warnings), warnings.as_dict()) == parse(zi.parse_user, "user",
+                                                                        items)
+    # Most variants take the one-step read, not only the fallback.
+    assert sum(zi._usual_user_row(item) is not None for item in items) > len(items) // 3
+
+
+MEMBER = {"id": "IoO1yoUOzpS3UPQ8000000", "email": "Ada.Sammet@example.com",
+          "first_name": "Ada", "last_name": "Sammet", "type": 2}
+
+
+@pytest.mark.parametrize("kind", ["group_member", "role_member"])
+def test_member_rows_give_the_parses_rows_and_warnings_for_every_variant(kind: str) -> None:
+    items: list[dict[str, Any]] = [dict(MEMBER)]
+    for name in ("id", "email"):
+        for value in HOSTILE:
+            items.append({**MEMBER, name: value})
+            items.append({k: v for k, v in {**MEMBER, name: value}.items() if k != "id"})
+    warnings = zi.ItemWarnings()
+    rows = zi.member_rows(kind, items, warnings)
+    assert (rows, warnings.as_dict()) == parse(zi.parse_member, kind, items)
+    # The hostile ones were there.
+    assert warnings.skipped
+    assert warnings.dropped
+    assert rows[0] == {"user_zoom_id": MEMBER["id"], "email": MEMBER["email"]}
