@@ -456,7 +456,7 @@ def user_rows(items: list[dict[str, Any]], warnings: ItemWarnings) -> list[dict[
     `parse_items` does; the usual item (nothing to clean, cut or leave out, text fields text)
     read in one step, without `Fields` (a first aggregation parses every user: the parse was
     the largest share of its worker's CPU; tests/worker/zoom/test_items_directory.py)."""
-    out = []
+    out: list[dict[str, Any]] = []
     for item in items:
         row = _usual_user_row(item)
         if row is None:
