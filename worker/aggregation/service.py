@@ -228,13 +228,13 @@ def _user_rows(pull: Pull, items: list[dict[str, Any]], known: Known
     moves); `sync` asks for its whole row only if it changed. The parse notes every item it
     would note something about (they are all parsed)."""
     if not len(known):
-        return zi.user_rows(items, pull.warnings), None
+        return pull.rows("user", items, zi.parse_user), None
     rows: list[dict[str, Any]] = []
     unparsed: dict[str, dict[str, Any]] = {}
     for item in items:
         seen = zi.user_digest(item)
         if seen is None:
-            rows.extend(zi.user_rows([item], pull.warnings))
+            rows.extend(pull.rows("user", [item], zi.parse_user))
             continue
         unparsed[seen[0]] = item
         rows.append(_Unparsed(zoom_id=seen[0], content_hash=seen[1]))
@@ -242,7 +242,7 @@ def _user_rows(pull: Pull, items: list[dict[str, Any]], known: Known
     def expand(row: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(row, _Unparsed):
             return row
-        (whole,) = zi.user_rows([unparsed[row["zoom_id"]]], pull.warnings)
+        (whole,) = pull.rows("user", [unparsed[row["zoom_id"]]], zi.parse_user)
         return whole
 
     return rows, expand

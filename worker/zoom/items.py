@@ -282,31 +282,24 @@ class Fields:
 
     def ids(self, name: str) -> list[str]:
         """A list of identifiers (group_ids): the usable ones, in order."""
-        return _ids(self.item.get(name), self.clean)
+        value = self.item.get(name)
+        if not isinstance(value, list):
+            return []
+        out = []
+        for entry in value:
+            if entry != "" and _ident_problem(entry, self.clean) is None:
+                out.append(str(entry))
+        return out
 
     def objects(self, name: str) -> list[dict[str, Any]]:
         """A list of small objects (custom_attributes), as JSON-safe dicts."""
-        return _objects(self.item.get(name))
-
-
-def _ids(value: Any, clean: bool) -> list[str]:
-    """`Fields.ids` of a value (``clean``: as `Fields.clean`)."""
-    if not isinstance(value, list):
-        return []
-    out = []
-    for entry in value:
-        if entry != "" and _ident_problem(entry, clean) is None:
-            out.append(str(entry))
-    return out
-
-
-def _objects(value: Any) -> list[dict[str, Any]]:
-    """`Fields.objects` of a value."""
-    if isinstance(value, dict):
-        value = [value]
-    if not isinstance(value, list):
-        return []
-    return [{str(k): v for k, v in entry.items()} for entry in value if isinstance(entry, dict)]
+        value = self.item.get(name)
+        if isinstance(value, dict):
+            value = [value]
+        if not isinstance(value, list):
+            return []
+        return [{str(k): v for k, v in entry.items()} for entry in value
+                if isinstance(entry, dict)]
 
 
 # -- one parse function per kind ---------------------------------------------------------
@@ -365,10 +358,13 @@ _USER_IDENTS = ("id", "email", "role_id", "employee_unique_id")
 _USER_INTEGERS = ("type", "verified")
 
 
-def _usual_user(item: dict[str, Any]) -> tuple[str, str] | None:
-    """(`user_key`, the hash's JSON text) of a `/users` item that `parse_user` would store
-    noting nothing (no field cleaned, cut or left out), told without the parse; None when it
-    cannot be told so cheaply."""
+def user_digest(item: dict[str, Any]) -> tuple[str, str] | None:
+    """(`user_key`, `content_hash`) of a `/users` item that `parse_user` would store noting
+    nothing (no field cleaned, cut or left out), told without the parse; None when it cannot
+    be told so cheaply (parse the item). An item stored with this key and hash needs no parse
+    to be seen unchanged: its row is what `parse_user` gave the same item before, and the
+    parse would add nothing to the run's warnings (tests/worker/zoom/test_items_directory.py
+    tries every field `parse_user` reads with every kind of unusable value)."""
     encoded = _HASH_JSON.encode(item)
     # Within TEXT_MAX_CHARS no text field can be cut (each is at most as long as its part
     # of this text); without escapes `_clean` would replace, nothing is cleaned.
@@ -395,75 +391,7 @@ def _usual_user(item: dict[str, Any]) -> tuple[str, str] | None:
         if email is None or email == "":
             return None  # unusable: parsed, to be counted
         key = EMAIL_KEY + str(email).lower()
-    return key, encoded
-
-
-def user_digest(item: dict[str, Any]) -> tuple[str, str] | None:
-    """(`user_key`, `content_hash`) of a `/users` item that `parse_user` would store noting
-    nothing (no field cleaned, cut or left out), told without the parse; None when it cannot
-    be told so cheaply (parse the item). An item stored with this key and hash needs no parse
-    to be seen unchanged: its row is what `parse_user` gave the same item before, and the
-    parse would add nothing to the run's warnings (tests/worker/zoom/test_items_directory.py
-    tries every field `parse_user` reads with every kind of unusable value)."""
-    usual = _usual_user(item)
-    if usual is None:
-        return None
-    return usual[0], hashlib.sha256(usual[1].encode()).hexdigest()
-
-
-# `parse_user`'s text fields: read as sent when they are text (or absent) in a usual item.
-_USER_TEXTS = ("first_name", "last_name", "display_name", "status", "dept", "timezone",
-               "last_client_version")
-
-
-def _usual_user_row(item: dict[str, Any]) -> dict[str, Any] | None:
-    """`parse_user`'s row of an item `_usual_user` answers for whose text fields are text
-    (or absent), read in one step; None: any other item (parse it)."""
-    usual = _usual_user(item)
-    if usual is None:
-        return None
-    get = item.get
-    text = [get(name) for name in _USER_TEXTS]
-    if not all(value is None or type(value) is str for value in text):
-        return None
-    first, last, display, status, dept, timezone, version = (v or "" for v in text)
-
-    def ident(name: str) -> str | None:
-        value = get(name)
-        return None if value is None or value == "" else str(value)
-
-    def integer(name: str) -> int | None:
-        value = get(name)
-        return None if value == "" else value
-
-    created, login = get("created_at"), get("last_login_time")
-    return {
-        "zoom_id": usual[0], "email": ident("email") or "", "first_name": first,
-        "last_name": last, "display_name": display or f"{first} {last}".strip(),
-        "type": integer("type"), "status": status, "role_id": ident("role_id"),
-        "dept": dept or None, "employee_unique_id": ident("employee_unique_id"),
-        "group_ids": _ids(get("group_ids"), True), "timezone": timezone or None,
-        "verified": integer("verified"), "last_client_version": version or None,
-        "zoom_created_at": _utc_time(created) if type(created) is str else parse_time(created),
-        "last_login_time": _utc_time(login) if type(login) is str else parse_time(login),
-        "custom_attributes": _objects(get("custom_attributes")),
-        "content_hash": hashlib.sha256(usual[1].encode()).hexdigest(),
-    }
-
-
-def user_rows(items: list[dict[str, Any]], warnings: ItemWarnings) -> list[dict[str, Any]]:
-    """`parse_user`'s rows of the usable items, the others counted on ``warnings``, as
-    `parse_items` does; the usual item (nothing to clean, cut or leave out, text fields text)
-    read in one step, without `Fields` (a first aggregation parses every user: the parse was
-    the largest share of its worker's CPU; tests/worker/zoom/test_items_directory.py)."""
-    out: list[dict[str, Any]] = []
-    for item in items:
-        row = _usual_user_row(item)
-        if row is None:
-            out.extend(row for _, row in parse_items("user", [item], parse_user, warnings))
-        else:
-            out.append(row)
-    return out
+    return key, hashlib.sha256(encoded.encode()).hexdigest()
 
 
 def parse_group(_item: dict[str, Any], f: Fields) -> dict[str, Any]:

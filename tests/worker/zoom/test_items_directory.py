@@ -115,15 +115,6 @@ def test_user_digest_keys_a_user_without_id_by_email_as_the_parse_does() -> None
     assert zi.user_digest({"type": 1}) is None  # unusable: left to the parse, which counts it
 
 
-def test_user_rows_give_the_parses_rows_and_warnings_for_every_variant() -> None:
-    items = variants()
-    warnings = zi.ItemWarnings()
-    assert (zi.user_rows(items, warnings), warnings.as_dict()) == parse(zi.parse_user, "user",
-                                                                        items)
-    # Most variants take the one-step read, not only the fallback.
-    assert sum(zi._usual_user_row(item) is not None for item in items) > len(items) // 3
-
-
 MEMBER = {"id": "IoO1yoUOzpS3UPQ8000000", "email": "Ada.Sammet@example.com",
           "first_name": "Ada", "last_name": "Sammet", "type": 2}
 
