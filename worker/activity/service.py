@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 import redis
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from worker import clients
 from worker.activity import handoff, readiness, summaries
@@ -32,6 +32,7 @@ from worker.kit.prefetch import prefetching
 from worker.kit.redis import get_redis
 from worker.kit.upsert import Written, upsert
 from worker.models import (
+    ActivityEvent,
     DailyUsage,
     HostUsage,
     Meeting,
@@ -190,6 +191,11 @@ def write_pages(chunk: Chunk, pages: Iterator[Any],
 
 def fetch_signins(chunk: Chunk) -> None:
     start, end = day_start(chunk.first), day_start(chunk.last + timedelta(days=1))
+    # A window nothing is stored in yet (a backfill's first pass): its events are written
+    # straight into the table. A re-run after a crash finds the committed pages and takes
+    # the ON CONFLICT path; the event key hashes the time, so only a row of these days could
+    # collide.
+    expect_new = not _events_between(chunk.session, chunk.source_id, start, end)
 
     def write(items: list[dict[str, Any]]) -> None:
         rows = []
@@ -202,7 +208,7 @@ def fetch_signins(chunk: Chunk) -> None:
             rows.append(row)
         # Also merges the rows webhooks stored and counts what they missed (webhooks/).
         chunk.written(reconcile.store_signins(chunk.session, chunk.run_id, chunk.source_id,
-                                              rows), immutable=True)
+                                              rows, expect_new=expect_new), immutable=True)
 
     path, redis_client = "/report/activities", get_redis()
     chunk.ahead = handoff.next_pages(chunk.session, redis_client, chunk.client, chunk.run_id,
@@ -210,6 +216,15 @@ def fetch_signins(chunk: Chunk) -> None:
     write_pages(chunk, handoff.pages(redis_client, chunk.client, chunk.run_id, path,
                                      chunk.params, "activity_logs", then=chunk.ahead.start),
                 write)
+
+
+def _events_between(session: Session, source_id: uuid.UUID, start: datetime,
+                    end: datetime) -> bool:
+    """Whether the source has a sign-in event stored in [start, end)."""
+    found = session.exec(select(ActivityEvent.id).where(
+        ActivityEvent.source_id == source_id, ActivityEvent.time >= start,
+        ActivityEvent.time < end).limit(1)).first()
+    return found is not None
 
 
 def fetch_host_usage(chunk: Chunk) -> None:
