@@ -6,8 +6,10 @@ ON CONFLICT` that also empties it. The COPY is binary when every value of the pa
 Python type the column's binary format takes (UUID, str, aware datetime, int, ...): psycopg's
 text format spends several microseconds a row turning UUIDs and datetimes into text, the
 largest share of the worker's CPU per sign-in event (bench/RESULTS.md). Any other page goes as
-text, as before. Small pages, and SQLite (the demo): a multi-row `INSERT ... ON CONFLICT`.
-Every path gives the same rows.
+text, as before. Rows the caller knows to be new (``expect_new``: a backfill's empty window)
+are COPYed into the table itself, under a savepoint that a stored row rolls back to. Small
+pages, and SQLite (the demo): a multi-row `INSERT ... ON CONFLICT`. Every path gives the same
+rows.
 
 Two modes of `DO UPDATE`:
 - plain: a stored row takes every column but the key and `insert_only`;
