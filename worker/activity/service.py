@@ -142,6 +142,8 @@ class Chunk:
         run.pages, run.seen, run.skipped = self.pages, self.seen, self.skipped
         run.inserted, run.updated, run.unchanged = self.inserted, self.updated, self.unchanged
         run.checkpoint = dict(self.checkpoint)
+        # The chunk's last commit (with the watermark) is synchronous and flushes this one.
+        sql.without_flush_wait(self.session)
         self.session.commit()
         self.check()
 
