@@ -120,7 +120,6 @@ class Chunk:
         self.skipped += self.warnings.count - before
         return rows
 
-
     def page_done(self, items: int) -> None:
         self.pages += 1
         self.seen += items
