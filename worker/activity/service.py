@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 import redis
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from worker import clients
 from worker.activity import handoff, readiness, summaries
@@ -32,6 +32,7 @@ from worker.kit.prefetch import prefetching
 from worker.kit.redis import get_redis
 from worker.kit.upsert import Written, upsert
 from worker.models import (
+    ActivityEvent,
     DailyUsage,
     HostUsage,
     Meeting,
@@ -114,16 +115,8 @@ class Chunk:
         parse: Callable[[dict[str, Any], zi.Fields], dict[str, Any]],
     ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
         """(item, row) of the usable items of a page; the others skipped, counted and noted."""
-        return self._counting(lambda: zi.parse_items(kind, items, parse, self.warnings))
-
-    def signins(self, items: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-        """`parse` of a page of sign-ins, each row whole: the ids and its ``event_key``."""
-        return self._counting(lambda: zi.signin_rows(items, self.warnings, self.base()))
-
-    def _counting(self, parsed: Callable[[], list[tuple[dict[str, Any], dict[str, Any]]]]
-                  ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
         before = self.warnings.count
-        rows = parsed()
+        rows = zi.parse_items(kind, items, parse, self.warnings)
         self.skipped += self.warnings.count - before
         return rows
 
@@ -148,6 +141,8 @@ class Chunk:
         run.pages, run.seen, run.skipped = self.pages, self.seen, self.skipped
         run.inserted, run.updated, run.unchanged = self.inserted, self.updated, self.unchanged
         run.checkpoint = dict(self.checkpoint)
+        # The chunk's last commit (with the watermark) is synchronous and flushes this one.
+        sql.without_flush_wait(self.session)
         self.session.commit()
         self.check()
 
@@ -167,15 +162,42 @@ COMMIT_EVERY_SECONDS = 2.0
 PREFETCH_PAGES = handoff.PAGES
 
 
-def write_pages(chunk: Chunk, pages: Iterator[Any],
+@dataclass
+class Prepared:
+    """A page made ready for its write in the fetching thread: the rows of its usable items,
+    and what their parse noted (merged into the chunk's when the page is written)."""
+
+    items: int
+    rows: list[dict[str, Any]]
+    warnings: zi.ItemWarnings
+
+
+Prepare = Callable[[list[dict[str, Any]], zi.ItemWarnings], list[dict[str, Any]]]
+
+
+def _prepared(pages: Iterator[Any], prepare: Prepare) -> Iterator[Prepared]:
+    try:
+        for page in pages:
+            warnings = zi.ItemWarnings()
+            yield Prepared(len(page.items), prepare(page.items, warnings), warnings)
+    finally:
+        close = getattr(pages, "close", None)
+        if close is not None:
+            close()  # stops the paging when the loop stops early
+
+
+def write_pages(chunk: Chunk, pages: Iterator[Any], prepare: Prepare,
                 write: Callable[[list[dict[str, Any]]], None]) -> None:
-    """The page loop of the paged streams: `write` each page's items while the next page is
-    fetched. What is written commits, with the progress, once a batch of pages is written and
-    the next page has arrived; the last batch commits with the stream's watermark (`_run`), so
-    the watermark never covers uncommitted data."""
+    """The page loop of the paged streams: `write` each page's rows while the next pages are
+    fetched and `prepare`d (parsed into rows) in a thread, so the parse of page n+1 runs while
+    the database takes page n (the write is what sets a chunk's pace, bench/RESULTS.md). What
+    is written commits, with the progress, once a batch of pages is written and the next page
+    has arrived; the last batch commits with the stream's watermark (`_run`), so the
+    watermark never covers uncommitted data. A page's warnings and skips count when it is
+    written, so the progress committed never counts a page that is not."""
     pending, since = 0, time.monotonic()
     batch = sql.pages_per_commit(chunk.session, COMMIT_EVERY_PAGES)
-    with prefetching(pages, PREFETCH_PAGES) as ahead:
+    with prefetching(_prepared(pages, prepare), PREFETCH_PAGES) as ahead:
         for page in ahead:
             if pending >= batch or (
                     pending and time.monotonic() - since >= COMMIT_EVERY_SECONDS):
@@ -183,33 +205,53 @@ def write_pages(chunk: Chunk, pages: Iterator[Any],
                 pending, since = 0, time.monotonic()
             elif pending:
                 chunk.check()
-            write(page.items)
-            chunk.page_done(len(page.items))
+            chunk.warnings.add(page.warnings)
+            chunk.skipped += page.warnings.count
+            write(page.rows)
+            chunk.page_done(page.items)
             pending += 1
 
 
 def fetch_signins(chunk: Chunk) -> None:
     start, end = day_start(chunk.first), day_start(chunk.last + timedelta(days=1))
+    # A window nothing is stored in yet (a backfill's first pass): its events are written
+    # straight into the table. A re-run after a crash finds the committed pages and takes
+    # the ON CONFLICT path; the event key hashes the time, so only a row of these days could
+    # collide.
+    expect_new = not _events_between(chunk.session, chunk.source_id, start, end)
+    base = chunk.base()
 
-    def write(items: list[dict[str, Any]]) -> None:
+    def prepare(items: list[dict[str, Any]], warnings: zi.ItemWarnings
+                ) -> list[dict[str, Any]]:
         rows = []
-        for item, row in chunk.signins(items):
+        for item, row in zi.signin_rows(items, warnings, base):
             if not start <= row["time"] < end:
                 # Zoom answered outside what was asked: another chunk owns those days.
-                chunk.warnings.skip("sign_in", "outside the requested window", item)
-                chunk.skipped += 1
+                warnings.skip("sign_in", "outside the requested window", item)
                 continue
             rows.append(row)
+        return rows
+
+    def write(rows: list[dict[str, Any]]) -> None:
         # Also merges the rows webhooks stored and counts what they missed (webhooks/).
         chunk.written(reconcile.store_signins(chunk.session, chunk.run_id, chunk.source_id,
-                                              rows), immutable=True)
+                                              rows, expect_new=expect_new), immutable=True)
 
     path, redis_client = "/report/activities", get_redis()
     chunk.ahead = handoff.next_pages(chunk.session, redis_client, chunk.client, chunk.run_id,
                                      path, "activity_logs")
     write_pages(chunk, handoff.pages(redis_client, chunk.client, chunk.run_id, path,
                                      chunk.params, "activity_logs", then=chunk.ahead.start),
-                write)
+                prepare, write)
+
+
+def _events_between(session: Session, source_id: uuid.UUID, start: datetime,
+                    end: datetime) -> bool:
+    """Whether the source has a sign-in event stored in [start, end)."""
+    found = session.exec(select(ActivityEvent.id).where(
+        ActivityEvent.source_id == source_id, ActivityEvent.time >= start,
+        ActivityEvent.time < end).limit(1)).first()
+    return found is not None
 
 
 def fetch_host_usage(chunk: Chunk) -> None:
@@ -219,13 +261,19 @@ def fetch_host_usage(chunk: Chunk) -> None:
     period_start = chunk.first.replace(day=1)
     params = window_params((period_start, chunk.last), type="active")
 
-    def write(items: list[dict[str, Any]]) -> None:
-        rows = [{**chunk.base(), **row, "period_start": period_start, "period_end": chunk.last}
-                for _, row in chunk.parse("host_usage", items, zi.parse_host_usage)]
+    base = {**chunk.base(), "period_start": period_start, "period_end": chunk.last}
+
+    def prepare(items: list[dict[str, Any]], warnings: zi.ItemWarnings
+                ) -> list[dict[str, Any]]:
+        return [{**base, **row}
+                for _, row in zi.parse_items("host_usage", items, zi.parse_host_usage, warnings)]
+
+    def write(rows: list[dict[str, Any]]) -> None:
         chunk.written(upsert(chunk.session, HostUsage, rows,
                              conflict=("source_id", "user_zoom_id", "period_start")))
 
-    write_pages(chunk, chunk.client.iter_pages("/report/users", params, "users"), write)
+    write_pages(chunk, chunk.client.iter_pages("/report/users", params, "users"), prepare,
+                write)
 
 
 def fetch_daily_usage(chunk: Chunk) -> None:
@@ -243,15 +291,21 @@ def fetch_daily_usage(chunk: Chunk) -> None:
 
 
 def fetch_operation_logs(chunk: Chunk) -> None:
-    def write(items: list[dict[str, Any]]) -> None:
-        rows = [{**chunk.base(), "log_key": operation_log_key(chunk.source_id, item), **row}
-                for item, row in chunk.parse("operation_log", items, zi.parse_operation_log)]
+    base, source_id = chunk.base(), chunk.source_id
+
+    def prepare(items: list[dict[str, Any]], warnings: zi.ItemWarnings
+                ) -> list[dict[str, Any]]:
+        return [{**base, "log_key": operation_log_key(source_id, item), **row}
+                for item, row in zi.parse_items("operation_log", items, zi.parse_operation_log,
+                                                warnings)]
+
+    def write(rows: list[dict[str, Any]]) -> None:
         chunk.written(upsert(chunk.session, OperationLog, rows,
                              conflict=("source_id", "log_key"), immutable=True),
                       immutable=True)
 
     write_pages(chunk, chunk.client.iter_pages("/report/operationlogs", chunk.params,
-                                               "operation_logs"), write)
+                                               "operation_logs"), prepare, write)
 
 
 def fetch_meetings(chunk: Chunk) -> None:

@@ -33,6 +33,19 @@ def pages_per_commit(session: Session, pages: int) -> int:
     return pages if is_postgres(session) else 1
 
 
+def without_flush_wait(session: Session) -> None:
+    """This transaction's commit does not wait for its WAL to reach the disk (Postgres'
+    `synchronous_commit` off, for this transaction only). For the commits of a long write's
+    intermediate batches: one fsync a batch was a visible share of a pull's or a chunk's wall
+    (bench/RESULTS.md). Only a crash of Postgres itself can lose such a commit, and then only
+    its last fraction of a second, the data with the progress it recorded: the retry rewrites
+    it (upserts on natural keys). The write's last commit stays synchronous, and flushing it
+    flushes every commit before it, so whatever follows a run's outcome (its watermark, the
+    tasks sent after it) never stands on a lost commit."""
+    if is_postgres(session):
+        session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+
+
 def xact_lock(session: Session, name: str) -> None:
     """Serialise the transactions that take the same `name` until they end (a Postgres
     advisory transaction lock). SQLite has one writer at a time already: nothing to do."""

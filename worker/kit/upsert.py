@@ -6,8 +6,10 @@ ON CONFLICT` that also empties it. The COPY is binary when every value of the pa
 Python type the column's binary format takes (UUID, str, aware datetime, int, ...): psycopg's
 text format spends several microseconds a row turning UUIDs and datetimes into text, the
 largest share of the worker's CPU per sign-in event (bench/RESULTS.md). Any other page goes as
-text, as before. Small pages, and SQLite (the demo): a multi-row `INSERT ... ON CONFLICT`.
-Every path gives the same rows.
+text, as before. Rows the caller knows to be new (``expect_new``: a backfill's empty window)
+are COPYed into the table itself, under a savepoint that a stored row rolls back to. Small
+pages, and SQLite (the demo): a multi-row `INSERT ... ON CONFLICT`. Every path gives the same
+rows.
 
 Two modes of `DO UPDATE`:
 - plain: a stored row takes every column but the key and `insert_only`;
@@ -40,6 +42,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from psycopg.errors import UniqueViolation
 from psycopg.postgres import types as pg_types
 from psycopg.types.json import Json
 from sqlalchemy import JSON, Table, literal_column, text, tuple_
@@ -206,6 +209,7 @@ def upsert(
     compare: Sequence[str] | None = None,
     touch: Sequence[str] = (),
     copy_threshold: int = COPY_THRESHOLD,
+    expect_new: bool = False,
 ) -> Written:
     """Insert `rows` or update them on `conflict`; columns in `insert_only` keep their first
     value (e.g. first_seen_at). ``immutable`` rows (whose key hashes their whole content, such
@@ -215,7 +219,13 @@ def upsert(
     inserted, updated (changed) and unchanged rows on every database. All rows must have the
     same keys. Returns how many distinct rows were written and, where the database can say,
     how many of them were new (DO NOTHING: the statement's rowcount; DO UPDATE: RETURNING
-    tells, as its rowcount counts the updated rows too)."""
+    tells, as its rowcount counts the updated rows too).
+
+    ``expect_new`` (immutable rows, Postgres, the COPY path): the caller knows none of them is
+    stored (a backfill's window that held nothing when its chunk began). The page is COPYed
+    straight into the table, without the staging table and the `INSERT ... ON CONFLICT`;
+    should one be stored after all (a row Zoom repeated on two pages), the COPY is rolled
+    back to its savepoint and the page takes the usual path. Same rows and counts."""
     classify = compare is not None
     if not rows:
         return Written(0, 0, 0 if classify else None)
@@ -226,7 +236,10 @@ def upsert(
                  None if compare is None else tuple(compare), tuple(touch), dialect)
     if dialect != "postgresql":
         return _sqlite_upsert(session, plan, rows)
-    write = _copy_upsert if len(rows) >= copy_threshold else _values_upsert
+    copying = len(rows) >= copy_threshold
+    if expect_new and copying and not plan.sets and _append(session, plan, rows):
+        return Written(len(rows), len(rows), 0 if classify else None)
+    write = _copy_upsert if copying else _values_upsert
     if not plan.sets:
         # DO NOTHING writes only new rows: the statement's rowcount counts them, without a
         # row sent back per new event (as RETURNING did, a visible share of ingestion).
@@ -363,17 +376,45 @@ def _copy_upsert(session: Session, plan: _Plan, rows: Sequence[dict[str, Any]], 
     params = [by_column[i][0] for i in sorted(constant)]
     raw = session.connection().connection.driver_connection
     with raw.cursor() as cur:  # type: ignore[union-attr]
-        fmt = " (FORMAT BINARY)" if binary else ""
-        with cur.copy(f"COPY {stage} ({staged_cols}) FROM STDIN{fmt}") as copy:
-            if binary:
-                copy.set_types(binary)
-            for row in values:
-                copy.write_row(row)
+        _copy_into(cur, stage, staged_cols, values, binary)
         cur.execute(insert, params)
         if returning:
             flags = cur.fetchall()
             return len(flags), flags
         return max(cur.rowcount, 0), []
+
+
+def _copy_into(cur: Any, table: str, columns: str, values: Iterable[Sequence[Any]],
+               binary: list[int] | None) -> None:
+    """COPY `values` (rows of `columns`, a SQL list) into `table`; binary when typed."""
+    fmt = " (FORMAT BINARY)" if binary else ""
+    with cur.copy(f"COPY {table} ({columns}) FROM STDIN{fmt}") as copy:
+        if binary:
+            copy.set_types(binary)
+        for row in values:
+            copy.write_row(row)
+
+
+def _append(session: Session, plan: _Plan, rows: Sequence[dict[str, Any]]) -> bool:
+    """COPY `rows` straight into the plan's table (`upsert`'s ``expect_new``): True when
+    written; False when one of them was stored already, the COPY then undone (a savepoint),
+    nothing written. Every column is sent, the constant ones too: no statement binds them."""
+    values = list(map(_copy_values(plan), rows))
+    types = _column_types(session, plan.table)
+    binary = _binary_types([types[c][0] for c in plan.columns], list(zip(*values, strict=True)))
+    cols = ", ".join(f'"{c}"' for c in plan.columns)
+    raw = session.connection().connection.driver_connection
+    with raw.cursor() as cur:  # type: ignore[union-attr]
+        cur.execute("SAVEPOINT ai_append")
+        try:
+            _copy_into(cur, f'"{plan.table.name}"', cols, values, binary)
+        except UniqueViolation:
+            # The rows the COPY had inserted are dead tuples now; rare (a repeated item).
+            cur.execute("ROLLBACK TO SAVEPOINT ai_append")
+            cur.execute("RELEASE SAVEPOINT ai_append")
+            return False
+        cur.execute("RELEASE SAVEPOINT ai_append")
+    return True
 
 
 def _sqlite_upsert(session: Session, plan: _Plan, rows: list[dict[str, Any]]) -> Written:

@@ -47,13 +47,15 @@ def claim_pushed(session: Session, source_id: uuid.UUID, rows: list[dict[str, An
 
 
 def store_signins(session: Session, run_id: uuid.UUID, source_id: uuid.UUID,
-                  rows: list[dict[str, Any]]) -> Written:
+                  rows: list[dict[str, Any]], *, expect_new: bool = False) -> Written:
     """The sign-in pull's write of one page: claim pushed twins, insert the rest, and add the
-    events the push missed to the run's `missed_by_webhook`."""
+    events the push missed to the run's `missed_by_webhook`. ``expect_new``: the chunk's
+    window held no events when it began (`upsert`'s fast path; a source with webhooks never
+    takes it, its pushed twins are re-keyed first)."""
     since: datetime | None = webhooks_since(session, source_id)
     if since is None:
         return upsert(session, ActivityEvent, rows, conflict=("source_id", "event_key"),
-                      immutable=True)
+                      immutable=True, expect_new=expect_new)
     claim_pushed(session, source_id, rows)
     before = [r for r in rows if r["time"] < since]
     after = [r for r in rows if r["time"] >= since]

@@ -83,6 +83,15 @@ class ItemWarnings:
     def count(self) -> int:
         return sum(self.skipped.values())
 
+    def add(self, other: ItemWarnings) -> None:
+        """Take in what `other` noted (a page parsed apart), as if noted here after these."""
+        for mine, theirs in ((self.skipped, other.skipped), (self.truncated, other.truncated),
+                             (self.dropped, other.dropped)):
+            for kind, n in theirs.items():
+                mine[kind] = mine.get(kind, 0) + n
+        for text in other.examples:
+            self._example(text)
+
     def as_dict(self) -> dict[str, Any]:
         return {"skipped": sum(self.skipped.values()), "skipped_by_kind": dict(self.skipped),
                 "truncated": sum(self.truncated.values()),

@@ -18,6 +18,9 @@ from sqlmodel import Session, col, select
 from fakezoom.server import FakeZoomServer
 from tests.factories import add_app_source
 from tests.worker.helpers import (
+    BACKFILL_DAYS,
+    WORKER_SETTINGS,
+    fake_config,
     row_counts,
     stored_event_keys,
     stored_participant_keys,
@@ -155,6 +158,58 @@ def test_rerunning_a_sync_or_a_chunk_changes_no_row_count(
     assert second.status == RunStatus.SUCCEEDED
     assert row_counts(source_id, session) == first
     assert stored_summaries(source_id, session) == truth_summaries(account)
+
+
+def test_a_backfill_cut_short_after_a_commit_resumes_to_the_same_rows(
+        session: Session, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A window nothing is stored in takes the straight COPY (pages of Zoom's 300 items); the
+    chunk dies after its first page committed; run again, it finds that page and takes the ON
+    CONFLICT path: the rows are the fake's all the same, the re-run counting only the rest."""
+    from tests.env import settings_pointed_at
+    from worker.activity import service
+    from worker.kit import upsert as kit_upsert
+
+    straight: list[bool] = []
+    append = kit_upsert._append
+
+    def spied(*args: Any, **kwargs: Any) -> bool:
+        straight.append(append(*args, **kwargs))
+        return straight[-1]
+
+    monkeypatch.setattr(kit_upsert, "_append", spied)
+    monkeypatch.setattr(service, "COMMIT_EVERY_PAGES", 1)
+
+    class Died(Exception):
+        pass
+
+    def die() -> None:
+        raise Died
+
+    config = fake_config(users=400, days=BACKFILL_DAYS, accounts=1)
+    with FakeZoomServer(config) as server, settings_pointed_at(server, **WORKER_SETTINGS):
+        account = server.fake.account(0)
+        activity = Activity(session, server, redis_client)
+        plan = activity.plan(details={"streams": [Stream.SIGNINS]})
+        chunk = activity.children(plan)[-1]
+        with pytest.raises(Died):
+            fetch_chunk(session, chunk, activity.client, die)
+        session.rollback()  # the worker's uncommitted pages are gone with it
+        assert straight == [True]
+        kept = len(stored_event_keys(activity.source_id, session))
+        assert kept > 100
+        straight.clear()
+        activity.fetch(chunk)
+        assert straight == []  # its window holds a committed page now
+        for run in activity.children(plan):
+            if run.id != chunk.id:
+                activity.fetch(run)
+        # The other window, still empty, went straight in.
+        assert straight
+        assert all(straight)
+        assert stored_event_keys(activity.source_id, session) == \
+            truth_event_keys(account, activity.source_id)
+        resumed = session.get_one(SyncRun, chunk.id)
+        assert resumed.inserted + kept == resumed.seen - resumed.skipped
 
 
 def test_a_gone_meeting_is_skipped_and_counted(

@@ -143,6 +143,48 @@ def test_a_copied_page_stores_the_same_rows_in_binary_or_as_text(
     assert len(stored) == n
 
 
+def test_rows_expected_new_go_straight_into_the_table_and_equal_the_staged_path(
+    session: Session, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from worker.kit import upsert as kit_upsert
+
+    def no_staging(*_args: object) -> str:
+        raise AssertionError("the staging table was used")
+
+    tenant = make_tenant(session)
+    straight, staged = make_source(session, tenant), make_source(session, tenant)
+    monkeypatch.setattr(kit_upsert, "_staging", no_staging)
+    written = upsert(session, ActivityEvent, _events(straight.id, tenant.id, 150),
+                     conflict=("source_id", "event_key"), immutable=True, copy_threshold=1,
+                     expect_new=True)
+    assert (written.rows, written.inserted, written.existing) == (150, 150, 0)
+    monkeypatch.undo()
+    upsert(session, ActivityEvent, _events(staged.id, tenant.id, 150),
+           conflict=("source_id", "event_key"), immutable=True, copy_threshold=1)
+    assert _stored_events(session, straight.id) == _stored_events(session, staged.id)
+
+
+def test_a_page_expected_new_that_holds_a_stored_row_is_written_the_usual_way(
+    session: Session,
+) -> None:
+    """A row Zoom repeats on the next page: the straight COPY is undone to its savepoint, the
+    page goes through ON CONFLICT, and what the transaction wrote before stays."""
+    tenant = make_tenant(session)
+    source = make_source(session, tenant)
+    events = _events(source.id, tenant.id, 300)
+    first = upsert(session, ActivityEvent, events[:150], conflict=("source_id", "event_key"),
+                   immutable=True, copy_threshold=1, expect_new=True)
+    # The repeated row is the last one: the COPY has inserted the others when it fails.
+    again = upsert(session, ActivityEvent, [*events[150:], events[149]],
+                   conflict=("source_id", "event_key"), immutable=True, copy_threshold=1,
+                   expect_new=True)
+    assert (first.inserted, again.rows, again.inserted, again.existing) == (150, 151, 150, 1)
+    session.commit()
+    assert len(_stored_events(session, source.id)) == 300
+    assert session.exec(select(func.count()).select_from(ActivityEvent).where(
+        ActivityEvent.source_id == source.id)).one() == 300
+
+
 def test_a_naive_timestamp_or_a_bool_for_an_integer_is_never_sent_in_binary() -> None:
     from psycopg.postgres import types
 

@@ -199,3 +199,21 @@ def test_the_sign_in_key_is_the_hash_rows_already_stored_carry() -> None:
     assert zi.signin_key(_SOURCE, item) == expected
     rows = zi.signin_rows([item], zi.ItemWarnings(), {"source_id": _SOURCE})
     assert rows[0][1]["event_key"] == expected
+
+
+def test_warnings_noted_apart_and_added_equal_warnings_noted_in_one() -> None:
+    """A page parsed in the fetching thread notes on its own warnings; adding them in page
+    order gives what one shared record would have held (counts, then the first examples)."""
+    pages = [[("user", "a"), ("user", "b")], [("host", "c")], [("user", "d")] * 6]
+    one, merged = zi.ItemWarnings(), zi.ItemWarnings()
+    for page in pages:
+        apart = zi.ItemWarnings()
+        for kind, reason in page:
+            one.skip(kind, reason)
+            apart.skip(kind, reason)
+            one.cut(kind, "topic")
+            apart.cut(kind, "topic")
+        merged.add(apart)
+    assert merged.as_dict() == one.as_dict()
+    assert merged.count == 9
+    assert len(merged.examples) == zi.MAX_EXAMPLES
