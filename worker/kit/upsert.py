@@ -221,10 +221,11 @@ def upsert(
     how many of them were new (DO NOTHING: the statement's rowcount; DO UPDATE: RETURNING
     tells, as its rowcount counts the updated rows too).
 
-    ``expect_new`` (immutable rows, Postgres, the COPY path): the caller knows none of them is
-    stored (a backfill's window that held nothing when its chunk began). The page is COPYed
-    straight into the table, without the staging table and the `INSERT ... ON CONFLICT`;
-    should one be stored after all (a row Zoom repeated on two pages), the COPY is rolled
+    ``expect_new`` (Postgres, the COPY path): the caller knows none of them to be stored (a
+    backfill's window that held nothing when its chunk began, a source's first pull of a
+    table). The page is COPYed straight into the table, without the staging table, the
+    `INSERT ... ON CONFLICT` and its `RETURNING`: every row is new, in every mode. Should one
+    be stored after all (a row Zoom repeated on two pages, a webhook's), the COPY is rolled
     back to its savepoint and the page takes the usual path. Same rows and counts."""
     classify = compare is not None
     if not rows:
@@ -237,7 +238,7 @@ def upsert(
     if dialect != "postgresql":
         return _sqlite_upsert(session, plan, rows)
     copying = len(rows) >= copy_threshold
-    if expect_new and copying and not plan.sets and _append(session, plan, rows):
+    if expect_new and copying and _append(session, plan, rows):
         return Written(len(rows), len(rows), 0 if classify else None)
     write = _copy_upsert if copying else _values_upsert
     if not plan.sets:
@@ -644,8 +645,11 @@ def sync(
     if not rows:
         return Written(0, 0, 0)
     rows = dedupe(rows, [c for c in conflict if c not in fixed])
-    # Nothing stored when read (a first pull): every row is new, nothing to look up.
-    same, rest = known.split(rows) if len(known) else ([], list(rows))
+    # Nothing stored when read (a first pull): every row is new, nothing to look up, and
+    # the pages go straight into the table (`upsert`'s ``expect_new``). Rows marked deleted
+    # are not in the read: a page meeting them falls back to the upsert, one COPY undone.
+    first = not len(known)
+    same, rest = ([], list(rows)) if first else known.split(rows)
     rest += touch_unchanged(session, model, same, fixed=fixed, conflict=conflict,
                             compare=compare, touch=touch)
     inserted = updated = 0
@@ -654,7 +658,7 @@ def sync(
             rest = [expand(row) for row in rest]
         full = [{**row, **fixed} for row in rest]
         written = upsert(session, model, full, conflict=conflict, insert_only=insert_only,
-                         compare=compare, copy_threshold=copy_threshold)
+                         compare=compare, copy_threshold=copy_threshold, expect_new=first)
         inserted, updated = written.inserted or 0, written.updated or 0
         if written.unchanged:
             # Rare: equal already. Their rows are locked by this transaction since the

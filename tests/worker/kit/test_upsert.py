@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlmodel import Session, SQLModel, create_engine, func, select
@@ -389,3 +390,40 @@ def test_touch_unchanged_takes_keys_any_text_can_be(session: Session) -> None:
                                touch=("last_seen_at",))
         assert [r["zoom_id"] for r in left] == ["absent"]
     assert {z: row[4] for z, row in _stored(session, source).items()} == dict.fromkeys(odd, t2)
+
+
+def test_a_first_pull_goes_straight_in_and_one_with_soft_deleted_rows_falls_back(
+    session: Session, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Nothing live stored when read: `sync` COPYs the pages into the table itself (no staging
+    table) and counts them new. Rows marked deleted are not in the read: such a page meets
+    its stored twins, is undone to its savepoint and takes the upsert, counting them updated
+    (live again), as the one-statement upsert does."""
+    from sqlalchemy import update
+
+    from worker.kit import upsert as kit_upsert
+
+    staged: list[str] = []
+    real_staging = kit_upsert._staging
+
+    def spied(*args: Any) -> str:
+        name = real_staging(*args)
+        staged.append(name)
+        return name
+
+    monkeypatch.setattr(kit_upsert, "_staging", spied)
+    tenant = make_tenant(session)
+    source = make_source(session, tenant)
+    t1, t2 = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
+    first = _sync(session, source, _page(300), t1, _known(session, source), 1)
+    assert (first.inserted, first.updated, first.unchanged) == (300, 0, 0)
+    assert staged == []
+    session.execute(update(ZoomUser).where(ZoomUser.source_id == source.id)
+                    .values(deleted_at=t1))  # every account gone at the next complete pull
+    back = _sync(session, source, _page(310), t2, _known(session, source), 1)
+    assert (back.inserted, back.updated, back.unchanged) == (10, 300, 0)
+    assert staged  # the page fell back to the staged upsert
+    stored = _stored(session, source)
+    assert len(stored) == 310
+    assert all(row[5] is None for row in stored.values())  # live again
+    assert stored["u0"][3] == t1  # first_seen_at kept
