@@ -425,8 +425,9 @@ def parse_member(_item: dict[str, Any], f: Fields) -> dict[str, Any]:
     return {"user_zoom_id": user_key(f), "email": f.ident("email") or ""}
 
 
-def _storable_short(value: str) -> bool:
-    """A short text `_ident_problem` lets through: no NUL, no surrogate."""
+def _storable(value: str) -> bool:
+    """Whether Postgres TEXT can hold `value` as it is (no NUL, no surrogate). ASCII holds no
+    surrogate: then only a NUL needs looking for, without the regular expression."""
     if value.isascii():
         return "\x00" not in value
     return _UNSTORABLE.search(value) is None
@@ -444,11 +445,11 @@ def member_rows(kind: str, items: list[dict[str, Any]], warnings: ItemWarnings
         get = item.get
         zoom_id, email = get("id"), get("email")
         if (type(zoom_id) is str and zoom_id and len(zoom_id) <= _SHORT_IDENT
-                and _storable_short(zoom_id)):
+                and _storable(zoom_id)):
             if email is None or email == "":
                 out.append({"user_zoom_id": zoom_id, "email": ""})
                 continue
-            if type(email) is str and len(email) <= _SHORT_IDENT and _storable_short(email):
+            if type(email) is str and len(email) <= _SHORT_IDENT and _storable(email):
                 out.append({"user_zoom_id": zoom_id, "email": email})
                 continue
         out.extend(row for _, row in parse_items(kind, [item], parse_member, warnings))
@@ -509,7 +510,7 @@ def signin_rows(items: list[dict[str, Any]], warnings: ItemWarnings,
     `parse_signin` and `signin_key`: the rows and keys are the same either way
     (tests/worker/zoom/test_items.py), the usual item costs a third of the calls."""
     prefix = f"{base['source_id']}\x1f"
-    sha256, unstorable, canonical = hashlib.sha256, _UNSTORABLE.search, _SIGN_IN_TYPE.get
+    sha256, canonical = hashlib.sha256, _SIGN_IN_TYPE.get
     out = []
     for item in items:
         get = item.get
@@ -524,10 +525,7 @@ def signin_rows(items: list[dict[str, Any]], warnings: ItemWarnings,
             joined = "\x1f".join((email, when, kind, ip or "", client or "", version or ""))
             at = _utc_time(when)
             if (at is not None and len(email) <= _SHORT_IDENT
-                    and len(joined) <= TEXT_MAX_CHARS
-                    # ASCII holds no surrogate: then only a NUL needs looking for.
-                    and ("\x00" not in joined if joined.isascii()
-                         else unstorable(joined) is None)):
+                    and len(joined) <= TEXT_MAX_CHARS and _storable(joined)):
                 out.append((item, {
                     **base, "event_key": sha256((prefix + joined).encode()).hexdigest(),
                     "email": email, "time": at, "type": canonical(kind) or sign_in_type(kind),
