@@ -488,6 +488,9 @@ class Known:
         self.values = tuple(c for c in compare if c not in where)
         self.where = dict(where)
         self.prints: dict[int, int] = {}
+        # A write met stored rows the read did not see (marked deleted, a webhook's): the
+        # table is not one to COPY straight into any more (`sync`).
+        self.met_unread = False
         self._key, self._values = _values_of(self.key), _values_of(self.values)
 
     def __len__(self) -> int:
@@ -647,8 +650,9 @@ def sync(
     rows = dedupe(rows, [c for c in conflict if c not in fixed])
     # Nothing stored when read (a first pull): every row is new, nothing to look up, and
     # the pages go straight into the table (`upsert`'s ``expect_new``). Rows marked deleted
-    # are not in the read: a page meeting them falls back to the upsert, one COPY undone.
-    first = not len(known)
+    # are not in the read: the page meeting them falls back to the upsert (one COPY undone),
+    # and the pages after it are upserted.
+    first = not len(known) and not known.met_unread
     same, rest = ([], list(rows)) if first else known.split(rows)
     rest += touch_unchanged(session, model, same, fixed=fixed, conflict=conflict,
                             compare=compare, touch=touch)
@@ -660,6 +664,8 @@ def sync(
         written = upsert(session, model, full, conflict=conflict, insert_only=insert_only,
                          compare=compare, copy_threshold=copy_threshold, expect_new=first)
         inserted, updated = written.inserted or 0, written.updated or 0
+        if first and inserted < len(full):
+            known.met_unread = True
         if written.unchanged:
             # Rare: equal already. Their rows are locked by this transaction since the
             # upsert's ON CONFLICT, so this touch finds them (and moves the rows just

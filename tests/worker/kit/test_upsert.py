@@ -420,9 +420,22 @@ def test_a_first_pull_goes_straight_in_and_one_with_soft_deleted_rows_falls_back
     assert staged == []
     session.execute(update(ZoomUser).where(ZoomUser.source_id == source.id)
                     .values(deleted_at=t1))  # every account gone at the next complete pull
-    back = _sync(session, source, _page(310), t2, _known(session, source), 1)
-    assert (back.inserted, back.updated, back.unchanged) == (10, 300, 0)
+    attempts: list[bool] = []
+    real_append = kit_upsert._append
+
+    def counted(*args: Any) -> bool:
+        attempts.append(real_append(*args))
+        return attempts[-1]
+
+    monkeypatch.setattr(kit_upsert, "_append", counted)
+    known = _known(session, source)
+    back = _sync(session, source, _page(310)[:200], t2, known, 1)
+    rest = _sync(session, source, _page(310)[200:], t2, known, 1)
+    assert (back.inserted + rest.inserted, back.updated + rest.updated,
+            back.unchanged + rest.unchanged) == (10, 300, 0)
     assert staged  # the page fell back to the staged upsert
+    # ...and the next page went to it without trying the straight COPY again.
+    assert attempts == [False]
     stored = _stored(session, source)
     assert len(stored) == 310
     assert all(row[5] is None for row in stored.values())  # live again
