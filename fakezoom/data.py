@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import math
 import random
+import time
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -78,11 +79,17 @@ def hnum(*parts: object) -> int:
 
 
 def iso(ts: float) -> str:
-    return dt.datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # time.strftime of a struct: the same text as datetime's, at a third of the cost (every
+    # served event has a time; the fake's CPU shares the bench machine with the worker).
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(ts)))
+
+
+_UNIX_DAY_ONE = dt.date(1970, 1, 1).toordinal()
 
 
 def day_start(d: dt.date) -> int:
-    return calendar.timegm(d.timetuple())
+    """The Unix time of ``d``'s midnight, UTC (``calendar.timegm`` of it, without the tuple)."""
+    return (d.toordinal() - _UNIX_DAY_ONE) * 86400
 
 
 def _opaque(seed: int, account: int, kind: str, i: int, n: int = 22) -> str:
@@ -254,6 +261,8 @@ class AccountData:
         h = hnum(self.seed, self.index, "name", i)
         return FIRST_NAMES[h % len(FIRST_NAMES)], LAST_NAMES[(h >> 8) % len(LAST_NAMES)]
 
+    # Each served sign-in carries its user's address: built once per user, not per event.
+    @lru_cache(maxsize=1 << 17)  # noqa: B019
     def _base_email(self, i: int) -> str:
         first, last = self._names(i)
         local = "".join(c for c in f"{first}.{last}".lower() if c.isascii() and c not in " '")

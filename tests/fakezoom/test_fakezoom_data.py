@@ -132,3 +132,21 @@ def test_mutations_through_the_admin_endpoints(fakezoom_server: FakeZoomServer) 
     assert user["id"] not in {u["id"] for u in acc.all_users()}
     clock = httpx.post(f"{fakezoom_server.base_url}/_fake/clock", json={"advance": 120}).json()
     assert clock["frozen"] is True
+
+
+def test_the_fast_time_helpers_give_what_datetime_and_calendar_give() -> None:
+    # iso and day_start run once per served event; they were datetime's and calendar's calls.
+    import random
+
+    from fakezoom.data import day_start, iso
+
+    rnd = random.Random(5)
+    for ts in [0, 86399, 86400, 951782400, 4102444799,
+               *(rnd.randint(0, 4102444800) for _ in range(20000))]:
+        want = dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert iso(ts) == want
+        assert iso(ts + 0.999) == want
+    day = dt.date(1970, 1, 1)
+    while day < dt.date(2101, 1, 1):
+        assert day_start(day) == calendar.timegm(day.timetuple())
+        day += dt.timedelta(days=1)
