@@ -259,6 +259,19 @@ def truth_summaries(account: Account) -> dict[tuple[str, dt.date], tuple[int, in
             if start <= k[1] <= end}
 
 
+def truth_sign_in_summaries(account: Account) -> dict[tuple[str, dt.date], int]:
+    """(email, day) -> sign-ins, of the days with a sign-in or sign-out: the summaries of a
+    sync of the sign-in stream alone, from the fake's own list."""
+    start, end = window()
+    out: dict[tuple[str, dt.date], int] = {}
+    for e in account.events(start, end):
+        day = _iso(e["time"]).date()
+        if e["email"] and start <= day <= end:
+            key = (e["email"].lower(), day)
+            out[key] = out.get(key, 0) + (e["type"] == "Sign in")
+    return out
+
+
 def stored_summaries(source_id: uuid.UUID, session: Session | None = None
                      ) -> dict[tuple[str, dt.date], tuple[int, int, int, int]]:
     with reading(session) as session:

@@ -3,7 +3,9 @@
 Pages are upserted on natural keys, so re-running a chunk rewrites the same rows. The next page
 is fetched (in a thread) while one is written; writes commit per batch of pages, once the next
 page has arrived (`write_pages`); the last batch commits together with the stream's watermark,
-the day summaries and the run record, so the watermark never covers uncommitted data.
+the day summaries and the run record, so the watermark never covers uncommitted data. (A
+sign-in chunk's summaries of the days it has moved past are recomputed before, beside its
+writes: `summaries.Closing`.)
 A meeting Zoom no longer has (3001, 12702, an HTML 403) is skipped and counted. A daily-cap 429
 or a 429 storm ends the chunk `deferred` with a checkpoint; it resumes later, never reported as
 `succeeded` with data missing. One chunk per (source, stream) at a time.
@@ -16,8 +18,8 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from typing import Any, Protocol
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Generic, Protocol, TypeVar
 from urllib.parse import quote
 
 import redis
@@ -105,6 +107,8 @@ class Chunk:
     warnings: zi.ItemWarnings = field(default_factory=zi.ItemWarnings)
     # The next chunk's first pages, fetched while this one ends (`handoff`).
     ahead: handoff.Ahead = handoff.NOTHING
+    # The day summaries recomputed while the chunk runs (sign-ins only).
+    closing: summaries.Closing | None = None
 
     @property
     def params(self) -> dict[str, str]:
@@ -144,10 +148,17 @@ class Chunk:
         # The chunk's last commit (with the watermark) is synchronous and flushes this one.
         sql.without_flush_wait(self.session)
         self.session.commit()
+        if self.closing is not None:
+            self.closing.committed()
         self.check()
 
     def base(self) -> dict[str, Any]:
         return {"tenant_id": self.tenant_id, "source_id": self.source_id}
+
+    def summarized(self) -> set[date]:
+        """The days whose summaries are already recomputed (waits for them; stops the thread
+        that does it)."""
+        return self.closing.finish() if self.closing is not None else set()
 
 
 # Pages written per transaction: the run record's progress commits with them, so a crash
@@ -162,20 +173,22 @@ COMMIT_EVERY_SECONDS = 2.0
 PREFETCH_PAGES = handoff.PAGES
 
 
+R = TypeVar("R")
+
+
 @dataclass
-class Prepared:
-    """A page made ready for its write in the fetching thread: the rows of its usable items,
-    and what their parse noted (merged into the chunk's when the page is written)."""
+class Prepared(Generic[R]):
+    """A page made ready for its write in the fetching thread: the rows of its usable items
+    (as the stream's `write` takes them), and what their parse noted (merged into the chunk's
+    when the page is written)."""
 
     items: int
-    rows: list[dict[str, Any]]
+    rows: R
     warnings: zi.ItemWarnings
 
 
-Prepare = Callable[[list[dict[str, Any]], zi.ItemWarnings], list[dict[str, Any]]]
-
-
-def _prepared(pages: Iterator[Any], prepare: Prepare) -> Iterator[Prepared]:
+def _prepared(pages: Iterator[Any], prepare: Callable[[list[dict[str, Any]], zi.ItemWarnings], R]
+              ) -> Iterator[Prepared[R]]:
     try:
         for page in pages:
             warnings = zi.ItemWarnings()
@@ -186,8 +199,9 @@ def _prepared(pages: Iterator[Any], prepare: Prepare) -> Iterator[Prepared]:
             close()  # stops the paging when the loop stops early
 
 
-def write_pages(chunk: Chunk, pages: Iterator[Any], prepare: Prepare,
-                write: Callable[[list[dict[str, Any]]], None]) -> None:
+def write_pages(chunk: Chunk, pages: Iterator[Any],
+                prepare: Callable[[list[dict[str, Any]], zi.ItemWarnings], R],
+                write: Callable[[R], None]) -> None:
     """The page loop of the paged streams: `write` each page's rows while the next pages are
     fetched and `prepare`d (parsed into rows) in a thread, so the parse of page n+1 runs while
     the database takes page n (the write is what sets a chunk's pace, bench/RESULTS.md). What
@@ -220,9 +234,10 @@ def fetch_signins(chunk: Chunk) -> None:
     # collide.
     expect_new = not _events_between(chunk.session, chunk.source_id, start, end)
     base = chunk.base()
+    closing = chunk.closing = summaries.Closing(chunk.session, chunk.source_id)
 
     def prepare(items: list[dict[str, Any]], warnings: zi.ItemWarnings
-                ) -> list[dict[str, Any]]:
+                ) -> tuple[list[dict[str, Any]], set[date]]:
         rows = []
         for item, row in zi.signin_rows(items, warnings, base):
             if not start <= row["time"] < end:
@@ -230,12 +245,14 @@ def fetch_signins(chunk: Chunk) -> None:
                 warnings.skip("sign_in", "outside the requested window", item)
                 continue
             rows.append(row)
-        return rows
+        return rows, {row["time"].astimezone(UTC).date() for row in rows}
 
-    def write(rows: list[dict[str, Any]]) -> None:
+    def write(page: tuple[list[dict[str, Any]], set[date]]) -> None:
+        rows, days = page
         # Also merges the rows webhooks stored and counts what they missed (webhooks/).
         chunk.written(reconcile.store_signins(chunk.session, chunk.run_id, chunk.source_id,
                                               rows, expect_new=expect_new), immutable=True)
+        closing.written(days)
 
     path, redis_client = "/report/activities", get_redis()
     chunk.ahead = handoff.next_pages(chunk.session, redis_client, chunk.client, chunk.run_id,
@@ -432,13 +449,18 @@ def fetch_chunk(session: Session, run: SyncRun, client: ZoomApi,
     chunk = Chunk(run_id=run.id, tenant_id=tenant_id, source_id=source_id, stream=stream,
                   first=first, last=last, session=session, client=client, check=check,
                   checkpoint=dict(run.checkpoint))
-    FETCHERS[stream](chunk)
-    check()
-    # The last page, the watermark, the summaries and the run record commit together.
+    try:
+        FETCHERS[stream](chunk)
+        check()
+        summarized = chunk.summarized()
+    finally:
+        chunk.summarized()  # the summaries' thread stops with the chunk
+    # The last page, the watermark, the summaries not recomputed yet and the run record
+    # commit together.
     source = session.get_one(Source, source_id)
     if stream in SUMMARY_STREAMS:
         days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-        summaries.recompute(session, source, days)
+        summaries.recompute(session, source, [d for d in days if d not in summarized])
     cursor = session.get(StreamCursor, (source_id, stream), with_for_update=True)
     if cursor is None:
         cursor = StreamCursor(source_id=source_id, stream=stream, tenant_id=tenant_id)

@@ -13,6 +13,10 @@ governance source in a split set-up) and its correlated identity when known.
 
 from __future__ import annotations
 
+import contextvars
+import logging
+import queue
+import threading
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -31,6 +35,7 @@ from sqlalchemy import (
     select,
     union_all,
 )
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from worker.correlation.service import accounts_source_id
@@ -47,6 +52,8 @@ from worker.models import (
 )
 from worker.models.base import UTCDateTime
 from worker.zoom.items import SIGN_IN_TYPES
+
+log = logging.getLogger(__name__)
 
 
 def _details(zoom_id: Any, identity_id: Any, dialect: str) -> Any:
@@ -197,3 +204,90 @@ def recompute(session: Session, source: Source, days: Iterable[date],
     # SQLAlchemy reads an INSERT's rowcount only when asked to.
     result: Any = session.execute(stmt.execution_options(preserve_rowcount=True))
     return int(result.rowcount)
+
+
+class Closing:
+    """A sign-in chunk's day summaries, recomputed while the chunk still runs: once a batch
+    of pages is committed, the days it wrote that the latest page does not reach are closed
+    (Zoom lists sign-ins newest first, so the chunk has moved past them) and a thread
+    recomputes them on its own connection. The chunk's last transaction then recomputes only
+    the days left (`finish`): the latest day, the days without events, and any day a page
+    wrote again after it was closed (Zoom's order is not relied on, only used).
+
+    Why: at the chunk's end the summaries were one statement over the whole window, done
+    while nothing else moved (a fifth of a backfill's wall time, bench/RESULTS.md); here they
+    run beside the page writes. What a closed day's summary reads is committed, so it is
+    what the last transaction would have computed for it, and a crash before the end leaves
+    summaries of committed events only (the re-run recomputes every day). Postgres only: the
+    demo's SQLite takes one writer at a time, and a session bound to one connection (a
+    test's) cannot lend it to a thread; both recompute every day at the end, as before."""
+
+    def __init__(self, session: Session, source_id: Any) -> None:
+        bind = session.get_bind()
+        self._engine = bind if isinstance(bind, Engine) and bind.dialect.name == "postgresql" \
+            else None
+        self._source_id = source_id
+        self._open: set[date] = set()      # written, not yet handed to the thread
+        self._latest: set[date] = set()    # the days of the latest page written
+        self._handed: set[date] = set()
+        self._again: set[date] = set()     # written again after they were handed
+        self._done: set[date] = set()      # recomputed and committed by the thread
+        self._queue: queue.SimpleQueue[set[date] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def written(self, days: set[date]) -> None:
+        """A page wrote events of ``days`` (not committed yet)."""
+        self._again |= days & self._handed
+        self._open |= days - self._handed
+        self._latest = days
+
+    def committed(self) -> None:
+        """What was written is committed: the days the chunk has moved past go to the thread."""
+        closed = self._open - self._latest
+        if self._engine is None or not closed:
+            return
+        self._open -= closed
+        self._handed |= closed
+        if self._thread is None:
+            self._thread = threading.Thread(target=contextvars.copy_context().run,
+                                            args=(self._work,), name="summaries", daemon=True)
+            self._thread.start()
+        self._queue.put(closed)
+
+    def finish(self) -> set[date]:
+        """Wait for the thread; the days whose summaries it committed and no page wrote since
+        (the last transaction need not recompute them). Safe to call more than once."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+        return self._done - self._again
+
+    def _work(self) -> None:
+        assert self._engine is not None
+        while True:
+            days = self._queue.get()
+            if days is None:
+                return
+            # Days handed meanwhile go in the same statement: fewer, larger recomputes.
+            stop = False
+            while not self._queue.empty():
+                more = self._queue.get()
+                if more is None:
+                    stop = True
+                    break
+                days |= more
+            try:
+                with Session(self._engine) as session:
+                    source = session.get_one(Source, self._source_id)
+                    recompute(session, source, days)
+                    # The chunk's last commit is synchronous and flushes this one's WAL.
+                    sql.without_flush_wait(session)
+                    session.commit()
+                self._done |= days
+            except Exception:  # the chunk's last transaction recomputes these days
+                log.warning("summaries of %d closed day(s) of source %s not recomputed ahead; "
+                            "left to the chunk's end", len(days), self._source_id,
+                            exc_info=True)
+            if stop:
+                return

@@ -27,6 +27,7 @@ from tests.worker.helpers import (
     stored_summaries,
     truth_event_keys,
     truth_participant_keys,
+    truth_sign_in_summaries,
     truth_summaries,
     zoom_client,
 )
@@ -294,3 +295,105 @@ def test_a_backfill_over_month_boundaries_is_split_into_month_chunks(activity: A
     # One chain per stream: only the earliest chunk is runnable first.
     assert [c.status for c in chunks].count(RunStatus.QUEUED) == len(chunks)
     assert planner.chain_heads(chunks) == [chunks[0]]
+
+
+class _Recomputes:
+    """Every `summaries.recompute` of a sign-in sync, by the thread it ran in; `fail_ahead`
+    makes the ones of the summaries' thread fail (a lost connection, say)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, *, fail_ahead: bool = False) -> None:
+        import threading
+
+        from worker.activity import summaries
+
+        self.ahead: list[set[dt.date]] = []
+        self.at_end: list[set[dt.date]] = []
+        recompute = summaries.recompute
+
+        def spied(session: Session, source: Source, days: Any, emails: Any = None) -> int:
+            days = set(days)
+            if threading.current_thread().name == "summaries":
+                self.ahead.append(days)
+                if fail_ahead:
+                    raise RuntimeError("connection lost")
+            else:
+                self.at_end.append(days)
+            return recompute(session, source, days, emails)
+
+        monkeypatch.setattr(summaries, "recompute", spied)
+
+
+def _sign_in_backfill(monkeypatch: pytest.MonkeyPatch, *, pages_order: Any = None,
+                      fail_ahead: bool = False) -> tuple[_Recomputes, Any, uuid.UUID]:
+    """A 400-user account's sign-in backfill run by the entry point (its own committed
+    session, as a worker runs it), one page a commit; returns the recomputes seen."""
+    from tests.env import settings_pointed_at
+    from worker.activity import service
+    from worker.zoom.client import ZoomClient
+
+    monkeypatch.setattr(service, "COMMIT_EVERY_PAGES", 1)
+    if pages_order is not None:
+        # Zoom's order changed: the pages of each window come in ``pages_order``. No pages
+        # handed over between chunks (they would be the reordered first ones).
+        monkeypatch.setattr(service.handoff, "next_pages",
+                            lambda *_a, **_k: service.handoff.NOTHING)
+        iter_pages = ZoomClient.iter_pages
+
+        def reordered(self: ZoomClient, path: str, params: Any, items_key: str) -> Any:
+            pages = list(iter_pages(self, path, params, items_key))
+            return iter(pages_order(pages) if path == "/report/activities" else pages)
+
+        monkeypatch.setattr(ZoomClient, "iter_pages", reordered)
+    spy = _Recomputes(monkeypatch, fail_ahead=fail_ahead)
+    config = fake_config(users=400, days=BACKFILL_DAYS, accounts=1)
+    with FakeZoomServer(config) as server, settings_pointed_at(server, **WORKER_SETTINGS):
+        account = server.fake.account(0)
+        source_id = add_app_source(account, account.s2s_app)
+        plan_id = new_plan(source_id, details={"streams": [Stream.SIGNINS]})
+        plan_activity(plan_id, enqueue=False)
+        for chunk in children(plan_id):
+            assert run_chunk(chunk.id, enqueue=False).status == RunStatus.SUCCEEDED
+        assert {key: sums[0] for key, sums in stored_summaries(source_id).items()} == \
+            truth_sign_in_summaries(account)
+    return spy, account, source_id
+
+
+@pytest.mark.usefixtures("clean_db", "redis_client")
+def test_a_sign_in_chunk_recomputes_the_days_it_has_moved_past_while_it_runs(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Zoom lists sign-ins newest first: each day is recomputed once, most of them by the
+    summaries' thread while later pages are written, the rest in the chunk's last
+    transaction; the summaries are the fake's either way."""
+    spy, _, _ = _sign_in_backfill(monkeypatch)
+    ahead = set().union(*spy.ahead)
+    at_end = set().union(*spy.at_end)
+    assert len(ahead) >= BACKFILL_DAYS // 2
+    assert not ahead & at_end  # no day recomputed twice
+    assert all(len(days) < 31 for days in spy.at_end)
+
+
+@pytest.mark.usefixtures("clean_db", "redis_client")
+def test_a_day_written_again_after_it_was_recomputed_is_recomputed_at_the_end(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pages out of Zoom's order (first, last, second, second to last...): days come back after
+    they were closed; the chunk's end recomputes them, and the summaries stay right."""
+    def interleaved(pages: list[Any]) -> list[Any]:
+        out = []
+        while pages:
+            out.append(pages.pop(0))
+            if pages:
+                out.append(pages.pop())
+        return out
+
+    spy, _, _ = _sign_in_backfill(monkeypatch, pages_order=interleaved)
+    assert set().union(*spy.ahead) & set().union(*spy.at_end)
+
+
+@pytest.mark.usefixtures("clean_db", "redis_client")
+def test_summaries_the_thread_could_not_recompute_are_recomputed_at_the_end(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="worker.activity.summaries"):
+        spy, _, source_id = _sign_in_backfill(monkeypatch, fail_ahead=True)
+    assert spy.ahead
+    assert set().union(*spy.ahead) <= set().union(*spy.at_end)
+    assert f"source {source_id} not recomputed ahead" in caplog.text
