@@ -32,7 +32,7 @@ from worker.db import session_scope
 from worker.kit import sql
 from worker.kit.prefetch import prefetching
 from worker.kit.redis import get_redis
-from worker.kit.upsert import Written, upsert
+from worker.kit.upsert import Appending, Written, upsert
 from worker.models import (
     ActivityEvent,
     DailyUsage,
@@ -109,6 +109,8 @@ class Chunk:
     ahead: handoff.Ahead = handoff.NOTHING
     # The day summaries recomputed while the chunk runs (sign-ins only).
     closing: summaries.Closing | None = None
+    # A COPY left open across the pages of a batch (sign-ins into an empty window).
+    appending: Appending | None = None
 
     @property
     def params(self) -> dict[str, str]:
@@ -139,8 +141,18 @@ class Chunk:
         else:
             self.updated += result.rows - result.inserted
 
+    def end_writes(self) -> None:
+        """Close the open COPY, if any, and count what it wrote: before any other statement."""
+        if self.appending is not None:
+            self.written(self.appending.end(), immutable=True)
+
+    def abort_writes(self) -> None:
+        if self.appending is not None:
+            self.appending.abort()
+
     def commit(self) -> None:
         """Commit what is written so far (with the progress so far on the run record)."""
+        self.end_writes()
         run = self.session.get_one(SyncRun, self.run_id)
         run.pages, run.seen, run.skipped = self.pages, self.seen, self.skipped
         run.inserted, run.updated, run.unchanged = self.inserted, self.updated, self.unchanged
@@ -233,6 +245,11 @@ def fetch_signins(chunk: Chunk) -> None:
     # the ON CONFLICT path; the event key hashes the time, so only a row of these days could
     # collide.
     expect_new = not _events_between(chunk.session, chunk.source_id, start, end)
+    if expect_new and sql.dialect(chunk.session) == "postgresql":
+        # Its pages go through one COPY per batch, held open (ended by `Chunk.commit`).
+        chunk.appending = Appending(chunk.session, ActivityEvent,
+                                    conflict=("source_id", "event_key"), immutable=True)
+    appending = chunk.appending
     base = chunk.base()
     closing = chunk.closing = summaries.Closing(chunk.session, chunk.source_id)
 
@@ -249,10 +266,14 @@ def fetch_signins(chunk: Chunk) -> None:
 
     def write(page: tuple[list[dict[str, Any]], set[date]]) -> None:
         rows, days = page
+        closing.written(days)
+        if appending is not None and reconcile.append_signins(chunk.session, appending,
+                                                              chunk.source_id, rows):
+            return
+        chunk.end_writes()
         # Also merges the rows webhooks stored and counts what they missed (webhooks/).
         chunk.written(reconcile.store_signins(chunk.session, chunk.run_id, chunk.source_id,
                                               rows, expect_new=expect_new), immutable=True)
-        closing.written(days)
 
     path, redis_client = "/report/activities", get_redis()
     chunk.ahead = handoff.next_pages(chunk.session, redis_client, chunk.client, chunk.run_id,
@@ -451,8 +472,12 @@ def fetch_chunk(session: Session, run: SyncRun, client: ZoomApi,
                   checkpoint=dict(run.checkpoint))
     try:
         FETCHERS[stream](chunk)
+        chunk.end_writes()
         check()
         summarized = chunk.summarized()
+    except BaseException:
+        chunk.abort_writes()  # the session can roll back only once its COPY is given up
+        raise
     finally:
         chunk.summarized()  # the summaries' thread stops with the chunk
     # The last page, the watermark, the summaries not recomputed yet and the run record

@@ -7,9 +7,9 @@ Python type the column's binary format takes (UUID, str, aware datetime, int, ..
 text format spends several microseconds a row turning UUIDs and datetimes into text, the
 largest share of the worker's CPU per sign-in event (bench/RESULTS.md). Any other page goes as
 text, as before. Rows the caller knows to be new (``expect_new``: a backfill's empty window)
-are COPYed into the table itself, under a savepoint that a stored row rolls back to. Small
-pages, and SQLite (the demo): a multi-row `INSERT ... ON CONFLICT`. Every path gives the same
-rows.
+are COPYed into the table itself, under a savepoint that a stored row rolls back to; a stream
+of such pages through one COPY held open across them (`Appending`). Small pages, and SQLite
+(the demo): a multi-row `INSERT ... ON CONFLICT`. Every path gives the same rows.
 
 Two modes of `DO UPDATE`:
 - plain: a stored row takes every column but the key and `insert_only`;
@@ -32,6 +32,7 @@ never built nor sent.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import itertools
@@ -238,8 +239,11 @@ def upsert(
     if dialect != "postgresql":
         return _sqlite_upsert(session, plan, rows)
     copying = len(rows) >= copy_threshold
-    if expect_new and copying and _append(session, plan, rows):
-        return Written(len(rows), len(rows), 0 if classify else None)
+    if expect_new and copying:
+        appending = Appending(session, table, conflict=conflict, insert_only=insert_only,
+                              immutable=immutable, compare=compare, touch=touch)
+        appending.write(rows)
+        return appending.end()
     write = _copy_upsert if copying else _values_upsert
     if not plan.sets:
         # DO NOTHING writes only new rows: the statement's rowcount counts them, without a
@@ -396,26 +400,134 @@ def _copy_into(cur: Any, table: str, columns: str, values: Iterable[Sequence[Any
             copy.write_row(row)
 
 
-def _append(session: Session, plan: _Plan, rows: Sequence[dict[str, Any]]) -> bool:
-    """COPY `rows` straight into the plan's table (`upsert`'s ``expect_new``): True when
-    written; False when one of them was stored already, the COPY then undone (a savepoint),
-    nothing written. Every column is sent, the constant ones too: no statement binds them."""
-    values = list(map(_copy_values(plan), rows))
-    types = _column_types(session, plan.table)
-    binary = _binary_types([types[c][0] for c in plan.columns], list(zip(*values, strict=True)))
-    cols = ", ".join(f'"{c}"' for c in plan.columns)
-    raw = session.connection().connection.driver_connection
-    with raw.cursor() as cur:  # type: ignore[union-attr]
-        cur.execute("SAVEPOINT ai_append")
+class Appending:
+    """Pages of new rows COPYed straight into ``model``'s table through one COPY statement held
+    open across them (`upsert`'s ``expect_new`` for a chunk's stream of pages, Postgres only).
+
+    Why: with a COPY per page the worker and its backend take turns, each waiting while the
+    other works on the page; with the COPY left open, the backend stores page n while the
+    worker parses and sends page n+1, as a raw COPY does (bench/RESULTS.md, issue 15). While
+    it is open the session's connection can run nothing else: `end` closes it, and must come
+    before any other statement on the session and before its commit. What `end` returns
+    counts the rows written since the COPY opened. Should one of them be stored already (Zoom
+    repeating an item on the next page, a webhook's row) or a page not fit the open COPY's
+    format, the pages since the savepoint the COPY opened under are undone and written by
+    `upsert` instead, on its ``ON CONFLICT`` path: the same rows and counts either way."""
+
+    def __init__(self, session: Session, model: type[SQLModel] | Table, *,
+                 conflict: Sequence[str], insert_only: Sequence[str] = (),
+                 immutable: bool = False, compare: Sequence[str] | None = None,
+                 touch: Sequence[str] = ()) -> None:
+        self._session, self._table = session, _table(model)
+        self._conflict, self._immutable = tuple(conflict), immutable
+        # `upsert`'s, for the rows that fall back to it (the same counts: classify mode's too).
+        self._options: dict[str, Any] = {"insert_only": insert_only, "compare": compare,
+                                         "touch": touch}
+        self._none = Written(0, 0, 0 if compare is not None else None)
+        self._rows: list[dict[str, Any]] = []  # since the savepoint, for the fallback
+        self._fell_back = self._none  # pages that took the usual path since `end`
+        self._cursor: Any = None
+        self._copying: Any = None  # psycopg's COPY context while the COPY is open
+        self._copy: Any = None
+        self._format: list[int] | None = None
+
+    @property
+    def open(self) -> bool:
+        return self._copy is not None
+
+    def write(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Send ``rows`` (the same keys in each) into the COPY, opening it if closed."""
+        if not rows:
+            return
+        rows = with_defaults(self._table, dedupe(rows, self._conflict))
+        plan = _plan(self._table, tuple(rows[0]), self._conflict, (), self._immutable, None,
+                     (), "postgresql")
+        values = list(map(_copy_values(plan), rows))
+        types = _column_types(self._session, self._table) if self._copy is None else None
+        if types is not None:
+            self._format = _binary_types([types[c][0] for c in plan.columns],
+                                         list(zip(*values, strict=True)))
+            self._start(plan)
+        elif self._format is not None and _binary_types(
+                self._format, list(zip(*values, strict=True))) is None:
+            # Not for the open binary COPY (a naive time, say): the pages so far take the
+            # usual path with this one.
+            self._abandon(rows)
+            return
         try:
-            _copy_into(cur, f'"{plan.table.name}"', cols, values, binary)
+            for row in values:
+                self._copy.write_row(row)
+        except Exception:  # a value the format cannot carry: the usual path instead
+            self._abandon(rows)
+            return
+        self._rows.extend(rows)
+
+    def end(self) -> Written:
+        """Close the COPY: what the rows written since the last `end` did (all new, unless
+        some fell back)."""
+        done, self._fell_back = self._fell_back, self._none
+        if self._copy is None:
+            return done
+        rows, self._rows = self._rows, []
+        cursor, copying = self._cursor, self._copying
+        self._copy = self._copying = self._cursor = None
+        try:
+            copying.__exit__(None, None, None)
         except UniqueViolation:
             # The rows the COPY had inserted are dead tuples now; rare (a repeated item).
-            cur.execute("ROLLBACK TO SAVEPOINT ai_append")
-            cur.execute("RELEASE SAVEPOINT ai_append")
-            return False
-        cur.execute("RELEASE SAVEPOINT ai_append")
-    return True
+            cursor.execute("ROLLBACK TO SAVEPOINT ai_append")
+            cursor.execute("RELEASE SAVEPOINT ai_append")
+            cursor.close()
+            return _sum(done, self._upsert(rows))
+        cursor.execute("RELEASE SAVEPOINT ai_append")
+        cursor.close()
+        return _sum(done, Written(len(rows), len(rows), done.updated))
+
+    def abort(self) -> None:
+        """Give up the open COPY (the chunk failed): the session's transaction is then to be
+        rolled back, as after any failed statement."""
+        if self._copy is not None:
+            copying, cursor = self._copying, self._cursor
+            self._copy = self._copying = self._cursor = None
+            self._rows = []
+            with contextlib.suppress(Exception):
+                copying.__exit__(RuntimeError, RuntimeError("aborted"), None)
+            cursor.close()
+
+    def _start(self, plan: _Plan) -> None:
+        raw = self._session.connection().connection.driver_connection
+        self._cursor = raw.cursor()  # type: ignore[union-attr]
+        self._cursor.execute("SAVEPOINT ai_append")
+        cols = ", ".join(f'"{c}"' for c in plan.columns)
+        fmt = " (FORMAT BINARY)" if self._format else ""
+        self._copying = self._cursor.copy(
+            f'COPY "{self._table.name}" ({cols}) FROM STDIN{fmt}')
+        self._copy = self._copying.__enter__()
+        if self._format:
+            self._copy.set_types(self._format)
+
+    def _abandon(self, rows: list[dict[str, Any]]) -> None:
+        """Undo the open COPY to its savepoint and write its rows and ``rows`` by `upsert`
+        (counted at the next `end`); the next page opens a COPY again."""
+        pending, self._rows = self._rows + rows, []
+        copying, cursor = self._copying, self._cursor
+        self._copy = self._copying = self._cursor = None
+        with contextlib.suppress(Exception):
+            copying.__exit__(RuntimeError, RuntimeError("abandoned"), None)
+        cursor.execute("ROLLBACK TO SAVEPOINT ai_append")
+        cursor.execute("RELEASE SAVEPOINT ai_append")
+        cursor.close()
+        self._fell_back = _sum(self._fell_back, self._upsert(pending))
+
+    def _upsert(self, rows: list[dict[str, Any]]) -> Written:
+        return upsert(self._session, self._table, rows, conflict=self._conflict,
+                      immutable=self._immutable, **self._options)
+
+
+def _sum(a: Written, b: Written) -> Written:
+    inserted = None if a.inserted is None or b.inserted is None else a.inserted + b.inserted
+    updated = None if a.updated is None or b.updated is None else a.updated + b.updated
+    return Written(a.rows + b.rows, inserted, updated)
 
 
 def _sqlite_upsert(session: Session, plan: _Plan, rows: list[dict[str, Any]]) -> Written:

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import bindparam, update
 from sqlmodel import Session
 
-from worker.kit.upsert import Written, upsert
+from worker.kit.upsert import Appending, Written, upsert
 from worker.models import ActivityEvent, SyncRun
 from worker.webhooks.inbox import webhooks_since
 from worker.webhooks.service import lock_signins, push_key
@@ -44,6 +44,18 @@ def claim_pushed(session: Session, source_id: uuid.UUID, rows: list[dict[str, An
     ]
     result: Any = session.connection().execute(stmt, params)
     return max(int(result.rowcount or 0), 0)
+
+
+def append_signins(session: Session, appending: Appending, source_id: uuid.UUID,
+                   rows: list[dict[str, Any]]) -> bool:
+    """A page of a window that held no events (``expect_new``) sent into the chunk's open COPY
+    (`kit.upsert.Appending`, counted when it ends); False when the source's webhooks report
+    events, its pushed twins to be claimed first: `store_signins` then. Whether they do is
+    read as the COPY opens (once a batch of pages; nothing can be read while it is open)."""
+    if not appending.open and webhooks_since(session, source_id) is not None:
+        return False
+    appending.write(rows)
+    return True
 
 
 def store_signins(session: Session, run_id: uuid.UUID, source_id: uuid.UUID,

@@ -170,14 +170,20 @@ def test_a_backfill_cut_short_after_a_commit_resumes_to_the_same_rows(
     from worker.activity import service
     from worker.kit import upsert as kit_upsert
 
+    # A COPY opened straight into the table (True), rows that fell back to upsert (False).
     straight: list[bool] = []
-    append = kit_upsert._append
+    start, fall_back = kit_upsert.Appending._start, kit_upsert.Appending._upsert
 
-    def spied(*args: Any, **kwargs: Any) -> bool:
-        straight.append(append(*args, **kwargs))
-        return straight[-1]
+    def started(self: Any, *args: Any) -> None:
+        straight.append(True)
+        start(self, *args)
 
-    monkeypatch.setattr(kit_upsert, "_append", spied)
+    def fell_back(self: Any, rows: Any) -> Any:
+        straight.append(False)
+        return fall_back(self, rows)
+
+    monkeypatch.setattr(kit_upsert.Appending, "_start", started)
+    monkeypatch.setattr(kit_upsert.Appending, "_upsert", fell_back)
     monkeypatch.setattr(service, "COMMIT_EVERY_PAGES", 1)
 
     class Died(Exception):

@@ -420,14 +420,20 @@ def test_a_first_pull_goes_straight_in_and_one_with_soft_deleted_rows_falls_back
     assert staged == []
     session.execute(update(ZoomUser).where(ZoomUser.source_id == source.id)
                     .values(deleted_at=t1))  # every account gone at the next complete pull
-    attempts: list[bool] = []
-    real_append = kit_upsert._append
+    # A straight COPY opened ("copy"), its rows undone and upserted ("fallback").
+    attempts: list[str] = []
+    start, fall_back = kit_upsert.Appending._start, kit_upsert.Appending._upsert
 
-    def counted(*args: Any) -> bool:
-        attempts.append(real_append(*args))
-        return attempts[-1]
+    def started(self: Any, *args: Any) -> None:
+        attempts.append("copy")
+        start(self, *args)
 
-    monkeypatch.setattr(kit_upsert, "_append", counted)
+    def fell_back(self: Any, rows: Any) -> Any:
+        attempts.append("fallback")
+        return fall_back(self, rows)
+
+    monkeypatch.setattr(kit_upsert.Appending, "_start", started)
+    monkeypatch.setattr(kit_upsert.Appending, "_upsert", fell_back)
     known = _known(session, source)
     back = _sync(session, source, _page(310)[:200], t2, known, 1)
     rest = _sync(session, source, _page(310)[200:], t2, known, 1)
@@ -435,8 +441,88 @@ def test_a_first_pull_goes_straight_in_and_one_with_soft_deleted_rows_falls_back
             back.unchanged + rest.unchanged) == (10, 300, 0)
     assert staged  # the page fell back to the staged upsert
     # ...and the next page went to it without trying the straight COPY again.
-    assert attempts == [False]
+    assert attempts == ["copy", "fallback"]
     stored = _stored(session, source)
     assert len(stored) == 310
     assert all(row[5] is None for row in stored.values())  # live again
     assert stored["u0"][3] == t1  # first_seen_at kept
+
+
+def _appending(session: Session):
+    from worker.kit.upsert import Appending
+
+    return Appending(session, ActivityEvent, conflict=("source_id", "event_key"), immutable=True)
+
+
+def test_pages_through_one_open_copy_store_what_the_staged_path_stores(session: Session) -> None:
+    tenant = make_tenant(session)
+    straight, staged = make_source(session, tenant), make_source(session, tenant)
+    events = _events(straight.id, tenant.id, 450)
+    appending = _appending(session)
+    for start in range(0, 450, 150):
+        appending.write(events[start:start + 150])
+        assert appending.open
+    written = appending.end()
+    assert not appending.open
+    assert (written.rows, written.inserted) == (450, 450)
+    assert appending.end() == type(written)(0, 0)  # counted once
+    upsert(session, ActivityEvent, _events(staged.id, tenant.id, 450),
+           conflict=("source_id", "event_key"), immutable=True)
+    assert _stored_events(session, straight.id) == _stored_events(session, staged.id)
+
+
+@pytest.mark.parametrize("where", ["stored before", "on an earlier page"])
+def test_a_row_stored_already_undoes_the_open_copy_and_its_pages_take_the_upsert(
+    session: Session, where: str
+) -> None:
+    tenant = make_tenant(session)
+    source = make_source(session, tenant)
+    events = _events(source.id, tenant.id, 400)
+    if where == "stored before":
+        upsert(session, ActivityEvent, events[:1], conflict=("source_id", "event_key"),
+               immutable=True)
+        pages = [events[:200], events[200:]]
+        want = (400, 399)
+    else:  # Zoom repeating the last item of a page at the top of the next
+        pages = [events[:200], [events[199], *events[200:]]]
+        want = (400, 400)
+    appending = _appending(session)
+    for page in pages:
+        appending.write(page)
+    written = appending.end()
+    assert (written.rows, written.inserted) == want
+    session.commit()
+    assert session.exec(select(func.count()).select_from(ActivityEvent).where(
+        ActivityEvent.source_id == source.id)).one() == 400
+
+
+def test_a_page_the_open_binary_copy_cannot_carry_takes_the_upsert_with_the_pages_before(
+    session: Session,
+) -> None:
+    """A naive timestamp (text COPY would let the server place it) after binary pages: those
+    pages and it are written by `upsert`; the next page opens a COPY again; one count."""
+    tenant = make_tenant(session)
+    source = make_source(session, tenant)
+    events = _events(source.id, tenant.id, 300)
+    naive = [dict(e, time=e["time"].replace(tzinfo=None)) for e in events[100:200]]
+    appending = _appending(session)
+    appending.write(events[:100])
+    appending.write(naive)
+    assert not appending.open
+    appending.write(events[200:])
+    assert appending.open
+    written = appending.end()
+    assert (written.rows, written.inserted) == (300, 300)
+    assert len(_stored_events(session, source.id)) == 300
+
+
+def test_an_aborted_copy_leaves_a_session_that_rolls_back(session: Session) -> None:
+    tenant = make_tenant(session)
+    source = make_source(session, tenant)
+    session.commit()
+    appending = _appending(session)
+    appending.write(_events(source.id, tenant.id, 50))
+    appending.abort()
+    assert not appending.open
+    session.rollback()
+    assert _stored_events(session, source.id) == []
