@@ -325,3 +325,24 @@ def test_the_sweep_sends_what_the_api_could_not_and_gives_up_after_its_attempts(
     inbox.sweep(utcnow() + inbox.RETENTION + dt.timedelta(minutes=1))
     with session_scope() as session:
         assert session.get(WebhookEvent, fresh) is None
+
+
+def test_a_window_without_events_of_a_source_with_webhooks_is_still_reconciled(
+    zoom: FakeZoomServer
+) -> None:
+    """An empty window's pages skip the ON CONFLICT path (an open COPY), except for a source
+    whose webhooks report: its pages are checked for pushed twins and counted as usual."""
+    account = zoom.fake.account(0)
+    source_id = add_source(account, account.s2s_app)
+    with_secret(source_id)
+    user = account.all_users("active")[0]
+    event = account.sign_in(user["id"])
+    push(source_id, "user.signed_in", sign_in_object(user["email"], event["time"],
+                                                     user_id=user["id"]))
+    earlier = dt.date.fromisoformat(event["time"][:10]) - dt.timedelta(days=3)
+    assert account.events(earlier, earlier)
+    run = signin_sync(source_id, earlier, earlier)
+    assert run.status == RunStatus.SUCCEEDED, run.error_message
+    assert run.details["missed_by_webhook"] == 0  # reconciled: nothing after the first push
+    assert {r.event_key for r in rows(source_id) if r.time.date() == earlier} == \
+        {event_key(source_id, e) for e in account.events(earlier, earlier)}
