@@ -47,6 +47,7 @@ from psycopg.errors import UniqueViolation
 from psycopg.postgres import types as pg_types
 from psycopg.types.json import Json
 from sqlalchemy import JSON, Table, literal_column, text, tuple_
+from sqlalchemy import event as sa_event
 from sqlalchemy.dialects import postgresql
 from sqlmodel import Session, SQLModel
 
@@ -241,7 +242,8 @@ def upsert(
     copying = len(rows) >= copy_threshold
     if expect_new and copying:
         appending = Appending(session, table, conflict=conflict, insert_only=insert_only,
-                              immutable=immutable, compare=compare, touch=touch)
+                              immutable=immutable, compare=compare, touch=touch,
+                              one_page=True)
         appending.write(rows)
         return appending.end()
     write = _copy_upsert if copying else _values_upsert
@@ -407,9 +409,9 @@ class Appending:
     Why: with a COPY per page the worker and its backend take turns, each waiting while the
     other works on the page; with the COPY left open, the backend stores page n while the
     worker parses and sends page n+1, as a raw COPY does (bench/RESULTS.md, issue 15). While
-    it is open the session's connection can run nothing else: `end` closes it, and must come
-    before any other statement on the session and before its commit. What `end` returns
-    counts the rows written since the COPY opened. Should one of them be stored already (Zoom
+    it is open the session's connection can run nothing else: any other statement of the
+    session, and its commit, close it first (session events). `end` closes it and counts the
+    rows written since the last `end`. Should one of them be stored already (Zoom
     repeating an item on the next page, a webhook's row) or a page not fit the open COPY's
     format, the pages since the savepoint the COPY opened under are undone and written by
     `upsert` instead, on its ``ON CONFLICT`` path: the same rows and counts either way."""
@@ -417,7 +419,7 @@ class Appending:
     def __init__(self, session: Session, model: type[SQLModel] | Table, *,
                  conflict: Sequence[str], insert_only: Sequence[str] = (),
                  immutable: bool = False, compare: Sequence[str] | None = None,
-                 touch: Sequence[str] = ()) -> None:
+                 touch: Sequence[str] = (), one_page: bool = False) -> None:
         self._session, self._table = session, _table(model)
         self._conflict, self._immutable = tuple(conflict), immutable
         # `upsert`'s, for the rows that fall back to it (the same counts: classify mode's too).
@@ -425,7 +427,9 @@ class Appending:
                                          "touch": touch}
         self._none = Written(0, 0, 0 if compare is not None else None)
         self._rows: list[dict[str, Any]] = []  # since the savepoint, for the fallback
-        self._fell_back = self._none  # pages that took the usual path since `end`
+        self._pending = self._none  # what was written since `end`, COPY closed
+        # Ended right after its one `write` (`upsert`'s own use): nothing to watch for.
+        self._watched: Any = None if not one_page else False
         self._cursor: Any = None
         self._copying: Any = None  # psycopg's COPY context while the COPY is open
         self._copy: Any = None
@@ -465,9 +469,16 @@ class Appending:
     def end(self) -> Written:
         """Close the COPY: what the rows written since the last `end` did (all new, unless
         some fell back)."""
-        done, self._fell_back = self._fell_back, self._none
+        self._close()
+        done, self._pending = self._pending, self._none
+        return done
+
+    def _close(self) -> None:
+        """End the open COPY, its counts kept for `end`. Also run, through the session's
+        events, before any other statement of the session and before its commit: a caller
+        that forgets `end` gets its rows written, not a connection that waits forever."""
         if self._copy is None:
-            return done
+            return
         rows, self._rows = self._rows, []
         cursor, copying = self._cursor, self._copying
         self._copy = self._copying = self._cursor = None
@@ -478,10 +489,12 @@ class Appending:
             cursor.execute("ROLLBACK TO SAVEPOINT ai_append")
             cursor.execute("RELEASE SAVEPOINT ai_append")
             cursor.close()
-            return _sum(done, self._upsert(rows))
+            self._pending = _sum(self._pending, self._upsert(rows))
+            return
         cursor.execute("RELEASE SAVEPOINT ai_append")
         cursor.close()
-        return _sum(done, Written(len(rows), len(rows), done.updated))
+        self._pending = _sum(self._pending, Written(len(rows), len(rows),
+                                                    self._pending.updated))
 
     def abort(self) -> None:
         """Give up the open COPY (the chunk failed): the session's transaction is then to be
@@ -495,7 +508,15 @@ class Appending:
             cursor.close()
 
     def _start(self, plan: _Plan) -> None:
-        raw = self._session.connection().connection.driver_connection
+        connection = self._session.connection()
+        if self._watched is not False and self._watched is not connection:
+            # Before any statement or commit of the session: the COPY ends first. (A commit
+            # hands the session a new connection: watched as the COPY opens on it.)
+            if self._watched is None:
+                sa_event.listen(self._session, "before_commit", lambda _s: self._close())
+            sa_event.listen(connection, "before_cursor_execute", lambda *_a: self._close())
+            self._watched = connection
+        raw = connection.connection.driver_connection
         self._cursor = raw.cursor()  # type: ignore[union-attr]
         self._cursor.execute("SAVEPOINT ai_append")
         cols = ", ".join(f'"{c}"' for c in plan.columns)
@@ -517,7 +538,7 @@ class Appending:
         cursor.execute("ROLLBACK TO SAVEPOINT ai_append")
         cursor.execute("RELEASE SAVEPOINT ai_append")
         cursor.close()
-        self._fell_back = _sum(self._fell_back, self._upsert(pending))
+        self._pending = _sum(self._pending, self._upsert(pending))
 
     def _upsert(self, rows: list[dict[str, Any]]) -> Written:
         return upsert(self._session, self._table, rows, conflict=self._conflict,

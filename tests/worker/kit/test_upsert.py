@@ -526,3 +526,24 @@ def test_an_aborted_copy_leaves_a_session_that_rolls_back(session: Session) -> N
     assert not appending.open
     session.rollback()
     assert _stored_events(session, source.id) == []
+
+
+def test_a_statement_or_a_commit_while_the_copy_is_open_ends_it_first_and_loses_no_count(
+    session: Session,
+) -> None:
+    """Nothing else can run on a connection in COPY: the session's next statement, or its
+    commit, closes the COPY first (else it would wait forever); `end` still counts it all."""
+    tenant = make_tenant(session)
+    source = make_source(session, tenant)
+    events = _events(source.id, tenant.id, 300)
+    appending = _appending(session)
+    appending.write(events[:100])
+    assert len(_stored_events(session, source.id)) == 100  # a SELECT: the COPY ended first
+    assert not appending.open
+    appending.write(events[100:200])
+    session.commit()
+    assert not appending.open
+    appending.write(events[200:])
+    written = appending.end()
+    assert (written.rows, written.inserted) == (300, 300)
+    assert len(_stored_events(session, source.id)) == 300
