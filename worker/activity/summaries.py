@@ -206,6 +206,11 @@ def recompute(session: Session, source: Source, days: Iterable[date],
     return int(result.rowcount)
 
 
+# Closed days handed to the thread together: each recompute has a fixed cost in the worker
+# (building the statement, ~5 ms); fewer, larger ones (bench/RESULTS.md, issue 15).
+CLOSED_DAYS_PER_RECOMPUTE = 3
+
+
 class Closing:
     """A sign-in chunk's day summaries, recomputed while the chunk still runs: once a batch
     of pages is committed, the days it wrote that the latest page does not reach are closed
@@ -244,7 +249,7 @@ class Closing:
     def committed(self) -> None:
         """What was written is committed: the days the chunk has moved past go to the thread."""
         closed = self._open - self._latest
-        if self._engine is None or not closed:
+        if self._engine is None or len(closed) < CLOSED_DAYS_PER_RECOMPUTE:
             return
         self._open -= closed
         self._handed |= closed
@@ -265,29 +270,35 @@ class Closing:
 
     def _work(self) -> None:
         assert self._engine is not None
-        while True:
-            days = self._queue.get()
-            if days is None:
-                return
-            # Days handed meanwhile go in the same statement: fewer, larger recomputes.
-            stop = False
-            while not self._queue.empty():
-                more = self._queue.get()
-                if more is None:
-                    stop = True
-                    break
-                days |= more
-            try:
-                with Session(self._engine) as session:
-                    source = session.get_one(Source, self._source_id)
-                    recompute(session, source, days)
-                    # The chunk's last commit is synchronous and flushes this one's WAL.
-                    sql.without_flush_wait(session)
-                    session.commit()
-                self._done |= days
-            except Exception:  # the chunk's last transaction recomputes these days
-                log.warning("summaries of %d closed day(s) of source %s not recomputed ahead; "
-                            "left to the chunk's end", len(days), self._source_id,
-                            exc_info=True)
-            if stop:
-                return
+        try:
+            with Session(self._engine, expire_on_commit=False) as session:
+                source = session.get_one(Source, self._source_id)
+                session.commit()
+                while self._recompute_next(session, source):
+                    pass
+        except Exception:  # what it has not done, the chunk's last transaction does
+            log.warning("summaries of source %s not recomputed ahead any more; left to the "
+                        "chunk's end", self._source_id, exc_info=True)
+
+    def _recompute_next(self, session: Session, source: Source) -> bool:
+        """Recompute the days handed next (and any handed meanwhile); False: no more."""
+        days = self._queue.get()
+        if days is None:
+            return False
+        # Days handed meanwhile go in the same statement: fewer, larger recomputes.
+        more = True
+        while more and not self._queue.empty():
+            handed = self._queue.get()
+            more = handed is not None
+            days |= handed or set()
+        try:
+            recompute(session, source, days)
+            # The chunk's last commit is synchronous and flushes this one's WAL.
+            sql.without_flush_wait(session)
+            session.commit()
+            self._done |= days
+        except Exception:  # the chunk's last transaction recomputes these days
+            session.rollback()
+            log.warning("summaries of %d closed day(s) of source %s not recomputed ahead; "
+                        "left to the chunk's end", len(days), self._source_id, exc_info=True)
+        return more
