@@ -38,7 +38,7 @@ import hashlib
 import itertools
 import operator
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -391,13 +391,20 @@ def _copy_upsert(session: Session, plan: _Plan, rows: Sequence[dict[str, Any]], 
         return max(cur.rowcount, 0), []
 
 
-def _copy_into(cur: Any, table: str, columns: str, values: Iterable[Sequence[Any]],
-               binary: list[int] | None) -> None:
-    """COPY `values` (rows of `columns`, a SQL list) into `table`; binary when typed."""
+@contextlib.contextmanager
+def _copy_from(cur: Any, table: str, columns: str, binary: list[int] | None) -> Iterator[Any]:
+    """psycopg's COPY of rows of `columns` (a SQL list) into `table`, binary when typed."""
     fmt = " (FORMAT BINARY)" if binary else ""
     with cur.copy(f"COPY {table} ({columns}) FROM STDIN{fmt}") as copy:
         if binary:
             copy.set_types(binary)
+        yield copy
+
+
+def _copy_into(cur: Any, table: str, columns: str, values: Iterable[Sequence[Any]],
+               binary: list[int] | None) -> None:
+    """COPY `values` (rows of `columns`, a SQL list) into `table`; binary when typed."""
+    with _copy_from(cur, table, columns, binary) as copy:
         for row in values:
             copy.write_row(row)
 
@@ -479,17 +486,12 @@ class Appending:
         that forgets `end` gets its rows written, not a connection that waits forever."""
         if self._copy is None:
             return
-        rows, self._rows = self._rows, []
-        cursor, copying = self._cursor, self._copying
-        self._copy = self._copying = self._cursor = None
+        rows, cursor, copying = self._detach()
         try:
             copying.__exit__(None, None, None)
         except UniqueViolation:
             # The rows the COPY had inserted are dead tuples now; rare (a repeated item).
-            cursor.execute("ROLLBACK TO SAVEPOINT ai_append")
-            cursor.execute("RELEASE SAVEPOINT ai_append")
-            cursor.close()
-            self._pending = _sum(self._pending, self._upsert(rows))
+            self._undo(cursor, rows)
             return
         cursor.execute("RELEASE SAVEPOINT ai_append")
         cursor.close()
@@ -500,12 +502,23 @@ class Appending:
         """Give up the open COPY (the chunk failed): the session's transaction is then to be
         rolled back, as after any failed statement."""
         if self._copy is not None:
-            copying, cursor = self._copying, self._cursor
-            self._copy = self._copying = self._cursor = None
-            self._rows = []
+            _, cursor, copying = self._detach()
             with contextlib.suppress(Exception):
                 copying.__exit__(RuntimeError, RuntimeError("aborted"), None)
             cursor.close()
+
+    def _detach(self) -> tuple[list[dict[str, Any]], Any, Any]:
+        """(rows since the savepoint, cursor, COPY context) of the open COPY, now closed here."""
+        detached = self._rows, self._cursor, self._copying
+        self._rows, self._copy, self._copying, self._cursor = [], None, None, None
+        return detached
+
+    def _undo(self, cursor: Any, rows: list[dict[str, Any]]) -> None:
+        """Back to the COPY's savepoint; ``rows`` written by `upsert` (counted at `end`)."""
+        cursor.execute("ROLLBACK TO SAVEPOINT ai_append")
+        cursor.execute("RELEASE SAVEPOINT ai_append")
+        cursor.close()
+        self._pending = _sum(self._pending, self._upsert(rows))
 
     def _start(self, plan: _Plan) -> None:
         connection = self._session.connection()
@@ -520,25 +533,16 @@ class Appending:
         self._cursor = raw.cursor()  # type: ignore[union-attr]
         self._cursor.execute("SAVEPOINT ai_append")
         cols = ", ".join(f'"{c}"' for c in plan.columns)
-        fmt = " (FORMAT BINARY)" if self._format else ""
-        self._copying = self._cursor.copy(
-            f'COPY "{self._table.name}" ({cols}) FROM STDIN{fmt}')
+        self._copying = _copy_from(self._cursor, f'"{self._table.name}"', cols, self._format)
         self._copy = self._copying.__enter__()
-        if self._format:
-            self._copy.set_types(self._format)
 
     def _abandon(self, rows: list[dict[str, Any]]) -> None:
         """Undo the open COPY to its savepoint and write its rows and ``rows`` by `upsert`
         (counted at the next `end`); the next page opens a COPY again."""
-        pending, self._rows = self._rows + rows, []
-        copying, cursor = self._copying, self._cursor
-        self._copy = self._copying = self._cursor = None
+        sent, cursor, copying = self._detach()
         with contextlib.suppress(Exception):
             copying.__exit__(RuntimeError, RuntimeError("abandoned"), None)
-        cursor.execute("ROLLBACK TO SAVEPOINT ai_append")
-        cursor.execute("RELEASE SAVEPOINT ai_append")
-        cursor.close()
-        self._pending = _sum(self._pending, self._upsert(pending))
+        self._undo(cursor, sent + rows)
 
     def _upsert(self, rows: list[dict[str, Any]]) -> Written:
         return upsert(self._session, self._table, rows, conflict=self._conflict,
