@@ -270,7 +270,6 @@ def fetch_signins(chunk: Chunk) -> None:
         if appending is not None and reconcile.append_signins(chunk.session, appending,
                                                               chunk.source_id, rows):
             return
-        chunk.end_writes()
         # Also merges the rows webhooks stored and counts what they missed (webhooks/).
         chunk.written(reconcile.store_signins(chunk.session, chunk.run_id, chunk.source_id,
                                               rows, expect_new=expect_new), immutable=True)
@@ -474,12 +473,11 @@ def fetch_chunk(session: Session, run: SyncRun, client: ZoomApi,
         FETCHERS[stream](chunk)
         chunk.end_writes()
         check()
-        summarized = chunk.summarized()
     except BaseException:
         chunk.abort_writes()  # the session can roll back only once its COPY is given up
         raise
     finally:
-        chunk.summarized()  # the summaries' thread stops with the chunk
+        summarized = chunk.summarized()  # the summaries' thread stops with the chunk
     # The last page, the watermark, the summaries not recomputed yet and the run record
     # commit together.
     source = session.get_one(Source, source_id)
