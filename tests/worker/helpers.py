@@ -296,3 +296,24 @@ def session_for_test() -> Session:
     from worker.db import get_engine
 
     return Session(get_engine())
+
+
+def straight_copies(monkeypatch: Any) -> list[str]:
+    """What `kit.upsert.Appending` does, in order: "copy" for each COPY it opens straight into
+    a table, "fallback" for each time its rows are undone and upserted instead."""
+    from worker.kit.upsert import Appending
+
+    seen: list[str] = []
+    start, fall_back = Appending._start, Appending._upsert
+
+    def started(self: Appending, *args: Any) -> None:
+        seen.append("copy")
+        start(self, *args)
+
+    def fell_back(self: Appending, rows: Any) -> Any:
+        seen.append("fallback")
+        return fall_back(self, rows)
+
+    monkeypatch.setattr(Appending, "_start", started)
+    monkeypatch.setattr(Appending, "_upsert", fell_back)
+    return seen

@@ -25,6 +25,7 @@ from tests.worker.helpers import (
     stored_event_keys,
     stored_participant_keys,
     stored_summaries,
+    straight_copies,
     truth_event_keys,
     truth_participant_keys,
     truth_sign_in_summaries,
@@ -168,22 +169,8 @@ def test_a_backfill_cut_short_after_a_commit_resumes_to_the_same_rows(
     CONFLICT path: the rows are the fake's all the same, the re-run counting only the rest."""
     from tests.env import settings_pointed_at
     from worker.activity import service
-    from worker.kit import upsert as kit_upsert
 
-    # A COPY opened straight into the table (True), rows that fell back to upsert (False).
-    straight: list[bool] = []
-    start, fall_back = kit_upsert.Appending._start, kit_upsert.Appending._upsert
-
-    def started(self: Any, *args: Any) -> None:
-        straight.append(True)
-        start(self, *args)
-
-    def fell_back(self: Any, rows: Any) -> Any:
-        straight.append(False)
-        return fall_back(self, rows)
-
-    monkeypatch.setattr(kit_upsert.Appending, "_start", started)
-    monkeypatch.setattr(kit_upsert.Appending, "_upsert", fell_back)
+    straight = straight_copies(monkeypatch)
     monkeypatch.setattr(service, "COMMIT_EVERY_PAGES", 1)
 
     class Died(Exception):
@@ -201,7 +188,7 @@ def test_a_backfill_cut_short_after_a_commit_resumes_to_the_same_rows(
         with pytest.raises(Died):
             fetch_chunk(session, chunk, activity.client, die)
         session.rollback()  # the worker's uncommitted pages are gone with it
-        assert straight == [True]
+        assert straight == ["copy"]
         kept = len(stored_event_keys(activity.source_id, session))
         assert kept > 100
         straight.clear()
@@ -212,7 +199,7 @@ def test_a_backfill_cut_short_after_a_commit_resumes_to_the_same_rows(
                 activity.fetch(run)
         # The other window, still empty, went straight in.
         assert straight
-        assert all(straight)
+        assert all(step == "copy" for step in straight)
         assert stored_event_keys(activity.source_id, session) == \
             truth_event_keys(account, activity.source_id)
         resumed = session.get_one(SyncRun, chunk.id)

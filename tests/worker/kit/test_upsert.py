@@ -9,6 +9,7 @@ import pytest
 from sqlmodel import Session, SQLModel, create_engine, func, select
 
 from tests.factories import make_source, make_tenant
+from tests.worker.helpers import straight_copies
 from worker.kit.upsert import upsert
 from worker.models import ActivityEvent, ZoomUser
 
@@ -420,20 +421,7 @@ def test_a_first_pull_goes_straight_in_and_one_with_soft_deleted_rows_falls_back
     assert staged == []
     session.execute(update(ZoomUser).where(ZoomUser.source_id == source.id)
                     .values(deleted_at=t1))  # every account gone at the next complete pull
-    # A straight COPY opened ("copy"), its rows undone and upserted ("fallback").
-    attempts: list[str] = []
-    start, fall_back = kit_upsert.Appending._start, kit_upsert.Appending._upsert
-
-    def started(self: Any, *args: Any) -> None:
-        attempts.append("copy")
-        start(self, *args)
-
-    def fell_back(self: Any, rows: Any) -> Any:
-        attempts.append("fallback")
-        return fall_back(self, rows)
-
-    monkeypatch.setattr(kit_upsert.Appending, "_start", started)
-    monkeypatch.setattr(kit_upsert.Appending, "_upsert", fell_back)
+    attempts = straight_copies(monkeypatch)
     known = _known(session, source)
     back = _sync(session, source, _page(310)[:200], t2, known, 1)
     rest = _sync(session, source, _page(310)[200:], t2, known, 1)
