@@ -3,13 +3,14 @@
 Postgres, big pages: COPY into a staging table kept for the session (temporary, `ON COMMIT
 DELETE ROWS`: created once per connection, not once per page), then one `INSERT ... SELECT ...
 ON CONFLICT` that also empties it. The COPY is binary when every value of the page is of the
-Python type the column's binary format takes (UUID, str, aware datetime, int, ...): psycopg's
-text format spends several microseconds a row turning UUIDs and datetimes into text, the
-largest share of the worker's CPU per sign-in event (bench/RESULTS.md). Any other page goes as
-text, as before. Rows the caller knows to be new (``expect_new``: a backfill's empty window)
-are COPYed into the table itself, under a savepoint that a stored row rolls back to; a stream
-of such pages through one COPY held open across them (`Appending`). Small pages, and SQLite
-(the demo): a multi-row `INSERT ... ON CONFLICT`. Every path gives the same rows.
+Python type the column's binary format takes (UUID, str, aware datetime, int, ..., and for a
+JSON column anything `json.dumps` takes): psycopg's text format spends several microseconds a
+row turning UUIDs and datetimes into text, the largest share of the worker's CPU per sign-in
+event and per user (bench/RESULTS.md). Any other page goes as text, as before. Rows the
+caller knows to be new (``expect_new``: a backfill's empty window) are COPYed into the table
+itself, under a savepoint that a stored row rolls back to; a stream of such pages through one
+COPY held open across them (`Appending`). Small pages, and SQLite (the demo): a multi-row
+`INSERT ... ON CONFLICT`. Every path gives the same rows.
 
 Two modes of `DO UPDATE`:
 - plain: a stored row takes every column but the key and `insert_only`;
@@ -64,6 +65,9 @@ _BINARY_COPY: dict[int, type] = {pg_types.get(name).oid: kind for name, kind in 
     ("uuid", uuid.UUID), ("text", str), ("varchar", str), ("timestamptz", datetime),
     ("int2", int), ("int4", int), ("int8", int), ("bool", bool), ("date", date))}
 _TIMESTAMPTZ = pg_types.get("timestamptz").oid  # type: ignore[union-attr]
+# A json column's binary format is its text: psycopg's dumper for it encodes any value (the
+# same `json.dumps` as the text path's `Json` wrapper), so a page with JSON goes binary too.
+_JSON_OIDS = frozenset(pg_types.get(name).oid for name in ("json", "jsonb"))  # type: ignore[union-attr]
 
 
 @dataclass(frozen=True)
@@ -305,14 +309,29 @@ def _values_upsert(session: Session, plan: _Plan, rows: list[dict[str, Any]], *,
 
 
 def _copy_values(plan: _Plan) -> Callable[[dict[str, Any]], Sequence[Any]]:
-    """A row's values in `plan.columns` order, as COPY takes them (JSON columns wrapped)."""
+    """A row's values in `plan.columns` order, as a binary COPY takes them (`_as_text` makes
+    them what a text COPY takes)."""
     columns = plan.columns
-    json_cols = {c.name for c in plan.table.columns if isinstance(c.type, JSON)}
-    if json_cols or len(columns) < 2:
-        return lambda row: [Json(row[c]) if c in json_cols and row[c] is not None else row[c]
-                            for c in columns]
-    # One C call per row: every field of every event passes here.
+    if len(columns) < 2:
+        return lambda row: [row[columns[0]]]
+    # One C call per row: every field of every event and user passes here.
     return operator.itemgetter(*columns)
+
+
+def _as_text(plan: _Plan, values: list[Sequence[Any]]) -> list[Sequence[Any]]:
+    """Rows of `_copy_values` as a text COPY takes them: a JSON column's value wrapped (in a
+    text COPY psycopg would send a list as a Postgres array)."""
+    json_at = [i for i, c in enumerate(plan.columns) if isinstance(plan.table.c[c].type, JSON)]
+    if not json_at:
+        return values
+    wrapped: list[Sequence[Any]] = []
+    for row in values:
+        values_of_row = list(row)
+        for i in json_at:
+            if values_of_row[i] is not None:
+                values_of_row[i] = Json(values_of_row[i])
+        wrapped.append(values_of_row)
+    return wrapped
 
 
 def _column_types(session: Session, table: Table) -> dict[str, tuple[int, str]]:
@@ -332,11 +351,14 @@ def _column_types(session: Session, table: Table) -> dict[str, tuple[int, str]]:
 def _binary_types(oids: list[int], columns: list[tuple[Any, ...]]) -> list[int] | None:
     """`oids`, when a binary COPY can send every value of `columns` (a page, column by column):
     each column of a type in `_BINARY_COPY`, each value None or of exactly its Python type, each
-    timestamp aware. None: send the page as text (json, arrays, a str for a uuid, ...)."""
+    timestamp aware; a JSON column takes any value. None: send the page as text (arrays, a
+    str for a uuid, ...)."""
     kinds = [_BINARY_COPY.get(oid) for oid in oids]
-    if None in kinds:
+    if any(kind is None and oid not in _JSON_OIDS for oid, kind in zip(oids, kinds, strict=True)):
         return None
     for oid, kind, column in zip(oids, kinds, columns, strict=True):
+        if kind is None:
+            continue  # JSON: whatever `json.dumps` takes, as on the text path
         found = set(map(type, column))
         found.discard(type(None))
         if found - {kind}:
@@ -365,6 +387,8 @@ def _copy_upsert(session: Session, plan: _Plan, rows: Sequence[dict[str, Any]], 
     stage = _staging(session, plan.table, staged)
     types = _column_types(session, plan.table)
     binary = _binary_types([types[c][0] for c in staged], [by_column[i] for i in sent])
+    if binary is None:
+        values = _as_text(plan, values)
     if constant:
         pick = operator.itemgetter(*sent)
         values = [(v,) for v in map(pick, values)] if len(sent) == 1 else list(map(pick, values))
@@ -381,6 +405,8 @@ def _copy_upsert(session: Session, plan: _Plan, rows: Sequence[dict[str, Any]], 
     if returning:
         insert += f" RETURNING {', '.join(plan.returning)}"
     params = [by_column[i][0] for i in sorted(constant)]
+    params = [Json(v) if v is not None and isinstance(plan.table.c[plan.columns[i]].type, JSON)
+              else v for i, v in zip(sorted(constant), params, strict=True)]
     raw = session.connection().connection.driver_connection
     with raw.cursor() as cur:  # type: ignore[union-attr]
         _copy_into(cur, stage, staged_cols, values, binary)
@@ -465,6 +491,8 @@ class Appending:
             # usual path with this one.
             self._abandon(rows)
             return
+        if self._format is None:
+            values = _as_text(plan, values)
         try:
             for row in values:
                 self._copy.write_row(row)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from sqlmodel import Session, SQLModel, create_engine, func, select
 
 from tests.factories import make_source, make_tenant
@@ -143,6 +144,66 @@ def test_a_copied_page_stores_the_same_rows_in_binary_or_as_text(
         stored = [(*r[:4], "Sign in", *r[5:]) if r[4] == "5" else r for r in stored]
     assert stored == _stored_events(session, expected_source.id)
     assert len(stored) == n
+
+
+def _stored_users(session: Session, source_id) -> list[tuple]:
+    """The users' rows, their JSON columns as the text stored (the same text on every path)."""
+    return [tuple(r) for r in session.connection().execute(text(
+        "SELECT zoom_id, tenant_id, first_name, CAST(group_ids AS TEXT), "
+        "CAST(custom_attributes AS TEXT), last_seen_at FROM zoom_user "
+        "WHERE source_id = :s ORDER BY zoom_id"), {"s": source_id}).all()]
+
+
+@pytest.mark.parametrize("path", ["binary", "text", "values", "straight", "open"])
+def test_pages_with_json_columns_store_the_same_text_on_every_path(
+    session: Session, path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A JSON column goes in a binary COPY as the same text the text COPY and the VALUES send:
+    odd values too (unicode, nesting, a string, a number, a backslash), and one object every
+    row shares (a model default filled once for the page, bound once on the staged path)."""
+    import worker.kit.upsert as kit
+    from worker.kit.upsert import Appending
+
+    formats: list[str] = []
+    copy_from = kit._copy_from
+
+    def spied(cur: Any, table: str, columns: str, binary: Any) -> Any:
+        formats.append("binary" if binary else "text")
+        return copy_from(cur, table, columns, binary)
+
+    tenant = make_tenant(session)
+    shared: list[Any] = [{"key": "k", "name": "n", "value": "v"}]
+    odd: list[Any] = [["g\u00e9", "\u4e2d"], {"a": [1, {"b": None}]}, "text", 7, [], "\\"]
+
+    def page(source_id) -> list[dict]:
+        rows = _rows(source_id, tenant.id, 150)
+        for i, row in enumerate(rows):
+            row["group_ids"] = odd[i % len(odd)]
+            row["custom_attributes"] = shared
+        return rows
+
+    expected_source, source = make_source(session, tenant), make_source(session, tenant)
+    upsert(session, ZoomUser, page(expected_source.id), conflict=("source_id", "zoom_id"),
+           copy_threshold=10_000)
+    rows = page(source.id)
+    monkeypatch.setattr(kit, "_copy_from", spied)
+    if path == "text":
+        rows[7]["tenant_id"] = str(tenant.id)  # a text COPY for the whole page
+    conflict = ("source_id", "zoom_id")
+    if path == "open":
+        appending = Appending(session, ZoomUser, conflict=conflict)
+        appending.write(rows[:100])
+        appending.write(rows[100:])
+        written = appending.end()
+    else:
+        written = upsert(session, ZoomUser, rows, conflict=conflict,
+                         copy_threshold=10_000 if path == "values" else 1,
+                         expect_new=path == "straight")
+    assert (written.rows, written.inserted) == (150, 150)
+    assert formats == {"values": [], "text": ["text"]}.get(path, ["binary"])
+    stored = _stored_users(session, source.id)
+    assert stored == _stored_users(session, expected_source.id)
+    assert {r[3] for r in stored} >= {'["g\\u00e9", "\\u4e2d"]', '"text"', "7"}
 
 
 def test_rows_expected_new_go_straight_into_the_table_and_equal_the_staged_path(
@@ -437,7 +498,15 @@ def test_a_first_pull_goes_straight_in_and_one_with_soft_deleted_rows_falls_back
 
 
 def _appending(session: Session):
+    import worker.kit.upsert as kit
     from worker.kit.upsert import Appending
+
+    formats: list[str] = []
+    copy_from = kit._copy_from
+
+    def spied(cur: Any, table: str, columns: str, binary: Any) -> Any:
+        formats.append("binary" if binary else "text")
+        return copy_from(cur, table, columns, binary)
 
     return Appending(session, ActivityEvent, conflict=("source_id", "event_key"), immutable=True)
 
