@@ -150,19 +150,26 @@ def aggregation_worker(arg: dict[str, Any], wait_start: WaitStart) -> dict[str, 
 
 def fetch_only_worker(arg: dict[str, Any], wait_start: WaitStart) -> dict[str, Any]:
     """The same requests as an aggregation, items counted and dropped."""
+    from worker.aggregation.service import USER_LIST_PARAMS
+
     source_id = uuid.UUID(arg["source"])
     client = _client(source_id, arg["api_url"])
     wait_start()
     t0, cpu0 = time.perf_counter(), cpu_seconds()
     items = 0
     for status in STATUSES:
-        for page in client.iter_pages("/users", {"status": status}, "users"):
+        # With the custom attributes the aggregation asks for (before 2026-12-04 it paged
+        # the users without them, and skipped the roles' privileges: a lower floor).
+        for page in client.iter_pages("/users", {**USER_LIST_PARAMS, "status": status},
+                                      "users"):
             items += len(page.items)
     for kind in ("groups", "roles"):
         body = client.get(f"/{kind}", {"page_size": PAGE_SIZE} if kind == "groups" else None)
         for entry in body.get(kind) or []:
             for page in client.iter_pages(f"/{kind}/{entry['id']}/members", {}, "members"):
                 items += len(page.items)
+    for entry in body.get("roles") or []:
+        client.get(f"/roles/{entry['id']}")  # each role's privileges, as the pull asks
     return {"seconds": time.perf_counter() - t0, "cpu_seconds": cpu_seconds() - cpu0,
             "items": items}
 

@@ -59,6 +59,8 @@ from worker.zoom.errors import ZoomBadResponse, ZoomNotFound, ZoomScopeError
 log = logging.getLogger(__name__)
 
 USER_STATUSES = ("active", "inactive", "pending")
+# custom_attributes are only in the answer when asked for (spec, `users` include_fields).
+USER_LIST_PARAMS = {"include_fields": "custom_attributes"}
 
 
 # Pages written per transaction (or seconds between commits, whichever comes first).
@@ -201,9 +203,7 @@ def _table(model: type[SQLModel]) -> Table:
 
 def pull_users(session: Session, client: ZoomApi, pull: Pull) -> None:
     tally = pull.tally("users")
-    # custom_attributes are only in the answer when asked for (spec, `users` include_fields).
-    params = {"include_fields": "custom_attributes"}
-    statuses = (client.iter_pages("/users", {**params, "status": status}, "users")
+    statuses = (client.iter_pages("/users", {**USER_LIST_PARAMS, "status": status}, "users")
                 for status in USER_STATUSES)
     # The next page is fetched (in a thread) while one is written, across the statuses too.
     known = pull.known(session, _table(ZoomUser), ("source_id", "zoom_id"),
