@@ -20,8 +20,10 @@ from worker.models.tenancy import source_column, source_of_tenant_fk, tenant_col
 # "older event" rule read it), so these tables' heap pages keep room for the new versions: an
 # update that finds room on its own page and changes no indexed column is HOT (no new entry in
 # any index), which is most of the cost of a no-change pull (bench/RESULTS.md, "no-change
-# aggregation"). Inserts fill pages to 70%; the rest is for updates.
-DIRECTORY_FILLFACTOR = 70
+# aggregation"). Inserts fill pages to half: a pull updates all of a page's rows in one
+# transaction (no old version can be pruned meanwhile), so each needs room for its new one. At
+# 70% only 45% of a no-change pull's updates were HOT; at 50%, all (issue 15).
+DIRECTORY_FILLFACTOR = 50
 _ROOM_FOR_UPDATES = {"postgresql_with": {"fillfactor": DIRECTORY_FILLFACTOR}}
 
 
