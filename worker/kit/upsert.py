@@ -309,8 +309,8 @@ def _values_upsert(session: Session, plan: _Plan, rows: list[dict[str, Any]], *,
 
 
 def _copy_values(plan: _Plan) -> Callable[[dict[str, Any]], Sequence[Any]]:
-    """A row's values in `plan.columns` order, as a binary COPY takes them (`_as_text` makes
-    them what a text COPY takes)."""
+    """A row's values in `plan.columns` order, as a binary COPY takes them but for JSON
+    columns' None (`_json_values`)."""
     columns = plan.columns
     if len(columns) < 2:
         return lambda row: [row[columns[0]]]
@@ -318,17 +318,19 @@ def _copy_values(plan: _Plan) -> Callable[[dict[str, Any]], Sequence[Any]]:
     return operator.itemgetter(*columns)
 
 
-def _as_text(plan: _Plan, values: list[Sequence[Any]]) -> list[Sequence[Any]]:
-    """Rows of `_copy_values` as a text COPY takes them: a JSON column's value wrapped (in a
-    text COPY psycopg would send a list as a Postgres array)."""
+def _json_values(plan: _Plan, values: list[Sequence[Any]], binary: bool
+                 ) -> list[Sequence[Any]]:
+    """Rows of `_copy_values` with their JSON columns' values as the VALUES path stores them:
+    None as JSON null (SQLAlchemy's `JSON`, ``none_as_null`` off), not SQL NULL; in a text COPY
+    every value wrapped (psycopg would send a list as a Postgres array)."""
     json_at = [i for i, c in enumerate(plan.columns) if isinstance(plan.table.c[c].type, JSON)]
-    if not json_at:
+    if not json_at or (binary and all(row[i] is not None for row in values for i in json_at)):
         return values
     wrapped: list[Sequence[Any]] = []
     for row in values:
         values_of_row = list(row)
         for i in json_at:
-            if values_of_row[i] is not None:
+            if not binary or values_of_row[i] is None:
                 values_of_row[i] = Json(values_of_row[i])
         wrapped.append(values_of_row)
     return wrapped
@@ -387,8 +389,7 @@ def _copy_upsert(session: Session, plan: _Plan, rows: Sequence[dict[str, Any]], 
     stage = _staging(session, plan.table, staged)
     types = _column_types(session, plan.table)
     binary = _binary_types([types[c][0] for c in staged], [by_column[i] for i in sent])
-    if binary is None:
-        values = _as_text(plan, values)
+    values = _json_values(plan, values, binary is not None)
     if constant:
         pick = operator.itemgetter(*sent)
         values = [(v,) for v in map(pick, values)] if len(sent) == 1 else list(map(pick, values))
@@ -405,8 +406,8 @@ def _copy_upsert(session: Session, plan: _Plan, rows: Sequence[dict[str, Any]], 
     if returning:
         insert += f" RETURNING {', '.join(plan.returning)}"
     params = [by_column[i][0] for i in sorted(constant)]
-    params = [Json(v) if v is not None and isinstance(plan.table.c[plan.columns[i]].type, JSON)
-              else v for i, v in zip(sorted(constant), params, strict=True)]
+    params = [Json(v) if isinstance(plan.table.c[plan.columns[i]].type, JSON) else v
+              for i, v in zip(sorted(constant), params, strict=True)]
     raw = session.connection().connection.driver_connection
     with raw.cursor() as cur:  # type: ignore[union-attr]
         _copy_into(cur, stage, staged_cols, values, binary)
@@ -491,8 +492,7 @@ class Appending:
             # usual path with this one.
             self._abandon(rows)
             return
-        if self._format is None:
-            values = _as_text(plan, values)
+        values = _json_values(plan, values, self._format is not None)
         try:
             for row in values:
                 self._copy.write_row(row)

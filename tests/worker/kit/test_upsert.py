@@ -12,7 +12,7 @@ from sqlmodel import Session, SQLModel, create_engine, func, select
 from tests.factories import make_source, make_tenant
 from tests.worker.helpers import straight_copies
 from worker.kit.upsert import upsert
-from worker.models import ActivityEvent, ZoomUser
+from worker.models import ActivityEvent, ZoomRole, ZoomUser
 
 
 def _rows(source_id, tenant_id, n: int, name: str = "A") -> list[dict]:
@@ -204,6 +204,28 @@ def test_pages_with_json_columns_store_the_same_text_on_every_path(
     stored = _stored_users(session, source.id)
     assert stored == _stored_users(session, expected_source.id)
     assert {r[3] for r in stored} >= {'["g\\u00e9", "\\u4e2d"]', '"text"', "7"}
+
+
+@pytest.mark.parametrize("path", ["binary", "text", "values", "straight", "one row"])
+def test_none_in_a_json_column_is_json_null_on_every_path(session: Session, path: str) -> None:
+    """SQLAlchemy's JSON stores Python None as JSON null (the VALUES path); the COPY paths
+    sent SQL NULL until 2026-12-04. A role's `privileges` (nullable: not known yet) tells."""
+    tenant = make_tenant(session)
+    source = make_source(session, tenant)
+    n = 1 if path == "one row" else 150
+    rows = [{"tenant_id": tenant.id, "source_id": source.id, "zoom_id": f"r{i}",
+             "privileges": None if i % 2 == 0 else ["User:Read"]} for i in range(n)]
+    if path == "text":
+        rows[-1]["tenant_id"] = str(tenant.id)
+    written = upsert(session, ZoomRole, rows, conflict=("source_id", "zoom_id"),
+                     copy_threshold=10_000 if path == "values" else 1,
+                     expect_new=path == "straight")
+    assert written.rows == n
+    stored = session.connection().execute(text(
+        "SELECT count(*) FILTER (WHERE privileges IS NULL), "
+        "count(*) FILTER (WHERE CAST(privileges AS TEXT) = 'null') "
+        "FROM zoom_role WHERE source_id = :s"), {"s": source.id}).one()
+    assert tuple(stored) == (0, (n + 1) // 2)
 
 
 def test_rows_expected_new_go_straight_into_the_table_and_equal_the_staged_path(
