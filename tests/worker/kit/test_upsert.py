@@ -476,6 +476,31 @@ def test_touch_unchanged_takes_keys_any_text_can_be(session: Session) -> None:
     assert {z: row[4] for z, row in _stored(session, source).items()} == dict.fromkeys(odd, t2)
 
 
+def test_a_no_change_pull_touches_every_row_in_place(session: Session) -> None:
+    """Every touch of a no-change pull is a HOT update (no new index entry), even with all
+    the rows of each heap page touched in one transaction: the directory tables' fillfactor
+    leaves room for each row's new version (at 70, 3 in 7 found it)."""
+    source = make_source(session, make_tenant(session))
+    t1, t2 = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
+    rows = _page(2000)
+    for start in range(0, len(rows), 300):
+        _sync(session, source, rows[start:start + 300], t1, _known(session, source), 100)
+
+    def updates() -> tuple[int, int]:
+        got = session.connection().execute(text(
+            "SELECT pg_stat_get_xact_tuples_updated(CAST('zoom_user' AS regclass)), "
+            "pg_stat_get_xact_tuples_hot_updated(CAST('zoom_user' AS regclass))")).one()
+        return int(got[0]), int(got[1])
+
+    before = updates()
+    known = _known(session, source)
+    for start in range(0, len(rows), 300):
+        written = _sync(session, source, rows[start:start + 300], t2, known, 100)
+        assert written.unchanged == len(rows[start:start + 300])
+    after = updates()
+    assert (after[0] - before[0], after[1] - before[1]) == (2000, 2000)
+
+
 def test_a_first_pull_goes_straight_in_and_one_with_soft_deleted_rows_falls_back(
     session: Session, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
