@@ -22,9 +22,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
-    String,
     and_,
     case,
     cast,
@@ -59,21 +57,11 @@ log = logging.getLogger(__name__)
 def _details(zoom_id: Any, identity_id: Any, dialect: str) -> Any:
     """`details` of a summary row: {} for an e-mail without a Zoom account, else the account's
     id and, when correlated, the identity's id as the canonical uuid string."""
-    if dialect == "postgresql":
-        empty: Any = cast(literal("{}"), JSON)
-        linked = func.json_build_object("user_zoom_id", zoom_id)
-        both = func.json_build_object("user_zoom_id", zoom_id,
-                                      "identity_id", cast(identity_id, String))
-    else:
-        # SQLite stores a Uuid as 32 hex digits; str(uuid) is the dashed lower-case form.
-        hexid = func.lower(cast(identity_id, String))
-        dashed = (func.substr(hexid, 1, 8) + "-" + func.substr(hexid, 9, 4) + "-"
-                  + func.substr(hexid, 13, 4) + "-" + func.substr(hexid, 17, 4) + "-"
-                  + func.substr(hexid, 21, 12))
-        empty = literal("{}")
-        linked = func.json_object("user_zoom_id", zoom_id)
-        both = func.json_object("user_zoom_id", zoom_id, "identity_id", dashed)
-    return case((zoom_id.is_(None), empty), (identity_id.is_(None), linked), else_=both)
+    linked = sql.json_object(dialect, "user_zoom_id", zoom_id)
+    both = sql.json_object(dialect, "user_zoom_id", zoom_id,
+                           "identity_id", sql.uuid_text(identity_id, dialect))
+    return case((zoom_id.is_(None), sql.empty_json_object(dialect)),
+                (identity_id.is_(None), linked), else_=both)
 
 
 def _in_days(column: Any, days: list[date]) -> Any:

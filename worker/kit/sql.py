@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from sqlalchemy import Date, Table, cast, func, text
+from sqlalchemy import JSON, Date, String, Table, cast, func, literal, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
@@ -23,7 +23,18 @@ def dialect(session: Session) -> str:
 
 def insert(session: Session, table: Table) -> Any:
     """`INSERT` with the dialect's `ON CONFLICT` (`on_conflict_do_update` / `_do_nothing`)."""
-    return postgresql.insert(table) if is_postgres(session) else sqlite.insert(table)
+    return insert_in(dialect(session), table)
+
+
+def insert_in(dialect_name: str, table: Table) -> Any:
+    """`insert` for a dialect by name (a statement built once per dialect, outside a session)."""
+    return postgresql.insert(table) if dialect_name == "postgresql" else sqlite.insert(table)
+
+
+def skip_locked(session: Session, stmt: Any) -> Any:
+    """``stmt`` locking the rows it selects and passing over those another transaction holds
+    (Postgres). SQLite has no row locks and one writer at a time: the plain select is enough."""
+    return stmt.with_for_update(skip_locked=True) if is_postgres(session) else stmt
 
 
 def pages_per_commit(session: Session, pages: int) -> int:
@@ -46,6 +57,14 @@ def without_flush_wait(session: Session) -> None:
         session.execute(text("SET LOCAL synchronous_commit TO OFF"))
 
 
+def without_jit(session: Session) -> None:
+    """No JIT compilation for the rest of this transaction (Postgres; SQLite has none). For a
+    statement whose estimated cost is far above what it runs in: Postgres compiles by the
+    estimate (bench/RESULTS.md, the report page)."""
+    if is_postgres(session):
+        session.execute(text("SET LOCAL jit = off"))
+
+
 def xact_lock(session: Session, name: str) -> None:
     """Serialise the transactions that take the same `name` until they end (a Postgres
     advisory transaction lock). SQLite has one writer at a time already: nothing to do."""
@@ -61,3 +80,26 @@ def utc_day(column: Any, dialect_name: str) -> Any:
         # date() of a timestamptz follows the session time zone; summaries are UTC days.
         return cast(func.timezone("UTC", column), Date)
     return func.date(column, type_=Date)
+
+
+def json_object(dialect_name: str, *pairs: Any) -> Any:
+    """A JSON object of (key, value) ``pairs``, built in the database."""
+    if dialect_name == "postgresql":
+        return func.json_build_object(*pairs)
+    return func.json_object(*pairs)
+
+
+def empty_json_object(dialect_name: str) -> Any:
+    """{} as a JSON value of the dialect."""
+    return cast(literal("{}"), JSON) if dialect_name == "postgresql" else literal("{}")
+
+
+def uuid_text(column: Any, dialect_name: str) -> Any:
+    """A Uuid column as the canonical dashed lower-case text (what `str(uuid)` gives); SQLite
+    stores a Uuid as 32 hex digits."""
+    if dialect_name == "postgresql":
+        return cast(column, String)
+    hexid = func.lower(cast(column, String))
+    return (func.substr(hexid, 1, 8) + "-" + func.substr(hexid, 9, 4) + "-"
+            + func.substr(hexid, 13, 4) + "-" + func.substr(hexid, 17, 4) + "-"
+            + func.substr(hexid, 21, 12))

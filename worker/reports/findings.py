@@ -44,7 +44,6 @@ from sqlalchemy import (
     null,
     or_,
     select,
-    text,
     type_coerce,
     union,
     union_all,
@@ -52,6 +51,7 @@ from sqlalchemy import (
 from sqlmodel import Session, col
 
 from worker.insights import inactive_condition
+from worker.kit import sql
 from worker.models import (
     AccountCorrelation,
     ActivityEvent,
@@ -110,13 +110,6 @@ class ReviewParams:
         return self.since.astimezone(UTC).date()
 
 
-def _utc_day(column: Any, dialect: str) -> Any:
-    """The UTC day of a timestamp as a Date (as the summaries compute it)."""
-    if dialect == "postgresql":
-        return cast(func.timezone("UTC", column), Date)
-    return func.date(column, type_=Date)
-
-
 def _later(a: Any, b: Any) -> Any:
     """The later of two nullable timestamps (GREATEST is Postgres-only and SQLite's max(a, b)
     is NULL when either is)."""
@@ -157,7 +150,7 @@ def active_days(params: ReviewParams, dialect: str, emails: Any = None) -> Any:
     def part(model: Any, email: Any, at: Any) -> Any:
         return _scoped(
             select(account_source(model).label("sid"), email.label("email"),
-                   _utc_day(at, dialect).label("day"))
+                   sql.utc_day(at, dialect).label("day"))
             .join(Source, col(Source.id) == model.source_id)
             .where(col(model.tenant_id) == t, at >= _instant(start)), email, emails)
 
@@ -192,7 +185,7 @@ def _account_activity(params: ReviewParams, dialect: str, emails: Any = None) ->
     no_time = cast(null(), UTCDateTime())
 
     def day_from(at: Any) -> Any:
-        return case((at >= start, _utc_day(at, dialect)), else_=cast(null(), Date))
+        return case((at >= start, sql.utc_day(at, dialect)), else_=cast(null(), Date))
 
     def rows(model: Any, email: Any, at: Any, sign_in_at: Any, day: Any, event_sign_ins: Any,
              summary_sign_ins: Any) -> Any:
@@ -291,7 +284,7 @@ def build_review(
     what the tenant does; ``iter_rows`` must then be asked for the same page (and finding).
     With ``finding`` too, the page's accounts are the next ones *with that finding*
     (``account_condition``, walked in id order), so a filtered page costs a page as well."""
-    dialect = session.get_bind().dialect.name
+    dialect = sql.dialect(session)
     u: Any = ZoomUser  # columns, for SQL expressions (mypy reads them as their Python values)
     email = func.lower(u.email)
     emails = page_ids = None
@@ -410,17 +403,6 @@ def to_review(review: Review, row: Any) -> AccountReview:
     )
 
 
-def without_jit(session: Session) -> None:
-    """No JIT compilation for the rest of this transaction (Postgres). Postgres compiles a
-    statement whose *estimated* cost passes jit_above_cost; the EXISTS probes of a filtered
-    page (``account_condition``) put the estimate in the tens of millions although the page
-    runs in a few hundred milliseconds, and compiling its ~200 functions took 9 s at 10,000
-    accounts (bench/RESULTS.md). The unfiltered review is estimated below the threshold, so
-    this changes nothing there."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SET LOCAL jit = off"))
-
-
 def iter_rows(
     session: Session,
     review: Review,
@@ -438,7 +420,11 @@ def iter_rows(
     query = query.order_by(col(ZoomUser.id))
     if limit is not None:
         query = query.limit(limit)
-    without_jit(session)
+    # The EXISTS probes of a filtered page (``account_condition``) put Postgres' estimate in
+    # the tens of millions although the page runs in a few hundred milliseconds; compiling its
+    # ~200 functions took 9 s at 10,000 accounts (bench/RESULTS.md). The unfiltered review is
+    # estimated below jit_above_cost, so this changes nothing there.
+    sql.without_jit(session)
     # Core, not ORM, execution: the ORM's per-row loading was most of a 10,000-row page's time.
     result = session.connection().execute(query.execution_options(yield_per=STREAM_BATCH))
     try:
@@ -476,7 +462,7 @@ def count_accounts(session: Session, review: Review) -> int:
 
 def daily_active_accounts(session: Session, params: ReviewParams) -> list[DayCount]:
     """Accounts (not deleted) with any activity, per UTC day of the window, zeros included."""
-    dialect = session.get_bind().dialect.name
+    dialect = sql.dialect(session)
     rows = active_days(params, dialect)
     query = (
         select(rows.c.day, func.count())
@@ -595,7 +581,7 @@ def shown_rows(session: Session, review: Review, per_finding: int) -> tuple[Tall
              for i, name in enumerate(FINDINGS)]
     shown = or_(c.is_last, *(and_(bits_of(c.finding_flags, i), c[f"c_{name}"] <= per_finding)
                              for i, name in enumerate(FINDINGS)))
-    without_jit(session)
+    sql.without_jit(session)  # as in `iter_rows`
     rows = list(session.connection().execute(
         select(ranked, *ranks).where(shown).order_by(c.id)))
     tally = Tally()

@@ -27,7 +27,8 @@ from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from worker.activity.planner import readmission_order, readmit, release_held, runnable_heads
-from worker.db import is_postgres, session_scope
+from worker.db import session_scope
+from worker.kit import sql
 from worker.kit.redis import get_redis
 from worker.models import (
     ConnectionTest,
@@ -82,11 +83,6 @@ def compute_next(source: Source, now: datetime | None = None) -> None:
     )
 
 
-def _lock(stmt: Any, session: Session) -> Any:
-    # SQLite has no row locks (and one writer at a time): the plain select is enough there.
-    return stmt.with_for_update(skip_locked=True) if is_postgres(session) else stmt
-
-
 def due_runs(session: Session, now: datetime) -> list[SyncRun]:
     """Create the runs of every due source and advance its schedule (caller commits)."""
     stmt = (
@@ -102,7 +98,7 @@ def due_runs(session: Session, now: datetime) -> list[SyncRun]:
         .limit(BATCH)
     )
     created: list[SyncRun] = []
-    for source in session.exec(_lock(stmt, session)).all():
+    for source in session.exec(sql.skip_locked(session, stmt)).all():
         next_agg, next_act = as_utc(source.next_aggregation_at), as_utc(source.next_activity_at)
         agg_due = source.aggregation_enabled and next_agg is not None and next_agg <= now
         act_due = source.activity_enabled and next_act is not None and next_act <= now
@@ -128,7 +124,7 @@ def resumable_runs(session: Session, now: datetime, redis_client: redis.Redis) -
     to the next chunks; tomorrow's tick tries it first again. (A deferred plan run is only the
     roll-up of its chunks: it has nothing to resume itself.)"""
     stmt = select(SyncRun).where(SyncRun.status == RunStatus.DEFERRED).limit(BATCH * 5)
-    deferred = session.exec(_lock(stmt, session)).all()
+    deferred = session.exec(sql.skip_locked(session, stmt)).all()
     ready: list[SyncRun] = []
     waiting: set[tuple[object, str]] = set()  # chains whose earlier chunk did not fit today
     for run in sorted(deferred, key=lambda c: (c.parent_id is not None, readmission_order(c))):

@@ -31,12 +31,12 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Text, Uuid, bindparam, column, or_, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.dml import Insert
 from sqlmodel import col
 
 from worker.db import get_engine
+from worker.kit import sql
 from worker.models import Source, WebhookEvent, WebhookStatus, utcnow
 from worker.sources.service import webhook_secret
 from worker.webhooks import inbox, signature
@@ -138,8 +138,7 @@ def _insert(dialect: str) -> Insert:
     stmt = _INSERTS.get(dialect)
     if stmt is None:
         table = WebhookEvent.__table__  # type: ignore[attr-defined]
-        insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-        stmt = insert.on_conflict_do_nothing(
+        stmt = sql.insert_in(dialect, table).on_conflict_do_nothing(
             index_elements=["source_id", "body_sha256"]).returning(table.c.id)
         _INSERTS[dialect] = stmt
     return stmt
