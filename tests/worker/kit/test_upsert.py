@@ -545,15 +545,7 @@ def test_a_first_pull_goes_straight_in_and_one_with_soft_deleted_rows_falls_back
 
 
 def _appending(session: Session):
-    import worker.kit.upsert as kit
     from worker.kit.upsert import Appending
-
-    formats: list[str] = []
-    copy_from = kit._copy_from
-
-    def spied(cur: Any, table: str, columns: str, binary: Any) -> Any:
-        formats.append("binary" if binary else "text")
-        return copy_from(cur, table, columns, binary)
 
     return Appending(session, ActivityEvent, conflict=("source_id", "event_key"), immutable=True)
 
