@@ -132,6 +132,7 @@ class _Plan:
     sets: dict[str, str]  # column -> SQL of its new value; empty: DO NOTHING
     where: str | None  # the DO UPDATE's condition (classify mode)
     changed_before: str | None  # RETURNING subquery: did the stored row differ (Postgres)
+    json_at: tuple[int, ...]  # where in `columns` the JSON ones are (COPY wraps their values)
 
     @property
     def action(self) -> str:
@@ -201,7 +202,8 @@ def _plan(
         keys = " AND ".join(f'o."{k}" = {name}."{k}"' for k in conflict)
         changed_before = (f"(SELECT {any_of([differs('o', name, c) for c in compare])} "
                           f"FROM {name} AS o WHERE {keys})")
-    return _Plan(table, columns, conflict, compare, sets, where, changed_before)
+    json_at = tuple(i for i, c in enumerate(columns) if c in json_cols)
+    return _Plan(table, columns, conflict, compare, sets, where, changed_before, json_at)
 
 
 def upsert(
@@ -323,7 +325,7 @@ def _json_values(plan: _Plan, values: list[Sequence[Any]], binary: bool
     """Rows of `_copy_values` with their JSON columns' values as the VALUES path stores them:
     None as JSON null (SQLAlchemy's `JSON`, ``none_as_null`` off), not SQL NULL; in a text COPY
     every value wrapped (psycopg would send a list as a Postgres array)."""
-    json_at = [i for i, c in enumerate(plan.columns) if isinstance(plan.table.c[c].type, JSON)]
+    json_at = plan.json_at
     if not json_at or (binary and all(row[i] is not None for row in values for i in json_at)):
         return values
     wrapped: list[Sequence[Any]] = []
@@ -405,9 +407,8 @@ def _copy_upsert(session: Session, plan: _Plan, rows: Sequence[dict[str, Any]], 
               f"ON CONFLICT ({keys}) {plan.action}")
     if returning:
         insert += f" RETURNING {', '.join(plan.returning)}"
-    params = [by_column[i][0] for i in sorted(constant)]
-    params = [Json(v) if isinstance(plan.table.c[plan.columns[i]].type, JSON) else v
-              for i, v in zip(sorted(constant), params, strict=True)]
+    params = [Json(by_column[i][0]) if i in plan.json_at else by_column[i][0]
+              for i in sorted(constant)]
     raw = session.connection().connection.driver_connection
     with raw.cursor() as cur:  # type: ignore[union-attr]
         _copy_into(cur, stage, staged_cols, values, binary)
