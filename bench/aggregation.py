@@ -168,8 +168,9 @@ def fetch_only_worker(arg: dict[str, Any], wait_start: WaitStart) -> dict[str, A
         for entry in body.get(kind) or []:
             for page in client.iter_pages(f"/{kind}/{entry['id']}/members", {}, "members"):
                 items += len(page.items)
-    for entry in body.get("roles") or []:
-        client.get(f"/roles/{entry['id']}")  # each role's privileges, as the pull asks
+        if kind == "roles":
+            for entry in body.get(kind) or []:
+                client.get(f"/roles/{entry['id']}")  # each role's privileges, as the pull asks
     return {"seconds": time.perf_counter() - t0, "cpu_seconds": cpu_seconds() - cpu0,
             "items": items}
 
