@@ -102,7 +102,9 @@ def recompute(session: Session, source: Source, days: Iterable[date],
 
     # Sign-in/out events: every event counts as activity, "Sign in" ones as sign-ins. Guests
     # are left out on the stored column (`!= ""` is false for NULL, and lower() never empties
-    # an address), so the filter lower-cases no row.
+    # an address), so that filter lower-cases no row. Some e-mails only (a webhook's user):
+    # matched lower-cased, as they are grouped, so a stored "Ann@x.io" counts for ann@x.io
+    # (the day's range has narrowed the rows by then).
     ev_email = func.lower(ActivityEvent.email)
     ev_day = sql.utc_day(ActivityEvent.time, dialect)
     events = (
@@ -113,7 +115,7 @@ def recompute(session: Session, source: Source, days: Iterable[date],
                func.max(ActivityEvent.time).label("last"))
         .where(col(ActivityEvent.source_id) == source.id, _in_days(ActivityEvent.time, days),
                col(ActivityEvent.email) != "",
-               *([] if only is None else [col(ActivityEvent.email).in_(only)]))
+               *([] if only is None else [ev_email.in_(only)]))
         .group_by(ev_email, ev_day)
     )
     # Meetings hosted, by start day; activity until the latest end.
@@ -123,7 +125,7 @@ def recompute(session: Session, source: Source, days: Iterable[date],
         select(host, m_day, zero, func.count(), zero, zero, func.max(Meeting.end_time))
         .where(col(Meeting.source_id) == source.id, _in_days(Meeting.start_time, days),
                col(Meeting.host_email) != "",
-               *([] if only is None else [col(Meeting.host_email).in_(only)]))
+               *([] if only is None else [host.in_(only)]))
         .group_by(host, m_day)
     )
     # Attendance, by join day: distinct meetings, summed seconds, latest leave (else join).
@@ -138,7 +140,7 @@ def recompute(session: Session, source: Source, days: Iterable[date],
         .where(col(MeetingParticipant.source_id) == source.id,
                _in_days(MeetingParticipant.join_time, days),
                col(MeetingParticipant.user_email) != "",
-               *([] if only is None else [col(MeetingParticipant.user_email).in_(only)]))
+               *([] if only is None else [who.in_(only)]))
         .group_by(who, p_day)
     )
     inputs = union_all(events, hosted, attended).subquery("inputs")

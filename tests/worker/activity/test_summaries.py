@@ -257,3 +257,15 @@ def test_days_are_read_as_utc_ranges_with_exact_midnight_bounds_and_gaps(db: Ses
     fay = stored(db, source)[("fay@x.io", D2)]
     assert fay == reference(db, source, [D2])[("fay@x.io", D2)]
     assert fay[:4] == (1, 1, 1, 1)
+
+
+def test_one_users_recompute_counts_their_events_stored_in_any_case(db: Session) -> None:
+    """A webhook recomputes one user's day: the e-mail it names and the ones stored may
+    differ in case ("ANN@x.io" in the seed, "Ann@x.io" in the hook). The day's summary is the
+    one the whole recompute writes, not one without the differently cased events."""
+    source = seed(db)
+    summaries.recompute(db, source, [D1, D2, D3])
+    whole = stored(db, source)
+    assert summaries.recompute(db, source, [D1], emails=["Ann@X.io"]) == 1
+    assert stored(db, source) == whole
+    assert whole[("ann@x.io", D1)][:4] == (2, 1, 1, 50)
