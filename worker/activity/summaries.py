@@ -14,6 +14,7 @@ governance source in a split set-up) and its correlated identity when known.
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
 import queue
 import threading
@@ -23,7 +24,9 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Uuid,
     and_,
+    bindparam,
     case,
     cast,
     delete,
@@ -34,6 +37,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.sql.elements import BindParameter
 from sqlmodel import Session, col
 
 from worker.correlation.service import accounts_source_id
@@ -64,17 +68,23 @@ def _details(zoom_id: Any, identity_id: Any, dialect: str) -> Any:
                 (identity_id.is_(None), linked), else_=both)
 
 
-def _in_days(column: Any, days: list[date]) -> Any:
-    """`column` (a timestamp) falls on one of `days` (sorted, UTC): one range per run of
-    consecutive days, which the (source, time) indexes answer, and no day computed per row."""
+def _day_runs(days: list[date]) -> list[tuple[date, date]]:
+    """`days` (sorted) as runs of consecutive days, (first, last) each."""
     runs: list[tuple[date, date]] = []
     for day in days:
         if runs and runs[-1][1] == day - timedelta(days=1):
             runs[-1] = (runs[-1][0], day)
         else:
             runs.append((day, day))
-    ranges = [and_(column >= _midnight(first), column < _midnight(last + timedelta(days=1)))
-              for first, last in runs]
+    return runs
+
+
+def _in_runs(column: Any, runs: int) -> Any:
+    """`column` (a timestamp) falls in one of ``runs`` ranges of whole UTC days, bound as
+    ``from_i``/``until_i``: the (source, time) indexes answer them, and no day is computed per
+    row."""
+    ranges = [and_(column >= bindparam(f"from_{i}"), column < bindparam(f"until_{i}"))
+              for i in range(runs)]
     return ranges[0] if len(ranges) == 1 else or_(*ranges)
 
 
@@ -96,10 +106,32 @@ def recompute(session: Session, source: Source, days: Iterable[date],
     # Serialise summary rewrites of one source: two chunks (sign-ins and meetings) finishing
     # together would each compute a day without the other's last page.
     sql.xact_lock(session, f"summary:{source.id}")
-    dialect = sql.dialect(session)
-    zero = literal(0, BigInteger)
+    runs = _day_runs(days)
     only = None if emails is None else sorted({e.lower() for e in emails})
+    gone, rows = _statements(sql.dialect(session), len(runs), only is not None)
+    params: dict[str, Any] = {"source_id": source.id, "tenant_id": source.tenant_id,
+                              "accounts_source_id": accounts_source_id(source),
+                              "now": utcnow(), "days": days}
+    for i, (first, last) in enumerate(runs):
+        params[f"from_{i}"] = _midnight(first)
+        params[f"until_{i}"] = _midnight(last + timedelta(days=1))
+    if only is not None:
+        params["emails"] = only
+    session.execute(gone, params)
+    result: Any = session.execute(rows, params)
+    return int(result.rowcount)
 
+
+@functools.lru_cache(maxsize=64)
+def _statements(dialect: str, runs: int, some_emails: bool) -> tuple[Any, Any]:
+    """`recompute`'s DELETE and INSERT for ``runs`` ranges of days (of some e-mails only, or
+    all), every value a bound parameter: built once per shape. Why: building the statement
+    took the worker about 3 ms a call, and SQLAlchemy then walked it again for its cache key,
+    at every recompute of a backfill's days (bench/RESULTS.md, issue 15, fifth round)."""
+    zero = literal(0, BigInteger)
+    source_id = bindparam("source_id", type_=Uuid())
+    emails: BindParameter[Any] | None = (bindparam("emails", expanding=True) if some_emails
+                                         else None)
     # Sign-in/out events: every event counts as activity, "Sign in" ones as sign-ins. Guests
     # are left out on the stored column (`!= ""` is false for NULL, and lower() never empties
     # an address), so that filter lower-cases no row. Some e-mails only (a webhook's user):
@@ -113,9 +145,9 @@ def recompute(session: Session, source: Source, days: Iterable[date],
                              else_=0)).label("s"),
                zero.label("h"), zero.label("a"), zero.label("secs"),
                func.max(ActivityEvent.time).label("last"))
-        .where(col(ActivityEvent.source_id) == source.id, _in_days(ActivityEvent.time, days),
+        .where(col(ActivityEvent.source_id) == source_id, _in_runs(ActivityEvent.time, runs),
                col(ActivityEvent.email) != "",
-               *([] if only is None else [ev_email.in_(only)]))
+               *([] if emails is None else [ev_email.in_(emails)]))
         .group_by(ev_email, ev_day)
     )
     # Meetings hosted, by start day; activity until the latest end.
@@ -123,9 +155,9 @@ def recompute(session: Session, source: Source, days: Iterable[date],
     m_day = sql.utc_day(Meeting.start_time, dialect)
     hosted = (
         select(host, m_day, zero, func.count(), zero, zero, func.max(Meeting.end_time))
-        .where(col(Meeting.source_id) == source.id, _in_days(Meeting.start_time, days),
+        .where(col(Meeting.source_id) == source_id, _in_runs(Meeting.start_time, runs),
                col(Meeting.host_email) != "",
-               *([] if only is None else [host.in_(only)]))
+               *([] if emails is None else [host.in_(emails)]))
         .group_by(host, m_day)
     )
     # Attendance, by join day: distinct meetings, summed seconds, latest leave (else join).
@@ -137,10 +169,10 @@ def recompute(session: Session, source: Source, days: Iterable[date],
                func.sum(func.coalesce(MeetingParticipant.duration, 0)),
                func.coalesce(func.max(MeetingParticipant.leave_time),
                              func.max(MeetingParticipant.join_time)))
-        .where(col(MeetingParticipant.source_id) == source.id,
-               _in_days(MeetingParticipant.join_time, days),
+        .where(col(MeetingParticipant.source_id) == source_id,
+               _in_runs(MeetingParticipant.join_time, runs),
                col(MeetingParticipant.user_email) != "",
-               *([] if only is None else [who.in_(only)]))
+               *([] if emails is None else [who.in_(emails)]))
         .group_by(who, p_day)
     )
     inputs = union_all(events, hosted, attended).subquery("inputs")
@@ -153,8 +185,7 @@ def recompute(session: Session, source: Source, days: Iterable[date],
                func.max(inputs.c.last).label("last"))
         .group_by(inputs.c.email, inputs.c.day)
     ).subquery("per_day")
-
-    target = accounts_source_id(source)
+    target = bindparam("accounts_source_id", type_=Uuid())
     # One Zoom account per e-mail: among duplicates the lowest id, so every run picks the same.
     accounts = (
         select(func.lower(ZoomUser.email).label("email"), func.min(ZoomUser.zoom_id).label("zid"))
@@ -165,14 +196,12 @@ def recompute(session: Session, source: Source, days: Iterable[date],
         select(col(AccountCorrelation.user_zoom_id), col(AccountCorrelation.identity_id))
         .where(col(AccountCorrelation.source_id) == target)
     ).subquery("corr")
-
     table = UserDailySummary.__table__  # type: ignore[attr-defined]
     rows = (
-        select(literal(source.tenant_id, table.c.tenant_id.type),
-               literal(source.id, table.c.source_id.type),
+        select(bindparam("tenant_id", type_=table.c.tenant_id.type), source_id,
                per_day.c.email, per_day.c.day, per_day.c.sign_ins, per_day.c.hosted,
                per_day.c.attended, per_day.c.secs // 60, per_day.c.last,
-               literal(utcnow(), UTCDateTime()),
+               bindparam("now", type_=UTCDateTime()),
                _details(accounts.c.zid, corr.c.identity_id, dialect))
         .select_from(per_day)
         .outerjoin(accounts, accounts.c.email == per_day.c.email)
@@ -181,19 +210,20 @@ def recompute(session: Session, source: Source, days: Iterable[date],
     columns = ["tenant_id", "source_id", "email", "day", "sign_ins", "meetings_hosted",
                "meetings_attended", "meeting_minutes", "last_activity_at", "updated_at",
                "details"]
-    # A plain INSERT: the DELETE below has just removed every row it can write (same source,
-    # days and e-mails), and the lock above keeps other recomputes out until the commit, so
-    # an ON CONFLICT would only add a speculative insertion per row.
-    stmt = sql.insert(session, table).from_select(columns, rows)
-    # Days recomputed from scratch: a user with no activity left that day loses the row.
-    gone = delete(UserDailySummary).where(
-        col(UserDailySummary.source_id) == source.id, col(UserDailySummary.day).in_(days))
-    if only is not None:
-        gone = gone.where(col(UserDailySummary.email).in_(only))
-    session.execute(gone)
-    # SQLAlchemy reads an INSERT's rowcount only when asked to.
-    result: Any = session.execute(stmt.execution_options(preserve_rowcount=True))
-    return int(result.rowcount)
+    # A plain INSERT: the DELETE has just removed every row it can write (same source, days
+    # and e-mails), and the lock in `recompute` keeps other recomputes out until the commit,
+    # so an ON CONFLICT would only add a speculative insertion per row.
+    # SQLAlchemy reads an INSERT's rowcount only when asked to (an option set here: a new
+    # statement object per call would be walked again for its cache key).
+    insert = sql.insert_in(dialect, table).from_select(columns, rows).execution_options(
+        preserve_rowcount=True)
+    # Days recomputed from scratch: a user with no activity left that day loses the row. On
+    # the table, not the model: no ORM session to synchronise (no summary is loaded here).
+    gone = delete(table).where(table.c.source_id == source_id,
+                               table.c.day.in_(bindparam("days", expanding=True)))
+    if emails is not None:
+        gone = gone.where(table.c.email.in_(emails))
+    return gone, insert
 
 
 # Closed days handed to the thread together: each recompute has a fixed cost in the worker

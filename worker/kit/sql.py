@@ -65,12 +65,15 @@ def without_jit(session: Session) -> None:
         session.execute(text("SET LOCAL jit = off"))
 
 
+_XACT_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
+
+
 def xact_lock(session: Session, name: str) -> None:
     """Serialise the transactions that take the same `name` until they end (a Postgres
     advisory transaction lock). SQLite has one writer at a time already: nothing to do."""
     if is_postgres(session):
         key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+        session.execute(_XACT_LOCK, {"k": key})
 
 
 def utc_day(column: Any, dialect_name: str) -> Any:

@@ -259,6 +259,35 @@ def test_days_are_read_as_utc_ranges_with_exact_midnight_bounds_and_gaps(db: Ses
     assert fay[:4] == (1, 1, 1, 1)
 
 
+def test_statements_built_once_serve_every_source_with_its_own_values(db: Session) -> None:
+    """`recompute` builds its statements once per shape, every value bound: a source of
+    another tenant recomputed through the same statements gets its own tenant, inputs and
+    accounts, and leaves the first source's summaries as they were; so does one user's
+    recompute (a webhook's), whose shape differs."""
+    first, second = seed(db), seed(db)
+    db.add(ActivityEvent(tenant_id=second.tenant_id, source_id=second.id, event_key="more",
+                         email="ann@x.io", time=at(D1, 12), type="Sign in"))
+    db.flush()
+    summaries._statements.cache_clear()
+    summaries.recompute(db, first, [D1, D2, D3])
+    summaries.recompute(db, second, [D1, D2, D3])
+    assert summaries._statements.cache_info().hits == 1  # the second call's shape was built
+    assert stored(db, first) == reference(db, first, [D1, D2, D3])
+    assert stored(db, second) == reference(db, second, [D1, D2, D3])
+    assert stored(db, second)[("ann@x.io", D1)][0] == 3  # its own extra sign-in counted
+    assert stored(db, first)[("ann@x.io", D1)][0] == 2
+    owners = set(db.exec(select(UserDailySummary.source_id, UserDailySummary.tenant_id)))
+    assert owners == {(first.id, first.tenant_id), (second.id, second.tenant_id)}
+    before = stored(db, first)
+    db.add(ActivityEvent(tenant_id=second.tenant_id, source_id=second.id, event_key="again",
+                         email="ann@x.io", time=at(D1, 13), type="Sign in"))
+    db.flush()
+    assert summaries.recompute(db, second, [D1], emails=["ANN@x.io"]) == 1
+    assert stored(db, second)[("ann@x.io", D1)][0] == 4
+    assert stored(db, second) == reference(db, second, [D1, D2, D3])
+    assert stored(db, first) == before
+
+
 def test_one_users_recompute_counts_their_events_stored_in_any_case(db: Session) -> None:
     """A webhook recomputes one user's day: the e-mail it names and the ones stored may
     differ in case ("ANN@x.io" in the seed, "Ann@x.io" in the hook). The day's summary is the
