@@ -289,9 +289,9 @@ def test_statements_built_once_serve_every_source_with_its_own_values(db: Sessio
 
 
 def test_one_users_recompute_counts_their_events_stored_in_any_case(db: Session) -> None:
-    """A webhook recomputes one user's day: the e-mail it names and the ones stored may
-    differ in case ("ANN@x.io" in the seed, "Ann@x.io" in the hook). The day's summary is the
-    one the whole recompute writes, not one without the differently cased events."""
+    """One user's recompute (a webhook's) matches e-mails as the summaries group them,
+    lower-cased: rows stored in another case ("ANN@x.io" in the seed; our own writers store
+    them lower-cased) count for the day it rewrites, as in the whole recompute."""
     source = seed(db)
     summaries.recompute(db, source, [D1, D2, D3])
     whole = stored(db, source)
