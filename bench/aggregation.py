@@ -26,8 +26,10 @@ from bench.harness import (
     cpu_seconds,
     create_sources,
     median,
+    median_by,
     ratio,
     run_processes,
+    tenant_of,
 )
 
 PAGE_SIZE = 300
@@ -189,22 +191,17 @@ def fetch_only_worker(arg: dict[str, Any], wait_start: WaitStart) -> dict[str, A
             "items": items}
 
 
-def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The run of the median wall time (the upper one of an even count), its figures kept
-    together."""
-    return sorted(runs, key=lambda run: run["seconds"])[len(runs) // 2]
+def _seconds(run: dict[str, Any]) -> float:
+    seconds: float = run["seconds"]
+    return seconds
 
 
 def _first_pull(env: BenchEnv, fake: FakeZoomProcess, **what_if: Any) -> dict[str, Any]:
     """One first aggregation of a new source with ``what_if`` (`aggregation_worker`'s
     switches), the data reset before."""
-    from sqlalchemy import text
-
     env.reset_data()
     (sid,) = create_sources(env.engine, fake.accounts)
-    with env.engine.connect() as conn:
-        tenant = conn.execute(text("SELECT tenant_id FROM source WHERE id = :s"),
-                              {"s": sid}).scalar_one()
+    tenant = tenant_of(env.engine, sid)
     run = run_processes(aggregation_worker, [{
         "source": str(sid), "tenant": str(tenant), "api_url": fake.api_url, "runs": 1,
         **what_if}], timeout=3600)
@@ -224,9 +221,7 @@ def run(env: BenchEnv) -> Figure:
     with FakeZoomProcess(config) as fake:
         env.point_at(fake)
         (sid,) = create_sources(env.engine, fake.accounts)
-        with env.engine.connect() as conn:
-            tenant = conn.execute(text("SELECT tenant_id FROM source WHERE id = :s"),
-                                  {"s": sid}).scalar_one()
+        tenant = tenant_of(env.engine, sid)
         arg = {"source": str(sid), "tenant": str(tenant), "api_url": fake.api_url}
         # Warm the fake's lazily built indexes so neither series pays for them.
         warm = run_processes(fetch_only_worker, [arg], timeout=1800)
@@ -251,12 +246,12 @@ def run(env: BenchEnv) -> Figure:
             what_if = _first_pull(env, fake, copy_threshold=100)
         # The same first pull with the writes skipped: what fetching and parsing cost on
         # this machine, the fake sharing its cores (the first figure cannot go below it).
-        parsed = _median_run([_first_pull(env, fake, skip_writes=True)
-                              for _ in range(env.repeats)])
+        parsed = median_by([_first_pull(env, fake, skip_writes=True)
+                            for _ in range(env.repeats)], _seconds)
         # The first figure as a median too: the chain's own first run and more of a new source.
         firsts = [agg.values[0]["runs"][0],
                   *(_first_pull(env, fake) for _ in range(env.repeats - 1))]
-    first = _median_run(firsts)
+    first = median_by(firsts, _seconds)
     second, third = agg.values[0]["runs"][1:]
     requests = int(stats["requests_total"]) / 3  # three aggregations
     fetch = median(fetch_seconds)

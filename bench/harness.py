@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -47,12 +47,20 @@ _OWNER_KEY = "ai:bench:owner"
 
 log = logging.getLogger("bench")
 
+T = TypeVar("T")
+
 
 # ----------------------------------------------------------------------------- statistics
 
 
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values)) if values else math.nan
+
+
+def median_by(items: Sequence[T], key: Callable[[T], float]) -> T:
+    """The item of the median ``key`` (the upper one of an even count): a whole run's figures
+    stay together."""
+    return sorted(items, key=key)[len(items) // 2]
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -482,6 +490,16 @@ def create_sources(engine: Any, accounts: Sequence[dict[str, Any]], *,
             ids.append(source.id)
         session.commit()
     return ids
+
+
+def tenant_of(engine: Any, source_id: uuid.UUID) -> uuid.UUID:
+    """The tenant of a source `create_sources` made."""
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        tenant: uuid.UUID = conn.execute(text("SELECT tenant_id FROM source WHERE id = :s"),
+                                         {"s": source_id}).scalar_one()
+    return tenant
 
 
 @contextlib.contextmanager

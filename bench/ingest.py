@@ -16,8 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from bench.harness import (
     BenchEnv,
@@ -28,8 +27,10 @@ from bench.harness import (
     backend_cpu_delta,
     cpu_seconds,
     create_sources,
+    median_by,
     ratio,
     run_processes,
+    tenant_of,
 )
 
 DAYS = 90
@@ -184,18 +185,9 @@ def _raw_copy(env: BenchEnv, tables: list[tuple[str, tuple[str, ...], Rows]]
                 cpu_seconds() - cpu0 + cpu_seconds(backend) - pg0)
 
 
-T = TypeVar("T")
-
-
-def _median_by(items: list[T], key: Callable[[T], float]) -> T:
-    """The item of the median ``key`` (the upper one of an even count): a whole run's figures
-    stay together."""
-    return sorted(items, key=key)[len(items) // 2]
-
-
 def _one_size(env: BenchEnv, events_target: int, today: dt.date,
               copy_threshold: int | None = None) -> dict[str, Any]:
-    from sqlalchemy import func, select, text
+    from sqlalchemy import func, select
 
     from worker.models import ActivityEvent
 
@@ -210,9 +202,7 @@ def _one_size(env: BenchEnv, events_target: int, today: dt.date,
         for _ in range(repeats):
             env.reset_data()  # the next run finds an empty window again, as the first did
             (sid,) = create_sources(env.engine, fake.accounts)
-            with env.engine.connect() as conn:
-                tenant = conn.execute(text("SELECT tenant_id FROM source WHERE id = :s"),
-                                      {"s": sid}).scalar_one()
+            tenant = tenant_of(env.engine, sid)
             fake.reset_stats()
             result = run_processes(chain_worker, [{"source": str(sid), "tenant": str(tenant),
                                                    "api_url": fake.api_url,
@@ -229,18 +219,18 @@ def _one_size(env: BenchEnv, events_target: int, today: dt.date,
                                   timeout=3600)
             fetch.raise_errors()
             fetches.append(fetch.values[0])
-    value, pages, peak_rss = _median_by(runs, lambda run: run[0]["seconds"])
-    fetched = _median_by(fetches, lambda f: f["seconds"])
+    value, pages, peak_rss = median_by(runs, lambda run: run[0]["seconds"])
+    fetched = median_by(fetches, lambda f: f["seconds"])
     with env.engine.connect() as conn:
         stored = conn.execute(select(func.count()).select_from(ActivityEvent)).scalar_one()
     # The baseline gets exactly the rows the pipeline wrote (its last run), already in memory.
     rows = _stored_rows(env)
     summaries = _stored_rows(env, "user_daily_summary", SUMMARY_COLUMNS)
     # Context, not the goal's baseline: the pipeline also writes the events' day summaries.
-    with_summaries = _median_by([_raw_copy(env, [
+    with_summaries = median_by([_raw_copy(env, [
         ("activity_event", COLUMNS, rows), ("user_daily_summary", SUMMARY_COLUMNS, summaries)])
         for _ in range(repeats)], lambda copy: copy[0])[0]
-    copy_seconds, copy_cpu = _median_by([_raw_copy(env, [("activity_event", COLUMNS, rows)])
+    copy_seconds, copy_cpu = median_by([_raw_copy(env, [("activity_event", COLUMNS, rows)])
                                          for _ in range(repeats)], lambda copy: copy[0])
     summary_rows = len(summaries)
     del rows, summaries
